@@ -1,0 +1,464 @@
+//! Container engines: finding them, asking what runs, and removing resources.
+//!
+//! Planning lives in each backend module as a pure function; this module holds
+//! the few engine queries the operations need, all run through a [`Runner`].
+
+pub mod apple;
+pub mod docker;
+
+use crate::manifest::BackendKind;
+use crate::name::Role;
+use crate::runner::{Output, Runner};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Where GUI apps find engines: they do not inherit a shell's PATH.
+const DOCKER_PATHS: &[&str] = &[
+    "/usr/local/bin/docker",
+    "/usr/bin/docker",
+    "/opt/homebrew/bin/docker",
+    "/Applications/Docker.app/Contents/Resources/bin/docker",
+    "~/.orbstack/bin/docker",
+    "~/.rd/bin/docker",
+];
+const CONTAINER_PATHS: &[&str] = &["/usr/local/bin/container", "/opt/homebrew/bin/container"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{program} not found: looked on PATH and in {looked}")]
+    NotFound {
+        program: &'static str,
+        looked: String,
+    },
+    #[error("`{command}` failed{}: {stderr}", code.map(|c| format!(" (exit code {c})")).unwrap_or_default())]
+    Command {
+        command: String,
+        code: Option<i32>,
+        stderr: String,
+    },
+    #[error("`{command}` printed output Bottlebar does not understand: {why}")]
+    Parse { command: String, why: String },
+    #[error("the {0} backend cannot do this yet: {1}")]
+    Unsupported(BackendKind, &'static str),
+}
+
+/// A located engine CLI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Engine {
+    pub kind: BackendKind,
+    pub program: PathBuf,
+}
+
+impl Engine {
+    pub fn program_str(&self) -> String {
+        self.program.display().to_string()
+    }
+}
+
+fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Finds `program` via an override variable, then PATH, then known install paths.
+fn find_program(
+    program: &'static str,
+    override_var: &str,
+    known: &[&str],
+) -> Result<PathBuf, EngineError> {
+    if let Some(p) = std::env::var_os(override_var).filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        return if is_executable(&p) {
+            Ok(p)
+        } else {
+            Err(EngineError::NotFound {
+                program,
+                looked: format!("{override_var}={}", p.display()),
+            })
+        };
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(program));
+    let known_paths = known.iter().map(|p| expand_home(p));
+    on_path
+        .chain(known_paths)
+        .find(|p| is_executable(p))
+        .ok_or_else(|| EngineError::NotFound {
+            program,
+            looked: known.join(", "),
+        })
+}
+
+/// Locates the CLI for `kind`. `BOTTLEBAR_DOCKER` / `BOTTLEBAR_CONTAINER` override.
+pub fn find_engine(kind: BackendKind) -> Result<Engine, EngineError> {
+    let program = match kind {
+        BackendKind::Docker => find_program("docker", "BOTTLEBAR_DOCKER", DOCKER_PATHS)?,
+        BackendKind::Apple => find_program("container", "BOTTLEBAR_CONTAINER", CONTAINER_PATHS)?,
+    };
+    Ok(Engine { kind, program })
+}
+
+/// Which backend to use when neither the command line nor the manifest says:
+/// `BOTTLEBAR_BACKEND`, else Apple's runtime on macOS when installed, else Docker.
+pub fn default_backend() -> BackendKind {
+    if let Some(k) = std::env::var("BOTTLEBAR_BACKEND")
+        .ok()
+        .and_then(|v| BackendKind::parse(&v))
+    {
+        return k;
+    }
+    if cfg!(target_os = "macos") && find_engine(BackendKind::Apple).is_ok() {
+        BackendKind::Apple
+    } else {
+        BackendKind::Docker
+    }
+}
+
+/// A labelled container as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveContainer {
+    pub id: String,
+    pub name: String,
+    pub bottle: String,
+    pub role: Option<Role>,
+    pub running: bool,
+    pub status: String,
+    pub started_at: Option<String>,
+    pub command: Vec<String>,
+    pub image: String,
+    /// Network name → IPv4 address.
+    pub networks: BTreeMap<String, String>,
+}
+
+/// A labelled network as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveNetwork {
+    pub id: String,
+    pub name: String,
+    pub bottle: String,
+    pub role: Option<Role>,
+    pub internal: bool,
+    /// Names of the containers attached to it.
+    pub attached: Vec<String>,
+}
+
+/// Every labelled resource the engine has.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Inventory {
+    pub containers: Vec<LiveContainer>,
+    pub networks: Vec<LiveNetwork>,
+}
+
+impl Inventory {
+    pub fn of_bottle(&self, bottle: &str) -> Inventory {
+        Inventory {
+            containers: self
+                .containers
+                .iter()
+                .filter(|c| c.bottle == bottle)
+                .cloned()
+                .collect(),
+            networks: self
+                .networks
+                .iter()
+                .filter(|n| n.bottle == bottle)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    pub fn container(&self, role: Role) -> Option<&LiveContainer> {
+        self.containers.iter().find(|c| c.role == Some(role))
+    }
+
+    pub fn network(&self, role: Role) -> Option<&LiveNetwork> {
+        self.networks.iter().find(|n| n.role == Some(role))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty() && self.networks.is_empty()
+    }
+
+    /// Names of the bottles that own something.
+    pub fn bottles(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .containers
+            .iter()
+            .map(|c| c.bottle.clone())
+            .chain(self.networks.iter().map(|n| n.bottle.clone()))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+async fn checked<R: Runner>(runner: &R, argv: &[String]) -> Result<Output, EngineError> {
+    let out = runner.run(argv).await;
+    if out.success() {
+        Ok(out)
+    } else {
+        Err(EngineError::Command {
+            command: crate::plan::display_command(argv),
+            code: out.code,
+            stderr: out.stderr_tail(),
+        })
+    }
+}
+
+fn ids(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Lists every resource labelled `bottlebar.bottle`.
+pub async fn inventory<R: Runner>(engine: &Engine, runner: &R) -> Result<Inventory, EngineError> {
+    match engine.kind {
+        BackendKind::Docker => {
+            let p = engine.program_str();
+            let (list_c, list_n) = docker::list_argv(&p);
+            let container_ids = ids(&checked(runner, &list_c).await?.stdout);
+            let network_ids = ids(&checked(runner, &list_n).await?.stdout);
+            let mut inv = Inventory::default();
+            if !container_ids.is_empty() {
+                let argv = docker::inspect_argv(&p, &container_ids);
+                // A container removed between listing and inspecting makes inspect
+                // exit 1 while still printing the others; use what it printed.
+                let out = runner.run(&argv).await;
+                inv.containers = docker::parse_containers(&out.stdout).map_err(|why| {
+                    if out.success() {
+                        EngineError::Parse {
+                            command: crate::plan::display_command(&argv),
+                            why,
+                        }
+                    } else {
+                        EngineError::Command {
+                            command: crate::plan::display_command(&argv),
+                            code: out.code,
+                            stderr: out.stderr_tail(),
+                        }
+                    }
+                })?;
+            }
+            if !network_ids.is_empty() {
+                let argv = docker::network_inspect_argv(&p, &network_ids);
+                let out = runner.run(&argv).await;
+                inv.networks = docker::parse_networks(&out.stdout).map_err(|why| {
+                    if out.success() {
+                        EngineError::Parse {
+                            command: crate::plan::display_command(&argv),
+                            why,
+                        }
+                    } else {
+                        EngineError::Command {
+                            command: crate::plan::display_command(&argv),
+                            code: out.code,
+                            stderr: out.stderr_tail(),
+                        }
+                    }
+                })?;
+            }
+            Ok(inv)
+        }
+        BackendKind::Apple => Err(EngineError::Unsupported(
+            BackendKind::Apple,
+            "listing resources (coming with the apple backend issue)",
+        )),
+    }
+}
+
+/// Removes the given containers, then networks (containers first, or the
+/// networks would still be in use). Any other container still attached to one
+/// of the networks (say, one a user connected by hand) is disconnected, not
+/// removed: it is not Bottlebar's. Resources already gone are not errors.
+pub async fn remove<R: Runner>(
+    engine: &Engine,
+    runner: &R,
+    inv: &Inventory,
+) -> Result<(), EngineError> {
+    let p = engine.program_str();
+    if engine.kind == BackendKind::Apple {
+        return Err(EngineError::Unsupported(
+            BackendKind::Apple,
+            "removing resources (coming with the apple backend issue)",
+        ));
+    }
+    let containers: Vec<String> = inv.containers.iter().map(|c| c.name.clone()).collect();
+    if !containers.is_empty() {
+        tolerate_gone(runner, &docker::remove_containers_argv(&p, &containers)).await?;
+    }
+    for n in &inv.networks {
+        for foreign in n.attached.iter().filter(|a| !containers.contains(a)) {
+            tolerate_gone(runner, &docker::disconnect_argv(&p, &n.name, foreign)).await?;
+        }
+    }
+    let networks: Vec<String> = inv.networks.iter().map(|n| n.name.clone()).collect();
+    if !networks.is_empty() {
+        tolerate_gone(runner, &docker::remove_networks_argv(&p, &networks)).await?;
+    }
+    Ok(())
+}
+
+async fn tolerate_gone<R: Runner>(runner: &R, argv: &[String]) -> Result<(), EngineError> {
+    let out = runner.run(argv).await;
+    if out.success() || is_gone(&out.stderr) {
+        Ok(())
+    } else {
+        Err(EngineError::Command {
+            command: crate::plan::display_command(argv),
+            code: out.code,
+            stderr: out.stderr_tail(),
+        })
+    }
+}
+
+/// Does an engine error only say the resource does not exist (any more)?
+fn is_gone(stderr: &str) -> bool {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    !lines.is_empty()
+        && lines.iter().all(|l| {
+            l.contains("No such container")
+                || l.contains("No such network")
+                || l.contains("not found")
+        })
+}
+
+/// What `doctor` reports about one engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EngineStatus {
+    pub kind: BackendKind,
+    pub program: Option<PathBuf>,
+    pub client_version: Option<String>,
+    pub server_version: Option<String>,
+    pub running: bool,
+    /// What is wrong, if anything.
+    pub problem: Option<String>,
+    /// What to do about it.
+    pub fix: Option<String>,
+}
+
+/// Checks whether `kind` is installed and its service answers.
+pub async fn status<R: Runner>(kind: BackendKind, runner: &R) -> EngineStatus {
+    let mut st = EngineStatus {
+        kind,
+        program: None,
+        client_version: None,
+        server_version: None,
+        running: false,
+        problem: None,
+        fix: None,
+    };
+    let engine = match find_engine(kind) {
+        Ok(e) => e,
+        Err(e) => {
+            st.problem = Some(e.to_string());
+            st.fix = Some(match kind {
+                BackendKind::Docker => "install Docker Engine (Debian: `apt-get install docker.io`; macOS: Docker Desktop, OrbStack or Colima), or run `scripts/setup`".into(),
+                BackendKind::Apple => "install Apple's `container` (1.0 or newer) from github.com/apple/container releases; it needs macOS 26".into(),
+            });
+            return st;
+        }
+    };
+    st.program = Some(engine.program.clone());
+    let p = engine.program_str();
+    match kind {
+        BackendKind::Docker => {
+            let out = runner
+                .run(&[
+                    p.clone(),
+                    "version".into(),
+                    "--format".into(),
+                    "{{json .}}".into(),
+                ])
+                .await;
+            let (client, server) = docker::parse_version(&out.stdout);
+            st.client_version = client;
+            st.server_version = server;
+            st.running = out.success() && st.server_version.is_some();
+            if !st.running {
+                st.problem = Some(format!(
+                    "the Docker daemon does not answer: {}",
+                    out.stderr_tail()
+                ));
+                st.fix = Some("start Docker (Linux: `dockerd &` as root, or `scripts/setup`; macOS: open Docker Desktop / OrbStack / Colima)".into());
+            }
+        }
+        BackendKind::Apple => {
+            let out = runner.run(&[p.clone(), "--version".into()]).await;
+            st.client_version =
+                apple::parse_version(&out.stdout).map(|(a, b, c)| format!("{a}.{b}.{c}"));
+            let status = runner
+                .run(&[
+                    p,
+                    "system".into(),
+                    "status".into(),
+                    "--format".into(),
+                    "json".into(),
+                ])
+                .await;
+            let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap_or_default();
+            st.running = v.get("status").and_then(|s| s.as_str()) == Some("running");
+            st.server_version = v
+                .get("apiServerVersion")
+                .and_then(|s| s.as_str())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string);
+            match apple::parse_version(&out.stdout) {
+                Some((major, _, _)) if major < 1 => {
+                    st.problem = Some("container versions below 1.0.0 cannot attach two networks to one container".into());
+                    st.fix = Some(
+                        "upgrade Apple's `container` to 1.0 or newer (networks also need macOS 26)"
+                            .into(),
+                    );
+                }
+                None => {
+                    st.problem = Some(format!(
+                        "could not read the version from `container --version`: {}",
+                        out.stdout.trim()
+                    ))
+                }
+                _ if !st.running => {
+                    st.problem = Some("the container system service is not running".into());
+                    st.fix = Some("run `container system start --enable-kernel-install`".into());
+                }
+                _ => {}
+            }
+        }
+    }
+    st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gone_resources_are_recognised() {
+        assert!(is_gone("Error: No such container: bottlebar-x-agent\n"));
+        assert!(is_gone(
+            "Error: No such network: a\nError: No such network: b"
+        ));
+        assert!(!is_gone("Error response from daemon: error while removing network: network a has active endpoints"));
+        assert!(!is_gone(""));
+    }
+}

@@ -1,0 +1,493 @@
+//! `bottle`: the Bottlebar command line.
+
+use anyhow::{Context, Result};
+use bottlebar_core::backend;
+use bottlebar_core::events::{Event, Events};
+use bottlebar_core::home::Home;
+use bottlebar_core::launch::{self, BuildInputs};
+use bottlebar_core::manifest::{self, BackendKind};
+use bottlebar_core::ops::{self, format_uptime, BottleState, UpOptions, UpOutcome};
+use bottlebar_core::runner::ProcessRunner;
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "bottle",
+    version,
+    about = "Run AI coding agents in bottles: containers whose only way out is an egress proxy."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Backend {
+    Docker,
+    Apple,
+}
+
+impl From<Backend> for BackendKind {
+    fn from(b: Backend) -> Self {
+        match b {
+            Backend::Docker => BackendKind::Docker,
+            Backend::Apple => BackendKind::Apple,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Launch a bottle (a no-op if it is already up).
+    Up {
+        name: String,
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+        /// Print progress events as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove everything of a bottle: containers, networks, state. Idempotent.
+    Down {
+        name: String,
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List bottles with their live state.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the launch plan without touching the engine.
+    Plan {
+        name: String,
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command in a bottle's agent: `bottle exec NAME -- CMD...`.
+    Exec {
+        name: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Open an interactive shell in a bottle's agent.
+    Shell { name: String },
+    /// Check the container engines and say what to fix.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the resources of every bottle that is not fully running.
+    Cleanup {
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let home = Home::from_env()?;
+    let runner = Arc::new(ProcessRunner);
+    match cli.command {
+        Command::Up {
+            name,
+            backend,
+            json,
+        } => {
+            let opts = UpOptions {
+                backend: backend.map(Into::into),
+                inputs: None,
+            };
+            let (home2, name2, runner2) = (home.clone(), name.clone(), runner.clone());
+            let result = with_events(json, move |events| async move {
+                ops::up(&home2, &name2, opts, runner2, &events).await
+            })
+            .await?;
+            match result {
+                Ok(UpOutcome::Launched {
+                    sidecar_ip,
+                    duration_ms,
+                }) => {
+                    if !json {
+                        println!("bottle `{name}` is up in {:.1}s (sidecar {sidecar_ip}); `bottle shell {name}` opens a shell", duration_ms as f64 / 1000.0);
+                    }
+                }
+                Ok(UpOutcome::AlreadyUp { sidecar_ip }) => {
+                    if !json {
+                        println!(
+                            "bottle `{name}` is already up (sidecar {})",
+                            sidecar_ip.unwrap_or_else(|| "?".into())
+                        );
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Command::Down {
+            name,
+            backend,
+            json,
+        } => {
+            let (home2, name2, runner2) = (home.clone(), name.clone(), runner.clone());
+            with_events(json, move |events| async move {
+                ops::down(
+                    &home2,
+                    &name2,
+                    backend.map(Into::into),
+                    runner2.as_ref(),
+                    &events,
+                )
+                .await
+            })
+            .await??;
+            if !json {
+                println!("bottle `{name}` is down");
+            }
+        }
+        Command::Ls { json } => {
+            let listing = ops::list(&home, runner.as_ref()).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&listing)?);
+            } else {
+                print_listing(&listing);
+            }
+        }
+        Command::Plan {
+            name,
+            backend,
+            json,
+        } => {
+            let m = manifest::load(&home, &name)?;
+            let kind = ops::choose_backend(backend.map(Into::into), m.backend);
+            // Planning never runs the engine; the program path is only printed.
+            let program = backend::find_engine(kind)
+                .map(|e| e.program_str())
+                .unwrap_or_else(|_| default_program(kind).into());
+            let inputs = BuildInputs::locate()?;
+            let spec = launch::describe(&home, &m, kind, &program, &inputs, vec![])?;
+            let plan = launch::plan(&spec);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                print!("{}", plan.render());
+            }
+        }
+        Command::Exec { name, command } => {
+            let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+            let argv = ops::exec_argv(&home, &name, &command, tty, runner.as_ref()).await?;
+            return run_attached(&argv);
+        }
+        Command::Shell { name } => {
+            let argv = ops::exec_argv(
+                &home,
+                &name,
+                &["sh".to_string()],
+                std::io::stdin().is_terminal(),
+                runner.as_ref(),
+            )
+            .await?;
+            return run_attached(&argv);
+        }
+        Command::Doctor { json } => return doctor(json, runner.as_ref()).await,
+        Command::Cleanup { backend, json } => {
+            let (home2, runner2) = (home.clone(), runner.clone());
+            let swept = with_events(json, move |events| async move {
+                ops::cleanup(&home2, backend.map(Into::into), runner2.as_ref(), &events).await
+            })
+            .await??;
+            if !json {
+                if swept.is_empty() {
+                    println!("nothing to clean up");
+                } else {
+                    println!("removed the resources of: {}", swept.join(", "));
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn default_program(kind: BackendKind) -> &'static str {
+    match kind {
+        BackendKind::Docker => "docker",
+        BackendKind::Apple => "container",
+    }
+}
+
+/// Runs `op` with an event sink, rendering its events as they come.
+async fn with_events<F, Fut, T>(json: bool, op: F) -> Result<T>
+where
+    F: FnOnce(Events) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(op(Events::new(tx)));
+    let mut renderer = Renderer::new(json);
+    while let Some(e) = rx.recv().await {
+        renderer.render(&e);
+    }
+    renderer.finish();
+    task.await.context("the operation panicked")
+}
+
+enum Renderer {
+    Json,
+    Plain,
+    Live {
+        multi: MultiProgress,
+        bars: HashMap<String, ProgressBar>,
+    },
+}
+
+impl Renderer {
+    fn new(json: bool) -> Self {
+        if json {
+            Renderer::Json
+        } else if std::io::stderr().is_terminal() {
+            Renderer::Live {
+                multi: MultiProgress::new(),
+                bars: HashMap::new(),
+            }
+        } else {
+            Renderer::Plain
+        }
+    }
+
+    fn render(&mut self, e: &Event) {
+        match self {
+            Renderer::Json => println!("{}", serde_json::to_string(e).expect("events serialize")),
+            Renderer::Plain => {
+                if let Some(line) = plain_line(e) {
+                    eprintln!("{line}");
+                }
+            }
+            Renderer::Live { multi, bars } => match e {
+                Event::StepStarted { step, title, .. } => {
+                    let bar = multi.add(ProgressBar::new_spinner());
+                    bar.set_style(
+                        ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
+                            .expect("template"),
+                    );
+                    bar.set_message(title.clone());
+                    bar.enable_steady_tick(Duration::from_millis(100));
+                    bars.insert(step.clone(), bar);
+                }
+                Event::StepRetrying { step, attempt, of } => {
+                    if let Some(bar) = bars.get(step) {
+                        let title = bar.message();
+                        let base = title.split(" (attempt").next().unwrap_or("").to_string();
+                        bar.set_message(format!("{base} (attempt {attempt}/{of})"));
+                    }
+                }
+                Event::StepFinished {
+                    step,
+                    title,
+                    duration_ms,
+                } => done(
+                    bars,
+                    step,
+                    format!("✓ {title}  {:.1}s", *duration_ms as f64 / 1000.0),
+                ),
+                Event::StepSkipped {
+                    step,
+                    title,
+                    reason,
+                } => done(bars, step, format!("– {title}  ({reason})")),
+                Event::StepFailed { step, title, .. } => done(bars, step, format!("✗ {title}")),
+                other => {
+                    if let Some(line) = plain_line(other) {
+                        let _ = multi.println(line);
+                    }
+                }
+            },
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Renderer::Live { bars, .. } = self {
+            for (_, bar) in bars.drain() {
+                if !bar.is_finished() {
+                    bar.finish();
+                }
+            }
+        }
+    }
+}
+
+fn done(bars: &mut HashMap<String, ProgressBar>, step: &str, msg: String) {
+    if let Some(bar) = bars.get(step) {
+        bar.set_style(ProgressStyle::with_template("{msg}").expect("template"));
+        bar.finish_with_message(msg);
+    }
+}
+
+fn plain_line(e: &Event) -> Option<String> {
+    Some(match e {
+        Event::PlanStarted {
+            bottle,
+            backend,
+            steps,
+        } => format!("launching `{bottle}` on {backend} ({} steps)", steps.len()),
+        Event::StepStarted { title, .. } => format!("  … {title}"),
+        Event::StepRetrying { .. } => return None,
+        Event::StepSkipped { title, reason, .. } => format!("  – {title} ({reason})"),
+        Event::StepFinished {
+            title, duration_ms, ..
+        } => format!("  ✓ {title} {:.1}s", *duration_ms as f64 / 1000.0),
+        Event::StepFailed { title, .. } => format!("  ✗ {title}"),
+        Event::RollbackStarted { .. } => "rolling back what this launch created".into(),
+        Event::RollbackStep {
+            command, ok, error, ..
+        } => {
+            format!(
+                "  {} {command}{}",
+                if *ok { "✓" } else { "✗" },
+                error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+            )
+        }
+        Event::RollbackFinished { ok, .. } => (if *ok {
+            "rollback complete"
+        } else {
+            "rollback incomplete; run `bottle cleanup`"
+        })
+        .into(),
+        Event::Ready { .. } => return None,
+        Event::Note { message, .. } => message.clone(),
+        Event::Removed { kind, name, .. } => format!("  removed {kind} {name}"),
+    })
+}
+
+fn print_listing(listing: &ops::Listing) {
+    println!(
+        "{:<20} {:<12} {:<8} {:<11} {:<16} {:<9} NOTE",
+        "NAME", "STATE", "BACKEND", "KEEP-ALIVE", "SIDECAR IP", "UPTIME"
+    );
+    for b in &listing.bottles {
+        let state = match b.state {
+            BottleState::Running => "running",
+            BottleState::Stopped => "stopped",
+            BottleState::Partial => "partial",
+            BottleState::NotLaunched => "not launched",
+            BottleState::Unknown => "unknown",
+        };
+        println!(
+            "{:<20} {:<12} {:<8} {:<11} {:<16} {:<9} {}",
+            b.name,
+            state,
+            b.backend,
+            if b.keepalive_alive { "alive" } else { "-" },
+            b.sidecar_ip.as_deref().unwrap_or("-"),
+            b.uptime_secs
+                .map(format_uptime)
+                .unwrap_or_else(|| "-".into()),
+            b.problem.as_deref().unwrap_or("")
+        );
+    }
+    for p in &listing.problems {
+        eprintln!("warning: {p}");
+    }
+}
+
+fn run_attached(argv: &[String]) -> Result<ExitCode> {
+    let status = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .status()
+        .with_context(|| format!("running {}", argv[0]))?;
+    Ok(ExitCode::from(
+        status.code().unwrap_or(1).clamp(0, 255) as u8
+    ))
+}
+
+async fn doctor(json: bool, runner: &ProcessRunner) -> Result<ExitCode> {
+    let mut reports = Vec::new();
+    for kind in [BackendKind::Docker, BackendKind::Apple] {
+        if kind == BackendKind::Apple
+            && !cfg!(target_os = "macos")
+            && backend::find_engine(kind).is_err()
+        {
+            continue; // Apple's runtime only exists on macOS; don't nag Linux users.
+        }
+        reports.push(backend::status(kind, runner).await);
+    }
+    let chosen = ops::choose_backend(None, None);
+    let sidecar = bottlebar_core::images::find_sidecar_binary()
+        .and_then(|p| bottlebar_core::images::check_static_linux_elf(&p).map(|_| p));
+    if json {
+        let value = serde_json::json!({
+            "default_backend": chosen,
+            "engines": reports,
+            "sidecar_binary": sidecar.as_ref().map(|p| p.display().to_string()).map_err(|e| e.to_string()),
+            "static_busybox": bottlebar_core::images::find_static_busybox(),
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!("default backend: {chosen}");
+        for r in &reports {
+            let ok = r.problem.is_none() && r.running;
+            println!("\n{} {}", if ok { "✓" } else { "✗" }, r.kind);
+            if let Some(p) = &r.program {
+                println!("  program: {}", p.display());
+            }
+            if let Some(v) = &r.client_version {
+                println!("  client:  {v}");
+            }
+            if let Some(v) = &r.server_version {
+                println!("  engine:  {v}");
+            }
+            if let Some(p) = &r.problem {
+                println!("  problem: {p}");
+            }
+            if let Some(f) = &r.fix {
+                println!("  fix:     {f}");
+            }
+        }
+        match &sidecar {
+            Ok(p) => println!("\n✓ sidecar binary: {}", p.display()),
+            Err(e) => println!("\n✗ sidecar binary: {e}"),
+        }
+        match bottlebar_core::images::find_static_busybox() {
+            Some(p) => println!("✓ static busybox for the demo template: {}", p.display()),
+            None => println!(
+                "– no static busybox; the demo template will pull {}",
+                bottlebar_core::images::BUSYBOX_FALLBACK_IMAGE
+            ),
+        }
+    }
+    let chosen_ok = reports
+        .iter()
+        .any(|r| r.kind == chosen && r.running && r.problem.is_none());
+    if !chosen_ok || sidecar.is_err() {
+        if !json {
+            eprintln!("\nbottle doctor: the {chosen} backend is not ready");
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,548 @@
+//! Runs a [`Plan`]: independent steps concurrently, events for each, and on
+//! failure a rollback of what this run created, in reverse order.
+
+use crate::events::{Event, Events, StepInfo};
+use crate::plan::{display_command, Capture, Plan, ProbeCheck, Step};
+use crate::runner::{Output, Runner};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+/// A launch step failed; the rollback has already run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bottle `{bottle}`: step `{step}` failed{}\n  command: {command}\n{}{}",
+    exit_code.map(|c| format!(" (exit code {c})")).unwrap_or_default(),
+    if stderr_tail.is_empty() { String::new() } else { format!("  stderr: {}\n", stderr_tail.replace('\n', "\n          ")) },
+    if *rollback_ok { "  everything this launch created was removed" } else { "  rollback was incomplete; run `bottle cleanup`" })]
+pub struct StepFailed {
+    pub bottle: String,
+    pub step: String,
+    pub command: String,
+    pub exit_code: Option<i32>,
+    pub stderr_tail: String,
+    pub rollback_ok: bool,
+}
+
+/// What a successful run produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Captured values, by placeholder (e.g. `{sidecar_ip}` → `172.20.0.2`).
+    pub captured: HashMap<String, String>,
+    pub duration: Duration,
+}
+
+enum StepResult {
+    Done { captured: Option<(String, String)> },
+    Skipped { reason: String },
+    Failed { command: String, output: Output },
+}
+
+/// Runs `plan` to completion or rolls it back.
+pub async fn execute<R: Runner>(
+    plan: &Plan,
+    runner: Arc<R>,
+    events: &Events,
+) -> Result<Outcome, StepFailed> {
+    if let Err(e) = plan.check() {
+        // A malformed plan is a bug in the planner; refuse before touching anything.
+        return Err(StepFailed {
+            bottle: plan.bottle.clone(),
+            step: "plan".into(),
+            command: String::new(),
+            exit_code: None,
+            stderr_tail: e,
+            rollback_ok: true,
+        });
+    }
+    let started = Instant::now();
+    events.emit(Event::PlanStarted {
+        bottle: plan.bottle.clone(),
+        backend: plan.backend.to_string(),
+        steps: plan
+            .steps
+            .iter()
+            .map(|s| StepInfo {
+                id: s.id.clone(),
+                title: s.title.clone(),
+                after: s.after.clone(),
+            })
+            .collect(),
+    });
+
+    let mut vars: HashMap<String, String> = HashMap::new();
+    let mut finished: Vec<String> = Vec::new(); // completion order, for rollback
+    let mut started_ids: Vec<String> = Vec::new();
+    let mut running: JoinSet<(String, StepResult, Duration)> = JoinSet::new();
+    let mut failure: Option<(String, String, Output)> = None;
+
+    loop {
+        if failure.is_none() {
+            for step in &plan.steps {
+                let ready = !started_ids.contains(&step.id)
+                    && step.after.iter().all(|d| finished.contains(d));
+                if !ready {
+                    continue;
+                }
+                started_ids.push(step.id.clone());
+                let argv = substitute(&step.argv, &vars);
+                events.emit(Event::StepStarted {
+                    step: step.id.clone(),
+                    title: step.title.clone(),
+                    command: display_command(&argv),
+                });
+                let step = step.clone();
+                let runner = runner.clone();
+                let events = events.clone();
+                running.spawn(async move {
+                    let t = Instant::now();
+                    let result = run_step(&step, argv, runner.as_ref(), &events).await;
+                    (step.id, result, t.elapsed())
+                });
+            }
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let (id, result, took) = joined.expect("step task panicked");
+        let step = plan.step(&id).expect("step from plan");
+        match result {
+            StepResult::Done { captured } => {
+                if let Some((k, v)) = captured {
+                    vars.insert(k, v);
+                }
+                finished.push(id.clone());
+                events.emit(Event::StepFinished {
+                    step: id,
+                    title: step.title.clone(),
+                    duration_ms: took.as_millis() as u64,
+                });
+            }
+            StepResult::Skipped { reason } => {
+                finished.push(id.clone());
+                events.emit(Event::StepSkipped {
+                    step: id,
+                    title: step.title.clone(),
+                    reason,
+                });
+            }
+            StepResult::Failed { command, output } => {
+                events.emit(Event::StepFailed {
+                    step: id.clone(),
+                    title: step.title.clone(),
+                    command: command.clone(),
+                    exit_code: output.code,
+                    stderr_tail: output.stderr_tail(),
+                    duration_ms: took.as_millis() as u64,
+                });
+                // Keep the first failure; later ones are usually its consequences.
+                failure.get_or_insert((id, command, output));
+            }
+        }
+    }
+
+    match failure {
+        None => Ok(Outcome {
+            captured: vars,
+            duration: started.elapsed(),
+        }),
+        Some((step, command, output)) => {
+            let rollback_ok = rollback(plan, &finished, &vars, runner.as_ref(), events).await;
+            Err(StepFailed {
+                bottle: plan.bottle.clone(),
+                step,
+                command,
+                exit_code: output.code,
+                stderr_tail: output.stderr_tail(),
+                rollback_ok,
+            })
+        }
+    }
+}
+
+async fn run_step<R: Runner>(
+    step: &Step,
+    argv: Vec<String>,
+    runner: &R,
+    events: &Events,
+) -> StepResult {
+    if let Some(probe) = &step.skip_if {
+        let out = runner.run(&probe.argv).await;
+        if out.success() && probe_matches(&probe.check, &out.stdout) {
+            return StepResult::Skipped {
+                reason: "already up to date".into(),
+            };
+        }
+    }
+    let attempts = step.retry.map_or(1, |r| r.attempts.max(1));
+    let delay = Duration::from_millis(step.retry.map_or(0, |r| r.delay_ms));
+    let command = display_command(&argv);
+    let mut last = Output::default();
+    for attempt in 1..=attempts {
+        if attempt > 1 {
+            events.emit(Event::StepRetrying {
+                step: step.id.clone(),
+                attempt,
+                of: attempts,
+            });
+            tokio::time::sleep(delay).await;
+        }
+        let out = runner.run(&argv).await;
+        if !out.success() {
+            last = out;
+            continue;
+        }
+        let Some(capture) = &step.capture else {
+            return StepResult::Done { captured: None };
+        };
+        match read_capture(capture, &out.stdout) {
+            Ok(value) => {
+                return StepResult::Done {
+                    captured: Some((capture.placeholder().to_string(), value)),
+                }
+            }
+            Err(why) => {
+                last = Output {
+                    code: out.code,
+                    stdout: out.stdout,
+                    stderr: why,
+                };
+            }
+        }
+    }
+    if attempts > 1 {
+        last.stderr = format!("{} (after {attempts} attempts)", last.stderr.trim_end());
+    }
+    StepResult::Failed {
+        command,
+        output: last,
+    }
+}
+
+fn probe_matches(check: &ProbeCheck, stdout: &str) -> bool {
+    match check {
+        ProbeCheck::StdoutEquals { value } => stdout.trim() == value,
+        ProbeCheck::AppleImageLabel { key, value } => {
+            crate::backend::apple::image_has_label(stdout, key, value)
+        }
+    }
+}
+
+fn read_capture(capture: &Capture, stdout: &str) -> Result<String, String> {
+    match capture {
+        Capture::DockerNetworkIp { network, .. } => {
+            crate::backend::docker::container_ip(stdout, network)
+        }
+        Capture::AppleNetworkIp { network, .. } => {
+            crate::backend::apple::container_ip(stdout, network)
+        }
+    }
+}
+
+fn substitute(argv: &[String], vars: &HashMap<String, String>) -> Vec<String> {
+    argv.iter()
+        .map(|a| {
+            let mut a = a.clone();
+            for (k, v) in vars {
+                if a.contains(k.as_str()) {
+                    a = a.replace(k.as_str(), v);
+                }
+            }
+            a
+        })
+        .collect()
+}
+
+/// Undoes the finished steps that have an undo command, newest first.
+/// Returns false if any undo failed.
+async fn rollback<R: Runner>(
+    plan: &Plan,
+    finished: &[String],
+    vars: &HashMap<String, String>,
+    runner: &R,
+    events: &Events,
+) -> bool {
+    events.emit(Event::RollbackStarted {
+        bottle: plan.bottle.clone(),
+    });
+    let mut ok = true;
+    for id in finished.iter().rev() {
+        let Some(undo) = plan.step(id).and_then(|s| s.undo.as_ref()) else {
+            continue;
+        };
+        let argv = substitute(undo, vars);
+        let out = runner.run(&argv).await;
+        let error = (!out.success()).then(|| out.stderr_tail());
+        ok &= error.is_none();
+        events.emit(Event::RollbackStep {
+            step: id.clone(),
+            command: display_command(&argv),
+            ok: error.is_none(),
+            error,
+        });
+    }
+    events.emit(Event::RollbackFinished {
+        bottle: plan.bottle.clone(),
+        ok,
+    });
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::BackendKind;
+    use crate::plan::{Probe, Retry, SIDECAR_IP};
+    use std::sync::Mutex;
+
+    /// A scripted engine: records every argv; fails commands whose argv[1] is
+    /// in `fail`; answers `inspect` with a container on network `int`.
+    #[derive(Default)]
+    struct Scripted {
+        log: Mutex<Vec<Vec<String>>>,
+        fail: Vec<String>,
+        probe_stdout: String,
+        inspect_failures_left: Mutex<u32>,
+    }
+
+    impl Runner for Scripted {
+        async fn run(&self, argv: &[String]) -> Output {
+            self.log.lock().unwrap().push(argv.to_vec());
+            let verb = argv.get(1).cloned().unwrap_or_default();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if self.fail.contains(&verb) {
+                return Output {
+                    code: Some(1),
+                    stdout: String::new(),
+                    stderr: format!("Error: {verb} exploded"),
+                };
+            }
+            match verb.as_str() {
+                "probe" => Output {
+                    code: Some(0),
+                    stdout: self.probe_stdout.clone(),
+                    stderr: String::new(),
+                },
+                "inspect" => {
+                    let mut left = self.inspect_failures_left.lock().unwrap();
+                    if *left > 0 {
+                        *left -= 1;
+                        return Output {
+                            code: Some(0),
+                            stdout: r#"[{"NetworkSettings":{"Networks":{}}}]"#.into(),
+                            stderr: String::new(),
+                        };
+                    }
+                    Output {
+                        code: Some(0),
+                        stdout:
+                            r#"[{"NetworkSettings":{"Networks":{"int":{"IPAddress":"10.9.0.2"}}}}]"#
+                                .into(),
+                        stderr: String::new(),
+                    }
+                }
+                _ => Output {
+                    code: Some(0),
+                    stdout: String::new(),
+                    stderr: String::new(),
+                },
+            }
+        }
+    }
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn step(id: &str, after: &[&str], verb: &str) -> Step {
+        Step {
+            id: id.into(),
+            title: id.into(),
+            argv: s(&["eng", verb, id]),
+            after: s(after),
+            undo: Some(s(&["eng", "undo", id])),
+            skip_if: None,
+            retry: None,
+            capture: None,
+        }
+    }
+
+    fn plan() -> Plan {
+        let mut ip = step("ip", &["net"], "inspect");
+        ip.undo = None;
+        ip.capture = Some(Capture::DockerNetworkIp {
+            network: "int".into(),
+            placeholder: SIDECAR_IP.into(),
+        });
+        ip.retry = Some(Retry {
+            attempts: 5,
+            delay_ms: 1,
+        });
+        let mut agent = step("agent", &["ip", "img"], "run");
+        agent
+            .argv
+            .push(format!("HTTP_PROXY=http://{SIDECAR_IP}:3128"));
+        Plan {
+            bottle: "t".into(),
+            backend: BackendKind::Docker,
+            steps: vec![
+                step("img", &[], "build"),
+                step("net", &[], "create"),
+                ip,
+                agent,
+            ],
+        }
+    }
+
+    fn collect() -> (Events, tokio::sync::mpsc::UnboundedReceiver<Event>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Events::new(tx), rx)
+    }
+
+    fn drain(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>) -> Vec<Event> {
+        let mut v = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            v.push(e);
+        }
+        v
+    }
+
+    #[tokio::test]
+    async fn runs_everything_substitutes_captures_and_retries() {
+        let runner = Arc::new(Scripted {
+            inspect_failures_left: Mutex::new(2),
+            ..Default::default()
+        });
+        let (ev, rx) = collect();
+        let out = execute(&plan(), runner.clone(), &ev).await.unwrap();
+        assert_eq!(out.captured[SIDECAR_IP], "10.9.0.2");
+        let log = runner.log.lock().unwrap().clone();
+        assert_eq!(log.iter().filter(|a| a[1] == "inspect").count(), 3);
+        assert_eq!(
+            log.last().unwrap().last().unwrap(),
+            "HTTP_PROXY=http://10.9.0.2:3128"
+        );
+        let events = drain(rx);
+        assert!(matches!(events[0], Event::PlanStarted { .. }));
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e, Event::StepFinished { .. }))
+                .count(),
+            4
+        );
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e, Event::StepRetrying { .. }))
+                .count(),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn independent_steps_start_before_either_finishes() {
+        let runner = Arc::new(Scripted::default());
+        let (ev, rx) = collect();
+        execute(&plan(), runner, &ev).await.unwrap();
+        let events = drain(rx);
+        let pos = |f: &dyn Fn(&Event) -> bool| events.iter().position(f).unwrap();
+        let net_started = pos(&|e| matches!(e, Event::StepStarted { step, .. } if step == "net"));
+        let img_finished = pos(&|e| matches!(e, Event::StepFinished { step, .. } if step == "img"));
+        assert!(net_started < img_finished, "{events:#?}");
+    }
+
+    #[tokio::test]
+    async fn failure_rolls_back_finished_steps_newest_first() {
+        let runner = Arc::new(Scripted {
+            fail: vec!["run".into()],
+            ..Default::default()
+        });
+        let (ev, rx) = collect();
+        let err = execute(&plan(), runner.clone(), &ev).await.unwrap_err();
+        assert_eq!(err.step, "agent");
+        assert_eq!(err.exit_code, Some(1));
+        assert_eq!(err.stderr_tail, "Error: run exploded");
+        assert!(err.command.contains("HTTP_PROXY=http://10.9.0.2:3128"));
+        assert!(err.rollback_ok);
+        let log = runner.log.lock().unwrap().clone();
+        let undone: Vec<&str> = log
+            .iter()
+            .filter(|a| a[1] == "undo")
+            .map(|a| a[2].as_str())
+            .collect();
+        // `img` and `net` finished in some order; both are undone, in reverse.
+        assert_eq!(undone.len(), 2);
+        let finished: Vec<String> = drain(rx)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::StepFinished { step, .. } => Some(step),
+                _ => None,
+            })
+            .filter(|s| s != "ip")
+            .collect();
+        let mut expect: Vec<&str> = finished.iter().map(String::as_str).collect();
+        expect.reverse();
+        assert_eq!(undone, expect);
+    }
+
+    #[tokio::test]
+    async fn failure_in_the_first_layer_waits_for_siblings_and_undoes_them() {
+        let runner = Arc::new(Scripted {
+            fail: vec!["build".into()],
+            ..Default::default()
+        });
+        let err = execute(&plan(), runner.clone(), &Events::none())
+            .await
+            .unwrap_err();
+        assert_eq!(err.step, "img");
+        let log = runner.log.lock().unwrap().clone();
+        let verbs: Vec<&str> = log.iter().map(|a| a[1].as_str()).collect();
+        assert_eq!(
+            verbs.iter().filter(|v| **v == "undo").count(),
+            1,
+            "{verbs:?}"
+        );
+        assert!(
+            !verbs.contains(&"inspect"),
+            "no step after a failure may start: {verbs:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn capture_that_never_appears_fails_with_reason() {
+        let runner = Arc::new(Scripted {
+            inspect_failures_left: Mutex::new(100),
+            ..Default::default()
+        });
+        let err = execute(&plan(), runner, &Events::none()).await.unwrap_err();
+        assert_eq!(err.step, "ip");
+        assert!(
+            err.stderr_tail.contains("no address on network `int`"),
+            "{}",
+            err.stderr_tail
+        );
+        assert!(err.stderr_tail.contains("after 5 attempts"));
+    }
+
+    #[tokio::test]
+    async fn probe_skips_steps_whose_result_exists() {
+        let runner = Arc::new(Scripted {
+            probe_stdout: "abc\n".into(),
+            ..Default::default()
+        });
+        let mut p = plan();
+        p.steps[0].skip_if = Some(Probe {
+            argv: s(&["eng", "probe"]),
+            check: ProbeCheck::StdoutEquals {
+                value: "abc".into(),
+            },
+        });
+        let (ev, rx) = collect();
+        execute(&p, runner.clone(), &ev).await.unwrap();
+        assert!(!runner.log.lock().unwrap().iter().any(|a| a[1] == "build"));
+        assert!(drain(rx)
+            .iter()
+            .any(|e| matches!(e, Event::StepSkipped { step, .. } if step == "img")));
+    }
+}

@@ -1,0 +1,318 @@
+//! From a validated manifest to everything a launch plan needs, with no engine
+//! involved: image specs, state paths, mounts and the agent's environment.
+//!
+//! [`describe`] only reads files (to hash image inputs); [`materialize`]
+//! writes the state directory; [`plan`] is a pure function of the spec.
+
+use crate::backend;
+use crate::home::Home;
+use crate::images::{self, ImageError, ImageSpec};
+use crate::manifest::{AgentImage, BackendKind, Manifest, Mount, Resources, AGENT_CA_DIR};
+use crate::name::BottleName;
+use crate::plan::{Plan, SIDECAR_IP};
+use crate::state::{
+    self, StagedDir, StateDirs, StateError, CA_CERT_FILE, SIDECAR_AUDIT_IN_CONTAINER,
+    SIDECAR_STATE_IN_CONTAINER,
+};
+use bottlebar_policy::{EgressRule, PROXY_PORT, SUPERVISE_PATH};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The agent's main process: sleep for the largest signed 32-bit number of
+/// seconds, i.e. forever, without relying on `sleep infinity` (which not every
+/// `sleep` accepts). It keeps the container up so `exec` always has a target.
+pub const AGENT_KEEPALIVE_SECS: &str = "2147483647";
+
+/// The agent container's command.
+pub fn agent_keepalive_command() -> Vec<String> {
+    vec!["sleep".into(), AGENT_KEEPALIVE_SECS.into()]
+}
+
+/// Everything a plan is made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LaunchSpec {
+    pub bottle: BottleName,
+    pub backend: BackendKind,
+    /// The engine program, argv[0] of every step.
+    pub engine: String,
+    pub state: StateDirs,
+    pub sidecar_image: ImageSpec,
+    pub agent_image: ImageSpec,
+    pub dir_mounts: Vec<Mount>,
+    pub staged: Vec<StagedDir>,
+    pub env: BTreeMap<String, String>,
+    pub egress: Vec<EgressRule>,
+    pub supervise: bool,
+    pub resources: Resources,
+    /// Nameservers for the sidecar (Apple's NAT gateway may not resolve).
+    pub dns: Vec<String>,
+}
+
+/// Files on this machine that images are built from.
+#[derive(Debug, Clone)]
+pub struct BuildInputs {
+    pub sidecar_bin: PathBuf,
+    pub busybox: Option<PathBuf>,
+}
+
+impl BuildInputs {
+    /// Finds the sidecar binary and a static busybox the usual ways.
+    pub fn locate() -> Result<Self, ImageError> {
+        Ok(Self {
+            sidecar_bin: images::find_sidecar_binary()?,
+            busybox: images::find_static_busybox(),
+        })
+    }
+}
+
+/// Builds the launch spec for `manifest` on `backend`, run with `engine`.
+pub fn describe(
+    home: &Home,
+    manifest: &Manifest,
+    backend: BackendKind,
+    engine: &str,
+    inputs: &BuildInputs,
+    dns: Vec<String>,
+) -> Result<LaunchSpec, ImageError> {
+    let state = StateDirs::new(home.state_dir(&manifest.name));
+    let sidecar_image = images::sidecar_image(&manifest.name, &inputs.sidecar_bin, &state.build)?;
+    let agent_image = match &manifest.agent {
+        AgentImage::Template(_) => {
+            images::busybox_template_image(&manifest.name, inputs.busybox.as_deref(), &state.build)?
+        }
+        AgentImage::Dockerfile {
+            dockerfile,
+            context,
+        } => images::user_image(&manifest.name, dockerfile, context)?,
+    };
+    let staged = state::plan_staging(&state, &manifest.mounts);
+    Ok(LaunchSpec {
+        bottle: manifest.name.clone(),
+        backend,
+        engine: engine.to_string(),
+        sidecar_image,
+        agent_image,
+        dir_mounts: manifest
+            .mounts
+            .iter()
+            .filter(|m| !m.is_file)
+            .cloned()
+            .collect(),
+        staged,
+        env: manifest.env.clone(),
+        egress: manifest.egress.clone(),
+        supervise: manifest.supervise,
+        resources: manifest.resources.clone(),
+        dns,
+        state,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MaterializeError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+}
+
+/// Writes the state directory and build contexts the plan refers to.
+pub fn materialize(spec: &LaunchSpec) -> Result<(), MaterializeError> {
+    state::prepare(&spec.state, &spec.bottle, &spec.egress, &spec.staged)?;
+    images::materialize(&spec.sidecar_image)?;
+    images::materialize(&spec.agent_image)?;
+    Ok(())
+}
+
+/// The launch plan for `spec` on its backend.
+pub fn plan(spec: &LaunchSpec) -> Plan {
+    match spec.backend {
+        BackendKind::Docker => backend::docker::plan(spec),
+        BackendKind::Apple => backend::apple::plan(spec),
+    }
+}
+
+/// A directory bind mount (no backend mounts single files; see `state::plan_staging`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    pub host: PathBuf,
+    pub container: String,
+    pub readonly: bool,
+}
+
+impl BindMount {
+    /// `type=bind,source=…,target=…[,readonly]`, understood by both `docker
+    /// --mount` and `container --mount`. Manifest validation keeps `,` and `=`
+    /// out of the paths.
+    pub fn mount_arg(&self) -> String {
+        let mut s = format!(
+            "type=bind,source={},target={}",
+            self.host.display(),
+            self.container
+        );
+        if self.readonly {
+            s.push_str(",readonly");
+        }
+        s
+    }
+}
+
+/// The sidecar's mounts: its private state (read-only) and the audit directory.
+pub fn sidecar_mounts(spec: &LaunchSpec) -> Vec<BindMount> {
+    vec![
+        BindMount {
+            host: spec.state.sidecar.clone(),
+            container: SIDECAR_STATE_IN_CONTAINER.into(),
+            readonly: true,
+        },
+        BindMount {
+            host: spec.state.audit.clone(),
+            container: SIDECAR_AUDIT_IN_CONTAINER.into(),
+            readonly: false,
+        },
+    ]
+}
+
+/// The agent's mounts: the CA certificate directory, the manifest's
+/// directories, and the staging directories of its single files.
+pub fn agent_mounts(spec: &LaunchSpec) -> Vec<BindMount> {
+    let mut v = vec![BindMount {
+        host: spec.state.agent_ca.clone(),
+        container: AGENT_CA_DIR.into(),
+        readonly: true,
+    }];
+    v.extend(spec.dir_mounts.iter().map(|m| BindMount {
+        host: m.host.clone(),
+        container: m.container.clone(),
+        readonly: m.readonly,
+    }));
+    v.extend(spec.staged.iter().map(|s| BindMount {
+        host: s.host_dir.clone(),
+        container: s.container_dir.clone(),
+        readonly: s.readonly,
+    }));
+    v
+}
+
+/// The agent's environment: the manifest's variables, then the proxy and CA
+/// settings (which the manifest may not override), in a stable order.
+pub fn agent_env(spec: &LaunchSpec) -> Vec<(String, String)> {
+    let proxy = format!("http://{SIDECAR_IP}:{PROXY_PORT}");
+    let ca = format!("{AGENT_CA_DIR}/{CA_CERT_FILE}");
+    let mut env: Vec<(String, String)> = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for k in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+        env.push((k.into(), proxy.clone()));
+    }
+    for k in ["NO_PROXY", "no_proxy"] {
+        env.push((k.into(), "localhost,127.0.0.1,::1".into()));
+    }
+    for k in [
+        "SSL_CERT_FILE",
+        "NODE_EXTRA_CA_CERTS",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "GIT_SSL_CAINFO",
+    ] {
+        env.push((k.into(), ca.clone()));
+    }
+    if spec.supervise {
+        env.push((
+            "MCP_SUPERVISE_URL".into(),
+            format!("http://{SIDECAR_IP}:{PROXY_PORT}{SUPERVISE_PATH}"),
+        ));
+    }
+    env
+}
+
+/// `KEY=VALUE` for `-e`.
+pub fn env_arg((k, v): &(String, String)) -> String {
+    format!("{k}={v}")
+}
+
+/// The label arguments (`--label k=v`) every resource of `bottle` in `role` carries.
+pub fn label_args(bottle: &BottleName, role: crate::name::Role) -> Vec<String> {
+    use crate::name::{LABEL_BOTTLE, LABEL_ROLE};
+    vec![
+        "--label".into(),
+        format!("{LABEL_BOTTLE}={bottle}"),
+        "--label".into(),
+        format!("{LABEL_ROLE}={}", role.as_str()),
+    ]
+}
+
+/// Where the sidecar's binary is inside its image, as an argv element.
+pub fn sidecar_health_argv() -> Vec<String> {
+    vec![images::SIDECAR_BIN_IN_IMAGE.into(), "health".into()]
+}
+
+/// The sidecar container's command.
+pub fn sidecar_serve_argv() -> Vec<String> {
+    vec![
+        "serve".into(),
+        "--config".into(),
+        images::SIDECAR_CONFIG_IN_CONTAINER.into(),
+    ]
+}
+
+/// Helper for tests and tools: a spec with fixed, fake paths and hashes.
+pub fn example_spec(backend: BackendKind, engine: &str) -> LaunchSpec {
+    use crate::images::{ImageSource, PreparedFile};
+    use crate::name::Role;
+    let bottle = BottleName::parse("demo").unwrap();
+    let state = StateDirs::new(PathBuf::from("/home/user/.bottlebar/state/demo"));
+    let image = |role: Role, hash: &str| ImageSpec {
+        role,
+        tag: format!("{}:{}", bottle.image_repo(role), &hash[..16]),
+        content_hash: hash.to_string(),
+        dockerfile: state.build.join(role.as_str()).join("Dockerfile"),
+        context: state.build.join(role.as_str()),
+        source: ImageSource::Prepared {
+            dockerfile_text: String::new(),
+            files: Vec::<PreparedFile>::new(),
+        },
+    };
+    LaunchSpec {
+        sidecar_image: image(
+            Role::Sidecar,
+            "5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e",
+        ),
+        agent_image: image(
+            Role::Agent,
+            "a9e47a9e47a9e47a9e47a9e47a9e47a9e47a9e47a9e47a9e47a9e47a9e47a9e4",
+        ),
+        dir_mounts: vec![Mount {
+            host: PathBuf::from("/home/user/src/project"),
+            container: "/workspace".into(),
+            readonly: false,
+            is_file: false,
+        }],
+        staged: vec![StagedDir {
+            host_dir: state.files.join("0"),
+            container_dir: "/root".into(),
+            readonly: true,
+            files: vec![(PathBuf::from("/home/user/.gitconfig"), ".gitconfig".into())],
+        }],
+        env: BTreeMap::from([("EDITOR".to_string(), "vi".to_string())]),
+        egress: vec![EgressRule {
+            host: "example.com".into(),
+            ports: vec![],
+            methods: vec![],
+            paths: vec![],
+        }],
+        supervise: true,
+        resources: Resources {
+            cpus: Some(2),
+            memory_mib: Some(2048),
+        },
+        dns: vec!["192.0.2.53".into()],
+        bottle,
+        backend,
+        engine: engine.into(),
+        state,
+    }
+}

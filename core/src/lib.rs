@@ -1,0 +1,20 @@
+//! Bottlebar's engine.
+//!
+//! A bottle manifest ([`manifest`]) becomes a [`launch::LaunchSpec`], which
+//! becomes a pure-data [`plan::Plan`] for one backend ([`backend`]); the
+//! [`executor`] runs it with a [`runner::Runner`], emitting [`events`]. The
+//! [`ops`] module is what the CLI and the app call. Nothing here knows about
+//! any user interface.
+
+pub mod backend;
+pub mod events;
+pub mod executor;
+pub mod home;
+pub mod images;
+pub mod launch;
+pub mod manifest;
+pub mod name;
+pub mod ops;
+pub mod plan;
+pub mod runner;
+pub mod state;

@@ -1,0 +1,699 @@
+//! The operations the CLI and the app offer: up, down, status, cleanup, exec.
+//!
+//! Each takes a [`Runner`] (the engine) and an [`Events`] sink, so the same code
+//! serves a terminal, a window and the tests.
+
+use crate::backend::{self, Engine, EngineError, Inventory};
+use crate::events::{Event, Events};
+use crate::executor::{self, StepFailed};
+use crate::home::Home;
+use crate::images::ImageError;
+use crate::launch::{self, BuildInputs, MaterializeError, AGENT_KEEPALIVE_SECS};
+use crate::manifest::{self, BackendKind, LoadError};
+use crate::name::{BottleName, NameError, Role};
+use crate::runner::Runner;
+use crate::state::{self, StateDirs, StateError};
+use serde::Serialize;
+use std::fs::File;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("bottle `{bottle}`: {source}")]
+    Engine { bottle: String, source: EngineError },
+    #[error("bottle `{bottle}`: {source}")]
+    Image { bottle: String, source: ImageError },
+    #[error("bottle `{bottle}`: preparing its state: {source}")]
+    Prepare {
+        bottle: String,
+        source: MaterializeError,
+    },
+    #[error("bottle `{bottle}`: {source}")]
+    State { bottle: String, source: StateError },
+    #[error(transparent)]
+    Launch(#[from] StepFailed),
+    #[error(
+        "bottle `{0}` is being launched or removed by another process; try again when it finishes"
+    )]
+    Busy(String),
+    #[error("bottle `{0}` is not running; start it with `bottle up {0}`")]
+    NotRunning(String),
+    #[error("lock file {path}: {source}")]
+    Lock {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// The state of a bottle as found on the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BottleState {
+    /// Agent and sidecar running, both networks present.
+    Running,
+    /// Everything present, nothing running (e.g. after the engine restarted).
+    Stopped,
+    /// Some of it is there: a crash, a killed sidecar, a removed network.
+    Partial,
+    /// Nothing on the engine.
+    NotLaunched,
+    /// The engine could not be asked.
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BottleStatus {
+    pub name: String,
+    pub state: BottleState,
+    pub backend: BackendKind,
+    /// Where the manifest came from; `None` for resources with no manifest.
+    pub manifest: Option<String>,
+    /// The agent's keep-alive process (`sleep 2147483647`) is its running main process.
+    pub keepalive_alive: bool,
+    pub started_at: Option<String>,
+    pub uptime_secs: Option<u64>,
+    pub sidecar_ip: Option<String>,
+    /// What is wrong, for partial and unknown bottles.
+    pub problem: Option<String>,
+}
+
+/// Derives a bottle's state from its labelled resources.
+pub fn evaluate(
+    name: &BottleName,
+    backend: BackendKind,
+    manifest: Option<String>,
+    inv: &Inventory,
+) -> BottleStatus {
+    let agent = inv.container(Role::Agent);
+    let sidecar = inv.container(Role::Sidecar);
+    let internal_name = name.resource(Role::Internal);
+    let keepalive_alive = agent.is_some_and(|a| {
+        a.running && a.command.last().map(String::as_str) == Some(AGENT_KEEPALIVE_SECS)
+    });
+    let mut missing = Vec::new();
+    for (role, present) in [
+        (Role::Agent, agent.is_some()),
+        (Role::Sidecar, sidecar.is_some()),
+        (Role::Internal, inv.network(Role::Internal).is_some()),
+        (Role::Egress, inv.network(Role::Egress).is_some()),
+    ] {
+        if !present {
+            missing.push(format!("{} missing", role.as_str()));
+        }
+    }
+    let mut stopped = Vec::new();
+    for (role, c) in [(Role::Agent, agent), (Role::Sidecar, sidecar)] {
+        if let Some(c) = c.filter(|c| !c.running) {
+            stopped.push(format!(
+                "{} {}",
+                role.as_str(),
+                if c.status.is_empty() {
+                    "stopped"
+                } else {
+                    &c.status
+                }
+            ));
+        }
+    }
+    let any_running = agent.is_some_and(|c| c.running) || sidecar.is_some_and(|c| c.running);
+    let state = if inv.is_empty() {
+        BottleState::NotLaunched
+    } else if missing.is_empty() && stopped.is_empty() && keepalive_alive {
+        BottleState::Running
+    } else if missing.is_empty() && !any_running {
+        BottleState::Stopped
+    } else {
+        BottleState::Partial
+    };
+    let mut problems = missing;
+    problems.extend(stopped);
+    if agent.is_some_and(|a| a.running) && !keepalive_alive {
+        problems.push("agent's main process is not the keep-alive".into());
+    }
+    let started_at = agent
+        .filter(|a| a.running)
+        .and_then(|a| a.started_at.clone());
+    let uptime_secs = started_at
+        .as_deref()
+        .and_then(|s| humantime::parse_rfc3339_weak(s).ok())
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .map(|d| d.as_secs());
+    BottleStatus {
+        name: name.to_string(),
+        state,
+        backend,
+        manifest,
+        keepalive_alive,
+        started_at,
+        uptime_secs,
+        sidecar_ip: sidecar
+            .filter(|s| s.running)
+            .and_then(|s| s.networks.get(&internal_name))
+            .filter(|ip| !ip.is_empty())
+            .cloned(),
+        problem: (matches!(state, BottleState::Partial | BottleState::Stopped)
+            && !problems.is_empty())
+        .then(|| problems.join(", ")),
+    }
+}
+
+/// Held while a launch or teardown of one bottle runs; released on drop
+/// (and by the kernel if the process dies).
+pub struct BottleLock {
+    _file: File,
+}
+
+pub fn lock(home: &Home, name: &BottleName) -> Result<BottleLock, OpError> {
+    let path = home.lock_file(name);
+    let lock_err = |source| OpError::Lock {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(lock_err)?;
+    }
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(lock_err)?;
+    match file.try_lock() {
+        Ok(()) => Ok(BottleLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(OpError::Busy(name.to_string())),
+        Err(std::fs::TryLockError::Error(e)) => Err(lock_err(e)),
+    }
+}
+
+fn engine_err(bottle: &BottleName) -> impl Fn(EngineError) -> OpError + '_ {
+    move |source| OpError::Engine {
+        bottle: bottle.to_string(),
+        source,
+    }
+}
+
+/// What `up` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum UpOutcome {
+    Launched {
+        sidecar_ip: String,
+        duration_ms: u64,
+    },
+    AlreadyUp {
+        sidecar_ip: Option<String>,
+    },
+}
+
+/// Options for [`up`].
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// Overrides the manifest's backend.
+    pub backend: Option<BackendKind>,
+    /// Where images are built from; located automatically when `None`.
+    pub inputs: Option<BuildInputs>,
+}
+
+/// Chooses the backend: command line, then manifest, then the machine default.
+pub fn choose_backend(cli: Option<BackendKind>, manifest: Option<BackendKind>) -> BackendKind {
+    cli.or(manifest).unwrap_or_else(backend::default_backend)
+}
+
+/// Launches a bottle. Already up: a no-op that says so. Half there: removed
+/// first, then launched afresh. Any failure removes what this launch created.
+pub async fn up<R: Runner>(
+    home: &Home,
+    name: &str,
+    opts: UpOptions,
+    runner: Arc<R>,
+    events: &Events,
+) -> Result<UpOutcome, OpError> {
+    let manifest = manifest::load(home, name)?;
+    let bottle = manifest.name.clone();
+    let kind = choose_backend(opts.backend, manifest.backend);
+    let engine = backend::find_engine(kind).map_err(engine_err(&bottle))?;
+    let _lock = lock(home, &bottle)?;
+
+    let live = backend::inventory(&engine, runner.as_ref())
+        .await
+        .map_err(engine_err(&bottle))?
+        .of_bottle(bottle.as_str());
+    let status = evaluate(&bottle, kind, Some(manifest.source.clone()), &live);
+    match status.state {
+        BottleState::Running => {
+            events.emit(Event::Note {
+                bottle: bottle.to_string(),
+                message: format!("bottle `{bottle}` is already up"),
+            });
+            return Ok(UpOutcome::AlreadyUp {
+                sidecar_ip: status.sidecar_ip,
+            });
+        }
+        BottleState::NotLaunched => {}
+        _ => {
+            events.emit(Event::Note {
+                bottle: bottle.to_string(),
+                message: format!(
+                    "bottle `{bottle}` is half there ({}); removing it before launching",
+                    status.problem.unwrap_or_default()
+                ),
+            });
+            remove_resources(&engine, runner.as_ref(), &bottle, &live, events).await?;
+        }
+    }
+
+    let inputs = match opts.inputs {
+        Some(i) => i,
+        None => BuildInputs::locate().map_err(|source| OpError::Image {
+            bottle: bottle.to_string(),
+            source,
+        })?,
+    };
+    let dns = std::env::var("BOTTLEBAR_DNS")
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    let spec = launch::describe(home, &manifest, kind, &engine.program_str(), &inputs, dns)
+        .map_err(|source| OpError::Image {
+            bottle: bottle.to_string(),
+            source,
+        })?;
+    let state_existed = spec.state.root.exists();
+    let discard_state = |spec: &launch::LaunchSpec| {
+        if !state_existed {
+            let _ = state::remove(&spec.state);
+        }
+    };
+    if let Err(source) = launch::materialize(&spec) {
+        discard_state(&spec);
+        return Err(OpError::Prepare {
+            bottle: bottle.to_string(),
+            source,
+        });
+    }
+    let plan = launch::plan(&spec);
+    match executor::execute(&plan, runner, events).await {
+        Ok(outcome) => {
+            let ip = outcome
+                .captured
+                .get(crate::plan::SIDECAR_IP)
+                .cloned()
+                .unwrap_or_default();
+            let duration_ms = outcome.duration.as_millis() as u64;
+            events.emit(Event::Ready {
+                bottle: bottle.to_string(),
+                sidecar_ip: ip.clone(),
+                duration_ms,
+            });
+            Ok(UpOutcome::Launched {
+                sidecar_ip: ip,
+                duration_ms,
+            })
+        }
+        Err(failed) => {
+            discard_state(&spec);
+            Err(failed.into())
+        }
+    }
+}
+
+async fn remove_resources<R: Runner>(
+    engine: &Engine,
+    runner: &R,
+    bottle: &BottleName,
+    inv: &Inventory,
+    events: &Events,
+) -> Result<(), OpError> {
+    backend::remove(engine, runner, inv)
+        .await
+        .map_err(engine_err(bottle))?;
+    for c in &inv.containers {
+        events.emit(Event::Removed {
+            bottle: bottle.to_string(),
+            kind: "container".into(),
+            name: c.name.clone(),
+        });
+    }
+    for n in &inv.networks {
+        events.emit(Event::Removed {
+            bottle: bottle.to_string(),
+            kind: "network".into(),
+            name: n.name.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The backend a bottle uses, for operations that must work even when its
+/// manifest is gone or broken (`down`, `exec`).
+fn backend_of(home: &Home, name: &BottleName, cli: Option<BackendKind>) -> BackendKind {
+    let from_manifest = manifest::load(home, name.as_str())
+        .ok()
+        .and_then(|m| m.backend);
+    choose_backend(cli, from_manifest)
+}
+
+/// Removes every container, network and state file of a bottle. Idempotent;
+/// works without a manifest (the manifest itself is kept).
+pub async fn down<R: Runner>(
+    home: &Home,
+    name: &str,
+    backend_override: Option<BackendKind>,
+    runner: &R,
+    events: &Events,
+) -> Result<(), OpError> {
+    let bottle = BottleName::parse(name)?;
+    let kind = backend_of(home, &bottle, backend_override);
+    let engine = backend::find_engine(kind).map_err(engine_err(&bottle))?;
+    let _lock = lock(home, &bottle)?;
+    let live = backend::inventory(&engine, runner)
+        .await
+        .map_err(engine_err(&bottle))?
+        .of_bottle(bottle.as_str());
+    remove_resources(&engine, runner, &bottle, &live, events).await?;
+    let dirs = StateDirs::new(home.state_dir(&bottle));
+    if state::remove(&dirs).map_err(|source| OpError::State {
+        bottle: bottle.to_string(),
+        source,
+    })? {
+        events.emit(Event::Removed {
+            bottle: bottle.to_string(),
+            kind: "state".into(),
+            name: dirs.root.display().to_string(),
+        });
+    }
+    if live.is_empty() {
+        events.emit(Event::Note {
+            bottle: bottle.to_string(),
+            message: format!("bottle `{bottle}` had nothing running"),
+        });
+    }
+    Ok(())
+}
+
+/// `bottle ls`: every bottle with a manifest, plus any labelled resources
+/// whose bottle has none.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listing {
+    pub bottles: Vec<BottleStatus>,
+    /// Manifests that could not be read, with why.
+    pub problems: Vec<String>,
+}
+
+pub async fn list<R: Runner>(home: &Home, runner: &R) -> Listing {
+    let (names, mut problems) = manifest::list_names(home);
+    let default_kind = choose_backend(None, None);
+    let mut entries = Vec::new();
+    for name in &names {
+        match manifest::load(home, name.as_str()) {
+            Ok(m) => entries.push((name, choose_backend(None, m.backend), m.source)),
+            Err(e) => {
+                problems.push(e.to_string());
+                entries.push((
+                    name,
+                    default_kind,
+                    home.bottle_file(name).display().to_string(),
+                ));
+            }
+        }
+    }
+    // Ask each backend in use once.
+    let mut kinds: Vec<BackendKind> = entries.iter().map(|e| e.1).chain([default_kind]).collect();
+    kinds.sort_by_key(|k| k.as_str());
+    kinds.dedup();
+    let mut inventories = Vec::new();
+    for kind in kinds {
+        let inv = match backend::find_engine(kind) {
+            Ok(engine) => backend::inventory(&engine, runner)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        inventories.push((kind, inv));
+    }
+    let inventory_of = |kind: BackendKind| {
+        &inventories
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .expect("queried above")
+            .1
+    };
+
+    let mut bottles: Vec<BottleStatus> = entries
+        .into_iter()
+        .map(|(name, kind, source)| match inventory_of(kind) {
+            Ok(inv) => evaluate(name, kind, Some(source), &inv.of_bottle(name.as_str())),
+            Err(e) => unknown(name, kind, Some(source), e.clone()),
+        })
+        .collect();
+    // Labelled resources of bottles without a manifest (e.g. a deleted file).
+    if let Ok(inv) = inventory_of(default_kind) {
+        for orphan in inv.bottles() {
+            if names.iter().any(|n| n.as_str() == orphan) {
+                continue;
+            }
+            if let Ok(name) = BottleName::parse(&orphan) {
+                let mut st = evaluate(&name, default_kind, None, &inv.of_bottle(&orphan));
+                st.problem =
+                    Some("no manifest; remove with `bottle down` or `bottle cleanup`".into());
+                bottles.push(st);
+            }
+        }
+    }
+    Listing { bottles, problems }
+}
+
+fn unknown(
+    name: &BottleName,
+    backend: BackendKind,
+    manifest: Option<String>,
+    problem: String,
+) -> BottleStatus {
+    BottleStatus {
+        name: name.to_string(),
+        state: BottleState::Unknown,
+        backend,
+        manifest,
+        keepalive_alive: false,
+        started_at: None,
+        uptime_secs: None,
+        sidecar_ip: None,
+        problem: Some(problem),
+    }
+}
+
+/// The status of one bottle.
+pub async fn status<R: Runner>(
+    home: &Home,
+    name: &str,
+    runner: &R,
+) -> Result<BottleStatus, OpError> {
+    let bottle = BottleName::parse(name)?;
+    let kind = backend_of(home, &bottle, None);
+    let engine = backend::find_engine(kind).map_err(engine_err(&bottle))?;
+    let inv = backend::inventory(&engine, runner)
+        .await
+        .map_err(engine_err(&bottle))?;
+    let source = manifest::load(home, name).ok().map(|m| m.source);
+    Ok(evaluate(&bottle, kind, source, &inv.of_bottle(name)))
+}
+
+/// Removes the resources of every bottle that is not fully running (crashed
+/// launches, stopped or broken bottles), skipping bottles whose launch is in
+/// progress. Returns the names of the bottles swept.
+pub async fn cleanup<R: Runner>(
+    home: &Home,
+    backend_override: Option<BackendKind>,
+    runner: &R,
+    events: &Events,
+) -> Result<Vec<String>, OpError> {
+    let kind = choose_backend(backend_override, None);
+    let sweeper = BottleName::parse("cleanup").expect("valid");
+    let engine = backend::find_engine(kind).map_err(engine_err(&sweeper))?;
+    let inv = backend::inventory(&engine, runner)
+        .await
+        .map_err(engine_err(&sweeper))?;
+    let mut swept = Vec::new();
+    for owner in inv.bottles() {
+        let Ok(bottle) = BottleName::parse(&owner) else {
+            // Not a name Bottlebar would create; leave it alone rather than guess.
+            events.emit(Event::Note {
+                bottle: owner.clone(),
+                message: format!("skipping resources labelled with invalid bottle name `{owner}`"),
+            });
+            continue;
+        };
+        let mine = inv.of_bottle(&owner);
+        if evaluate(&bottle, kind, None, &mine).state == BottleState::Running {
+            continue;
+        }
+        let Ok(_lock) = lock(home, &bottle) else {
+            events.emit(Event::Note {
+                bottle: owner.clone(),
+                message: format!("skipping `{owner}`: a launch is in progress"),
+            });
+            continue;
+        };
+        remove_resources(&engine, runner, &bottle, &mine, events).await?;
+        let dirs = StateDirs::new(home.state_dir(&bottle));
+        let _ = state::remove(&dirs);
+        swept.push(owner);
+    }
+    Ok(swept)
+}
+
+/// The argv that runs `command` in a running bottle's agent with the terminal
+/// attached (`-i`, plus `-t` when `tty`). The caller runs it with inherited stdio.
+pub async fn exec_argv<R: Runner>(
+    home: &Home,
+    name: &str,
+    command: &[String],
+    tty: bool,
+    runner: &R,
+) -> Result<Vec<String>, OpError> {
+    let st = status(home, name, runner).await?;
+    if st.state != BottleState::Running {
+        return Err(OpError::NotRunning(name.to_string()));
+    }
+    let bottle = BottleName::parse(name)?;
+    let engine = backend::find_engine(st.backend).map_err(engine_err(&bottle))?;
+    let mut argv = vec![engine.program_str(), "exec".into(), "--interactive".into()];
+    if tty {
+        argv.push("--tty".into());
+    }
+    argv.push(bottle.resource(Role::Agent));
+    argv.extend(command.iter().cloned());
+    Ok(argv)
+}
+
+/// Formats seconds as `3d 4h`, `2h 5m`, `4m 10s` or `9s`.
+pub fn format_uptime(secs: u64) -> String {
+    let d = Duration::from_secs(secs);
+    let (days, hours, mins, s) = (
+        secs / 86400,
+        (secs % 86400) / 3600,
+        (secs % 3600) / 60,
+        d.as_secs() % 60,
+    );
+    match (days, hours, mins) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m {s}s"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{LiveContainer, LiveNetwork};
+
+    fn container(role: Role, running: bool) -> LiveContainer {
+        LiveContainer {
+            id: role.as_str().into(),
+            name: format!("bottlebar-x-{}", role.as_str()),
+            bottle: "x".into(),
+            role: Some(role),
+            running,
+            status: if running {
+                "running".into()
+            } else {
+                "exited".into()
+            },
+            started_at: Some("2026-01-01T00:00:00Z".into()),
+            command: if role == Role::Agent {
+                vec!["sleep".into(), AGENT_KEEPALIVE_SECS.into()]
+            } else {
+                vec![]
+            },
+            image: String::new(),
+            networks: [("bottlebar-x-internal".to_string(), "10.1.0.2".to_string())].into(),
+        }
+    }
+
+    fn network(role: Role) -> LiveNetwork {
+        LiveNetwork {
+            id: role.as_str().into(),
+            name: format!("bottlebar-x-{}", role.as_str()),
+            bottle: "x".into(),
+            role: Some(role),
+            internal: role == Role::Internal,
+            attached: vec![],
+        }
+    }
+
+    fn full(agent_running: bool, sidecar_running: bool) -> Inventory {
+        Inventory {
+            containers: vec![
+                container(Role::Agent, agent_running),
+                container(Role::Sidecar, sidecar_running),
+            ],
+            networks: vec![network(Role::Internal), network(Role::Egress)],
+        }
+    }
+
+    #[test]
+    fn states_follow_the_resources() {
+        let x = BottleName::parse("x").unwrap();
+        let st = evaluate(&x, BackendKind::Docker, None, &full(true, true));
+        assert_eq!(st.state, BottleState::Running);
+        assert!(st.keepalive_alive);
+        assert_eq!(st.sidecar_ip.as_deref(), Some("10.1.0.2"));
+        assert!(st.uptime_secs.unwrap() > 0);
+
+        assert_eq!(
+            evaluate(&x, BackendKind::Docker, None, &Inventory::default()).state,
+            BottleState::NotLaunched
+        );
+        assert_eq!(
+            evaluate(&x, BackendKind::Docker, None, &full(false, false)).state,
+            BottleState::Stopped
+        );
+
+        let killed_sidecar = evaluate(&x, BackendKind::Docker, None, &full(true, false));
+        assert_eq!(killed_sidecar.state, BottleState::Partial);
+        assert_eq!(killed_sidecar.sidecar_ip, None);
+        assert!(killed_sidecar.problem.unwrap().contains("sidecar exited"));
+
+        let mut no_net = full(true, true);
+        no_net.networks.pop();
+        let st = evaluate(&x, BackendKind::Docker, None, &no_net);
+        assert_eq!(st.state, BottleState::Partial);
+        assert_eq!(st.problem.as_deref(), Some("egress missing"));
+
+        let mut wrong_cmd = full(true, true);
+        wrong_cmd.containers[0].command = vec!["sh".into()];
+        let st = evaluate(&x, BackendKind::Docker, None, &wrong_cmd);
+        assert_eq!(st.state, BottleState::Partial);
+        assert!(!st.keepalive_alive);
+    }
+
+    #[test]
+    fn uptime_formatting() {
+        assert_eq!(format_uptime(9), "9s");
+        assert_eq!(format_uptime(250), "4m 10s");
+        assert_eq!(format_uptime(7500), "2h 5m");
+        assert_eq!(format_uptime(3 * 86400 + 4 * 3600 + 5), "3d 4h");
+    }
+
+    #[test]
+    fn a_second_lock_on_the_same_bottle_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = Home::at(tmp.path());
+        let x = BottleName::parse("x").unwrap();
+        let held = lock(&home, &x).unwrap();
+        assert!(matches!(lock(&home, &x), Err(OpError::Busy(_))));
+        drop(held);
+        assert!(lock(&home, &x).is_ok());
+    }
+}

@@ -1,0 +1,259 @@
+//! The launch plan: pure data describing every engine command of a launch.
+//!
+//! A plan is a graph of [`Step`]s. Each step is one engine command as an argv
+//! vector (never a shell string), the steps it must wait for, and how to undo
+//! it. Values only known while running (the sidecar's IP) appear as
+//! placeholders such as `{sidecar_ip}`, filled in by the executor from an
+//! earlier step's [`Capture`]. Being data, a plan can be printed
+//! (`bottle plan`), diffed, and golden-tested without an engine.
+
+use crate::manifest::BackendKind;
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// Placeholder for the sidecar's address on the internal network.
+pub const SIDECAR_IP: &str = "{sidecar_ip}";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub bottle: String,
+    pub backend: BackendKind,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// Stable identifier, e.g. `create-internal-network`.
+    pub id: String,
+    /// What the step does, for people.
+    pub title: String,
+    pub argv: Vec<String>,
+    /// Steps that must finish first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    /// The command that removes what this step created, run on rollback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undo: Option<Vec<String>>,
+    /// Skip the step when this probe says its result already exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_if: Option<Probe>,
+    /// Retry while the command fails (or its capture finds nothing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+    /// A value to read from the command's output for later steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<Capture>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Probe {
+    pub argv: Vec<String>,
+    pub check: ProbeCheck,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProbeCheck {
+    /// The probe succeeds and its trimmed stdout equals this.
+    StdoutEquals { value: String },
+    /// `container image inspect` JSON carries this label on some variant.
+    AppleImageLabel { key: String, value: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Retry {
+    pub attempts: u32,
+    pub delay_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Capture {
+    /// The container's IPv4 address on `network`, from `docker inspect`.
+    DockerNetworkIp {
+        network: String,
+        placeholder: String,
+    },
+    /// The container's IPv4 address on `network`, from `container inspect` (1.x shape).
+    AppleNetworkIp {
+        network: String,
+        placeholder: String,
+    },
+}
+
+impl Capture {
+    pub fn placeholder(&self) -> &str {
+        match self {
+            Capture::DockerNetworkIp { placeholder, .. }
+            | Capture::AppleNetworkIp { placeholder, .. } => placeholder,
+        }
+    }
+}
+
+impl Plan {
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    /// Checks the graph: unique ids, dependencies that exist and come earlier
+    /// (so the listed order is a valid serial order and there are no cycles),
+    /// and every placeholder captured by a step the user depends on.
+    pub fn check(&self) -> Result<(), String> {
+        let mut seen: Vec<&str> = Vec::new();
+        for s in &self.steps {
+            if seen.contains(&s.id.as_str()) {
+                return Err(format!("duplicate step id `{}`", s.id));
+            }
+            for d in &s.after {
+                if !seen.contains(&d.as_str()) {
+                    return Err(format!(
+                        "step `{}` depends on `{d}`, which is not an earlier step",
+                        s.id
+                    ));
+                }
+            }
+            for arg in &s.argv {
+                if let Some(p) = find_placeholder(arg) {
+                    let provided = self.ancestors(&s.id).iter().any(|a| {
+                        self.step(a)
+                            .and_then(|x| x.capture.as_ref())
+                            .is_some_and(|c| c.placeholder() == p)
+                    });
+                    if !provided {
+                        return Err(format!(
+                            "step `{}` uses `{p}`, which no step it depends on captures",
+                            s.id
+                        ));
+                    }
+                }
+            }
+            seen.push(&s.id);
+        }
+        Ok(())
+    }
+
+    fn ancestors(&self, id: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut todo = vec![id.to_string()];
+        while let Some(cur) = todo.pop() {
+            if let Some(s) = self.step(&cur) {
+                for d in &s.after {
+                    if !out.contains(d) {
+                        out.push(d.clone());
+                        todo.push(d.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A human-readable listing, one step per block.
+    pub fn render(&self) -> String {
+        let mut out = format!("Plan for bottle `{}` on {}:\n", self.bottle, self.backend);
+        for (i, s) in self.steps.iter().enumerate() {
+            let _ = writeln!(out, "\n{:>2}. {} [{}]", i + 1, s.title, s.id);
+            if !s.after.is_empty() {
+                let _ = writeln!(out, "    after: {}", s.after.join(", "));
+            }
+            let _ = writeln!(out, "    $ {}", display_command(&s.argv));
+            if let Some(p) = &s.skip_if {
+                let _ = writeln!(out, "    skip if: {}", display_command(&p.argv));
+            }
+            if let Some(r) = &s.retry {
+                let _ = writeln!(
+                    out,
+                    "    retry: {} attempts, {} ms apart",
+                    r.attempts, r.delay_ms
+                );
+            }
+            if let Some(c) = &s.capture {
+                let _ = writeln!(out, "    captures: {}", c.placeholder());
+            }
+            if let Some(u) = &s.undo {
+                let _ = writeln!(out, "    undo: {}", display_command(u));
+            }
+        }
+        out
+    }
+}
+
+fn find_placeholder(arg: &str) -> Option<&str> {
+    let start = arg.find('{')?;
+    let end = arg[start..].find('}')? + start;
+    let inner = &arg[start + 1..end];
+    (!inner.is_empty() && inner.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        .then(|| &arg[start..=end])
+}
+
+/// Renders an argv for display, quoting what a POSIX shell would need quoted.
+/// Display only: commands are always run as argv vectors, never through a shell.
+pub fn display_command(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_quote(a: &str) -> String {
+    let plain = !a.is_empty()
+        && a.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,+@%{}".contains(&b));
+    if plain {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(id: &str, after: &[&str], argv: &[&str]) -> Step {
+        Step {
+            id: id.into(),
+            title: id.into(),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            after: after.iter().map(|s| s.to_string()).collect(),
+            undo: None,
+            skip_if: None,
+            retry: None,
+            capture: None,
+        }
+    }
+
+    #[test]
+    fn check_rejects_forward_dependencies_and_orphan_placeholders() {
+        let mut p = Plan {
+            bottle: "x".into(),
+            backend: BackendKind::Docker,
+            steps: vec![step("a", &["b"], &["true"]), step("b", &[], &["true"])],
+        };
+        assert!(p.check().unwrap_err().contains("not an earlier step"));
+        p.steps = vec![
+            step("a", &[], &["true"]),
+            step("b", &["a"], &["echo", "{sidecar_ip}"]),
+        ];
+        assert!(p.check().unwrap_err().contains("captures"));
+        p.steps[0].capture = Some(Capture::DockerNetworkIp {
+            network: "n".into(),
+            placeholder: SIDECAR_IP.into(),
+        });
+        assert_eq!(p.check(), Ok(()));
+        p.steps.push(step("a", &[], &["true"]));
+        assert!(p.check().unwrap_err().contains("duplicate"));
+    }
+
+    #[test]
+    fn display_quotes_only_what_needs_it() {
+        let argv: Vec<String> = ["docker", "run", "-e", "A=b c", "it's", "{sidecar_ip}"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            display_command(&argv),
+            r#"docker run -e 'A=b c' 'it'\''s' {sidecar_ip}"#
+        );
+    }
+}

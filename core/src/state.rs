@@ -1,0 +1,302 @@
+//! A bottle's state directory, `$BOTTLEBAR_HOME/state/<name>/`:
+//!
+//! ```text
+//! sidecar/    mode 0700, mounted read-only into the sidecar only:
+//!             sidecar.json (rules), ca.key + ca.crt (the per-bottle CA), all 0600
+//! agent-ca/   ca.crt only, mounted read-only into the agent
+//! audit/      the sidecar's JSONL audit log (mounted read-write into the sidecar)
+//! files/N/    staged copies of single-file mounts, one directory per container parent
+//! build/      prepared image build contexts
+//! ```
+//!
+//! The CA is generated once, at the first launch, and kept until `bottle down`.
+
+use crate::manifest::Mount;
+use crate::name::BottleName;
+use bottlebar_policy::{EgressRule, SidecarConfig, PROXY_PORT};
+use serde::Serialize;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+pub const CA_CERT_FILE: &str = "ca.crt";
+pub const CA_KEY_FILE: &str = "ca.key";
+pub const SIDECAR_CONFIG_FILE: &str = "sidecar.json";
+pub const AUDIT_FILE: &str = "egress.jsonl";
+/// Where the sidecar sees its state directory and audit directory.
+pub const SIDECAR_STATE_IN_CONTAINER: &str = "/etc/bottlebar";
+pub const SIDECAR_AUDIT_IN_CONTAINER: &str = "/var/log/bottlebar";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("preparing {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("generating the bottle's CA: {0}")]
+    Ca(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The paths of one bottle's state directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StateDirs {
+    pub root: PathBuf,
+    pub sidecar: PathBuf,
+    pub agent_ca: PathBuf,
+    pub audit: PathBuf,
+    pub files: PathBuf,
+    pub build: PathBuf,
+}
+
+impl StateDirs {
+    pub fn new(root: PathBuf) -> Self {
+        Self {
+            sidecar: root.join("sidecar"),
+            agent_ca: root.join("agent-ca"),
+            audit: root.join("audit"),
+            files: root.join("files"),
+            build: root.join("build"),
+            root,
+        }
+    }
+}
+
+/// A directory of staged single files, mounted at `container_dir`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StagedDir {
+    pub host_dir: PathBuf,
+    pub container_dir: String,
+    pub readonly: bool,
+    /// (source file, file name inside the directory)
+    pub files: Vec<(PathBuf, String)>,
+}
+
+/// Groups single-file mounts by their container parent directory: each group
+/// becomes one staging directory holding copies of just those files, so the
+/// agent never sees a file's real siblings. A group is read-only only if all
+/// its files are.
+pub fn plan_staging(dirs: &StateDirs, mounts: &[Mount]) -> Vec<StagedDir> {
+    let mut groups: Vec<StagedDir> = Vec::new();
+    for m in mounts.iter().filter(|m| m.is_file) {
+        let path = Path::new(&m.container);
+        let parent = path
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "/".into());
+        let file_name = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match groups.iter_mut().find(|g| g.container_dir == parent) {
+            Some(g) => {
+                g.readonly &= m.readonly;
+                g.files.push((m.host.clone(), file_name));
+            }
+            None => {
+                let n = groups.len();
+                groups.push(StagedDir {
+                    host_dir: dirs.files.join(n.to_string()),
+                    container_dir: parent,
+                    readonly: m.readonly,
+                    files: vec![(m.host.clone(), file_name)],
+                });
+            }
+        }
+    }
+    groups
+}
+
+/// The sidecar's configuration for this bottle.
+pub fn sidecar_config(bottle: &BottleName, rules: &[EgressRule]) -> SidecarConfig {
+    SidecarConfig {
+        bottle: bottle.to_string(),
+        listen: format!("0.0.0.0:{PROXY_PORT}"),
+        rules: rules.to_vec(),
+        audit_file: Some(format!("{SIDECAR_AUDIT_IN_CONTAINER}/{AUDIT_FILE}")),
+    }
+}
+
+fn mkdir(path: &Path, mode: u32) -> Result<(), StateError> {
+    fs::create_dir_all(path).map_err(io_err(path))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io_err(path))
+}
+
+/// Writes `data` to `path` with `mode`, atomically (temp file + rename), so a
+/// crash never leaves a half-written rules file or key.
+pub fn write_private(path: &Path, data: &[u8], mode: u32) -> Result<(), StateError> {
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
+    f.write_all(data).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(io_err(&tmp))?;
+    fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+/// Creates the state directory for a launch: directories, the CA (first launch
+/// only), the sidecar config, and the staged files.
+pub fn prepare(
+    dirs: &StateDirs,
+    bottle: &BottleName,
+    rules: &[EgressRule],
+    staged: &[StagedDir],
+) -> Result<(), StateError> {
+    mkdir(&dirs.root, 0o700)?;
+    mkdir(&dirs.sidecar, 0o700)?;
+    mkdir(&dirs.agent_ca, 0o755)?;
+    mkdir(&dirs.audit, 0o700)?;
+    mkdir(&dirs.build, 0o700)?;
+
+    let key_path = dirs.sidecar.join(CA_KEY_FILE);
+    let cert_path = dirs.sidecar.join(CA_CERT_FILE);
+    if !key_path.is_file() || !cert_path.is_file() {
+        let (cert, key) = generate_ca(bottle)?;
+        write_private(&key_path, key.as_bytes(), 0o600)?;
+        write_private(&cert_path, cert.as_bytes(), 0o600)?;
+    }
+    // The agent's copy holds the certificate only, never the key.
+    let cert = fs::read(&cert_path).map_err(io_err(&cert_path))?;
+    write_private(&dirs.agent_ca.join(CA_CERT_FILE), &cert, 0o644)?;
+
+    let config =
+        serde_json::to_vec_pretty(&sidecar_config(bottle, rules)).expect("config serializes");
+    write_private(&dirs.sidecar.join(SIDECAR_CONFIG_FILE), &config, 0o600)?;
+
+    if dirs.files.exists() {
+        fs::remove_dir_all(&dirs.files).map_err(io_err(&dirs.files))?;
+    }
+    for group in staged {
+        mkdir(&group.host_dir, 0o755)?;
+        for (src, name) in &group.files {
+            let dest = group.host_dir.join(name);
+            fs::copy(src, &dest).map_err(io_err(src))?;
+        }
+    }
+    Ok(())
+}
+
+/// A fresh CA for one bottle: (certificate PEM, private key PEM).
+pub fn generate_ca(bottle: &BottleName) -> Result<(String, String), StateError> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let err = |e: rcgen::Error| StateError::Ca(e.to_string());
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.distinguished_name.push(
+        DnType::CommonName,
+        format!("Bottlebar CA for bottle {bottle}"),
+    );
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Bottlebar");
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let year = current_year();
+    params.not_before = rcgen::date_time_ymd(year - 1, 1, 1);
+    params.not_after = rcgen::date_time_ymd(year + 10, 1, 1);
+    let key = KeyPair::generate().map_err(err)?;
+    let cert = params.self_signed(&key).map_err(err)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+fn current_year() -> i32 {
+    let now = humantime::format_rfc3339(std::time::SystemTime::now()).to_string();
+    now[..4].parse().unwrap_or(2026)
+}
+
+/// Removes a bottle's state directory. Missing is fine.
+pub fn remove(dirs: &StateDirs) -> Result<bool, StateError> {
+    match fs::remove_dir_all(&dirs.root) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(StateError::Io {
+            path: dirs.root.clone(),
+            source: e,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn prepare_keeps_the_key_private_and_gives_the_agent_the_cert_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = StateDirs::new(tmp.path().join("state/t"));
+        let name = BottleName::parse("t").unwrap();
+        let file = tmp.path().join("gitconfig");
+        fs::write(&file, "[user]\n").unwrap();
+        let mounts = vec![Mount {
+            host: file.clone(),
+            container: "/home/agent/.gitconfig".into(),
+            readonly: true,
+            is_file: true,
+        }];
+        let staged = plan_staging(&dirs, &mounts);
+        prepare(&dirs, &name, &[], &staged).unwrap();
+
+        let key = fs::read_to_string(dirs.sidecar.join(CA_KEY_FILE)).unwrap();
+        assert!(key.contains("PRIVATE KEY"));
+        assert_eq!(
+            fs::metadata(dirs.sidecar.join(CA_KEY_FILE)).unwrap().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(fs::metadata(&dirs.sidecar).unwrap().mode() & 0o777, 0o700);
+        let agent_files: Vec<_> = fs::read_dir(&dirs.agent_ca)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(agent_files, vec![std::ffi::OsString::from(CA_CERT_FILE)]);
+        assert!(!fs::read_to_string(dirs.agent_ca.join(CA_CERT_FILE))
+            .unwrap()
+            .contains("PRIVATE"));
+
+        assert_eq!(staged[0].container_dir, "/home/agent");
+        assert_eq!(
+            fs::read_to_string(staged[0].host_dir.join(".gitconfig")).unwrap(),
+            "[user]\n"
+        );
+
+        // A second launch keeps the CA.
+        prepare(&dirs, &name, &[], &staged).unwrap();
+        assert_eq!(
+            fs::read_to_string(dirs.sidecar.join(CA_KEY_FILE)).unwrap(),
+            key
+        );
+    }
+
+    #[test]
+    fn staging_groups_files_by_container_directory() {
+        let dirs = StateDirs::new(PathBuf::from("/s"));
+        let m = |c: &str, ro| Mount {
+            host: PathBuf::from(format!("/h{c}")),
+            container: c.into(),
+            readonly: ro,
+            is_file: true,
+        };
+        let groups = plan_staging(&dirs, &[m("/a/x", true), m("/b/y", true), m("/a/z", false)]);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].files.len(), 2);
+        assert!(!groups[0].readonly);
+        assert!(groups[1].readonly);
+        assert_eq!(groups[1].host_dir, PathBuf::from("/s/files/1"));
+    }
+}

@@ -1,0 +1,104 @@
+//! Golden tests: the exact argv of every launch step, per backend.
+//! Regenerate after an intended change with `BOTTLEBAR_BLESS=1 cargo test -p bottlebar-core --test plan_golden`
+//! and review the diff.
+
+use bottlebar_core::launch::{self, example_spec};
+use bottlebar_core::manifest::BackendKind;
+use std::path::Path;
+
+fn check(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("BOTTLEBAR_BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (bless with BOTTLEBAR_BLESS=1)", path.display()));
+    if expected != actual {
+        let first = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{name} differs from the golden file at line {}:\n  golden: {:?}\n  actual: {:?}",
+            first + 1,
+            expected.lines().nth(first),
+            actual.lines().nth(first)
+        );
+    }
+}
+
+#[test]
+fn docker_plan_matches_golden() {
+    let plan = launch::plan(&example_spec(BackendKind::Docker, "docker"));
+    plan.check().unwrap();
+    check(
+        "docker-plan.json",
+        &(serde_json::to_string_pretty(&plan).unwrap() + "\n"),
+    );
+    check("docker-plan.txt", &plan.render());
+}
+
+#[test]
+fn apple_plan_matches_golden() {
+    let plan = launch::plan(&example_spec(BackendKind::Apple, "container"));
+    plan.check().unwrap();
+    check(
+        "apple-plan.json",
+        &(serde_json::to_string_pretty(&plan).unwrap() + "\n"),
+    );
+    check("apple-plan.txt", &plan.render());
+}
+
+#[test]
+fn plans_never_leak_secret_paths_into_the_agent() {
+    for (kind, engine) in [
+        (BackendKind::Docker, "docker"),
+        (BackendKind::Apple, "container"),
+    ] {
+        let spec = example_spec(kind, engine);
+        let plan = launch::plan(&spec);
+        let agent = plan.step("run-agent").unwrap();
+        let joined = agent.argv.join(" ");
+        // The agent gets the CA certificate directory, never the sidecar's state (key, rules).
+        assert!(
+            !joined.contains(&spec.state.sidecar.display().to_string()),
+            "{kind}: {joined}"
+        );
+        assert!(joined.contains(&spec.state.agent_ca.display().to_string()));
+        assert!(!joined.contains("ca.key"));
+        // Single files are mounted through their staging directory, never directly.
+        assert!(!joined.contains(".gitconfig"), "{kind}: {joined}");
+        // Internal network only.
+        assert_eq!(agent.argv.iter().filter(|a| *a == "--network").count(), 1);
+        assert_eq!(&agent.argv[agent.argv.len() - 2..], ["sleep", "2147483647"]);
+    }
+}
+
+#[test]
+fn apple_sidecar_gets_egress_network_first() {
+    let plan = launch::plan(&example_spec(BackendKind::Apple, "container"));
+    let run = &plan.step("run-sidecar").unwrap().argv;
+    let nets: Vec<&String> = run
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i > 0 && run[i - 1] == "--network")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(nets, ["bottlebar-demo-egress", "bottlebar-demo-internal"]);
+}
+
+#[test]
+fn docker_sidecar_is_created_on_egress_then_connected_to_internal() {
+    let plan = launch::plan(&example_spec(BackendKind::Docker, "docker"));
+    let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
+    let pos = |id| ids.iter().position(|x| *x == id).unwrap();
+    assert!(pos("create-sidecar") < pos("connect-sidecar-internal"));
+    assert!(pos("connect-sidecar-internal") < pos("start-sidecar"));
+    let create = &plan.step("create-sidecar").unwrap().argv;
+    let i = create.iter().position(|a| a == "--network").unwrap();
+    assert_eq!(create[i + 1], "bottlebar-demo-egress");
+}

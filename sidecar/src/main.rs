@@ -1,0 +1,93 @@
+//! `bottlebar-sidecar`: the egress proxy that is a bottle's only way out.
+//!
+//! It runs as the only process of a `FROM scratch` image, so it is linked
+//! statically and resolves names itself (no libc resolver, no NSS).
+//!
+//! - `serve --config FILE` runs the proxy described by a `SidecarConfig`.
+//! - `health [--addr ADDR]` asks a running proxy whether it is up; the launch
+//!   runs it through `exec` inside the sidecar container, which works the same
+//!   on every backend (the host may not be able to reach container addresses).
+
+mod audit;
+mod proxy;
+
+use anyhow::{bail, Context, Result};
+use bottlebar_policy::{SidecarConfig, HEALTH_PATH, PROXY_PORT};
+use clap::{Parser, Subcommand};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "bottlebar-sidecar", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the egress proxy.
+    Serve {
+        /// The sidecar configuration written by the core (JSON).
+        #[arg(long, default_value = "/etc/bottlebar/sidecar.json")]
+        config: PathBuf,
+    },
+    /// Exit 0 if the proxy at ADDR answers its health endpoint.
+    Health {
+        #[arg(long, default_value_t = SocketAddr::from(([127, 0, 0, 1], PROXY_PORT)))]
+        addr: SocketAddr,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("BOTTLEBAR_LOG")
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init();
+            let text = std::fs::read_to_string(&config)
+                .with_context(|| format!("reading sidecar config {}", config.display()))?;
+            let cfg: SidecarConfig = serde_json::from_str(&text)
+                .with_context(|| format!("parsing sidecar config {}", config.display()))?;
+            for (i, rule) in cfg.rules.iter().enumerate() {
+                rule.validate()
+                    .with_context(|| format!("{}: rule #{}", config.display(), i + 1))?;
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            runtime.block_on(proxy::run(cfg))
+        }
+        Command::Health { addr } => health(addr),
+    }
+}
+
+fn health(addr: SocketAddr) -> Result<()> {
+    let timeout = Duration::from_secs(2);
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("connecting to the proxy at {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {HEALTH_PATH} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut reply = String::new();
+    stream.take(4096).read_to_string(&mut reply)?;
+    if !reply.starts_with("HTTP/1.1 200") {
+        bail!(
+            "proxy at {addr} answered: {}",
+            reply.lines().next().unwrap_or("")
+        );
+    }
+    println!("ok");
+    Ok(())
+}
