@@ -43,6 +43,8 @@ pub enum OpError {
     Busy(String),
     #[error("bottle `{0}` is not running; start it with `bottle up {0}`")]
     NotRunning(String),
+    #[error("cleanup: {0}")]
+    Sweep(EngineError),
     #[error("lock file {path}: {source}")]
     Lock {
         path: String,

@@ -235,7 +235,7 @@ pub fn upstream_image() -> &'static str {
         std::fs::create_dir_all(ctx.path().join("rootfs/www")).unwrap();
         std::fs::copy("/bin/busybox", bin.join("busybox"))
             .expect("a static busybox at /bin/busybox (Debian busybox-static)");
-        for applet in ["sh", "httpd", "nc", "echo", "printf", "cat"] {
+        for applet in ["sh", "httpd", "nc", "echo", "printf", "cat", "sleep"] {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
         }
         std::fs::write(

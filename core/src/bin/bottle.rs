@@ -13,6 +13,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -125,10 +126,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 inputs: None,
             };
             let (home2, name2, runner2) = (home.clone(), name.clone(), runner.clone());
-            let result = with_events(json, move |events| async move {
+            let launching = Arc::new(AtomicBool::new(false));
+            let up = with_events(json, Some(launching.clone()), move |events| async move {
                 ops::up(&home2, &name2, opts, runner2, &events).await
-            })
-            .await?;
+            });
+            let result = tokio::select! {
+                r = up => r?,
+                _ = tokio::signal::ctrl_c() => {
+                    let started = launching.load(Ordering::SeqCst);
+                    return interrupted_up(&home, &name, backend, started, runner.as_ref()).await;
+                }
+            };
             match result {
                 Ok(UpOutcome::Launched {
                     sidecar_ip,
@@ -155,7 +163,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => {
             let (home2, name2, runner2) = (home.clone(), name.clone(), runner.clone());
-            with_events(json, move |events| async move {
+            with_events(json, None, move |events| async move {
                 ops::down(
                     &home2,
                     &name2,
@@ -217,7 +225,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Doctor { json } => return doctor(json, runner.as_ref()).await,
         Command::Cleanup { backend, json } => {
             let (home2, runner2) = (home.clone(), runner.clone());
-            let swept = with_events(json, move |events| async move {
+            let swept = with_events(json, None, move |events| async move {
                 ops::cleanup(&home2, backend.map(Into::into), runner2.as_ref(), &events).await
             })
             .await??;
@@ -240,21 +248,63 @@ fn default_program(kind: BackendKind) -> &'static str {
     }
 }
 
-/// Runs `op` with an event sink, rendering its events as they come.
-async fn with_events<F, Fut, T>(json: bool, op: F) -> Result<T>
+/// Runs `op` with an event sink, rendering its events as they come. When
+/// `launching` is given, it is set once a launch plan starts running. If this
+/// future is dropped (Ctrl-C), the operation is aborted with it.
+async fn with_events<F, Fut, T>(json: bool, launching: Option<Arc<AtomicBool>>, op: F) -> Result<T>
 where
     F: FnOnce(Events) -> Fut,
     Fut: std::future::Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
+    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+    impl<T> Drop for AbortOnDrop<T> {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let task = tokio::spawn(op(Events::new(tx)));
+    let mut task = AbortOnDrop(tokio::spawn(op(Events::new(tx))));
     let mut renderer = Renderer::new(json);
     while let Some(e) = rx.recv().await {
+        if let (Some(flag), Event::PlanStarted { .. }) = (&launching, &e) {
+            flag.store(true, Ordering::SeqCst);
+        }
         renderer.render(&e);
     }
     renderer.finish();
-    task.await.context("the operation panicked")
+    (&mut task.0).await.context("the operation panicked")
+}
+
+/// Ctrl-C during `up`: if a launch had begun, remove what it created (the
+/// bottle was not running before, or the plan would not have started).
+async fn interrupted_up(
+    home: &Home,
+    name: &str,
+    backend: Option<Backend>,
+    launching: bool,
+    runner: &ProcessRunner,
+) -> Result<ExitCode> {
+    if !launching {
+        eprintln!("interrupted");
+        return Ok(ExitCode::from(130));
+    }
+    eprintln!("interrupted: removing what this launch created");
+    // The aborted launch releases its lock as it unwinds; wait for that briefly.
+    for _ in 0..100 {
+        match ops::down(home, name, backend.map(Into::into), runner, &Events::none()).await {
+            Err(ops::OpError::Busy(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => {
+                return Err(anyhow::Error::from(e)
+                    .context("cleaning up after the interrupted launch (run `bottle cleanup`)"))
+            }
+            Ok(()) => {
+                eprintln!("removed; nothing of `{name}` is left");
+                return Ok(ExitCode::from(130));
+            }
+        }
+    }
+    anyhow::bail!("the interrupted launch did not let go of `{name}`; run `bottle cleanup`")
 }
 
 enum Renderer {
