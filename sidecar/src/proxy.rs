@@ -43,8 +43,24 @@ pub async fn run(cfg: SidecarConfig) -> Result<()> {
         "egress proxy listening on {}",
         cfg.listen
     );
-    let proxy = Arc::new(Proxy::new(cfg)?);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let stop = async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+        }
+    };
+    serve(cfg, listener, stop).await
+}
+
+/// Serves the proxy on `listener` until `stop` completes.
+pub async fn serve(
+    cfg: SidecarConfig,
+    listener: TcpListener,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let proxy = Arc::new(Proxy::new(cfg)?);
+    tokio::pin!(stop);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -60,11 +76,7 @@ pub async fn run(cfg: SidecarConfig) -> Result<()> {
                 let proxy = proxy.clone();
                 tokio::spawn(async move { proxy.serve_connection(stream, peer).await });
             }
-            _ = terminate.recv() => {
-                tracing::info!("SIGTERM: stopping");
-                return Ok(());
-            }
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = &mut stop => return Ok(()),
         }
     }
 }
@@ -518,6 +530,8 @@ fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bottlebar_policy::EgressRule;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
     fn host_header_parsing() {
@@ -543,5 +557,240 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key(header::ACCEPT));
+    }
+
+    /// A loopback upstream that answers every request with `token` and echoes
+    /// the request head it saw after a blank line.
+    async fn upstream(token: &'static str) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let mut seen = Vec::new();
+                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let Ok(n) = s.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                    }
+                    let head = String::from_utf8_lossy(&seen).to_string();
+                    let body = format!("{token}\n{head}");
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = s.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        addr
+    }
+
+    struct Running {
+        addr: SocketAddr,
+        audit: tempfile::TempDir,
+        _stop: tokio::sync::oneshot::Sender<()>,
+    }
+
+    async fn proxy(rules: Vec<EgressRule>) -> Running {
+        let audit = tempfile::tempdir().unwrap();
+        let cfg = SidecarConfig {
+            bottle: "unit".into(),
+            listen: "127.0.0.1:0".into(),
+            rules,
+            audit_file: Some(audit.path().join("egress.jsonl").display().to_string()),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            serve(cfg, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap()
+        });
+        Running {
+            addr,
+            audit,
+            _stop: tx,
+        }
+    }
+
+    fn localhost_rule(port: u16) -> EgressRule {
+        EgressRule {
+            host: "localhost".into(),
+            ports: vec![port],
+            methods: vec![],
+            paths: vec![],
+        }
+    }
+
+    /// Sends raw bytes, half-closes nothing, and reads until the peer closes
+    /// or `timeout` passes.
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(request).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn allowed_http_is_forwarded_without_proxy_headers() {
+        let up = upstream("tok-http").await;
+        let p = proxy(vec![localhost_rule(up.port())]).await;
+        let req = format!(
+            "GET http://localhost:{0}/x?y=1 HTTP/1.1\r\nHost: localhost:{0}\r\nProxy-Authorization: Basic c2VjcmV0\r\nProxy-Connection: keep-alive\r\nConnection: close\r\n\r\n",
+            up.port()
+        );
+        let reply = exchange(p.addr, req.as_bytes()).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(reply.contains("tok-http"));
+        // The upstream saw origin-form and none of the proxy's own headers.
+        assert!(reply.contains("GET /x?y=1 HTTP/1.1"), "{reply}");
+        assert!(
+            !reply.to_ascii_lowercase().contains("proxy-authorization"),
+            "{reply}"
+        );
+        assert!(
+            !reply.to_ascii_lowercase().contains("proxy-connection"),
+            "{reply}"
+        );
+        let audit = std::fs::read_to_string(p.audit.path().join("egress.jsonl")).unwrap();
+        assert!(
+            audit.contains("\"decision\":\"allow\"") && audit.contains("\"path\":\"/x\""),
+            "{audit}"
+        );
+    }
+
+    #[tokio::test]
+    async fn denials_say_why() {
+        let up = upstream("tok-deny").await;
+        let p = proxy(vec![localhost_rule(up.port())]).await;
+        let cases = [
+            ("GET http://example.org/ HTTP/1.1\r\nHost: example.org\r\nConnection: close\r\n\r\n".to_string(), "host_not_allowed", "not on this bottle's egress allowlist"),
+            (format!("GET http://localhost:{0}/ HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n", up.port()), "host_mismatch", "does not match"),
+            (format!("CONNECT 127.0.0.1:{} HTTP/1.1\r\n\r\n", up.port()), "ip_literal", "is an IP address"),
+            ("CONNECT localhost:22 HTTP/1.1\r\n\r\n".to_string(), "port_not_allowed", "port 22 is not allowed"),
+            ("GET http://2130706433/ HTTP/1.1\r\nHost: 2130706433\r\nConnection: close\r\n\r\n".to_string(), "ip_literal", "is an IP address"),
+        ];
+        for (req, code, text) in cases {
+            let reply = exchange(p.addr, req.as_bytes()).await;
+            assert!(reply.starts_with("HTTP/1.1 403"), "{req}: {reply}");
+            assert!(
+                reply.contains(&format!("x-bottlebar-deny: {code}")),
+                "{req}: {reply}"
+            );
+            assert!(reply.contains(text), "{req}: {reply}");
+            assert!(!reply.contains("tok-deny"));
+        }
+        let audit = std::fs::read_to_string(p.audit.path().join("egress.jsonl")).unwrap();
+        assert_eq!(
+            audit
+                .lines()
+                .filter(|l| l.contains("\"decision\":\"deny\""))
+                .count(),
+            5,
+            "{audit}"
+        );
+    }
+
+    #[tokio::test]
+    async fn connect_tunnels_to_allowed_hosts() {
+        let up = upstream("tok-tunnel").await;
+        let p = proxy(vec![localhost_rule(up.port())]).await;
+        let mut s = TcpStream::connect(p.addr).await.unwrap();
+        s.write_all(
+            format!(
+                "CONNECT localhost:{0} HTTP/1.1\r\nHost: localhost:{0}\r\n\r\n",
+                up.port()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut head = vec![0u8; 1024];
+        let n = s.read(&mut head).await.unwrap();
+        assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+        s.write_all(b"GET /through HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out)).await;
+        let out = String::from_utf8_lossy(&out);
+        assert!(
+            out.contains("tok-tunnel") && out.contains("GET /through"),
+            "{out}"
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_requests_get_400_and_the_proxy_keeps_serving() {
+        let up = upstream("tok-after").await;
+        let p = proxy(vec![localhost_rule(up.port())]).await;
+        for garbage in [
+            &b"GARBAGE\r\n\r\n"[..],
+            b"GET http://localhost/ HTTP/9.9\r\n\r\n",
+            b"\x00\x01\x02\r\n\r\n",
+            b"GET https://localhost/ HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        ] {
+            let reply = exchange(p.addr, garbage).await;
+            assert!(reply.starts_with("HTTP/1.1 400"), "{garbage:?}: {reply}");
+        }
+        let huge = format!(
+            "GET http://localhost/ HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(200_000)
+        );
+        let reply = exchange(p.addr, huge.as_bytes()).await;
+        assert!(
+            reply.starts_with("HTTP/1.1 431"),
+            "{}",
+            &reply[..reply.len().min(200)]
+        );
+        let ok = exchange(p.addr, format!("GET http://localhost:{0}/ HTTP/1.1\r\nHost: localhost:{0}\r\nConnection: close\r\n\r\n", up.port()).as_bytes()).await;
+        assert!(ok.contains("tok-after"), "{ok}");
+    }
+
+    #[tokio::test]
+    async fn own_endpoints_answer_in_origin_and_absolute_form() {
+        let p = proxy(vec![]).await;
+        let health = exchange(
+            p.addr,
+            format!("GET {HEALTH_PATH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await;
+        assert!(
+            health.starts_with("HTTP/1.1 200") && health.contains("\"status\":\"ok\""),
+            "{health}"
+        );
+        let sup = exchange(
+            p.addr,
+            format!(
+                "GET http://{}{SUPERVISE_PATH} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                p.addr, p.addr
+            )
+            .as_bytes(),
+        )
+        .await;
+        assert!(
+            sup.starts_with("HTTP/1.1 200") && sup.contains("\"bottle\":\"unit\""),
+            "{sup}"
+        );
+        let other = exchange(
+            p.addr,
+            b"GET /elsewhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(other.starts_with("HTTP/1.1 400"), "{other}");
     }
 }
