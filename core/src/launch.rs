@@ -7,14 +7,16 @@
 use crate::backend;
 use crate::home::Home;
 use crate::images::{self, ImageError, ImageSpec};
-use crate::manifest::{AgentImage, BackendKind, Manifest, Mount, Resources, AGENT_CA_DIR};
+use crate::manifest::{
+    AgentImage, BackendKind, Manifest, Mount, Resources, SecretSource, SecretSpec, AGENT_CA_DIR,
+};
 use crate::name::BottleName;
 use crate::plan::{Plan, SIDECAR_IP};
 use crate::state::{
     self, StagedDir, StateDirs, StateError, CA_CERT_FILE, SIDECAR_AUDIT_IN_CONTAINER,
     SIDECAR_STATE_IN_CONTAINER,
 };
-use bottlebar_policy::{EgressRule, PROXY_PORT, SUPERVISE_PATH};
+use bottlebar_policy::{EgressRule, HeldSecret, PROXY_PORT, SUPERVISE_PATH};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -43,6 +45,9 @@ pub struct LaunchSpec {
     pub staged: Vec<StagedDir>,
     pub env: BTreeMap<String, String>,
     pub egress: Vec<EgressRule>,
+    /// Where the credentials come from (their values are read at launch only).
+    pub secrets: Vec<SecretSpec>,
+    pub extra_roots: Vec<PathBuf>,
     pub supervise: bool,
     pub resources: Resources,
     /// Nameservers for the sidecar (Apple's NAT gateway may not resolve).
@@ -102,6 +107,8 @@ pub fn describe(
         staged,
         env: manifest.env.clone(),
         egress: manifest.egress.clone(),
+        secrets: manifest.secrets.clone(),
+        extra_roots: manifest.extra_roots.clone(),
         supervise: manifest.supervise,
         resources: manifest.resources.clone(),
         dns,
@@ -117,9 +124,74 @@ pub enum MaterializeError {
     Image(#[from] ImageError),
 }
 
+/// A secret that could not be read at launch.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("secret `{name}`: environment variable {var} is not set (or is empty) in the process launching the bottle")]
+    EnvMissing { name: String, var: String },
+    #[error("secret `{name}`: reading {path}: {source}")]
+    File {
+        name: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("secret `{name}` is empty")]
+    Empty { name: String },
+    #[error("secret `{name}` contains a line break or other control character, so it cannot be sent in a header")]
+    Control { name: String },
+}
+
+/// Reads every secret's value from its source.
+pub fn resolve_secrets(specs: &[SecretSpec]) -> Result<Vec<HeldSecret>, SecretError> {
+    specs
+        .iter()
+        .map(|s| {
+            let value = match &s.source {
+                SecretSource::Env(var) => std::env::var(var)
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| SecretError::EnvMissing {
+                        name: s.name.clone(),
+                        var: var.clone(),
+                    })?,
+                SecretSource::File(path) => std::fs::read_to_string(path)
+                    .map_err(|source| SecretError::File {
+                        name: s.name.clone(),
+                        path: path.clone(),
+                        source,
+                    })?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+            };
+            if value.is_empty() {
+                return Err(SecretError::Empty {
+                    name: s.name.clone(),
+                });
+            }
+            if value.chars().any(char::is_control) {
+                return Err(SecretError::Control {
+                    name: s.name.clone(),
+                });
+            }
+            Ok(HeldSecret {
+                name: s.name.clone(),
+                value,
+                placeholder: s.placeholder_env.as_ref().map(|_| s.placeholder()),
+            })
+        })
+        .collect()
+}
+
 /// Writes the state directory and build contexts the plan refers to.
-pub fn materialize(spec: &LaunchSpec) -> Result<(), MaterializeError> {
-    state::prepare(&spec.state, &spec.bottle, &spec.egress, &spec.staged)?;
+pub fn materialize(spec: &LaunchSpec, secrets: &[HeldSecret]) -> Result<(), MaterializeError> {
+    state::prepare(
+        &spec.state,
+        &spec.bottle,
+        &spec.egress,
+        secrets,
+        &spec.extra_roots,
+        &spec.staged,
+    )?;
     images::materialize(&spec.sidecar_image)?;
     images::materialize(&spec.agent_image)?;
     Ok(())
@@ -220,6 +292,12 @@ pub fn agent_env(spec: &LaunchSpec) -> Vec<(String, String)> {
     ] {
         env.push((k.into(), ca.clone()));
     }
+    // Stand-ins so the agent's tools start; the sidecar swaps in the real value.
+    for s in &spec.secrets {
+        if let Some(var) = &s.placeholder_env {
+            env.push((var.clone(), s.placeholder()));
+        }
+    }
     if spec.supervise {
         env.push((
             "MCP_SUPERVISE_URL".into(),
@@ -303,7 +381,15 @@ pub fn example_spec(backend: BackendKind, engine: &str) -> LaunchSpec {
             ports: vec![],
             methods: vec![],
             paths: vec![],
+            inject: None,
+            dlp: Default::default(),
         }],
+        secrets: vec![crate::manifest::SecretSpec {
+            name: "api".into(),
+            source: crate::manifest::SecretSource::Env("EXAMPLE_API_KEY".into()),
+            placeholder_env: Some("EXAMPLE_API_KEY".into()),
+        }],
+        extra_roots: vec![],
         supervise: true,
         resources: Resources {
             cpus: Some(2),

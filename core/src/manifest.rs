@@ -140,8 +140,40 @@ pub struct Manifest {
     pub mounts: Vec<Mount>,
     pub env: BTreeMap<String, String>,
     pub egress: Vec<EgressRule>,
+    /// Credentials the sidecar holds: injected by rules, and scanned for in
+    /// everything the agent sends.
+    pub secrets: Vec<SecretSpec>,
+    /// PEM files of extra CAs the sidecar trusts for upstream TLS.
+    pub extra_roots: Vec<PathBuf>,
     pub supervise: bool,
     pub resources: Resources,
+}
+
+/// Where a secret comes from. Its value is read at launch, never stored in
+/// the manifest, and never given to the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretSpec {
+    pub name: String,
+    pub source: SecretSource,
+    /// An environment variable the agent gets holding [`SecretSpec::placeholder`],
+    /// so its tools start; the sidecar swaps in the real value.
+    pub placeholder_env: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretSource {
+    /// An environment variable of the process that launches the bottle.
+    Env(String),
+    /// A file (trailing newlines are trimmed).
+    File(PathBuf),
+}
+
+impl SecretSpec {
+    /// The stand-in value the agent sees in `placeholder_env`.
+    pub fn placeholder(&self) -> String {
+        format!("bottlebar-placeholder-{}", self.name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -184,11 +216,30 @@ struct RawManifest {
     #[serde(default)]
     env: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
-    egress: Vec<Spanned<RawEgress>>,
+    egress: Vec<Spanned<EgressRule>>,
+    #[serde(default)]
+    secrets: BTreeMap<String, Spanned<RawSecret>>,
+    #[serde(default)]
+    tls: RawTls,
     #[serde(default)]
     supervise: bool,
     #[serde(default)]
     resources: RawResources,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    env: Option<Spanned<String>>,
+    file: Option<Spanned<String>>,
+    placeholder_env: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    #[serde(default)]
+    extra_roots: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -206,18 +257,6 @@ struct RawMount {
     container: Spanned<String>,
     #[serde(default)]
     readonly: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEgress {
-    host: String,
-    #[serde(default)]
-    ports: Vec<u16>,
-    #[serde(default)]
-    methods: Vec<String>,
-    #[serde(default)]
-    paths: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -321,19 +360,28 @@ pub fn parse(
     let mounts = validate_mounts(&cx, &raw.mounts)?;
     let env = validate_env(&cx, &raw.env)?;
 
+    let secrets = validate_secrets(&cx, &raw.secrets, &env)?;
     let mut egress = Vec::with_capacity(raw.egress.len());
     for (i, r) in raw.egress.iter().enumerate() {
-        let raw_rule = r.get_ref();
-        let rule = EgressRule {
-            host: raw_rule.host.clone(),
-            ports: raw_rule.ports.clone(),
-            methods: raw_rule.methods.clone(),
-            paths: raw_rule.paths.clone(),
-        };
+        let rule = r.get_ref().clone();
+        let key = format!("egress[{i}]");
         rule.validate()
-            .map_err(|e| cx.err(Some(r.span()), &format!("egress[{i}]"), e.to_string()))?;
+            .map_err(|e| cx.err(Some(r.span()), &key, e.to_string()))?;
+        if let Some(inj) = &rule.inject {
+            if !secrets.iter().any(|s| s.name == inj.secret) {
+                return Err(cx.err(
+                    Some(r.span()),
+                    &format!("{key}.inject.secret"),
+                    format!(
+                        "no secret named `{}`; declare it as [secrets.{}]",
+                        inj.secret, inj.secret
+                    ),
+                ));
+            }
+        }
         egress.push(rule);
     }
+    let extra_roots = validate_extra_roots(&cx, &raw.tls.extra_roots)?;
 
     let resources = validate_resources(&cx, &raw.resources)?;
 
@@ -346,6 +394,8 @@ pub fn parse(
         mounts,
         env,
         egress,
+        secrets,
+        extra_roots,
         supervise: raw.supervise,
         resources,
     })
@@ -507,12 +557,7 @@ fn validate_env(
     for (k, v) in env {
         let key = format!("env.{k}");
         let span = Some(v.span());
-        let valid = k
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
+        if !valid_env_name(k) {
             return Err(cx.err(span, &key, format!("`{k}` is not a valid environment variable name (letters, digits, `_`; not starting with a digit)")));
         }
         if RESERVED_ENV.contains(&k.as_str()) {
@@ -528,6 +573,120 @@ fn validate_env(
             return Err(cx.err(span, &key, "value contains a NUL byte"));
         }
         out.insert(k.clone(), v.get_ref().clone());
+    }
+    Ok(out)
+}
+
+fn valid_env_name(k: &str) -> bool {
+    k.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn validate_secrets(
+    cx: &Ctx<'_>,
+    secrets: &BTreeMap<String, Spanned<RawSecret>>,
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<SecretSpec>, ManifestError> {
+    let mut out = Vec::new();
+    let mut placeholders = BTreeSet::new();
+    for (name, raw) in secrets {
+        let key = format!("secrets.{name}");
+        let span = Some(raw.span());
+        let name_ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err(cx.err(
+                span,
+                &key,
+                format!("secret name `{name}` must be lowercase letters, digits, `-` or `_`"),
+            ));
+        }
+        let r = raw.get_ref();
+        let source = match (&r.env, &r.file) {
+            (Some(e), None) => {
+                if !valid_env_name(e.get_ref()) {
+                    return Err(cx.err(Some(e.span()), &format!("{key}.env"), format!("`{}` is not an environment variable name", e.get_ref())));
+                }
+                SecretSource::Env(e.get_ref().clone())
+            }
+            (None, Some(f)) => {
+                let p = Path::new(f.get_ref());
+                if !p.is_absolute() {
+                    return Err(cx.err(Some(f.span()), &format!("{key}.file"), format!("`{}` must be an absolute path", f.get_ref())));
+                }
+                SecretSource::File(p.to_path_buf())
+            }
+            _ => return Err(cx.err(span, &key, "give exactly one of `env` (a variable of the launching process) or `file` (an absolute path)")),
+        };
+        let placeholder_env = match &r.placeholder_env {
+            None => None,
+            Some(p) => {
+                let v = p.get_ref();
+                let pkey = format!("{key}.placeholder_env");
+                if !valid_env_name(v) {
+                    return Err(cx.err(
+                        Some(p.span()),
+                        &pkey,
+                        format!("`{v}` is not an environment variable name"),
+                    ));
+                }
+                if RESERVED_ENV.contains(&v.as_str())
+                    || env.contains_key(v)
+                    || !placeholders.insert(v.clone())
+                {
+                    return Err(cx.err(
+                        Some(p.span()),
+                        &pkey,
+                        format!("`{v}` is already set (by Bottlebar, [env] or another secret)"),
+                    ));
+                }
+                Some(v.clone())
+            }
+        };
+        out.push(SecretSpec {
+            name: name.clone(),
+            source,
+            placeholder_env,
+        });
+    }
+    Ok(out)
+}
+
+fn validate_extra_roots(
+    cx: &Ctx<'_>,
+    roots: &[Spanned<String>],
+) -> Result<Vec<PathBuf>, ManifestError> {
+    let mut out = Vec::new();
+    for (i, r) in roots.iter().enumerate() {
+        let key = format!("tls.extra_roots[{i}]");
+        let p = Path::new(r.get_ref());
+        if !p.is_absolute() {
+            return Err(cx.err(
+                Some(r.span()),
+                &key,
+                format!("`{}` must be an absolute path", r.get_ref()),
+            ));
+        }
+        let text = std::fs::read_to_string(p).map_err(|e| {
+            cx.err(
+                Some(r.span()),
+                &key,
+                format!("cannot read `{}`: {e}", p.display()),
+            )
+        })?;
+        if !text.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(cx.err(
+                Some(r.span()),
+                &key,
+                format!("`{}` holds no PEM certificate", p.display()),
+            ));
+        }
+        out.push(p.to_path_buf());
     }
     Ok(out)
 }

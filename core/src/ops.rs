@@ -35,6 +35,11 @@ pub enum OpError {
     },
     #[error("bottle `{bottle}`: {source}")]
     State { bottle: String, source: StateError },
+    #[error("bottle `{bottle}`: {source}")]
+    Secret {
+        bottle: String,
+        source: launch::SecretError,
+    },
     #[error(transparent)]
     Launch(#[from] StepFailed),
     #[error(
@@ -209,6 +214,7 @@ pub enum UpOutcome {
     },
     AlreadyUp {
         sidecar_ip: Option<String>,
+        rules_updated: bool,
     },
 }
 
@@ -248,12 +254,36 @@ pub async fn up<R: Runner>(
     let status = evaluate(&bottle, kind, Some(manifest.source.clone()), &live);
     match status.state {
         BottleState::Running => {
+            // Already up: bring its rules and secrets up to date; the sidecar reloads them live.
+            let secrets =
+                launch::resolve_secrets(&manifest.secrets).map_err(|source| OpError::Secret {
+                    bottle: bottle.to_string(),
+                    source,
+                })?;
+            let dirs = StateDirs::new(home.state_dir(&bottle));
+            let changed = state::write_sidecar_files(
+                &dirs,
+                &bottle,
+                &manifest.egress,
+                &secrets,
+                &manifest.extra_roots,
+            )
+            .map_err(|source| OpError::State {
+                bottle: bottle.to_string(),
+                source,
+            })?;
+            let message = if changed {
+                format!("bottle `{bottle}` is already up; its egress rules changed and the sidecar is reloading them (live connections stay up)")
+            } else {
+                format!("bottle `{bottle}` is already up")
+            };
             events.emit(Event::Note {
                 bottle: bottle.to_string(),
-                message: format!("bottle `{bottle}` is already up"),
+                message,
             });
             return Ok(UpOutcome::AlreadyUp {
                 sidecar_ip: status.sidecar_ip,
+                rules_updated: changed,
             });
         }
         BottleState::NotLaunched => {}
@@ -269,6 +299,11 @@ pub async fn up<R: Runner>(
         }
     }
 
+    // Read every secret before creating anything: a missing one fails the launch cleanly.
+    let secrets = launch::resolve_secrets(&manifest.secrets).map_err(|source| OpError::Secret {
+        bottle: bottle.to_string(),
+        source,
+    })?;
     let inputs = match opts.inputs {
         Some(i) => i,
         None => BuildInputs::locate().map_err(|source| OpError::Image {
@@ -296,7 +331,7 @@ pub async fn up<R: Runner>(
             let _ = state::remove(&spec.state);
         }
     };
-    if let Err(source) = launch::materialize(&spec) {
+    if let Err(source) = launch::materialize(&spec, &secrets) {
         discard_state(&spec);
         return Err(OpError::Prepare {
             bottle: bottle.to_string(),

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! sidecar/    mode 0700, mounted read-only into the sidecar only:
-//!             sidecar.json (rules), ca.key + ca.crt (the per-bottle CA), all 0600
+//!             sidecar.json (rules), secrets.json (credentials), extra-roots.pem,
+//!             ca.key + ca.crt (the per-bottle CA), all 0600
 //! agent-ca/   ca.crt only, mounted read-only into the agent
 //! audit/      the sidecar's JSONL audit log (mounted read-write into the sidecar)
 //! files/N/    staged copies of single-file mounts, one directory per container parent
@@ -13,7 +14,7 @@
 
 use crate::manifest::Mount;
 use crate::name::BottleName;
-use bottlebar_policy::{EgressRule, SidecarConfig, PROXY_PORT};
+use bottlebar_policy::{EgressRule, HeldSecret, SecretsFile, SidecarConfig, PROXY_PORT};
 use serde::Serialize;
 use std::fs;
 use std::io::Write;
@@ -23,6 +24,11 @@ use std::path::{Path, PathBuf};
 pub const CA_CERT_FILE: &str = "ca.crt";
 pub const CA_KEY_FILE: &str = "ca.key";
 pub const SIDECAR_CONFIG_FILE: &str = "sidecar.json";
+pub const SECRETS_FILE: &str = "secrets.json";
+pub const EXTRA_ROOTS_FILE: &str = "extra-roots.pem";
+/// Rotate the audit log at this size, keeping this many old files.
+pub const AUDIT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+pub const AUDIT_KEEP: u32 = 5;
 pub const AUDIT_FILE: &str = "egress.jsonl";
 /// Where the sidecar sees its state directory and audit directory.
 pub const SIDECAR_STATE_IN_CONTAINER: &str = "/etc/bottlebar";
@@ -115,14 +121,67 @@ pub fn plan_staging(dirs: &StateDirs, mounts: &[Mount]) -> Vec<StagedDir> {
     groups
 }
 
-/// The sidecar's configuration for this bottle.
-pub fn sidecar_config(bottle: &BottleName, rules: &[EgressRule]) -> SidecarConfig {
+/// The sidecar's configuration for this bottle: rules, and where (inside its
+/// container) it finds the CA, the secrets and the extra roots.
+pub fn sidecar_config(
+    bottle: &BottleName,
+    rules: &[EgressRule],
+    has_extra_roots: bool,
+) -> SidecarConfig {
+    let inside = |f: &str| Some(format!("{SIDECAR_STATE_IN_CONTAINER}/{f}"));
     SidecarConfig {
         bottle: bottle.to_string(),
         listen: format!("0.0.0.0:{PROXY_PORT}"),
         rules: rules.to_vec(),
         audit_file: Some(format!("{SIDECAR_AUDIT_IN_CONTAINER}/{AUDIT_FILE}")),
+        audit_max_bytes: AUDIT_MAX_BYTES,
+        audit_keep: AUDIT_KEEP,
+        ca_cert_file: inside(CA_CERT_FILE),
+        ca_key_file: inside(CA_KEY_FILE),
+        extra_roots_file: if has_extra_roots {
+            inside(EXTRA_ROOTS_FILE)
+        } else {
+            None
+        },
+        secrets_file: inside(SECRETS_FILE),
     }
+}
+
+/// Writes the sidecar's rules and secrets files, each only if its content
+/// changed; a running sidecar notices and reloads them. Secrets are written
+/// first, so the sidecar never sees rules that inject a secret it lacks.
+/// Returns whether anything changed.
+pub fn write_sidecar_files(
+    dirs: &StateDirs,
+    bottle: &BottleName,
+    rules: &[EgressRule],
+    secrets: &[HeldSecret],
+    extra_roots: &[PathBuf],
+) -> Result<bool, StateError> {
+    let mut roots = Vec::new();
+    for r in extra_roots {
+        roots.extend(fs::read(r).map_err(io_err(r))?);
+        roots.push(b'\n');
+    }
+    let secrets = serde_json::to_vec_pretty(&SecretsFile {
+        secrets: secrets.to_vec(),
+    })
+    .expect("secrets serialize");
+    let config = serde_json::to_vec_pretty(&sidecar_config(bottle, rules, !extra_roots.is_empty()))
+        .expect("config serializes");
+    let mut changed = false;
+    for (file, data) in [
+        (EXTRA_ROOTS_FILE, roots),
+        (SECRETS_FILE, secrets),
+        (SIDECAR_CONFIG_FILE, config),
+    ] {
+        let path = dirs.sidecar.join(file);
+        if fs::read(&path).ok().as_deref() != Some(&data[..]) {
+            write_private(&path, &data, 0o600)?;
+            changed = true;
+        }
+    }
+    Ok(changed)
 }
 
 fn mkdir(path: &Path, mode: u32) -> Result<(), StateError> {
@@ -153,6 +212,8 @@ pub fn prepare(
     dirs: &StateDirs,
     bottle: &BottleName,
     rules: &[EgressRule],
+    secrets: &[HeldSecret],
+    extra_roots: &[PathBuf],
     staged: &[StagedDir],
 ) -> Result<(), StateError> {
     mkdir(&dirs.root, 0o700)?;
@@ -172,9 +233,7 @@ pub fn prepare(
     let cert = fs::read(&cert_path).map_err(io_err(&cert_path))?;
     write_private(&dirs.agent_ca.join(CA_CERT_FILE), &cert, 0o644)?;
 
-    let config =
-        serde_json::to_vec_pretty(&sidecar_config(bottle, rules)).expect("config serializes");
-    write_private(&dirs.sidecar.join(SIDECAR_CONFIG_FILE), &config, 0o600)?;
+    write_sidecar_files(dirs, bottle, rules, secrets, extra_roots)?;
 
     if dirs.files.exists() {
         fs::remove_dir_all(&dirs.files).map_err(io_err(&dirs.files))?;
@@ -251,7 +310,7 @@ mod tests {
             is_file: true,
         }];
         let staged = plan_staging(&dirs, &mounts);
-        prepare(&dirs, &name, &[], &staged).unwrap();
+        prepare(&dirs, &name, &[], &[], &[], &staged).unwrap();
 
         let key = fs::read_to_string(dirs.sidecar.join(CA_KEY_FILE)).unwrap();
         assert!(key.contains("PRIVATE KEY"));
@@ -276,7 +335,7 @@ mod tests {
         );
 
         // A second launch keeps the CA.
-        prepare(&dirs, &name, &[], &staged).unwrap();
+        prepare(&dirs, &name, &[], &[], &[], &staged).unwrap();
         assert_eq!(
             fs::read_to_string(dirs.sidecar.join(CA_KEY_FILE)).unwrap(),
             key

@@ -9,10 +9,14 @@
 //!   on every backend (the host may not be able to reach container addresses).
 
 mod audit;
+mod config;
+mod dlp;
+mod mitm;
 mod proxy;
+mod upstream;
 
 use anyhow::{bail, Context, Result};
-use bottlebar_policy::{SidecarConfig, HEALTH_PATH, PROXY_PORT};
+use bottlebar_policy::{HEALTH_PATH, PROXY_PORT};
 use clap::{Parser, Subcommand};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -53,19 +57,11 @@ fn main() -> Result<()> {
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();
-            let text = std::fs::read_to_string(&config)
-                .with_context(|| format!("reading sidecar config {}", config.display()))?;
-            let cfg: SidecarConfig = serde_json::from_str(&text)
-                .with_context(|| format!("parsing sidecar config {}", config.display()))?;
-            for (i, rule) in cfg.rules.iter().enumerate() {
-                rule.validate()
-                    .with_context(|| format!("{}: rule #{}", config.display(), i + 1))?;
-            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
-            runtime.block_on(proxy::run(cfg))
+            runtime.block_on(proxy::run(&config))
         }
         Command::Health { addr } => health(addr),
     }

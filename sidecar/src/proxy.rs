@@ -1,48 +1,63 @@
-//! The explicit HTTP proxy: absolute-form HTTP requests and `CONNECT` tunnels,
-//! deny by default, every decision made by `bottlebar_policy::decide`.
+//! The egress proxy, in layers, outermost first:
 //!
-//! Layers, outermost first: accept loop → HTTP/1 connection (hyper) →
-//! `Proxy::handle` (routing: own endpoints / CONNECT / plain HTTP) →
-//! policy decision → upstream (resolve with hickory, connect, forward).
+//! 1. accept loop (a connection limit, graceful stop);
+//! 2. HTTP/1 connection from the agent (hyper): `CONNECT`, absolute-form
+//!    plain HTTP, or a request for the proxy itself (health, supervise);
+//! 3. `CONNECT`: decided on host and port, then intercepted: the first bytes
+//!    tell TLS (terminated with a leaf for the host, HTTP/1.1 or HTTP/2 by
+//!    ALPN) from plain HTTP; without a CA configured, a blind tunnel;
+//! 4. the request pipeline, the same for every request however it arrived:
+//!    names agree (no fronting) → rules → placeholders → secret scanning of
+//!    path, query and headers → credential injection → streaming body scan →
+//!    upstream (pooled, TLS verified) → response streamed back, audited when
+//!    its body ends.
 
 use crate::audit::{now_rfc3339, AuditLog, Entry};
+use crate::config::{Live, Snapshot};
+use crate::dlp::{Finding, Mode, StreamScanner};
+use crate::mitm::Mitm;
+use crate::upstream::{BoxError, Destination, Framing, Pool, ReqBody, Upstream, UpstreamError};
 use anyhow::{Context, Result};
 use bottlebar_policy::{
-    decide, normalize_host, Decision, Request as PolicyRequest, SidecarConfig, HEALTH_PATH,
-    SUPERVISE_PATH,
+    decide, normalize_host, Decision, DenyReason, DlpAction, EgressRule, Request as PolicyRequest,
+    DOH_MEDIA_TYPES, HEALTH_PATH, SUPERVISE_PATH,
 };
 use bytes::Bytes;
-use hickory_resolver::TokioResolver;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-type Body = BoxBody<Bytes, hyper::Error>;
+type RespBody = BoxBody<Bytes, BoxError>;
 
 /// Largest request head (request line plus headers) accepted from the agent.
 const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
-/// How long an upstream connection attempt may take per address.
-const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Agent connections served at once; more wait to be accepted.
+const MAX_CONNECTIONS: usize = 1024;
+/// How long the agent may take to send a request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a tunnel may wait for the agent's first bytes.
+const TUNNEL_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
 
-pub async fn run(cfg: SidecarConfig) -> Result<()> {
-    let listener = TcpListener::bind(&cfg.listen)
+pub async fn run(config_path: &std::path::Path) -> Result<()> {
+    let live = Arc::new(Live::load(config_path)?);
+    let listener = TcpListener::bind(&live.config.listen)
         .await
-        .with_context(|| format!("binding the proxy to {}", cfg.listen))?;
-    tracing::info!(
-        bottle = %cfg.bottle,
-        rules = cfg.rules.len(),
-        "egress proxy listening on {}",
-        cfg.listen
-    );
+        .with_context(|| format!("binding the proxy to {}", live.config.listen))?;
+    tracing::info!(bottle = %live.config.bottle, rules = live.current().rules.len(), "egress proxy listening on {}", live.config.listen);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let stop = async move {
         tokio::select! {
@@ -50,18 +65,24 @@ pub async fn run(cfg: SidecarConfig) -> Result<()> {
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
         }
     };
-    serve(cfg, listener, stop).await
+    serve(live, listener, stop).await
 }
 
 /// Serves the proxy on `listener` until `stop` completes.
 pub async fn serve(
-    cfg: SidecarConfig,
+    live: Arc<Live>,
     listener: TcpListener,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
-    let proxy = Arc::new(Proxy::new(cfg)?);
+    let proxy = Arc::new(Proxy::new(live.clone())?);
+    live.spawn_watcher();
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(stop);
     loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
+            _ = &mut stop => return Ok(()),
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -73,42 +94,87 @@ pub async fn serve(
                         continue;
                     }
                 };
+                let _ = stream.set_nodelay(true);
                 let proxy = proxy.clone();
-                tokio::spawn(async move { proxy.serve_connection(stream, peer).await });
+                tokio::spawn(async move {
+                    proxy.serve_connection(stream, peer).await;
+                    drop(permit);
+                });
             }
             _ = &mut stop => return Ok(()),
         }
     }
 }
 
-struct Proxy {
-    cfg: SidecarConfig,
-    resolver: TokioResolver,
-    audit: AuditLog,
+pub struct Proxy {
+    live: Arc<Live>,
+    bottle: String,
+    mitm: Option<Mitm>,
+    upstream: Upstream,
+    audit: Arc<AuditLog>,
     allowed: AtomicU64,
     denied: AtomicU64,
 }
 
-/// What the audit log needs to know about one request.
-struct Target<'a> {
-    method: &'a str,
-    scheme: &'a str,
-    host: &'a str,
+/// What the agent is talking to: from the URL for plain HTTP, from the
+/// `CONNECT` authority inside a tunnel.
+#[derive(Clone, Debug)]
+struct Origin {
+    host: String,
     port: u16,
-    path: &'a str,
+    tls: bool,
+    /// Reached through a `CONNECT` tunnel, whose authority fixes the host.
+    tunneled: bool,
+}
+
+impl Origin {
+    fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    fn authority(&self) -> String {
+        let default = if self.tls { 443 } else { 80 };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == default {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
 }
 
 impl Proxy {
-    fn new(cfg: SidecarConfig) -> Result<Self> {
-        let resolver = TokioResolver::builder_tokio()
-            .context("reading the resolver configuration (/etc/resolv.conf)")?
-            .build();
-        let audit = AuditLog::open(cfg.audit_file.as_deref())
-            .with_context(|| format!("opening the audit log {:?}", cfg.audit_file))?;
+    fn new(live: Arc<Live>) -> Result<Self> {
+        let cfg = &live.config;
+        let mitm = match (&cfg.ca_cert_file, &cfg.ca_key_file) {
+            (Some(c), Some(k)) => Some(Mitm::load(c, k)?),
+            _ => None,
+        };
+        let extra = match &cfg.extra_roots_file {
+            Some(p) => Some(std::fs::read(p).with_context(|| format!("reading extra roots {p}"))?),
+            None => None,
+        };
+        let upstream = Upstream::new(extra.as_deref())?;
+        let audit = AuditLog::open(
+            cfg.audit_file.as_deref(),
+            cfg.audit_max_bytes,
+            cfg.audit_keep,
+        )
+        .with_context(|| format!("opening the audit log {:?}", cfg.audit_file))?;
         Ok(Self {
-            cfg,
-            resolver,
-            audit,
+            bottle: cfg.bottle.clone(),
+            live: live.clone(),
+            mitm,
+            upstream,
+            audit: Arc::new(audit),
             allowed: AtomicU64::new(0),
             denied: AtomicU64::new(0),
         })
@@ -117,12 +183,16 @@ impl Proxy {
     async fn serve_connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) {
         // The address the agent dialled: requests for it are for the proxy itself.
         let local = stream.local_addr().ok();
+        let pool = Arc::new(Pool::default());
         let svc = service_fn(move |req| {
             let proxy = self.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(req, local).await) }
+            let pool = pool.clone();
+            async move { Ok::<_, Infallible>(proxy.handle(req, local, pool).await) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .max_buf_size(MAX_REQUEST_HEAD_BYTES)
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
             .serve_connection(TokioIo::new(stream), svc)
             .with_upgrades();
         if let Err(e) = conn.await {
@@ -134,40 +204,57 @@ impl Proxy {
         self: Arc<Self>,
         req: Request<Incoming>,
         local: Option<SocketAddr>,
-    ) -> Response<Body> {
+        pool: Arc<Pool>,
+    ) -> Response<RespBody> {
         if req.method() == Method::CONNECT {
             return self.connect(req).await;
         }
         if addressed_to(&req, local) {
             return self.own_endpoint(&req);
         }
-        self.forward(req).await
+        let uri = req.uri().clone();
+        if uri.scheme_str() != Some("http") {
+            return text(StatusCode::BAD_REQUEST, "Bottlebar sidecar: only http:// URLs are proxied in absolute form; use CONNECT for https\n");
+        }
+        let authority = uri.authority().expect("absolute form has an authority");
+        let origin = Origin {
+            host: normalize_host(
+                authority
+                    .host()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']'),
+            ),
+            port: authority.port_u16().unwrap_or(80),
+            tls: false,
+            tunneled: false,
+        };
+        self.pipeline(req, origin, pool).await
     }
 
-    /// Requests addressed to the proxy itself (origin-form).
-    fn own_endpoint(&self, req: &Request<Incoming>) -> Response<Body> {
+    /// Requests addressed to the proxy itself.
+    fn own_endpoint(&self, req: &Request<Incoming>) -> Response<RespBody> {
         match (req.method(), req.uri().path()) {
-            (&Method::GET, HEALTH_PATH) => json(
-                StatusCode::OK,
-                serde_json::json!({ "status": "ok", "bottle": self.cfg.bottle }),
-            ),
-            (&Method::GET, SUPERVISE_PATH) => json(
-                StatusCode::OK,
-                serde_json::json!({
-                    "bottle": self.cfg.bottle,
-                    "rules": self.cfg.rules,
-                    "allowed": self.allowed.load(Ordering::Relaxed),
-                    "denied": self.denied.load(Ordering::Relaxed),
-                }),
-            ),
-            _ => text(
-                StatusCode::BAD_REQUEST,
-                "Bottlebar sidecar: this is an HTTP proxy; send absolute-form requests (http://host/path) or CONNECT host:port\n",
-            ),
+            (&Method::GET, HEALTH_PATH) => json(StatusCode::OK, serde_json::json!({ "status": "ok", "bottle": self.bottle })),
+            (&Method::GET, SUPERVISE_PATH) => {
+                let snap = self.live.current();
+                json(
+                    StatusCode::OK,
+                    serde_json::json!({
+                        "bottle": self.bottle,
+                        "rules": snap.rules,
+                        "egress_closed": snap.error,
+                        "intercepting_tls": self.mitm.is_some(),
+                        "leaf_certificates_minted": self.mitm.as_ref().map(Mitm::minted),
+                        "allowed": self.allowed.load(Ordering::Relaxed),
+                        "denied": self.denied.load(Ordering::Relaxed),
+                    }),
+                )
+            }
+            _ => text(StatusCode::BAD_REQUEST, "Bottlebar sidecar: this is an HTTP proxy; send absolute-form requests (http://host/path) or CONNECT host:port\n"),
         }
     }
 
-    async fn connect(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+    async fn connect(self: Arc<Self>, req: Request<Incoming>) -> Response<RespBody> {
         let started = Instant::now();
         let Some(authority) = req.uri().authority().cloned() else {
             return text(StatusCode::BAD_REQUEST, "CONNECT needs host:port\n");
@@ -175,261 +262,737 @@ impl Proxy {
         let Some(port) = authority.port_u16() else {
             return text(StatusCode::BAD_REQUEST, "CONNECT needs an explicit port\n");
         };
-        let host = normalize_host(authority.host());
-        let target = Target {
-            method: "CONNECT",
-            scheme: "tunnel",
-            host: &host,
-            port,
-            path: "",
-        };
+        let host = normalize_host(
+            authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']'),
+        );
+        let mut entry = self.entry("CONNECT", "tunnel", &host, port, "");
+        let snap = self.live.current();
+        if let Some(err) = &snap.error {
+            return self.deny_closed(entry, err, started);
+        }
+        let inspected = self.mitm.is_some();
         let rule = match decide(
-            &self.cfg.rules,
-            PolicyRequest::Connect { host: &host, port },
+            &snap.rules,
+            PolicyRequest::Connect {
+                host: &host,
+                port,
+                inspected,
+            },
         ) {
             Decision::Allow { rule } => rule,
-            Decision::Deny(reason) => {
-                return self.deny(
-                    &target,
-                    reason.code(),
-                    reason.rule(),
-                    &reason.to_string(),
-                    started,
-                )
-            }
+            Decision::Deny(reason) => return self.deny(entry, &reason, started),
         };
-        let upstream = match self.dial(&host, port).await {
+        entry.rule = Some(rule + 1);
+        if inspected {
+            // Each request inside the tunnel is decided and audited on its own.
+            let origin = Origin {
+                host,
+                port,
+                tls: false,
+                tunneled: true,
+            };
+            tokio::spawn(async move {
+                match hyper::upgrade::on(req).await {
+                    Ok(upgraded) => self.intercept(TokioIo::new(upgraded), origin).await,
+                    Err(e) => tracing::debug!("CONNECT upgrade failed: {e}"),
+                }
+            });
+            return Response::new(empty());
+        }
+        // No CA: a blind tunnel, decided on host and port alone.
+        let mut upstream = match self.upstream.dial(&host, port).await {
             Ok(s) => s,
-            Err(msg) => return self.upstream_failed(&target, rule, &msg, started),
+            Err(e) => return self.upstream_failed(entry, &e, started),
         };
         self.allowed.fetch_add(1, Ordering::Relaxed);
-        let proxy = self.clone();
         tokio::spawn(async move {
-            let mut upstream = upstream;
             let (up, down) = match hyper::upgrade::on(req).await {
                 Ok(upgraded) => {
-                    let mut agent = TokioIo::new(upgraded);
-                    tokio::io::copy_bidirectional(&mut agent, &mut upstream)
+                    tokio::io::copy_bidirectional(&mut TokioIo::new(upgraded), &mut upstream)
                         .await
                         .unwrap_or((0, 0))
                 }
-                Err(e) => {
-                    tracing::debug!("CONNECT upgrade failed: {e}");
-                    (0, 0)
-                }
+                Err(_) => (0, 0),
             };
-            proxy.record(
-                &target_owned(&host, port),
-                "allow",
-                Some(rule),
-                None,
-                200,
-                up,
-                down,
-                started,
-            );
+            entry.decision = "allow".into();
+            entry.status = 200;
+            entry.bytes_up = up;
+            entry.bytes_down = down;
+            entry.duration_ms = started.elapsed().as_millis() as u64;
+            self.audit.record(&entry);
         });
         Response::new(empty())
     }
 
-    async fn forward(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
-        let started = Instant::now();
-        let uri = req.uri().clone();
-        if uri.scheme_str() != Some("http") {
-            return text(
-                StatusCode::BAD_REQUEST,
-                "Bottlebar sidecar: only http:// URLs are proxied in absolute form; use CONNECT for https\n",
-            );
-        }
-        let authority = uri.authority().expect("checked by caller");
-        let host = normalize_host(authority.host());
-        let port = authority.port_u16().unwrap_or(80);
-        let path = uri.path().to_string();
-        let method = req.method().as_str().to_string();
-        let target = Target {
-            method: &method,
-            scheme: "http",
-            host: &host,
-            port,
-            path: &path,
+    /// Serves the inside of an allowed tunnel: TLS terminated with a leaf for
+    /// the tunnel's host, or plain HTTP.
+    async fn intercept<IO>(self: Arc<Self>, io: IO, mut origin: Origin)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut io = Rewind {
+            prefix: None,
+            inner: io,
         };
-        // A Host header naming another host than the URL is domain fronting.
-        if let Some(h) = req.headers().get(header::HOST) {
-            let named = h.to_str().map(host_of_header).unwrap_or_default();
-            if named != host {
-                let msg = format!(
-                    "the Host header (`{named}`) does not match the request URL's host (`{host}`)"
-                );
-                return self.deny(&target, "host_mismatch", None, &msg, started);
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(TUNNEL_FIRST_BYTE_TIMEOUT, io.inner.read(&mut first)).await {
+            Ok(Ok(1)) => io.prefix = Some(Bytes::copy_from_slice(&first)),
+            _ => return,
+        }
+        if first[0] != TLS_HANDSHAKE {
+            return self.serve_inner(io, origin).await;
+        }
+        let acceptor =
+            tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io);
+        let start = match acceptor.await {
+            Ok(s) => s,
+            Err(e) => return tracing::debug!(host = origin.host, "TLS from the agent failed: {e}"),
+        };
+        if let Some(sni) = start.client_hello().server_name() {
+            let sni = normalize_host(sni);
+            if sni != origin.host {
+                // The agent asked the tunnel for one host and TLS for another.
+                let reason = DenyReason::Fronting {
+                    detail: format!(
+                        "TLS server name `{sni}` differs from the CONNECT host `{}`",
+                        origin.host
+                    ),
+                };
+                let mut entry = self.entry("CONNECT", "https", &origin.host, origin.port, "");
+                entry.detail = Some(reason.to_string());
+                self.deny(entry, &reason, Instant::now());
+                return;
             }
         }
-        let decision = decide(
-            &self.cfg.rules,
-            PolicyRequest::Http {
-                method: &method,
-                host: &host,
-                port,
-                path: &path,
-            },
-        );
-        let rule = match decision {
-            Decision::Allow { rule } => rule,
-            Decision::Deny(reason) => {
-                return self.deny(
-                    &target,
-                    reason.code(),
-                    reason.rule(),
-                    &reason.to_string(),
-                    started,
+        let config = match self
+            .mitm
+            .as_ref()
+            .expect("intercepting")
+            .server_config(&origin.host)
+        {
+            Ok(c) => c,
+            Err(e) => {
+                return tracing::warn!(host = origin.host, "cannot mint a certificate: {e:#}")
+            }
+        };
+        let tls = match start.into_stream(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                return tracing::debug!(
+                    host = origin.host,
+                    "TLS handshake with the agent failed: {e}"
                 )
             }
         };
-        let stream = match self.dial(&host, port).await {
-            Ok(s) => s,
-            Err(msg) => return self.upstream_failed(&target, rule, &msg, started),
-        };
-        let (mut sender, conn) =
-            match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
-                Ok(pair) => pair,
-                Err(e) => {
-                    let msg = format!("HTTP handshake with {host}:{port} failed: {e}");
-                    return self.upstream_failed(&target, rule, &msg, started);
-                }
-            };
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("upstream connection ended: {e}");
-            }
+        origin.tls = true;
+        self.serve_inner(tls, origin).await;
+    }
+
+    async fn serve_inner<IO>(self: Arc<Self>, io: IO, origin: Origin)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let pool = Arc::new(Pool::default());
+        let svc = service_fn(move |req| {
+            let (proxy, origin, pool) = (self.clone(), origin.clone(), pool.clone());
+            async move { Ok::<_, Infallible>(proxy.pipeline(req, origin, pool).await) }
         });
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .max_buf_size(MAX_REQUEST_HEAD_BYTES)
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(MAX_REQUEST_HEAD_BYTES as u32);
+        if let Err(e) = builder.serve_connection(TokioIo::new(io), svc).await {
+            tracing::debug!("intercepted connection ended: {e}");
+        }
+    }
 
+    fn entry(&self, method: &str, scheme: &str, host: &str, port: u16, path: &str) -> Entry {
+        Entry {
+            bottle: self.bottle.clone(),
+            method: method.into(),
+            scheme: scheme.into(),
+            host: host.into(),
+            port,
+            path: path.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Every request, however it arrived.
+    async fn pipeline(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        origin: Origin,
+        pool: Arc<Pool>,
+    ) -> Response<RespBody> {
+        let started = Instant::now();
+        let snap = self.live.current();
+        let agent_version = req.version();
         let (mut parts, body) = req.into_parts();
-        strip_hop_by_hop(&mut parts.headers);
-        if !parts.headers.contains_key(header::HOST) {
-            if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
-                parts.headers.insert(header::HOST, v);
-            }
-        }
-        parts.uri = match uri.path_and_query() {
-            Some(pq) => pq.as_str().parse().unwrap_or_else(|_| "/".parse().unwrap()),
-            None => "/".parse().unwrap(),
-        };
-        let upstream_req = Request::from_parts(parts, body);
-        match sender.send_request(upstream_req).await {
-            Ok(resp) => {
-                self.allowed.fetch_add(1, Ordering::Relaxed);
-                let status = resp.status().as_u16();
-                self.record(&target, "allow", Some(rule), None, status, 0, 0, started);
-                let (mut parts, body) = resp.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, body.boxed())
-            }
-            Err(e) => {
-                let msg = format!("upstream {host}:{port} failed: {e}");
-                self.upstream_failed(&target, rule, &msg, started)
-            }
-        }
-    }
-
-    /// Resolves `host` with the sidecar's own resolver and connects to the first
-    /// address that answers. Errors are the text the agent will read in a 502.
-    async fn dial(&self, host: &str, port: u16) -> Result<TcpStream, String> {
-        let addrs: Vec<IpAddr> = match self.resolver.lookup_ip(format!("{host}.")).await {
-            Ok(lookup) => lookup.iter().collect(),
-            Err(e) => return Err(format!("could not resolve `{host}`: {e}")),
-        };
-        let mut last_err = format!("`{host}` has no addresses");
-        for ip in addrs {
-            let addr = SocketAddr::new(ip, port);
-            match tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-                Ok(Ok(s)) => return Ok(s),
-                Ok(Err(e)) => last_err = format!("could not connect to {host} ({addr}): {e}"),
-                Err(_) => last_err = format!("connecting to {host} ({addr}) timed out"),
-            }
-        }
-        Err(last_err)
-    }
-
-    fn deny(
-        &self,
-        target: &Target<'_>,
-        code: &str,
-        rule: Option<usize>,
-        message: &str,
-        started: Instant,
-    ) -> Response<Body> {
-        self.denied.fetch_add(1, Ordering::Relaxed);
-        self.record(target, "deny", rule, Some(code), 403, 0, 0, started);
-        let body = format!(
-            "Bottlebar: egress denied for bottle `{}`: {message}\n",
-            self.cfg.bottle
+        let method = parts.method.as_str().to_string();
+        let path = parts.uri.path().to_string();
+        // The audit log never holds a secret, whatever the rule does with it.
+        let (audit_path, _) = snap.scanner.redact_str(
+            parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/"),
         );
-        let mut resp = text(StatusCode::FORBIDDEN, &body);
-        if let Ok(v) = HeaderValue::from_str(code) {
-            resp.headers_mut().insert("x-bottlebar-deny", v);
+        let mut entry = self.entry(
+            &method,
+            origin.scheme(),
+            &origin.host,
+            origin.port,
+            &audit_path,
+        );
+
+        if let Some(reason) = fronting(&parts, &origin) {
+            return self.deny(entry, &reason, started);
         }
-        resp
+        if let Some(err) = &snap.error {
+            return self.deny_closed(entry, err, started);
+        }
+        let doh_media = [header::CONTENT_TYPE, header::ACCEPT].iter().any(|h| {
+            parts
+                .headers
+                .get_all(h)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| {
+                    DOH_MEDIA_TYPES
+                        .iter()
+                        .any(|m| v.to_ascii_lowercase().contains(m))
+                })
+        });
+        let decision = decide(
+            &snap.rules,
+            PolicyRequest::Http {
+                method: &method,
+                host: &origin.host,
+                port: origin.port,
+                path: &path,
+                doh_media,
+            },
+        );
+        let rule_index = match decision {
+            Decision::Allow { rule } => rule,
+            Decision::Deny(reason) => return self.deny(entry, &reason, started),
+        };
+        entry.rule = Some(rule_index + 1);
+        let rule = &snap.rules[rule_index];
+
+        strip_hop_by_hop(&mut parts.headers);
+        if let Some(inj) = &rule.inject {
+            parts.headers.remove(inj.header.as_str());
+        }
+        if let Some(reason) = placeholder_misuse(&parts, &snap, rule) {
+            return self.deny(entry, &reason, started);
+        }
+        match scan_head(&mut parts, &snap, rule, rule_index) {
+            Ok(redacted) => entry.redacted = redacted,
+            Err(reason) => return self.deny(entry, &reason, started),
+        }
+        if let Some(inj) = &rule.inject {
+            let Some(secret) = snap.secret(&inj.secret) else {
+                return self.deny_closed(
+                    entry,
+                    &format!("secret `{}` is not held", inj.secret),
+                    started,
+                );
+            };
+            match HeaderValue::from_str(&inj.render(&secret.value)) {
+                Ok(mut v) => {
+                    v.set_sensitive(true);
+                    parts.headers.insert(
+                        HeaderName::from_bytes(inj.header.as_bytes())
+                            .expect("validated header name"),
+                        v,
+                    );
+                    entry.injected = Some(inj.secret.clone());
+                }
+                Err(_) => {
+                    return self.deny_closed(
+                        entry,
+                        &format!("secret `{}` cannot be sent in a header", inj.secret),
+                        started,
+                    )
+                }
+            }
+        }
+
+        let bytes_up = Arc::new(AtomicU64::new(0));
+        let blocked: Arc<Mutex<Option<Finding>>> = Arc::default();
+        let mode = match rule.dlp {
+            DlpAction::Block => Mode::Block,
+            DlpAction::Redact => Mode::Redact,
+        };
+        let redacted_in_body = Arc::new(AtomicU64::new(0));
+        let scanned = ScannedBody {
+            inner: body,
+            scanner: StreamScanner::new(snap.scanner.clone(), mode),
+            bytes_up: bytes_up.clone(),
+            blocked: blocked.clone(),
+            redacted: redacted_in_body.clone(),
+            finished: false,
+            trailers: None,
+        };
+        let upstream_body: ReqBody = scanned.boxed();
+
+        let dest = Destination {
+            host: origin.host.clone(),
+            port: origin.port,
+            tls: origin.tls,
+        };
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        let authority = origin.authority();
+        let scheme = origin.scheme();
+        let build = move |framing: Framing| {
+            let mut p = parts;
+            match framing {
+                Framing::H1 => {
+                    p.version = Version::HTTP_11;
+                    p.uri = path_and_query
+                        .parse()
+                        .unwrap_or_else(|_| Uri::from_static("/"));
+                    p.headers.insert(
+                        header::HOST,
+                        HeaderValue::from_str(&authority).expect("host is a valid header value"),
+                    );
+                }
+                Framing::H2 => {
+                    p.version = Version::HTTP_2;
+                    p.uri = format!("{scheme}://{authority}{path_and_query}")
+                        .parse()
+                        .unwrap_or_else(|_| Uri::from_static("/"));
+                    p.headers.remove(header::HOST);
+                }
+            }
+            Request::from_parts(p, upstream_body)
+        };
+        let result = pool.send(&self.upstream, &dest, build).await;
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(f) = blocked.lock().unwrap().take() {
+                    let reason = DenyReason::SecretDetected {
+                        kind: f.kind,
+                        location: "body".into(),
+                        rule: rule_index,
+                    };
+                    entry.bytes_up = bytes_up.load(Ordering::Relaxed);
+                    return self.deny(entry, &reason, started);
+                }
+                entry.bytes_up = bytes_up.load(Ordering::Relaxed);
+                return self.upstream_failed(entry, &e, started);
+            }
+        };
+        self.allowed.fetch_add(1, Ordering::Relaxed);
+        let (mut rparts, rbody) = response.into_parts();
+        strip_hop_by_hop(&mut rparts.headers);
+        rparts.version = agent_version;
+        entry.decision = "allow".into();
+        entry.status = rparts.status.as_u16();
+        let audited = AuditedBody {
+            inner: rbody,
+            entry: Some(entry),
+            started,
+            bytes_down: 0,
+            bytes_up,
+            redacted_in_body,
+            audit: self.audit.clone(),
+        };
+        Response::from_parts(rparts, audited.boxed())
+    }
+
+    fn deny(&self, mut entry: Entry, reason: &DenyReason, started: Instant) -> Response<RespBody> {
+        self.denied.fetch_add(1, Ordering::Relaxed);
+        entry.decision = "deny".into();
+        entry.reason = Some(reason.code().into());
+        entry.detail.get_or_insert_with(|| reason.to_string());
+        if entry.rule.is_none() {
+            entry.rule = reason.rule().map(|r| r + 1);
+        }
+        self.finish(entry, 403, started);
+        forbidden(&self.bottle, reason.code(), &reason.to_string())
+    }
+
+    /// Egress is closed because the rules or secrets could not be read.
+    fn deny_closed(&self, mut entry: Entry, why: &str, started: Instant) -> Response<RespBody> {
+        self.denied.fetch_add(1, Ordering::Relaxed);
+        entry.decision = "deny".into();
+        entry.reason = Some("rules_unreadable".into());
+        entry.detail = Some(why.into());
+        self.finish(entry, 403, started);
+        forbidden(
+            &self.bottle,
+            "rules_unreadable",
+            &format!("egress is closed until the sidecar's rules can be read: {why}"),
+        )
     }
 
     fn upstream_failed(
         &self,
-        target: &Target<'_>,
-        rule: usize,
-        message: &str,
+        mut entry: Entry,
+        error: &UpstreamError,
         started: Instant,
-    ) -> Response<Body> {
-        tracing::info!(host = target.host, "upstream failure: {message}");
-        self.record(
-            target,
-            "allow",
-            Some(rule),
-            Some("upstream_failed"),
-            502,
-            0,
-            0,
-            started,
-        );
+    ) -> Response<RespBody> {
+        tracing::info!(host = entry.host, "upstream failure: {error}");
+        entry.decision = "allow".into();
+        entry.reason = Some(match error {
+            UpstreamError::TlsVerify { .. } => "upstream_tls_verify".into(),
+            _ => "upstream_failed".into(),
+        });
+        entry.detail = Some(error.to_string());
+        self.finish(entry, 502, started);
         text(
             StatusCode::BAD_GATEWAY,
-            &format!("Bottlebar: upstream failure: {message}\n"),
+            &format!("Bottlebar: upstream failure: {error}\n"),
         )
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn record(
-        &self,
-        t: &Target<'_>,
-        decision: &str,
-        rule: Option<usize>,
-        reason: Option<&str>,
-        status: u16,
-        bytes_up: u64,
-        bytes_down: u64,
-        started: Instant,
-    ) {
+    fn finish(&self, mut entry: Entry, status: u16, started: Instant) {
+        entry.status = status;
+        entry.time = now_rfc3339();
+        entry.duration_ms = started.elapsed().as_millis() as u64;
         tracing::info!(
-            method = t.method,
-            host = t.host,
-            port = t.port,
+            method = entry.method,
+            host = entry.host,
+            port = entry.port,
             status,
-            reason = reason.unwrap_or(""),
-            "{decision}"
+            reason = entry.reason.as_deref().unwrap_or(""),
+            "{}",
+            entry.decision
         );
-        self.audit.record(&Entry {
-            time: now_rfc3339(),
-            bottle: &self.cfg.bottle,
-            method: t.method,
-            scheme: t.scheme,
-            host: t.host,
-            port: t.port,
-            path: t.path,
-            rule: rule.map(|r| r + 1),
-            decision,
-            reason,
-            status,
-            bytes_up,
-            bytes_down,
-            duration_ms: started.elapsed().as_millis() as u64,
-        });
+        self.audit.record(&entry);
+    }
+}
+
+/// Inside a tunnel, the request must name the tunnel's host (`Host` in
+/// HTTP/1, `:authority` in HTTP/2); outside, `Host` must match the URL.
+fn fronting(parts: &hyper::http::request::Parts, origin: &Origin) -> Option<DenyReason> {
+    let uri_host = parts
+        .uri
+        .authority()
+        .map(|a| normalize_host(a.host().trim_start_matches('[').trim_end_matches(']')));
+    let header_host = parts
+        .headers
+        .get(header::HOST)
+        .map(|h| h.to_str().map(host_of_header).unwrap_or_default());
+    for (what, named) in [("URL", uri_host), ("Host header", header_host)] {
+        if let Some(named) = named {
+            if named != origin.host {
+                let inside = if origin.tunneled {
+                    format!("the tunnel to `{}`", origin.host)
+                } else {
+                    format!("the request for `{}`", origin.host)
+                };
+                return Some(DenyReason::Fronting {
+                    detail: format!("the {what} names `{named}` inside {inside}"),
+                });
+            }
+        }
+    }
+    None
+}
+
+/// A placeholder the agent was given may only travel to the rule that replaces it.
+fn placeholder_misuse(
+    parts: &hyper::http::request::Parts,
+    snap: &Snapshot,
+    rule: &EgressRule,
+) -> Option<DenyReason> {
+    let uri = parts.uri.to_string();
+    for s in &snap.secrets {
+        let Some(p) = s.placeholder.as_deref().filter(|p| !p.is_empty()) else {
+            continue;
+        };
+        let present = uri.contains(p)
+            || parts
+                .headers
+                .values()
+                .any(|v| v.as_bytes().windows(p.len()).any(|w| w == p.as_bytes()));
+        let injected_here = rule.inject.as_ref().is_some_and(|i| i.secret == s.name);
+        if present && !injected_here {
+            return Some(DenyReason::Placeholder {
+                secret: s.name.clone(),
+            });
+        }
+    }
+    None
+}
+
+/// Scans path, query and header values; blocks, or masks in place and
+/// returns how many findings were masked.
+fn scan_head(
+    parts: &mut hyper::http::request::Parts,
+    snap: &Snapshot,
+    rule: &EgressRule,
+    rule_index: usize,
+) -> Result<usize, DenyReason> {
+    let scanner = &snap.scanner;
+    let detected = |kind: String, location: String| DenyReason::SecretDetected {
+        kind,
+        location,
+        rule: rule_index,
+    };
+    let mut redacted = 0;
+    // Percent-decoding is not needed: the scanner looks for percent-encoded forms too.
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().map(str::to_string);
+    let mut new_path = path.clone();
+    let mut new_query = query.clone();
+    for (location, value) in [("path", Some(&mut new_path)), ("query", new_query.as_mut())] {
+        let Some(value) = value else { continue };
+        if let Some(f) = scanner.first(value.as_bytes()) {
+            if rule.dlp == DlpAction::Block {
+                return Err(detected(f.kind, location.into()));
+            }
+            let mut bytes = std::mem::take(value).into_bytes();
+            redacted += scanner.redact(&mut bytes);
+            *value = String::from_utf8_lossy(&bytes).into_owned();
+        }
+    }
+    if new_path != path || new_query != query {
+        let pq = match &new_query {
+            Some(q) => format!("{new_path}?{q}"),
+            None => new_path,
+        };
+        let mut uri = parts.uri.clone().into_parts();
+        uri.path_and_query = pq.parse().ok();
+        parts.uri = Uri::from_parts(uri).unwrap_or_else(|_| parts.uri.clone());
+    }
+    let names: Vec<HeaderName> = parts.headers.keys().cloned().collect();
+    for name in names {
+        let values: Vec<HeaderValue> = parts.headers.get_all(&name).iter().cloned().collect();
+        let mut changed = false;
+        let mut out = Vec::with_capacity(values.len());
+        for v in values {
+            let found = scanner.find_all(v.as_bytes());
+            if found.is_empty() {
+                out.push(v);
+                continue;
+            }
+            if rule.dlp == DlpAction::Block {
+                return Err(detected(found[0].kind.clone(), format!("header `{name}`")));
+            }
+            let mut bytes = v.as_bytes().to_vec();
+            redacted += scanner.redact(&mut bytes);
+            out.push(HeaderValue::from_bytes(&bytes).unwrap_or(v));
+            changed = true;
+        }
+        if changed {
+            parts.headers.remove(&name);
+            for v in out {
+                parts.headers.append(name.clone(), v);
+            }
+        }
+    }
+    Ok(redacted)
+}
+
+/// The agent's request body on its way out: counted, scanned through a
+/// bounded window, blocked or redacted.
+struct ScannedBody {
+    inner: Incoming,
+    scanner: StreamScanner,
+    bytes_up: Arc<AtomicU64>,
+    blocked: Arc<Mutex<Option<Finding>>>,
+    redacted: Arc<AtomicU64>,
+    finished: bool,
+    trailers: Option<HeaderMap>,
+}
+
+impl hyper::body::Body for ScannedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            if self.finished {
+                return Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))));
+            }
+            let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(Some(Ok(f))) => f,
+                Poll::Ready(None) => {
+                    self.finished = true;
+                    let rest = self.scanner.finish();
+                    match self.release(rest) {
+                        Some(out) => return Poll::Ready(Some(out)),
+                        None => continue,
+                    }
+                }
+            };
+            match frame.into_data() {
+                Ok(data) => {
+                    self.bytes_up
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                    let pushed = self.scanner.push(&data);
+                    if let Some(out) = self.release(pushed) {
+                        return Poll::Ready(Some(out));
+                    }
+                }
+                Err(frame) => {
+                    // Trailers end the body: release what was held back first.
+                    self.trailers = frame.into_trailers().ok();
+                    self.finished = true;
+                    let rest = self.scanner.finish();
+                    if let Some(out) = self.release(rest) {
+                        return Poll::Ready(Some(out));
+                    }
+                }
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        // Redaction keeps lengths, and held-back bytes are all sent in the end.
+        self.inner.size_hint()
+    }
+}
+
+impl ScannedBody {
+    /// Turns scanner output into a frame: `None` when there is nothing to send yet.
+    fn release(&mut self, out: Result<Bytes, Finding>) -> Option<Result<Frame<Bytes>, BoxError>> {
+        self.redacted
+            .store(self.scanner.redacted as u64, Ordering::Relaxed);
+        match out {
+            Ok(b) if b.is_empty() => None,
+            Ok(b) => Some(Ok(Frame::data(b))),
+            Err(f) => {
+                let msg = format!("request body carries {}", f.kind);
+                *self.blocked.lock().unwrap() = Some(f);
+                Some(Err(msg.into()))
+            }
+        }
+    }
+}
+
+/// The upstream's response on its way to the agent: streamed as it arrives,
+/// counted, and audited once it ends (or is dropped).
+struct AuditedBody {
+    inner: Incoming,
+    entry: Option<Entry>,
+    started: Instant,
+    bytes_down: u64,
+    bytes_up: Arc<AtomicU64>,
+    redacted_in_body: Arc<AtomicU64>,
+    audit: Arc<AuditLog>,
+}
+
+impl hyper::body::Body for AuditedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(f))) = &polled {
+            if let Some(d) = f.data_ref() {
+                self.bytes_down += d.len() as u64;
+            }
+        }
+        if let Poll::Ready(None) = &polled {
+            self.record();
+        }
+        polled.map(|o| o.map(|r| r.map_err(Into::into)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl AuditedBody {
+    fn record(&mut self) {
+        if let Some(mut e) = self.entry.take() {
+            e.bytes_down = self.bytes_down;
+            e.bytes_up = self.bytes_up.load(Ordering::Relaxed);
+            e.redacted += self.redacted_in_body.load(Ordering::Relaxed) as usize;
+            e.time = now_rfc3339();
+            e.duration_ms = self.started.elapsed().as_millis() as u64;
+            tracing::info!(
+                method = e.method,
+                host = e.host,
+                port = e.port,
+                status = e.status,
+                "allow"
+            );
+            self.audit.record(&e);
+        }
+    }
+}
+
+impl Drop for AuditedBody {
+    fn drop(&mut self) {
+        self.record();
+    }
+}
+
+/// Bytes already read from a stream, served again before the rest of it.
+struct Rewind<T> {
+    prefix: Option<Bytes>,
+    inner: T,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if let Some(mut p) = self.prefix.take() {
+            let n = p.len().min(buf.remaining());
+            buf.put_slice(&p.split_to(n));
+            if !p.is_empty() {
+                self.prefix = Some(p);
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -447,16 +1010,6 @@ fn addressed_to(req: &Request<Incoming>, local: Option<SocketAddr>) -> bool {
         .trim_start_matches('[')
         .trim_end_matches(']');
     host.parse::<IpAddr>().is_ok_and(|ip| ip == local.ip()) && port == local.port()
-}
-
-fn target_owned(host: &str, port: u16) -> Target<'_> {
-    Target {
-        method: "CONNECT",
-        scheme: "tunnel",
-        host,
-        port,
-        path: "",
-    }
 }
 
 /// The host part of a `Host` header value (`name`, `name:port`, `[v6]:port`).
@@ -498,13 +1051,13 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove("keep-alive");
 }
 
-fn empty() -> Body {
+fn empty() -> RespBody {
     Full::new(Bytes::new())
         .map_err(|never| match never {})
         .boxed()
 }
 
-fn text(status: StatusCode, body: &str) -> Response<Body> {
+fn text(status: StatusCode, body: &str) -> Response<RespBody> {
     let mut resp = Response::new(
         Full::new(Bytes::from(body.to_string()))
             .map_err(|never| match never {})
@@ -518,7 +1071,18 @@ fn text(status: StatusCode, body: &str) -> Response<Body> {
     resp
 }
 
-fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
+fn forbidden(bottle: &str, code: &str, message: &str) -> Response<RespBody> {
+    let mut resp = text(
+        StatusCode::FORBIDDEN,
+        &format!("Bottlebar: egress denied for bottle `{bottle}`: {message}\n"),
+    );
+    if let Ok(v) = HeaderValue::from_str(code) {
+        resp.headers_mut().insert("x-bottlebar-deny", v);
+    }
+    resp
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response<RespBody> {
     let mut resp = text(status, &format!("{value}\n"));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -528,269 +1092,4 @@ fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use bottlebar_policy::EgressRule;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    #[test]
-    fn host_header_parsing() {
-        assert_eq!(host_of_header("Example.com:8080"), "example.com");
-        assert_eq!(host_of_header("example.com"), "example.com");
-        assert_eq!(host_of_header("[::1]:80"), "::1");
-    }
-
-    #[test]
-    fn hop_by_hop_headers_are_removed() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("x-secret, keep-alive"),
-        );
-        h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert(
-            header::PROXY_AUTHORIZATION,
-            HeaderValue::from_static("Basic x"),
-        );
-        h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
-        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1);
-        assert!(h.contains_key(header::ACCEPT));
-    }
-
-    /// A loopback upstream that answers every request with `token` and echoes
-    /// the request head it saw after a blank line.
-    async fn upstream(token: &'static str) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut s, _)) = listener.accept().await else {
-                    return;
-                };
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 8192];
-                    let mut seen = Vec::new();
-                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                        let Ok(n) = s.read(&mut buf).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        seen.extend_from_slice(&buf[..n]);
-                    }
-                    let head = String::from_utf8_lossy(&seen).to_string();
-                    let body = format!("{token}\n{head}");
-                    let reply = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = s.write_all(reply.as_bytes()).await;
-                });
-            }
-        });
-        addr
-    }
-
-    struct Running {
-        addr: SocketAddr,
-        audit: tempfile::TempDir,
-        _stop: tokio::sync::oneshot::Sender<()>,
-    }
-
-    async fn proxy(rules: Vec<EgressRule>) -> Running {
-        let audit = tempfile::tempdir().unwrap();
-        let cfg = SidecarConfig {
-            bottle: "unit".into(),
-            listen: "127.0.0.1:0".into(),
-            rules,
-            audit_file: Some(audit.path().join("egress.jsonl").display().to_string()),
-        };
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            serve(cfg, listener, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap()
-        });
-        Running {
-            addr,
-            audit,
-            _stop: tx,
-        }
-    }
-
-    fn localhost_rule(port: u16) -> EgressRule {
-        EgressRule {
-            host: "localhost".into(),
-            ports: vec![port],
-            methods: vec![],
-            paths: vec![],
-        }
-    }
-
-    /// Sends raw bytes, half-closes nothing, and reads until the peer closes
-    /// or `timeout` passes.
-    async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(request).await.unwrap();
-        let mut out = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out)).await;
-        String::from_utf8_lossy(&out).into_owned()
-    }
-
-    #[tokio::test]
-    async fn allowed_http_is_forwarded_without_proxy_headers() {
-        let up = upstream("tok-http").await;
-        let p = proxy(vec![localhost_rule(up.port())]).await;
-        let req = format!(
-            "GET http://localhost:{0}/x?y=1 HTTP/1.1\r\nHost: localhost:{0}\r\nProxy-Authorization: Basic c2VjcmV0\r\nProxy-Connection: keep-alive\r\nConnection: close\r\n\r\n",
-            up.port()
-        );
-        let reply = exchange(p.addr, req.as_bytes()).await;
-        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-        assert!(reply.contains("tok-http"));
-        // The upstream saw origin-form and none of the proxy's own headers.
-        assert!(reply.contains("GET /x?y=1 HTTP/1.1"), "{reply}");
-        assert!(
-            !reply.to_ascii_lowercase().contains("proxy-authorization"),
-            "{reply}"
-        );
-        assert!(
-            !reply.to_ascii_lowercase().contains("proxy-connection"),
-            "{reply}"
-        );
-        let audit = std::fs::read_to_string(p.audit.path().join("egress.jsonl")).unwrap();
-        assert!(
-            audit.contains("\"decision\":\"allow\"") && audit.contains("\"path\":\"/x\""),
-            "{audit}"
-        );
-    }
-
-    #[tokio::test]
-    async fn denials_say_why() {
-        let up = upstream("tok-deny").await;
-        let p = proxy(vec![localhost_rule(up.port())]).await;
-        let cases = [
-            ("GET http://example.org/ HTTP/1.1\r\nHost: example.org\r\nConnection: close\r\n\r\n".to_string(), "host_not_allowed", "not on this bottle's egress allowlist"),
-            (format!("GET http://localhost:{0}/ HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n", up.port()), "host_mismatch", "does not match"),
-            (format!("CONNECT 127.0.0.1:{} HTTP/1.1\r\n\r\n", up.port()), "ip_literal", "is an IP address"),
-            ("CONNECT localhost:22 HTTP/1.1\r\n\r\n".to_string(), "port_not_allowed", "port 22 is not allowed"),
-            ("GET http://2130706433/ HTTP/1.1\r\nHost: 2130706433\r\nConnection: close\r\n\r\n".to_string(), "ip_literal", "is an IP address"),
-        ];
-        for (req, code, text) in cases {
-            let reply = exchange(p.addr, req.as_bytes()).await;
-            assert!(reply.starts_with("HTTP/1.1 403"), "{req}: {reply}");
-            assert!(
-                reply.contains(&format!("x-bottlebar-deny: {code}")),
-                "{req}: {reply}"
-            );
-            assert!(reply.contains(text), "{req}: {reply}");
-            assert!(!reply.contains("tok-deny"));
-        }
-        let audit = std::fs::read_to_string(p.audit.path().join("egress.jsonl")).unwrap();
-        assert_eq!(
-            audit
-                .lines()
-                .filter(|l| l.contains("\"decision\":\"deny\""))
-                .count(),
-            5,
-            "{audit}"
-        );
-    }
-
-    #[tokio::test]
-    async fn connect_tunnels_to_allowed_hosts() {
-        let up = upstream("tok-tunnel").await;
-        let p = proxy(vec![localhost_rule(up.port())]).await;
-        let mut s = TcpStream::connect(p.addr).await.unwrap();
-        s.write_all(
-            format!(
-                "CONNECT localhost:{0} HTTP/1.1\r\nHost: localhost:{0}\r\n\r\n",
-                up.port()
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
-        let mut head = vec![0u8; 1024];
-        let n = s.read(&mut head).await.unwrap();
-        assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
-        s.write_all(b"GET /through HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            .await
-            .unwrap();
-        let mut out = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out)).await;
-        let out = String::from_utf8_lossy(&out);
-        assert!(
-            out.contains("tok-tunnel") && out.contains("GET /through"),
-            "{out}"
-        );
-    }
-
-    #[tokio::test]
-    async fn malformed_requests_get_400_and_the_proxy_keeps_serving() {
-        let up = upstream("tok-after").await;
-        let p = proxy(vec![localhost_rule(up.port())]).await;
-        for garbage in [
-            &b"GARBAGE\r\n\r\n"[..],
-            b"GET http://localhost/ HTTP/9.9\r\n\r\n",
-            b"\x00\x01\x02\r\n\r\n",
-            b"GET https://localhost/ HTTP/1.1\r\nHost: localhost\r\n\r\n",
-        ] {
-            let reply = exchange(p.addr, garbage).await;
-            assert!(reply.starts_with("HTTP/1.1 400"), "{garbage:?}: {reply}");
-        }
-        let huge = format!(
-            "GET http://localhost/ HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
-            "a".repeat(200_000)
-        );
-        let reply = exchange(p.addr, huge.as_bytes()).await;
-        assert!(
-            reply.starts_with("HTTP/1.1 431"),
-            "{}",
-            &reply[..reply.len().min(200)]
-        );
-        let ok = exchange(p.addr, format!("GET http://localhost:{0}/ HTTP/1.1\r\nHost: localhost:{0}\r\nConnection: close\r\n\r\n", up.port()).as_bytes()).await;
-        assert!(ok.contains("tok-after"), "{ok}");
-    }
-
-    #[tokio::test]
-    async fn own_endpoints_answer_in_origin_and_absolute_form() {
-        let p = proxy(vec![]).await;
-        let health = exchange(
-            p.addr,
-            format!("GET {HEALTH_PATH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await;
-        assert!(
-            health.starts_with("HTTP/1.1 200") && health.contains("\"status\":\"ok\""),
-            "{health}"
-        );
-        let sup = exchange(
-            p.addr,
-            format!(
-                "GET http://{}{SUPERVISE_PATH} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-                p.addr, p.addr
-            )
-            .as_bytes(),
-        )
-        .await;
-        assert!(
-            sup.starts_with("HTTP/1.1 200") && sup.contains("\"bottle\":\"unit\""),
-            "{sup}"
-        );
-        let other = exchange(
-            p.addr,
-            b"GET /elsewhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        )
-        .await;
-        assert!(other.starts_with("HTTP/1.1 400"), "{other}");
-    }
-}
+mod tests;

@@ -7,6 +7,8 @@
 //! so a request for `example.com` from the sidecar reaches the test's own
 //! container, never the real host.
 
+pub mod testkit;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;

@@ -146,7 +146,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         println!("bottle `{name}` is up in {:.1}s (sidecar {sidecar_ip}); `bottle shell {name}` opens a shell", duration_ms as f64 / 1000.0);
                     }
                 }
-                Ok(UpOutcome::AlreadyUp { sidecar_ip }) => {
+                Ok(UpOutcome::AlreadyUp { sidecar_ip, .. }) => {
                     if !json {
                         println!(
                             "bottle `{name}` is already up (sidecar {})",

@@ -38,6 +38,68 @@ pub struct SidecarConfig {
     /// Where to append one JSON line per egress decision, if anywhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_file: Option<String>,
+    /// Rotate the audit log when it grows past this many bytes.
+    #[serde(default = "default_audit_max_bytes")]
+    pub audit_max_bytes: u64,
+    /// How many rotated audit files to keep (`egress.jsonl.1` …).
+    #[serde(default = "default_audit_keep")]
+    pub audit_keep: u32,
+    /// The bottle's CA (PEM certificate and key). With both, `CONNECT` tunnels
+    /// are intercepted: TLS is terminated with a leaf minted for the host, and
+    /// every request inside is checked like plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_key_file: Option<String>,
+    /// PEM roots trusted for upstream TLS in addition to the Mozilla roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_roots_file: Option<String>,
+    /// JSON [`SecretsFile`] with the credentials to inject (mode 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_file: Option<String>,
+}
+
+fn default_audit_max_bytes() -> u64 {
+    10 * 1024 * 1024
+}
+
+fn default_audit_keep() -> u32 {
+    5
+}
+
+/// The credentials a sidecar holds, in their own 0600 file so the rules can be
+/// shown (e.g. on the supervise endpoint) without them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsFile {
+    pub secrets: Vec<HeldSecret>,
+}
+
+/// One credential. `Debug` never prints the value.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeldSecret {
+    pub name: String,
+    pub value: String,
+    /// The stand-in value the agent was given, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<String>,
+}
+
+impl fmt::Debug for HeldSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeldSecret")
+            .field("name", &self.name)
+            .field("value", &"<redacted>")
+            .field("placeholder", &self.placeholder)
+            .finish()
+    }
+}
+
+impl fmt::Debug for SecretsFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.secrets).finish()
+    }
 }
 
 /// One allowlist entry.
@@ -55,14 +117,103 @@ pub struct EgressRule {
     /// Allowed path prefixes (each starting with `/`); empty means any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
+    /// A credential to put into requests this rule allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inject: Option<Inject>,
+    /// What to do when outbound data carries a secret.
+    #[serde(default, skip_serializing_if = "DlpAction::is_default")]
+    pub dlp: DlpAction,
 }
+
+/// Replace header `header` with `value`, where `{secret}` stands for the named secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inject {
+    pub header: String,
+    pub secret: String,
+    #[serde(default = "default_inject_value")]
+    pub value: String,
+}
+
+/// The placeholder for the secret inside [`Inject::value`].
+pub const SECRET_MARKER: &str = "{secret}";
+
+fn default_inject_value() -> String {
+    SECRET_MARKER.to_string()
+}
+
+impl Inject {
+    /// The header value to send, with the secret filled in.
+    pub fn render(&self, secret: &str) -> String {
+        self.value.replacen(SECRET_MARKER, secret, 1)
+    }
+}
+
+/// Data-loss prevention: on a secret in outbound data, refuse the request
+/// (`block`, the default) or replace the secret and send it on (`redact`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DlpAction {
+    #[default]
+    Block,
+    Redact,
+}
+
+impl DlpAction {
+    fn is_default(&self) -> bool {
+        *self == DlpAction::Block
+    }
+}
+
+/// Well-known DNS-over-HTTPS hosts. Reaching them would let an agent resolve
+/// (and tunnel data through) DNS behind the proxy's back, so they are denied
+/// unless a rule names the host exactly.
+pub const DOH_HOSTS: &[&str] = &[
+    "dns.google",
+    "dns.google.com",
+    "dns64.dns.google",
+    "cloudflare-dns.com",
+    "mozilla.cloudflare-dns.com",
+    "chrome.cloudflare-dns.com",
+    "1dot1dot1dot1.cloudflare-dns.com",
+    "one.one.one.one",
+    "security.cloudflare-dns.com",
+    "family.cloudflare-dns.com",
+    "dns.quad9.net",
+    "dns9.quad9.net",
+    "dns10.quad9.net",
+    "dns11.quad9.net",
+    "doh.opendns.com",
+    "doh.familyshield.opendns.com",
+    "dns.adguard.com",
+    "dns.adguard-dns.com",
+    "unfiltered.adguard-dns.com",
+    "family.adguard-dns.com",
+    "doh.cleanbrowsing.org",
+    "dns.nextdns.io",
+    "doh.mullvad.net",
+    "dns.mullvad.net",
+    "doh.dns.sb",
+    "dns.twnic.tw",
+    "doh.libredns.gr",
+    "dns.alidns.com",
+    "doh.pub",
+    "doh.360.cn",
+    "dns.controld.com",
+    "freedns.controld.com",
+    "ordns.he.net",
+    "doh.applied-privacy.net",
+];
+
+/// Media types that mark a DNS-over-HTTPS exchange on any host.
+pub const DOH_MEDIA_TYPES: &[&str] = &["application/dns-message", "application/dns-json"];
 
 /// Why a rule is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
     #[error("host `{0}` is not a valid host name (letters, digits, `-` and `.`, optionally starting with `*.`)")]
     BadHost(String),
-    #[error("host `{0}` is an IP address; rules name hosts, not addresses")]
+    #[error("host `{0}` is not a host name, and addresses may only be named exactly in canonical form (e.g. `10.1.2.3`, `fd00::1`)")]
     IpLiteralHost(String),
     #[error("port 0 is not a valid port")]
     BadPort,
@@ -72,6 +223,16 @@ pub enum RuleError {
         "path prefix `{0}` must start with `/` and contain no spaces, `?`, `#` or dot segments"
     )]
     BadPath(String),
+    #[error("`inject.header` `{0}` is not a valid HTTP header name")]
+    BadInjectHeader(String),
+    #[error(
+        "`inject.header` `{0}` cannot be injected (it describes the connection, not the request)"
+    )]
+    ReservedInjectHeader(String),
+    #[error("`inject.value` must contain `{{secret}}` exactly once, e.g. \"Bearer {{secret}}\"")]
+    BadInjectValue,
+    #[error("`inject.value` may not contain control characters")]
+    InjectValueControl,
 }
 
 impl EgressRule {
@@ -100,7 +261,15 @@ impl EgressRule {
                 return Err(RuleError::BadPath(p.clone()));
             }
         }
+        if let Some(inj) = &self.inject {
+            validate_inject(inj)?;
+        }
         Ok(())
+    }
+
+    /// True when the rule names this host exactly (not through a wildcard).
+    pub fn names_exactly(&self, host: &str) -> bool {
+        !self.host.starts_with("*.") && self.host == host
     }
 
     fn allows_port(&self, port: u16) -> bool {
@@ -124,7 +293,54 @@ impl EgressRule {
     }
 }
 
+/// Headers that describe the connection or framing; injecting them would break HTTP.
+const UNINJECTABLE_HEADERS: &[&str] = &[
+    "host",
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "te",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-connection",
+    "keep-alive",
+    "trailer",
+];
+
+fn validate_inject(inj: &Inject) -> Result<(), RuleError> {
+    let h = &inj.header;
+    let token = !h.is_empty()
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !token {
+        return Err(RuleError::BadInjectHeader(h.clone()));
+    }
+    if UNINJECTABLE_HEADERS.contains(&h.to_ascii_lowercase().as_str()) {
+        return Err(RuleError::ReservedInjectHeader(h.clone()));
+    }
+    if inj.value.matches(SECRET_MARKER).count() != 1 {
+        return Err(RuleError::BadInjectValue);
+    }
+    if inj.value.chars().any(|c| c.is_control()) {
+        return Err(RuleError::InjectValueControl);
+    }
+    Ok(())
+}
+
 fn validate_host_pattern(pattern: &str) -> Result<(), RuleError> {
+    // An address may be allowed only by naming it exactly, in canonical form.
+    if pattern.parse::<std::net::IpAddr>().is_ok() {
+        return if pattern
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.to_string())
+            .as_deref()
+            == Ok(pattern)
+        {
+            Ok(())
+        } else {
+            Err(RuleError::IpLiteralHost(pattern.to_string()))
+        };
+    }
     let bare = pattern.strip_prefix("*.").unwrap_or(pattern);
     if is_ip_literal(bare) {
         return Err(RuleError::IpLiteralHost(pattern.to_string()));
@@ -182,14 +398,21 @@ pub fn normalize_host(host: &str) -> String {
 /// What the agent asked for.
 #[derive(Debug, Clone, Copy)]
 pub enum Request<'a> {
-    /// A `CONNECT host:port` tunnel: method and path are not visible.
-    Connect { host: &'a str, port: u16 },
-    /// A plain-HTTP request in absolute form.
+    /// A `CONNECT host:port` tunnel. When `inspected`, the proxy will see
+    /// (and check) every request inside it, so only host and port matter here.
+    Connect {
+        host: &'a str,
+        port: u16,
+        inspected: bool,
+    },
+    /// An HTTP request: plain, or decrypted from an intercepted tunnel.
     Http {
         method: &'a str,
         host: &'a str,
         port: u16,
         path: &'a str,
+        /// The request declares a DNS-over-HTTPS media type.
+        doh_media: bool,
     },
 }
 
@@ -227,6 +450,24 @@ pub enum DenyReason {
         host: String,
         rule: usize,
     },
+    /// A DNS-over-HTTPS endpoint or exchange on a host no rule names exactly.
+    Doh {
+        host: String,
+    },
+    /// The names in one request disagree (CONNECT authority, TLS SNI, `Host`).
+    Fronting {
+        detail: String,
+    },
+    /// The request carries a credential placeholder to a rule that does not inject it.
+    Placeholder {
+        secret: String,
+    },
+    /// Outbound data carries a secret and the rule blocks it.
+    SecretDetected {
+        kind: String,
+        location: String,
+        rule: usize,
+    },
 }
 
 impl DenyReason {
@@ -239,6 +480,10 @@ impl DenyReason {
             DenyReason::MethodNotAllowed { .. } => "method_not_allowed",
             DenyReason::PathNotAllowed { .. } => "path_not_allowed",
             DenyReason::TunnelNeedsInspection { .. } => "tunnel_needs_inspection",
+            DenyReason::Doh { .. } => "doh",
+            DenyReason::Fronting { .. } => "fronting",
+            DenyReason::Placeholder { .. } => "placeholder",
+            DenyReason::SecretDetected { .. } => "secret_detected",
         }
     }
 
@@ -248,7 +493,8 @@ impl DenyReason {
             DenyReason::PortNotAllowed { rule, .. }
             | DenyReason::MethodNotAllowed { rule, .. }
             | DenyReason::PathNotAllowed { rule, .. }
-            | DenyReason::TunnelNeedsInspection { rule, .. } => Some(*rule),
+            | DenyReason::TunnelNeedsInspection { rule, .. }
+            | DenyReason::SecretDetected { rule, .. } => Some(*rule),
             _ => None,
         }
     }
@@ -257,52 +503,69 @@ impl DenyReason {
 impl fmt::Display for DenyReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DenyReason::IpLiteral { host } => write!(
-                f,
-                "host `{host}` is an IP address; only named hosts on the allowlist are reachable"
-            ),
-            DenyReason::HostNotAllowed { host } => {
-                write!(f, "host `{host}` is not on this bottle's egress allowlist")
-            }
-            DenyReason::PortNotAllowed { host, port, rule } => write!(
-                f,
-                "port {port} is not allowed for host `{host}` (rule #{})",
-                rule + 1
-            ),
-            DenyReason::MethodNotAllowed { method, rule } => {
-                write!(f, "method {method} is not allowed by rule #{}", rule + 1)
-            }
-            DenyReason::PathNotAllowed { path, rule } => {
-                write!(f, "path `{path}` is not allowed by rule #{}", rule + 1)
-            }
+            DenyReason::IpLiteral { host } => write!(f, "host `{host}` is an IP address; only hosts on the allowlist are reachable (IP literal)"),
+            DenyReason::HostNotAllowed { host } => write!(f, "host `{host}` is not on this bottle's egress allowlist (host not allowed)"),
+            DenyReason::PortNotAllowed { host, port, rule } => write!(f, "port {port} is not allowed for host `{host}` (rule #{}: port not allowed)", rule + 1),
+            DenyReason::MethodNotAllowed { method, rule } => write!(f, "method {method} is not allowed (rule #{}: method not allowed)", rule + 1),
+            DenyReason::PathNotAllowed { path, rule } => write!(f, "path `{path}` is not allowed (rule #{}: path not allowed)", rule + 1),
             DenyReason::TunnelNeedsInspection { host, rule } => write!(
                 f,
                 "rule #{} limits methods or paths for `{host}`, which cannot be checked inside an uninspected CONNECT tunnel",
                 rule + 1
             ),
+            DenyReason::Doh { host } => write!(f, "`{host}`: DNS over HTTPS is not allowed unless a rule names the host exactly (DoH)"),
+            DenyReason::Fronting { detail } => write!(f, "{detail} (domain fronting)"),
+            DenyReason::Placeholder { secret } => write!(
+                f,
+                "the request carries the placeholder for secret `{secret}`, but no rule for this host injects it (placeholder)"
+            ),
+            DenyReason::SecretDetected { kind, location, rule } => write!(f, "the request's {location} contains {kind} (rule #{}: secret detected)", rule + 1),
         }
     }
+}
+
+/// The host with brackets removed, lower-cased, without a trailing dot.
+fn bare_host(host: &str) -> String {
+    normalize_host(host.trim_start_matches('[').trim_end_matches(']'))
 }
 
 /// Decides one request against the rules, first by host, then port, method, path.
 ///
 /// When several rules name the host, the request is allowed if any allows it;
 /// a denial reports the first rule that matched the host, which is the one a
-/// user most likely meant.
+/// user most likely meant. Addresses, DNS-over-HTTPS endpoints and DoH media
+/// types pass only a rule that names the host exactly.
 pub fn decide(rules: &[EgressRule], req: Request<'_>) -> Decision {
     let (host, port) = match req {
-        Request::Connect { host, port } | Request::Http { host, port, .. } => (host, port),
+        Request::Connect { host, port, .. } | Request::Http { host, port, .. } => (host, port),
     };
-    let host = normalize_host(host);
-    if is_ip_literal(&host) {
+    let host = bare_host(host);
+    let ip = is_ip_literal(&host);
+    let exact = |r: &EgressRule| r.names_exactly(&host);
+    if ip && !rules.iter().any(exact) {
         return Decision::Deny(DenyReason::IpLiteral { host });
     }
+    let doh_host = DOH_HOSTS.contains(&host.as_str());
+    let doh_media = matches!(
+        req,
+        Request::Http {
+            doh_media: true,
+            ..
+        }
+    );
     let mut first_refusal: Option<DenyReason> = None;
     for (i, rule) in rules.iter().enumerate() {
-        if !rule.matches_host(&host) {
+        let matches = if ip {
+            exact(rule)
+        } else {
+            rule.matches_host(&host)
+        };
+        if !matches {
             continue;
         }
-        let refusal = if !rule.allows_port(port) {
+        let refusal = if (doh_host || doh_media) && !exact(rule) {
+            Some(DenyReason::Doh { host: host.clone() })
+        } else if !rule.allows_port(port) {
             Some(DenyReason::PortNotAllowed {
                 host: host.clone(),
                 port,
@@ -310,11 +573,12 @@ pub fn decide(rules: &[EgressRule], req: Request<'_>) -> Decision {
             })
         } else {
             match req {
-                Request::Connect { .. } => (!rule.methods.is_empty() || !rule.paths.is_empty())
-                    .then(|| DenyReason::TunnelNeedsInspection {
-                        host: host.clone(),
-                        rule: i,
-                    }),
+                Request::Connect { inspected, .. } => (!inspected
+                    && (!rule.methods.is_empty() || !rule.paths.is_empty()))
+                .then(|| DenyReason::TunnelNeedsInspection {
+                    host: host.clone(),
+                    rule: i,
+                }),
                 Request::Http { method, path, .. } => {
                     if !rule.methods.is_empty() && !rule.methods.iter().any(|m| m == method) {
                         Some(DenyReason::MethodNotAllowed {
@@ -342,7 +606,12 @@ pub fn decide(rules: &[EgressRule], req: Request<'_>) -> Decision {
             }
         }
     }
-    Decision::Deny(first_refusal.unwrap_or(DenyReason::HostNotAllowed { host }))
+    let fallback = if doh_host {
+        DenyReason::Doh { host }
+    } else {
+        DenyReason::HostNotAllowed { host }
+    };
+    Decision::Deny(first_refusal.unwrap_or(fallback))
 }
 
 #[cfg(test)]
@@ -355,6 +624,8 @@ mod tests {
             ports: vec![],
             methods: vec![],
             paths: vec![],
+            inject: None,
+            dlp: DlpAction::Block,
         }
     }
 
@@ -364,6 +635,7 @@ mod tests {
             host,
             port: 80,
             path,
+            doh_media: false,
         }
     }
 
@@ -424,7 +696,14 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    decide(&rules, Request::Connect { host, port: 443 }),
+                    decide(
+                        &rules,
+                        Request::Connect {
+                            host,
+                            port: 443,
+                            inspected: true
+                        }
+                    ),
                     Decision::Deny(DenyReason::IpLiteral { .. })
                 ),
                 "{host}"
@@ -441,12 +720,15 @@ mod tests {
             ports: vec![443, 8443],
             methods: vec!["GET".into()],
             paths: vec!["/v1/".into()],
+            inject: None,
+            dlp: DlpAction::Block,
         }];
         let req = |method, port, path| Request::Http {
             method,
             host: "api.example.com",
             port,
             path,
+            doh_media: false,
         };
         assert_eq!(
             decide(&rules, req("GET", 8443, "/v1/models")),
@@ -478,7 +760,8 @@ mod tests {
                 &rules,
                 Request::Connect {
                     host: "api.example.com",
-                    port: 443
+                    port: 443,
+                    inspected: false,
                 }
             )
             .deny_code(),
@@ -504,7 +787,8 @@ mod tests {
                 &[],
                 Request::Connect {
                     host: "example.com",
-                    port: 443
+                    port: 443,
+                    inspected: true,
                 }
             )
             .deny_code(),
@@ -517,7 +801,11 @@ mod tests {
         let mut r = rule("Example.com");
         assert!(matches!(r.validate(), Err(RuleError::BadHost(_))));
         r.host = "10.0.0.1".into();
-        assert!(matches!(r.validate(), Err(RuleError::IpLiteralHost(_))));
+        assert!(r.validate().is_ok(), "an address named exactly is allowed");
+        for odd in ["010.0.0.1", "2130706433", "*.10.0.0.1", "[::1]"] {
+            r.host = odd.into();
+            assert!(r.validate().is_err(), "{odd}");
+        }
         r.host = "*.*.example.com".into();
         assert!(matches!(r.validate(), Err(RuleError::BadHost(_))));
         r.host = "ok.example.com".into();
@@ -541,6 +829,12 @@ mod tests {
             listen: "0.0.0.0:3128".into(),
             rules: vec![rule("example.com")],
             audit_file: Some("/var/log/bottlebar/egress.jsonl".into()),
+            audit_max_bytes: 1024,
+            audit_keep: 2,
+            ca_cert_file: None,
+            ca_key_file: None,
+            extra_roots_file: None,
+            secrets_file: None,
         };
         let text = serde_json::to_string(&cfg).unwrap();
         assert_eq!(serde_json::from_str::<SidecarConfig>(&text).unwrap(), cfg);
@@ -548,6 +842,135 @@ mod tests {
             r#"{"bottle":"d","listen":"x","rules":[],"extra":1}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn an_inspected_tunnel_defers_method_and_path_checks() {
+        let mut r = rule("api.example.com");
+        r.methods = vec!["GET".into()];
+        let rules = [r];
+        assert_eq!(
+            decide(
+                &rules,
+                Request::Connect {
+                    host: "api.example.com",
+                    port: 443,
+                    inspected: true
+                }
+            ),
+            Decision::Allow { rule: 0 }
+        );
+    }
+
+    #[test]
+    fn addresses_pass_only_a_rule_naming_them_exactly() {
+        let rules = [rule("10.1.2.3"), rule("fd00::1")];
+        let connect = |host| {
+            decide(
+                &rules,
+                Request::Connect {
+                    host,
+                    port: 443,
+                    inspected: true,
+                },
+            )
+        };
+        assert_eq!(connect("10.1.2.3"), Decision::Allow { rule: 0 });
+        assert_eq!(connect("[fd00::1]"), Decision::Allow { rule: 1 });
+        for other in ["10.1.2.4", "0x0a010203", "167838211", "[fd00::2]"] {
+            assert_eq!(connect(other).deny_code(), Some("ip_literal"), "{other}");
+        }
+    }
+
+    #[test]
+    fn doh_needs_an_exact_rule() {
+        let wildcard = [rule("*.google"), rule("*.example.com")];
+        assert_eq!(
+            decide(
+                &wildcard,
+                Request::Connect {
+                    host: "dns.google",
+                    port: 443,
+                    inspected: true
+                }
+            )
+            .deny_code(),
+            Some("doh")
+        );
+        assert_eq!(
+            decide(
+                &[],
+                Request::Connect {
+                    host: "cloudflare-dns.com",
+                    port: 443,
+                    inspected: true
+                }
+            )
+            .deny_code(),
+            Some("doh")
+        );
+        let exact = [rule("dns.google")];
+        assert_eq!(
+            decide(
+                &exact,
+                Request::Connect {
+                    host: "dns.google",
+                    port: 443,
+                    inspected: true
+                }
+            ),
+            Decision::Allow { rule: 0 }
+        );
+        let doh_exchange = Request::Http {
+            method: "POST",
+            host: "a.example.com",
+            port: 443,
+            path: "/q",
+            doh_media: true,
+        };
+        assert_eq!(decide(&wildcard, doh_exchange).deny_code(), Some("doh"));
+        assert_eq!(
+            decide(&[rule("a.example.com")], doh_exchange),
+            Decision::Allow { rule: 0 }
+        );
+    }
+
+    #[test]
+    fn inject_validation() {
+        let mut r = rule("api.example.com");
+        r.inject = Some(Inject {
+            header: "Authorization".into(),
+            secret: "k".into(),
+            value: "Bearer {secret}".into(),
+        });
+        assert!(r.validate().is_ok());
+        assert_eq!(r.inject.as_ref().unwrap().render("abc"), "Bearer abc");
+        for (header, value, want) in [
+            ("bad header", "{secret}", "not a valid HTTP header"),
+            ("Host", "{secret}", "cannot be injected"),
+            ("x-api-key", "no marker", "exactly once"),
+            ("x-api-key", "{secret}{secret}", "exactly once"),
+            ("x-api-key", "a\r\n{secret}", "control characters"),
+        ] {
+            r.inject = Some(Inject {
+                header: header.into(),
+                secret: "k".into(),
+                value: value.into(),
+            });
+            let err = r.validate().unwrap_err().to_string();
+            assert!(err.contains(want), "{header} {value}: {err}");
+        }
+    }
+
+    #[test]
+    fn held_secrets_never_debug_print_their_value() {
+        let s = HeldSecret {
+            name: "k".into(),
+            value: "sk-very-secret".into(),
+            placeholder: None,
+        };
+        assert!(!format!("{s:?}").contains("sk-very-secret"));
+        assert!(!format!("{:?}", SecretsFile { secrets: vec![s] }).contains("sk-very-secret"));
     }
 
     impl Decision {

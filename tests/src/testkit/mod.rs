@@ -1,0 +1,8 @@
+//! The test kit: the fake internet's server, a proxy-aware client, and test
+//! certificates. Built into the `bottlebar-testkit` binary (statically, so it
+//! runs in `FROM scratch` containers) and used in-process by unit tests and the
+//! benchmark.
+
+pub mod client;
+pub mod pki;
+pub mod server;

@@ -1,0 +1,180 @@
+//! The fake internet: an HTTP and HTTPS server (HTTP/1.1 and HTTP/2 by ALPN).
+//!
+//! - `/` answers the server's token;
+//! - `/echo` answers, as JSON, the request it received (method, path, query,
+//!   headers, body, version), so tests see exactly what left the sidecar;
+//! - `/sse?n=N&ms=M` streams N server-sent events M milliseconds apart;
+//! - `/bytes?n=N` answers N bytes.
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+fn full(s: impl Into<Bytes>) -> Body {
+    Full::new(s.into()).boxed()
+}
+
+fn query_num(query: &str, key: &str, default: u64) -> u64 {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn respond(req: Request<Incoming>, token: Arc<String>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    match path.as_str() {
+        "/echo" => {
+            let method = req.method().to_string();
+            let version = format!("{:?}", req.version());
+            let mut headers = serde_json::Map::new();
+            for (name, value) in req.headers() {
+                let entry = headers
+                    .entry(name.as_str().to_string())
+                    .or_insert_with(|| serde_json::Value::Array(vec![]));
+                entry
+                    .as_array_mut()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(value.as_bytes()).into());
+            }
+            let authority = req.uri().authority().map(|a| a.to_string());
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let v = serde_json::json!({
+                "token": *token, "method": method, "path": path, "query": query, "version": version,
+                "authority": authority, "headers": headers, "body": String::from_utf8_lossy(&body),
+            });
+            let mut resp = Response::new(full(v.to_string()));
+            resp.headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            resp
+        }
+        "/sse" => {
+            let n = query_num(&query, "n", 5);
+            let ms = query_num(&query, "ms", 200);
+            let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+            tokio::spawn(async move {
+                for i in 0..n {
+                    if tx
+                        .send(Ok(Frame::data(Bytes::from(format!("data: event {i}\n\n")))))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+            });
+            let mut resp = Response::new(ChannelBody(rx).boxed());
+            resp.headers_mut()
+                .insert("content-type", "text/event-stream".parse().unwrap());
+            resp.headers_mut()
+                .insert("cache-control", "no-cache".parse().unwrap());
+            resp
+        }
+        "/bytes" => full(vec![b'b'; query_num(&query, "n", 1024) as usize]).into_response(),
+        _ => full(format!("{token}\n")).into_response(),
+    }
+}
+
+trait IntoResponse {
+    fn into_response(self) -> Response<Body>;
+}
+
+impl IntoResponse for Body {
+    fn into_response(self) -> Response<Body> {
+        Response::new(self)
+    }
+}
+
+/// A body fed by a channel: each message is sent as soon as it arrives.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, Infallible>>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+async fn serve_io<IO>(io: IO, token: Arc<String>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let token = token.clone();
+        async move { Ok::<_, Infallible>(respond(req, token).await) }
+    });
+    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(io), svc)
+        .await;
+}
+
+/// Serves plain HTTP on `listener` forever.
+pub async fn serve_http(listener: TcpListener, token: String) {
+    let token = Arc::new(token);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve_io(stream, token.clone()));
+    }
+}
+
+/// A TLS server config for a PEM certificate and key, offering h2 and http/1.1.
+pub fn tls_config(cert_pem: &str, key_pem: &str) -> Result<Arc<rustls::ServerConfig>> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .context("certificate PEM")?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).context("key PEM")?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Serves HTTPS on `listener` forever.
+pub async fn serve_https(listener: TcpListener, config: Arc<rustls::ServerConfig>, token: String) {
+    let token = Arc::new(token);
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (acceptor, token) = (acceptor.clone(), token.clone());
+        tokio::spawn(async move {
+            if let Ok(tls) = acceptor.accept(stream).await {
+                serve_io(tls, token).await;
+            }
+        });
+    }
+}
