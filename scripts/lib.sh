@@ -4,6 +4,7 @@
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/bottlebar/target}"
 SIDECAR_TARGET="$(uname -m)-unknown-linux-gnu"
 export BOTTLEBAR_SIDECAR_BIN="${BOTTLEBAR_SIDECAR_BIN:-$CARGO_TARGET_DIR/$SIDECAR_TARGET/release/bottlebar-sidecar}"
+export BOTTLEBAR_TESTKIT_BIN="${BOTTLEBAR_TESTKIT_BIN:-$CARGO_TARGET_DIR/$SIDECAR_TARGET/release/bottlebar-testkit}"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -6,6 +6,7 @@
 //! [`ops`] module is what the CLI and the app call. Nothing here knows about
 //! any user interface.
 
+pub mod audit;
 pub mod backend;
 pub mod events;
 pub mod executor;

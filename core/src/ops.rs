@@ -252,7 +252,18 @@ pub async fn up<R: Runner>(
         .map_err(engine_err(&bottle))?
         .of_bottle(bottle.as_str());
     let status = evaluate(&bottle, kind, Some(manifest.source.clone()), &live);
+    let state_dir = home.state_dir(&bottle);
     match status.state {
+        // Running, but its state directory is gone (deleted, or another
+        // BOTTLEBAR_HOME launched it): its sidecar's mounts are dangling, so
+        // it cannot be managed from here. Replace it.
+        BottleState::Running if !state_dir.join("sidecar").is_dir() => {
+            events.emit(Event::Note {
+                bottle: bottle.to_string(),
+                message: format!("bottle `{bottle}` is running but its state directory {} is missing; replacing it", state_dir.display()),
+            });
+            remove_resources(&engine, runner.as_ref(), &bottle, &live, events).await?;
+        }
         BottleState::Running => {
             // Already up: bring its rules and secrets up to date; the sidecar reloads them live.
             let secrets =

@@ -87,6 +87,15 @@ pub fn sidecar_bin() -> PathBuf {
     p
 }
 
+/// The static test kit (`scripts/build-static bottlebar-e2e bottlebar-testkit` makes it).
+pub fn testkit_bin() -> PathBuf {
+    let p = std::env::var_os("BOTTLEBAR_TESTKIT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("x86_64-unknown-linux-gnu/release/bottlebar-testkit"));
+    assert!(p.is_file(), "static test kit not found at {}: run `scripts/build-static bottlebar-e2e bottlebar-testkit` (scripts/test does)", p.display());
+    p
+}
+
 /// The `bottle` binary built next to this test executable.
 pub fn bottle_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -119,6 +128,17 @@ pub fn require_docker() {
 /// A private Bottlebar home and the CLI pointed at it.
 pub struct Harness {
     pub home: tempfile::TempDir,
+    /// Extra environment for the `bottle` CLI (e.g. secrets a manifest reads).
+    pub env: Vec<(String, String)>,
+    launched: std::sync::Mutex<Vec<String>>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        for name in self.launched.lock().unwrap().drain(..) {
+            let _ = self.bottle(&["down", &name]);
+        }
+    }
 }
 
 impl Default for Harness {
@@ -135,7 +155,11 @@ impl Harness {
             .tempdir()
             .unwrap();
         std::fs::create_dir_all(home.path().join("bottles")).unwrap();
-        Self { home }
+        Self {
+            home,
+            env: Vec::new(),
+            launched: Default::default(),
+        }
     }
 
     pub fn write_bottle(&self, name: &str, toml: &str) {
@@ -161,6 +185,9 @@ impl Harness {
             .env("BOTTLEBAR_SIDECAR_BIN", sidecar_bin())
             .env("BOTTLEBAR_BACKEND", "docker")
             .env_remove("BOTTLEBAR_DNS");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
         c
     }
 
@@ -169,7 +196,10 @@ impl Harness {
     }
 
     /// `bottle up NAME --json`, returning the exit status and the events.
+    /// Whatever it launched is taken down when the harness is dropped, so a
+    /// failing test leaves nothing behind for the next one.
     pub fn up(&self, name: &str) -> (Run, Vec<serde_json::Value>) {
+        self.launched.lock().unwrap().push(name.to_string());
         let r = self.bottle(&["up", name, "--json"]);
         let events = r
             .stdout
@@ -340,4 +370,83 @@ pub fn raw_http(host: &str, port: u16, request_lines: &[&str]) -> String {
     let mut req = request_lines.join("\\r\\n");
     req.push_str("\\r\\n\\r\\n");
     format!("(printf '{req}'; sleep 1) | nc -w 5 {host} {port}")
+}
+
+/// The fake internet with TLS: the static test kit serving HTTP (80) and
+/// HTTPS (443) with a certificate from `ca` for `names`, attached to
+/// `network` under each name. Removed on drop.
+pub struct TlsUpstream {
+    pub name: String,
+    _certs: tempfile::TempDir,
+}
+
+impl TlsUpstream {
+    pub fn start(
+        name: &str,
+        network: &str,
+        names: &[&str],
+        token: &str,
+        ca: &testkit::pki::TestCa,
+    ) -> Self {
+        static BUILT: OnceLock<()> = OnceLock::new();
+        const IMAGE: &str = "bottlebar-test/tls-upstream:1";
+        BUILT.get_or_init(|| {
+            let ctx = tempfile::tempdir().unwrap();
+            std::fs::copy(testkit_bin(), ctx.path().join("bottlebar-testkit")).unwrap();
+            std::fs::write(ctx.path().join("Dockerfile"), "FROM scratch\nCOPY bottlebar-testkit /bottlebar-testkit\nENTRYPOINT [\"/bottlebar-testkit\"]\n").unwrap();
+            docker(&["build", "--quiet", "--label", TEST_LABEL, "--tag", IMAGE, &ctx.path().display().to_string()]).expect_ok("building the TLS upstream image");
+        });
+        let certs = tempfile::tempdir().unwrap();
+        let (cert, key) = ca.leaf(names);
+        std::fs::write(certs.path().join("cert.pem"), cert).unwrap();
+        std::fs::write(certs.path().join("key.pem"), key).unwrap();
+        let _ = docker(&["rm", "-f", name]);
+        let mount = format!(
+            "type=bind,source={},target=/certs,readonly",
+            certs.path().display()
+        );
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--label",
+            TEST_LABEL,
+            "--network",
+            network,
+            "--mount",
+            &mount,
+        ];
+        for a in names {
+            args.extend(["--network-alias", a]);
+        }
+        args.extend([
+            IMAGE,
+            "serve",
+            "--cert",
+            "/certs/cert.pem",
+            "--key",
+            "/certs/key.pem",
+            "--token",
+            token,
+        ]);
+        docker(&args).expect_ok("starting the TLS upstream");
+        Self {
+            name: name.to_string(),
+            _certs: certs,
+        }
+    }
+
+    pub fn ip(&self, network: &str) -> String {
+        inspect(&self.name)["NetworkSettings"]["Networks"][network]["IPAddress"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+impl Drop for TlsUpstream {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.name]);
+    }
 }

@@ -75,6 +75,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show a bottle's egress audit log: every request its agent made and what the sidecar decided.
+    Logs {
+        name: String,
+        /// Keep printing new entries as they arrive.
+        #[arg(long, short)]
+        follow: bool,
+        /// Print the raw JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a command in a bottle's agent: `bottle exec NAME -- CMD...`.
     Exec {
         name: String,
@@ -106,10 +116,24 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each shown once: most of the library's errors
+/// already include their cause in their own message.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
@@ -206,6 +230,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 print!("{}", plan.render());
             }
         }
+        Command::Logs { name, follow, json } => return logs(&home, &name, follow, json).await,
         Command::Exec { name, command } => {
             let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
             let argv = ops::exec_argv(&home, &name, &command, tty, runner.as_ref()).await?;
@@ -538,6 +563,42 @@ async fn doctor(json: bool, runner: &ProcessRunner) -> Result<ExitCode> {
             eprintln!("\nbottle doctor: the {chosen} backend is not ready");
         }
         return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn logs(home: &Home, name: &str, follow: bool, json: bool) -> Result<ExitCode> {
+    use bottlebar_core::audit;
+    let bottle = bottlebar_core::name::BottleName::parse(name)?;
+    let show = |line: Result<audit::AuditEntry, String>, raw: Option<&str>| match (json, line) {
+        (true, Ok(e)) => println!(
+            "{}",
+            raw.map(str::to_string)
+                .unwrap_or_else(|| serde_json::to_string(&e).expect("entry serializes"))
+        ),
+        (false, Ok(e)) => println!("{}", e.render()),
+        (_, Err(bad)) => eprintln!("warning: {bad}"),
+    };
+    // Start following before reading the backlog so nothing falls between.
+    let mut follower = follow.then(|| audit::Follower::from_end(home, &bottle));
+    let backlog = audit::read_all(home, &bottle)
+        .with_context(|| format!("reading the audit log of `{name}`"))?;
+    if backlog.is_empty() && !follow && !home.state_dir(&bottle).exists() {
+        anyhow::bail!("bottle `{name}` has no audit log (it has not been launched, or was removed with `bottle down`)");
+    }
+    for entry in backlog {
+        show(entry, None);
+    }
+    if let Some(f) = &mut follower {
+        loop {
+            for line in f.poll() {
+                show(audit::parse_line(&line), Some(&line));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
