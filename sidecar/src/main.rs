@@ -8,13 +8,6 @@
 //!   runs it through `exec` inside the sidecar container, which works the same
 //!   on every backend (the host may not be able to reach container addresses).
 
-mod audit;
-mod config;
-mod dlp;
-mod mitm;
-mod proxy;
-mod upstream;
-
 use anyhow::{bail, Context, Result};
 use bottlebar_policy::{HEALTH_PATH, PROXY_PORT};
 use clap::{Parser, Subcommand};
@@ -61,7 +54,7 @@ fn main() -> Result<()> {
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
-            runtime.block_on(proxy::run(&config))
+            runtime.block_on(bottlebar_sidecar::proxy::run(&config))
         }
         Command::Health { addr } => health(addr),
     }

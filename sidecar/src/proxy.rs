@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 type RespBody = BoxBody<Bytes, BoxError>;
 
@@ -95,9 +95,10 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let local = stream.local_addr().ok();
                 let proxy = proxy.clone();
                 tokio::spawn(async move {
-                    proxy.serve_connection(stream, peer).await;
+                    proxy.serve_connection(stream, local, peer).await;
                     drop(permit);
                 });
             }
@@ -152,7 +153,7 @@ impl Origin {
 }
 
 impl Proxy {
-    fn new(live: Arc<Live>) -> Result<Self> {
+    pub fn new(live: Arc<Live>) -> Result<Self> {
         let cfg = &live.config;
         let mitm = match (&cfg.ca_cert_file, &cfg.ca_key_file) {
             (Some(c), Some(k)) => Some(Mitm::load(c, k)?),
@@ -180,9 +181,16 @@ impl Proxy {
         })
     }
 
-    async fn serve_connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) {
-        // The address the agent dialled: requests for it are for the proxy itself.
-        let local = stream.local_addr().ok();
+    /// Serves one agent connection. `local` is the address the agent dialled:
+    /// requests for it are for the proxy itself.
+    pub async fn serve_connection<IO>(
+        self: Arc<Self>,
+        stream: IO,
+        local: Option<SocketAddr>,
+        peer: SocketAddr,
+    ) where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let pool = Arc::new(Pool::default());
         let svc = service_fn(move |req| {
             let proxy = self.clone();

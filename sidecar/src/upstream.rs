@@ -24,6 +24,9 @@ use tokio::net::TcpStream;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type ReqBody = BoxBody<Bytes, BoxError>;
 
+/// HTTP/1.1 upstream connections kept per destination and agent connection.
+const MAX_IDLE_PER_DESTINATION: usize = 8;
+
 /// How long connecting (TCP plus TLS) to one address may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -249,13 +252,13 @@ impl Pool {
             .send_request(build(Framing::H1))
             .await
             .map_err(http_err)?;
-        // Ready again once this response's body has been read; kept for the next request.
-        self.h1
-            .lock()
-            .unwrap()
-            .entry(dest.clone())
-            .or_default()
-            .push(h1);
+        // Ready again once this response's body has been read; kept for the
+        // next request, up to a bound (an HTTP/2 agent may fan out).
+        let mut map = self.h1.lock().unwrap();
+        let idle = map.entry(dest.clone()).or_default();
+        if idle.len() < MAX_IDLE_PER_DESTINATION {
+            idle.push(h1);
+        }
         Ok(resp)
     }
 }

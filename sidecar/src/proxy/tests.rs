@@ -7,6 +7,7 @@ use bottlebar_e2e::testkit::client::{Client, FetchOptions, Fetched};
 use bottlebar_e2e::testkit::pki::TestCa;
 use bottlebar_e2e::testkit::server;
 use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 const SECRET: &str = "sk-test-injected-credential-0123456789";
 const PLACEHOLDER: &str = "bottlebar-placeholder-api-5f2a";

@@ -1,0 +1,288 @@
+//! `bottlebar-bench`: the added latency and throughput of the sidecar, on
+//! loopback only.
+//!
+//! One small HTTPS request (`GET /bytes?n=SIZE`), over a kept-alive
+//! connection, three ways side by side in one run:
+//! - direct to the upstream;
+//! - through the real `bottlebar-sidecar` binary (TLS interception, rules,
+//!   secret scanning and audit all on, as in a bottle);
+//! - through mitmproxy's `mitmdump`, when it is installed.
+//!
+//! Every loop is bounded in count and time.
+
+use anyhow::{bail, Context, Result};
+use bottlebar_e2e::testkit::client::{Client, FetchOptions};
+use bottlebar_e2e::testkit::pki::TestCa;
+use bottlebar_e2e::testkit::server;
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(name = "bottlebar-bench")]
+struct Args {
+    /// The sidecar binary to measure.
+    #[arg(long)]
+    sidecar: PathBuf,
+    /// Sequential requests measured per path (after the warm-up).
+    #[arg(long, default_value_t = 2000)]
+    requests: usize,
+    #[arg(long, default_value_t = 200)]
+    warmup: usize,
+    /// Concurrent connections for the throughput run.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+    /// Seconds the throughput run lasts.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Response body size in bytes.
+    #[arg(long, default_value_t = 256)]
+    size: usize,
+    /// Print the results as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Stats {
+    name: String,
+    p50_us: f64,
+    p99_us: f64,
+    mean_us: f64,
+    sequential_rps: f64,
+    concurrent_rps: f64,
+}
+
+/// Stops a child process when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e6
+}
+
+async fn measure(name: &str, client: &Client, url: &str, args: &Args) -> Result<Stats> {
+    let path = format!("/bytes?n={}", args.size);
+    let opts = FetchOptions::default();
+    let mut session = client.session(url, &opts).await?.map_err(|refused| {
+        anyhow::anyhow!("{name}: refused: {} {}", refused.status, refused.body)
+    })?;
+    for _ in 0..args.warmup {
+        let r = session.request(&path, &opts).await?;
+        anyhow::ensure!(
+            r.status == 200 && r.body.len() == args.size,
+            "{name}: unexpected response {} ({} bytes)",
+            r.status,
+            r.body.len()
+        );
+    }
+    let mut samples = Vec::with_capacity(args.requests);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let started = Instant::now();
+    for _ in 0..args.requests {
+        let t = Instant::now();
+        let r = session.request(&path, &opts).await?;
+        samples.push(t.elapsed());
+        anyhow::ensure!(r.status == 200, "{name}: status {}", r.status);
+        if Instant::now() > deadline {
+            break;
+        }
+    }
+    let sequential_rps = samples.len() as f64 / started.elapsed().as_secs_f64();
+    samples.sort();
+    let mean_us = samples.iter().map(|d| d.as_secs_f64()).sum::<f64>() / samples.len() as f64 * 1e6;
+
+    // Throughput: N kept-alive connections for a fixed time.
+    let stop = Instant::now() + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..args.connections {
+        let (client, url, path) = (client.clone(), url.to_string(), path.clone());
+        tasks.push(tokio::spawn(async move {
+            let opts = FetchOptions::default();
+            let mut s = client
+                .session(&url, &opts)
+                .await?
+                .map_err(|r| anyhow::anyhow!("refused {}", r.status))?;
+            let mut n = 0u64;
+            while Instant::now() < stop {
+                s.request(&path, &opts).await?;
+                n += 1;
+            }
+            Ok::<u64, anyhow::Error>(n)
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok(Stats {
+        name: name.into(),
+        p50_us: percentile(&samples, 0.50),
+        p99_us: percentile(&samples, 0.99),
+        mean_us,
+        sequential_rps,
+        concurrent_rps: total as f64 / args.seconds as f64,
+    })
+}
+
+async fn wait_for_port(port: u16, what: &str) -> Result<()> {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{what} did not start listening on port {port}")
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let dir = tempfile::tempdir()?;
+    let p = |f: &str| dir.path().join(f);
+
+    // The upstream, with its own test CA.
+    let internet = TestCa::new("Bench Internet CA");
+    let (cert, key) = internet.leaf(&["localhost"]);
+    let https = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let up_port = https.local_addr()?.port();
+    tokio::spawn(server::serve_https(
+        https,
+        server::tls_config(&cert, &key)?,
+        "bench".into(),
+    ));
+    std::fs::write(p("internet-ca.pem"), &internet.cert_pem)?;
+    let url = format!("https://localhost:{up_port}/");
+
+    // The sidecar, configured as in a bottle.
+    let bottle_ca = TestCa::new("Bottlebar CA for bottle bench");
+    std::fs::write(p("ca.crt"), &bottle_ca.cert_pem)?;
+    std::fs::write(p("ca.key"), &bottle_ca.key_pem)?;
+    std::fs::write(
+        p("secrets.json"),
+        r#"{"secrets":[{"name":"k","value":"bench-secret-value-0123456789"}]}"#,
+    )?;
+    let proxy_port = free_port()?;
+    let config = serde_json::json!({
+        "bottle": "bench", "listen": format!("127.0.0.1:{proxy_port}"),
+        "rules": [{"host": "localhost", "ports": [up_port]}],
+        "audit_file": p("egress.jsonl").display().to_string(),
+        "ca_cert_file": p("ca.crt").display().to_string(), "ca_key_file": p("ca.key").display().to_string(),
+        "extra_roots_file": p("internet-ca.pem").display().to_string(),
+        "secrets_file": p("secrets.json").display().to_string(),
+    });
+    std::fs::write(p("sidecar.json"), config.to_string())?;
+    let sidecar = Command::new(&args.sidecar)
+        .args(["serve", "--config"])
+        .arg(p("sidecar.json"))
+        .env("BOTTLEBAR_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", args.sidecar.display()))?;
+    let _sidecar = Guard(sidecar);
+    wait_for_port(proxy_port, "the sidecar").await?;
+
+    let mut results = Vec::new();
+    let direct = Client::new(None, internet.cert_pem.as_bytes())?;
+    results.push(measure("direct", &direct, &url, &args).await?);
+    let through = Client::new(
+        Some(format!("127.0.0.1:{proxy_port}")),
+        bottle_ca.cert_pem.as_bytes(),
+    )?;
+    results.push(measure("bottlebar-sidecar", &through, &url, &args).await?);
+
+    // mitmproxy, when installed, configured to verify the upstream the same way.
+    let mitm_note = match which("mitmdump") {
+        None => Some("mitmdump not installed (pip install mitmproxy) — skipped".to_string()),
+        Some(mitmdump) => {
+            let port = free_port()?;
+            let confdir = p("mitmproxy");
+            std::fs::create_dir_all(&confdir)?;
+            let child = Command::new(mitmdump)
+                .args([
+                    "--quiet",
+                    "--listen-host",
+                    "127.0.0.1",
+                    "--listen-port",
+                    &port.to_string(),
+                    "--set",
+                ])
+                .arg(format!("confdir={}", confdir.display()))
+                .arg("--set")
+                .arg(format!(
+                    "ssl_verify_upstream_trusted_ca={}",
+                    p("internet-ca.pem").display()
+                ))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
+            let _mitm = Guard(child);
+            wait_for_port(port, "mitmdump").await?;
+            let ca =
+                std::fs::read(confdir.join("mitmproxy-ca-cert.pem")).context("mitmproxy's CA")?;
+            let via_mitm = Client::new(Some(format!("127.0.0.1:{port}")), &ca)?;
+            results.push(measure("mitmproxy (mitmdump)", &via_mitm, &url, &args).await?);
+            None
+        }
+    };
+
+    if args.json {
+        let rows: Vec<_> = results
+            .iter()
+            .map(|s| serde_json::json!({"path": s.name, "p50_us": s.p50_us, "p99_us": s.p99_us, "mean_us": s.mean_us, "sequential_rps": s.sequential_rps, "concurrent_rps": s.concurrent_rps}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"requests": args.requests, "connections": args.connections, "size": args.size, "results": rows, "note": mitm_note})
+        );
+    } else {
+        println!("{} sequential requests (after {} warm-up) of a {}-byte HTTPS response over one kept-alive connection; then {} connections for {} s", args.requests, args.warmup, args.size, args.connections, args.seconds);
+        println!(
+            "{:<22} {:>10} {:>10} {:>10} {:>12} {:>12}",
+            "path", "p50 µs", "p99 µs", "mean µs", "seq req/s", "conc req/s"
+        );
+        let base = &results[0];
+        for s in &results {
+            println!(
+                "{:<22} {:>10.0} {:>10.0} {:>10.0} {:>12.0} {:>12.0}",
+                s.name, s.p50_us, s.p99_us, s.mean_us, s.sequential_rps, s.concurrent_rps
+            );
+        }
+        for s in &results[1..] {
+            println!(
+                "added by {}: p50 +{:.0} µs, p99 +{:.0} µs",
+                s.name,
+                s.p50_us - base.p50_us,
+                s.p99_us - base.p99_us
+            );
+        }
+        if let Some(n) = mitm_note {
+            println!("{n}");
+        }
+    }
+    Ok(())
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    })
+}
