@@ -222,6 +222,10 @@ async fn run_step<R: Runner>(
 fn probe_matches(check: &ProbeCheck, stdout: &str) -> bool {
     match check {
         ProbeCheck::StdoutEquals { value } => stdout.trim() == value,
+        ProbeCheck::AppleBuilderDns {
+            nameservers,
+            absent_ok,
+        } => crate::backend::apple::builder_dns_matches(stdout, nameservers, *absent_ok),
         ProbeCheck::AppleImageLabel { key, value } => {
             crate::backend::apple::image_has_label(stdout, key, value)
         }

@@ -50,8 +50,14 @@ pub struct LaunchSpec {
     pub extra_roots: Vec<PathBuf>,
     pub supervise: bool,
     pub resources: Resources,
-    /// Nameservers for the sidecar (Apple's NAT gateway may not resolve).
+    /// Nameservers for the sidecar and the image builder (Apple's NAT gateway
+    /// may not resolve). Empty on Docker unless set: its embedded DNS works.
     pub dns: Vec<String>,
+    /// The engine CLI's version, where it changes the plan; `None` plans for
+    /// the newest known behaviour.
+    pub engine_version: Option<(u64, u64, u64)>,
+    /// Host names the sidecar resolves to fixed addresses, never asking DNS.
+    pub hosts: BTreeMap<String, String>,
 }
 
 /// Files on this machine that images are built from.
@@ -77,6 +83,7 @@ pub fn describe(
     manifest: &Manifest,
     backend: BackendKind,
     engine: &str,
+    engine_version: Option<(u64, u64, u64)>,
     inputs: &BuildInputs,
     dns: Vec<String>,
 ) -> Result<LaunchSpec, ImageError> {
@@ -112,6 +119,8 @@ pub fn describe(
         supervise: manifest.supervise,
         resources: manifest.resources.clone(),
         dns,
+        engine_version,
+        hosts: manifest.hosts.clone(),
         state,
     })
 }
@@ -139,6 +148,58 @@ pub enum SecretError {
     Empty { name: String },
     #[error("secret `{name}` contains a line break or other control character, so it cannot be sent in a header")]
     Control { name: String },
+}
+
+/// The public resolver used when nothing better is known (Cloudflare's).
+pub const DEFAULT_PUBLIC_DNS: &str = "1.1.1.1";
+
+/// Nameservers for the sidecar (and Apple's image builder): the manifest's
+/// `dns`, else `$BOTTLEBAR_DNS` (comma-separated), else, on Apple's runtime,
+/// the host's own resolvers (from /etc/resolv.conf, loopback ones excluded:
+/// a VM cannot reach the host's 127.0.0.1), else [`DEFAULT_PUBLIC_DNS`]. On
+/// Docker nothing is passed unless set: its embedded DNS works.
+pub fn choose_dns(manifest: &Manifest, backend: BackendKind) -> Vec<String> {
+    if !manifest.dns.is_empty() {
+        return manifest.dns.clone();
+    }
+    let from_env: Vec<String> = std::env::var("BOTTLEBAR_DNS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
+        .map(String::from)
+        .collect();
+    if !from_env.is_empty() || backend == BackendKind::Docker {
+        return from_env;
+    }
+    let host = host_nameservers(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+    if host.is_empty() {
+        vec![DEFAULT_PUBLIC_DNS.to_string()]
+    } else {
+        host
+    }
+}
+
+/// The non-loopback `nameserver` addresses in resolv.conf text.
+pub fn host_nameservers(resolv_conf: &str) -> Vec<String> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|v| v.trim().parse::<std::net::IpAddr>().ok())
+        .filter(|ip| !ip.is_loopback())
+        .map(|ip| ip.to_string())
+        .collect()
+}
+
+/// Features a manifest may ask for that a backend cannot provide yet.
+pub fn check_support(manifest: &Manifest, backend: BackendKind) -> Result<(), String> {
+    if manifest.git_gate {
+        return Err(match backend {
+            BackendKind::Apple => "`git_gate` is not supported on the apple backend yet: there is no safe way to deliver the push key to its sidecar; use the docker backend or remove `git_gate`".into(),
+            BackendKind::Docker => "`git_gate` (gated git push through the sidecar) is not available yet; remove it from the manifest".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Reads every secret's value from its source.
@@ -187,9 +248,12 @@ pub fn materialize(spec: &LaunchSpec, secrets: &[HeldSecret]) -> Result<(), Mate
     state::prepare(
         &spec.state,
         &spec.bottle,
-        &spec.egress,
-        secrets,
-        &spec.extra_roots,
+        &state::Egress {
+            rules: &spec.egress,
+            secrets,
+            extra_roots: &spec.extra_roots,
+            hosts: &spec.hosts,
+        },
         &spec.staged,
     )?;
     images::materialize(&spec.sidecar_image)?;
@@ -396,6 +460,8 @@ pub fn example_spec(backend: BackendKind, engine: &str) -> LaunchSpec {
             memory_mib: Some(2048),
         },
         dns: vec!["192.0.2.53".into()],
+        engine_version: None,
+        hosts: BTreeMap::from([("internal.example.com".to_string(), "192.0.2.10".to_string())]),
         bottle,
         backend,
         engine: engine.into(),

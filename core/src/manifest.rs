@@ -145,6 +145,12 @@ pub struct Manifest {
     pub secrets: Vec<SecretSpec>,
     /// PEM files of extra CAs the sidecar trusts for upstream TLS.
     pub extra_roots: Vec<PathBuf>,
+    /// Nameservers for the sidecar (and Apple's image builder); empty = the default.
+    pub dns: Vec<String>,
+    /// Host names pinned to addresses: the sidecar never asks DNS for them.
+    pub hosts: BTreeMap<String, String>,
+    /// Gated `git push` through the sidecar.
+    pub git_gate: bool,
     pub supervise: bool,
     pub resources: Resources,
 }
@@ -221,6 +227,12 @@ struct RawManifest {
     secrets: BTreeMap<String, Spanned<RawSecret>>,
     #[serde(default)]
     tls: RawTls,
+    #[serde(default)]
+    dns: Vec<Spanned<String>>,
+    #[serde(default)]
+    hosts: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    git_gate: bool,
     #[serde(default)]
     supervise: bool,
     #[serde(default)]
@@ -382,6 +394,49 @@ pub fn parse(
         egress.push(rule);
     }
     let extra_roots = validate_extra_roots(&cx, &raw.tls.extra_roots)?;
+    let mut dns = Vec::new();
+    for (i, d) in raw.dns.iter().enumerate() {
+        match d.get_ref().parse::<std::net::IpAddr>() {
+            Ok(ip) => dns.push(ip.to_string()),
+            Err(_) => {
+                return Err(cx.err(
+                    Some(d.span()),
+                    &format!("dns[{i}]"),
+                    format!("`{}` is not an IP address", d.get_ref()),
+                ))
+            }
+        }
+    }
+    let mut hosts = BTreeMap::new();
+    for (name, ip) in &raw.hosts {
+        let key = format!("hosts.{name}");
+        let probe = EgressRule {
+            host: name.clone(),
+            ports: vec![],
+            methods: vec![],
+            paths: vec![],
+            inject: None,
+            dlp: Default::default(),
+        };
+        if name.starts_with("*.")
+            || bottlebar_policy::is_ip_literal(name)
+            || probe.validate().is_err()
+        {
+            return Err(cx.err(
+                Some(ip.span()),
+                &key,
+                format!("`{name}` is not a host name (lowercase, no wildcard)"),
+            ));
+        }
+        let addr = ip.get_ref().parse::<std::net::IpAddr>().map_err(|_| {
+            cx.err(
+                Some(ip.span()),
+                &key,
+                format!("`{}` is not an IP address", ip.get_ref()),
+            )
+        })?;
+        hosts.insert(name.clone(), addr.to_string());
+    }
 
     let resources = validate_resources(&cx, &raw.resources)?;
 
@@ -396,6 +451,9 @@ pub fn parse(
         egress,
         secrets,
         extra_roots,
+        dns,
+        hosts,
+        git_gate: raw.git_gate,
         supervise: raw.supervise,
         resources,
     })

@@ -48,6 +48,8 @@ pub enum OpError {
     Busy(String),
     #[error("bottle `{0}` is not running; start it with `bottle up {0}`")]
     NotRunning(String),
+    #[error("bottle `{bottle}`: {message}")]
+    Unsupported { bottle: String, message: String },
     #[error("cleanup: {0}")]
     Sweep(EngineError),
     #[error("lock file {path}: {source}")]
@@ -245,6 +247,13 @@ pub async fn up<R: Runner>(
     let bottle = manifest.name.clone();
     let kind = choose_backend(opts.backend, manifest.backend);
     let engine = backend::find_engine(kind).map_err(engine_err(&bottle))?;
+    launch::check_support(&manifest, kind).map_err(|e| OpError::Unsupported {
+        bottle: bottle.to_string(),
+        message: e,
+    })?;
+    let version = backend::ensure_ready(&engine, runner.as_ref())
+        .await
+        .map_err(engine_err(&bottle))?;
     let _lock = lock(home, &bottle)?;
 
     let live = backend::inventory(&engine, runner.as_ref())
@@ -272,17 +281,19 @@ pub async fn up<R: Runner>(
                     source,
                 })?;
             let dirs = StateDirs::new(home.state_dir(&bottle));
-            let changed = state::write_sidecar_files(
-                &dirs,
-                &bottle,
-                &manifest.egress,
-                &secrets,
-                &manifest.extra_roots,
-            )
-            .map_err(|source| OpError::State {
-                bottle: bottle.to_string(),
-                source,
-            })?;
+            let egress = state::Egress {
+                rules: &manifest.egress,
+                secrets: &secrets,
+                extra_roots: &manifest.extra_roots,
+                hosts: &manifest.hosts,
+            };
+            let changed =
+                state::write_sidecar_files(&dirs, &bottle, &egress).map_err(|source| {
+                    OpError::State {
+                        bottle: bottle.to_string(),
+                        source,
+                    }
+                })?;
             let message = if changed {
                 format!("bottle `{bottle}` is already up; its egress rules changed and the sidecar is reloading them (live connections stay up)")
             } else {
@@ -322,20 +333,20 @@ pub async fn up<R: Runner>(
             source,
         })?,
     };
-    let dns = std::env::var("BOTTLEBAR_DNS")
-        .map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default();
-    let spec = launch::describe(home, &manifest, kind, &engine.program_str(), &inputs, dns)
-        .map_err(|source| OpError::Image {
-            bottle: bottle.to_string(),
-            source,
-        })?;
+    let dns = launch::choose_dns(&manifest, kind);
+    let spec = launch::describe(
+        home,
+        &manifest,
+        kind,
+        &engine.program_str(),
+        version,
+        &inputs,
+        dns,
+    )
+    .map_err(|source| OpError::Image {
+        bottle: bottle.to_string(),
+        source,
+    })?;
     let state_existed = spec.state.root.exists();
     let discard_state = |spec: &launch::LaunchSpec| {
         if !state_existed {

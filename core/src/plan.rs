@@ -58,6 +58,12 @@ pub enum ProbeCheck {
     StdoutEquals { value: String },
     /// `container image inspect` JSON carries this label on some variant.
     AppleImageLabel { key: String, value: String },
+    /// `container builder status --format json` shows a running builder using
+    /// exactly these nameservers (or no builder at all, when `absent_ok`).
+    AppleBuilderDns {
+        nameservers: Vec<String>,
+        absent_ok: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -16,6 +16,7 @@ use crate::manifest::Mount;
 use crate::name::BottleName;
 use bottlebar_policy::{EgressRule, HeldSecret, SecretsFile, SidecarConfig, PROXY_PORT};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -121,29 +122,35 @@ pub fn plan_staging(dirs: &StateDirs, mounts: &[Mount]) -> Vec<StagedDir> {
     groups
 }
 
-/// The sidecar's configuration for this bottle: rules, and where (inside its
-/// container) it finds the CA, the secrets and the extra roots.
-pub fn sidecar_config(
-    bottle: &BottleName,
-    rules: &[EgressRule],
-    has_extra_roots: bool,
-) -> SidecarConfig {
+/// What the sidecar is told about a bottle's egress.
+#[derive(Debug, Clone, Copy)]
+pub struct Egress<'a> {
+    pub rules: &'a [EgressRule],
+    pub secrets: &'a [HeldSecret],
+    pub extra_roots: &'a [PathBuf],
+    pub hosts: &'a BTreeMap<String, String>,
+}
+
+/// The sidecar's configuration for this bottle: rules, pinned hosts, and
+/// where (inside its container) it finds the CA, the secrets and the extra roots.
+pub fn sidecar_config(bottle: &BottleName, egress: &Egress<'_>) -> SidecarConfig {
     let inside = |f: &str| Some(format!("{SIDECAR_STATE_IN_CONTAINER}/{f}"));
     SidecarConfig {
         bottle: bottle.to_string(),
         listen: format!("0.0.0.0:{PROXY_PORT}"),
-        rules: rules.to_vec(),
+        rules: egress.rules.to_vec(),
         audit_file: Some(format!("{SIDECAR_AUDIT_IN_CONTAINER}/{AUDIT_FILE}")),
         audit_max_bytes: AUDIT_MAX_BYTES,
         audit_keep: AUDIT_KEEP,
         ca_cert_file: inside(CA_CERT_FILE),
         ca_key_file: inside(CA_KEY_FILE),
-        extra_roots_file: if has_extra_roots {
-            inside(EXTRA_ROOTS_FILE)
-        } else {
+        extra_roots_file: if egress.extra_roots.is_empty() {
             None
+        } else {
+            inside(EXTRA_ROOTS_FILE)
         },
         secrets_file: inside(SECRETS_FILE),
+        hosts: egress.hosts.clone(),
     }
 }
 
@@ -154,21 +161,19 @@ pub fn sidecar_config(
 pub fn write_sidecar_files(
     dirs: &StateDirs,
     bottle: &BottleName,
-    rules: &[EgressRule],
-    secrets: &[HeldSecret],
-    extra_roots: &[PathBuf],
+    egress: &Egress<'_>,
 ) -> Result<bool, StateError> {
     let mut roots = Vec::new();
-    for r in extra_roots {
+    for r in egress.extra_roots {
         roots.extend(fs::read(r).map_err(io_err(r))?);
         roots.push(b'\n');
     }
     let secrets = serde_json::to_vec_pretty(&SecretsFile {
-        secrets: secrets.to_vec(),
+        secrets: egress.secrets.to_vec(),
     })
     .expect("secrets serialize");
-    let config = serde_json::to_vec_pretty(&sidecar_config(bottle, rules, !extra_roots.is_empty()))
-        .expect("config serializes");
+    let config =
+        serde_json::to_vec_pretty(&sidecar_config(bottle, egress)).expect("config serializes");
     let mut changed = false;
     for (file, data) in [
         (EXTRA_ROOTS_FILE, roots),
@@ -211,9 +216,7 @@ pub fn write_private(path: &Path, data: &[u8], mode: u32) -> Result<(), StateErr
 pub fn prepare(
     dirs: &StateDirs,
     bottle: &BottleName,
-    rules: &[EgressRule],
-    secrets: &[HeldSecret],
-    extra_roots: &[PathBuf],
+    egress: &Egress<'_>,
     staged: &[StagedDir],
 ) -> Result<(), StateError> {
     mkdir(&dirs.root, 0o700)?;
@@ -233,7 +236,7 @@ pub fn prepare(
     let cert = fs::read(&cert_path).map_err(io_err(&cert_path))?;
     write_private(&dirs.agent_ca.join(CA_CERT_FILE), &cert, 0o644)?;
 
-    write_sidecar_files(dirs, bottle, rules, secrets, extra_roots)?;
+    write_sidecar_files(dirs, bottle, egress)?;
 
     if dirs.files.exists() {
         fs::remove_dir_all(&dirs.files).map_err(io_err(&dirs.files))?;
@@ -310,7 +313,18 @@ mod tests {
             is_file: true,
         }];
         let staged = plan_staging(&dirs, &mounts);
-        prepare(&dirs, &name, &[], &[], &[], &staged).unwrap();
+        prepare(
+            &dirs,
+            &name,
+            &Egress {
+                rules: &[],
+                secrets: &[],
+                extra_roots: &[],
+                hosts: &BTreeMap::new(),
+            },
+            &staged,
+        )
+        .unwrap();
 
         let key = fs::read_to_string(dirs.sidecar.join(CA_KEY_FILE)).unwrap();
         assert!(key.contains("PRIVATE KEY"));
@@ -335,7 +349,18 @@ mod tests {
         );
 
         // A second launch keeps the CA.
-        prepare(&dirs, &name, &[], &[], &[], &staged).unwrap();
+        prepare(
+            &dirs,
+            &name,
+            &Egress {
+                rules: &[],
+                secrets: &[],
+                extra_roots: &[],
+                hosts: &BTreeMap::new(),
+            },
+            &staged,
+        )
+        .unwrap();
         assert_eq!(
             fs::read_to_string(dirs.sidecar.join(CA_KEY_FILE)).unwrap(),
             key

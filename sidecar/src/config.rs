@@ -19,6 +19,8 @@ pub const RELOAD_POLL: Duration = Duration::from_millis(500);
 
 pub struct Snapshot {
     pub rules: Vec<EgressRule>,
+    /// Host names pinned to addresses (reloaded with the rules).
+    pub hosts: std::collections::BTreeMap<String, std::net::IpAddr>,
     pub secrets: Vec<HeldSecret>,
     pub scanner: Arc<Scanner>,
     /// Why egress is closed, when the files could not be read.
@@ -33,6 +35,7 @@ impl Snapshot {
     fn closed(error: String) -> Self {
         Self {
             rules: Vec::new(),
+            hosts: Default::default(),
             secrets: Vec::new(),
             scanner: Arc::new(Scanner::new(&[])),
             error: Some(error),
@@ -96,8 +99,16 @@ fn read_secrets(cfg: &SidecarConfig) -> Result<Vec<HeldSecret>> {
 
 fn snapshot(cfg: &SidecarConfig) -> Result<Snapshot> {
     let secrets = read_secrets(cfg)?;
+    let mut hosts = std::collections::BTreeMap::new();
+    for (name, ip) in &cfg.hosts {
+        let addr = ip
+            .parse()
+            .with_context(|| format!("hosts: `{ip}` (for `{name}`) is not an IP address"))?;
+        hosts.insert(bottlebar_policy::normalize_host(name), addr);
+    }
     Ok(Snapshot {
         rules: cfg.rules.clone(),
+        hosts,
         scanner: Arc::new(Scanner::new(&secrets)),
         secrets,
         error: None,

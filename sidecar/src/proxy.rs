@@ -311,7 +311,11 @@ impl Proxy {
             return Response::new(empty());
         }
         // No CA: a blind tunnel, decided on host and port alone.
-        let mut upstream = match self.upstream.dial(&host, port).await {
+        let mut upstream = match self
+            .upstream
+            .dial(&host, port, snap.hosts.get(&host).copied())
+            .await
+        {
             Ok(s) => s,
             Err(e) => return self.upstream_failed(entry, &e, started),
         };
@@ -560,6 +564,7 @@ impl Proxy {
             host: origin.host.clone(),
             port: origin.port,
             tls: origin.tls,
+            pinned: snap.hosts.get(&origin.host).copied(),
         };
         let path_and_query = parts
             .uri

@@ -55,6 +55,8 @@ pub struct Destination {
     pub host: String,
     pub port: u16,
     pub tls: bool,
+    /// An address the bottle pins this host to, used instead of DNS.
+    pub pinned: Option<IpAddr>,
 }
 
 enum Sender {
@@ -112,8 +114,16 @@ impl Upstream {
     }
 
     /// A TCP connection to the first address of `host` that answers.
-    pub async fn dial(&self, host: &str, port: u16) -> Result<TcpStream, UpstreamError> {
-        let addrs = self.resolve(host).await?;
+    pub async fn dial(
+        &self,
+        host: &str,
+        port: u16,
+        pinned: Option<IpAddr>,
+    ) -> Result<TcpStream, UpstreamError> {
+        let addrs = match pinned {
+            Some(ip) => vec![ip],
+            None => self.resolve(host).await?,
+        };
         let mut reason = format!("`{host}` has no addresses");
         for ip in addrs {
             let addr = SocketAddr::new(ip, port);
@@ -134,7 +144,7 @@ impl Upstream {
     }
 
     async fn connect(&self, dest: &Destination) -> Result<Sender, UpstreamError> {
-        let tcp = self.dial(&dest.host, dest.port).await?;
+        let tcp = self.dial(&dest.host, dest.port, dest.pinned).await?;
         let http_err = |e: hyper::Error| UpstreamError::Http {
             host: dest.host.clone(),
             reason: e.to_string(),

@@ -1,20 +1,27 @@
 //! Helpers for the end-to-end suites: a private `BOTTLEBAR_HOME`, the `bottle`
-//! CLI, `docker`, and the fake "internet" (an upstream HTTP server container
-//! that the tests attach to a bottle's egress network).
+//! CLI, the engine under test, and the fake "internet" (upstream server
+//! containers that the tests start on a bottle's egress network).
+//!
+//! One suite, three engines, chosen by `BOTTLEBAR_E2E_BACKEND`:
+//! - `docker` (default): Docker Engine;
+//! - `apple-double`: the apple backend through the `container` test double
+//!   (`double`), which runs real containers on Docker;
+//! - `apple`: the apple backend through the real `container` CLI (on a Mac).
 //!
 //! The network rule: tests talk only to loopback and to containers they made.
-//! The upstream answers for allowlisted names through Docker network aliases,
-//! so a request for `example.com` from the sidecar reaches the test's own
-//! container, never the real host.
+//! Upstreams are reached by address: a bottle pins the test's host names to
+//! the upstream's IP (`[hosts]`), so no name is ever looked up outside.
 
+pub mod double;
 pub mod testkit;
 
+use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-/// Image of the fake upstream: a static busybox running `httpd`.
-pub const UPSTREAM_IMAGE: &str = "bottlebar-test/upstream:1";
 /// Label on everything the tests create outside a bottle, for cleanup.
 pub const TEST_LABEL: &str = "bottlebar-test=1";
 
@@ -56,11 +63,6 @@ fn run(cmd: &mut Command) -> Run {
     }
 }
 
-/// Runs `docker` with `args`.
-pub fn docker(args: &[&str]) -> Run {
-    run(Command::new("docker").args(args))
-}
-
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -74,58 +76,435 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
-/// The static sidecar binary (`scripts/build-sidecar` makes it).
-pub fn sidecar_bin() -> PathBuf {
-    let p = std::env::var_os("BOTTLEBAR_SIDECAR_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("x86_64-unknown-linux-gnu/release/bottlebar-sidecar"));
+fn static_bin(var: &str, name: &str, how: &str) -> PathBuf {
+    let p = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        target_dir()
+            .join("x86_64-unknown-linux-gnu/release")
+            .join(name)
+    });
     assert!(
         p.is_file(),
-        "static sidecar binary not found at {}: run scripts/build-sidecar (scripts/test does)",
+        "{name} not found at {}: {how} (scripts/test does), or set {var}",
         p.display()
     );
     p
+}
+
+/// The static sidecar binary (`scripts/build-sidecar` makes it).
+pub fn sidecar_bin() -> PathBuf {
+    static_bin(
+        "BOTTLEBAR_SIDECAR_BIN",
+        "bottlebar-sidecar",
+        "run scripts/build-sidecar",
+    )
 }
 
 /// The static test kit (`scripts/build-static bottlebar-e2e bottlebar-testkit` makes it).
 pub fn testkit_bin() -> PathBuf {
-    let p = std::env::var_os("BOTTLEBAR_TESTKIT_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("x86_64-unknown-linux-gnu/release/bottlebar-testkit"));
-    assert!(p.is_file(), "static test kit not found at {}: run `scripts/build-static bottlebar-e2e bottlebar-testkit` (scripts/test does)", p.display());
-    p
+    static_bin(
+        "BOTTLEBAR_TESTKIT_BIN",
+        "bottlebar-testkit",
+        "run `scripts/build-static bottlebar-e2e bottlebar-testkit`",
+    )
 }
 
-/// The `bottle` binary built next to this test executable.
-pub fn bottle_bin() -> PathBuf {
+/// A binary built next to this test executable (`bottle`, the `container` double).
+fn sibling_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let p = exe
         .parent()
         .and_then(Path::parent)
-        .map(|d| d.join("bottle"))
+        .map(|d| d.join(name))
         .unwrap();
     assert!(
         p.is_file(),
-        "`bottle` not found at {}: run `cargo build -p bottlebar-core` first (scripts/test does)",
+        "`{name}` not found at {}: run `cargo build --workspace` first (scripts/test does)",
         p.display()
     );
     p
 }
 
-/// Fails loudly when Docker is not there: these suites must never pass by not running.
-pub fn require_docker() {
-    static CHECKED: OnceLock<()> = OnceLock::new();
-    CHECKED.get_or_init(|| {
-        let v = docker(&["version", "--format", "{{.Server.Version}}"]);
-        assert!(
-            v.ok(),
-            "the end-to-end suites need a running Docker Engine (scripts/test starts one): {}",
-            v.stderr
-        );
-    });
+pub fn bottle_bin() -> PathBuf {
+    sibling_bin("bottle")
 }
 
-/// A private Bottlebar home and the CLI pointed at it.
+/// Which engine the suites run against.
+pub enum Engine {
+    Docker,
+    /// Apple's CLI, or its test double.
+    Apple {
+        program: PathBuf,
+        double: bool,
+    },
+}
+
+/// The engine chosen by `BOTTLEBAR_E2E_BACKEND`. Fails loudly when it is not
+/// there: these suites must never pass by not running.
+pub fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let e = match std::env::var("BOTTLEBAR_E2E_BACKEND").as_deref() {
+            Ok("docker") | Err(_) => Engine::Docker,
+            Ok("apple-double") => Engine::Apple {
+                program: sibling_bin("container"),
+                double: true,
+            },
+            Ok("apple") => Engine::Apple {
+                program: std::env::var_os("BOTTLEBAR_CONTAINER")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| "container".into()),
+                double: false,
+            },
+            Ok(other) => {
+                panic!("BOTTLEBAR_E2E_BACKEND={other}: expected docker, apple-double or apple")
+            }
+        };
+        let probe = match &e {
+            Engine::Docker => {
+                run(Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]))
+            }
+            Engine::Apple { program, .. } => {
+                run(Command::new(program).args(["system", "status", "--format", "json"]))
+            }
+        };
+        assert!(
+            probe.ok(),
+            "the end-to-end suites need a running engine (scripts/test starts Docker): {}",
+            probe.stderr
+        );
+        e
+    })
+}
+
+/// Runs `docker` with `args` (Docker itself, whatever the engine under test).
+pub fn docker(args: &[&str]) -> Run {
+    run(Command::new("docker").args(args))
+}
+
+fn json_of(r: &Run) -> Value {
+    serde_json::from_str(&r.stdout).unwrap_or(Value::Null)
+}
+
+impl Engine {
+    /// The `--backend` name of this engine.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Engine::Docker => "docker",
+            Engine::Apple { .. } => "apple",
+        }
+    }
+
+    pub fn is_apple(&self) -> bool {
+        matches!(self, Engine::Apple { .. })
+    }
+
+    /// Runs the engine's CLI.
+    pub fn cli(&self, args: &[&str]) -> Run {
+        match self {
+            Engine::Docker => docker(args),
+            Engine::Apple { program, .. } => run(Command::new(program).args(args)),
+        }
+    }
+
+    /// Environment for the `bottle` CLI so it drives this engine.
+    fn bottle_env(&self, cmd: &mut Command) {
+        cmd.env("BOTTLEBAR_BACKEND", self.backend());
+        if let Engine::Apple { program, .. } = self {
+            cmd.env("BOTTLEBAR_CONTAINER", program);
+        }
+    }
+
+    pub fn exec(&self, container: &str, argv: &[&str]) -> Run {
+        let mut a = vec!["exec", container];
+        a.extend(argv);
+        self.cli(&a)
+    }
+
+    pub fn exec_detached(&self, container: &str, argv: &[&str]) -> Run {
+        let mut a = vec!["exec", "--detach", container];
+        a.extend(argv);
+        self.cli(&a)
+    }
+
+    /// Removes a container, running or not.
+    pub fn rm(&self, name: &str) -> Run {
+        match self {
+            Engine::Docker => self.cli(&["rm", "-f", name]),
+            Engine::Apple { .. } => self.cli(&["delete", "--force", name]),
+        }
+    }
+
+    fn inspect(&self, container: &str) -> Value {
+        json_of(&self.cli(&["inspect", container]))[0].clone()
+    }
+
+    /// The container's configuration as the engine prints it (to search for secrets).
+    pub fn raw_inspect(&self, container: &str) -> String {
+        self.cli(&["inspect", container]).stdout
+    }
+
+    /// Names of the networks a container is attached to, sorted.
+    pub fn networks(&self, container: &str) -> Vec<String> {
+        let v = self.inspect(container);
+        let mut names: Vec<String> = match self {
+            Engine::Docker => v["NetworkSettings"]["Networks"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default(),
+            Engine::Apple { .. } => v["configuration"]["networks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n["network"].as_str().map(String::from))
+                .collect(),
+        };
+        names.sort();
+        names
+    }
+
+    /// The networks in the order they were given (the first owns the default route).
+    pub fn networks_in_order(&self, container: &str) -> Vec<String> {
+        match self {
+            Engine::Docker => self.networks(container),
+            Engine::Apple { .. } => {
+                let v = self.inspect(container);
+                v["configuration"]["networks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|n| n["network"].as_str().map(String::from))
+                    .collect()
+            }
+        }
+    }
+
+    /// The container's IPv4 address on `network`.
+    pub fn ip(&self, container: &str, network: &str) -> String {
+        let v = self.inspect(container);
+        match self {
+            Engine::Docker => v["NetworkSettings"]["Networks"][network]["IPAddress"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            Engine::Apple { .. } => v["status"]["networks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["network"] == network)
+                .and_then(|a| a["ipv4Address"].as_str())
+                .map(|s| s.split('/').next().unwrap_or("").to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Is the network internal (Docker `--internal`, Apple host-only)?
+    pub fn network_internal(&self, network: &str) -> bool {
+        match self {
+            Engine::Docker => self.inspect(network)["Internal"] == true,
+            Engine::Apple { .. } => {
+                json_of(&self.cli(&["network", "inspect", network]))[0]["configuration"]["mode"]
+                    == "hostOnly"
+            }
+        }
+    }
+
+    /// The container's main process, as argv.
+    pub fn command(&self, container: &str) -> Vec<String> {
+        let v = self.inspect(container);
+        let list = |x: &Value| {
+            x.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect::<Vec<_>>()
+        };
+        match self {
+            Engine::Docker => list(&v["Config"]["Cmd"]),
+            Engine::Apple { .. } => {
+                let mut argv = vec![v["configuration"]["initProcess"]["executable"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()];
+                argv.extend(list(&v["configuration"]["initProcess"]["arguments"]));
+                argv
+            }
+        }
+    }
+
+    pub fn uses_init(&self, container: &str) -> bool {
+        let v = self.inspect(container);
+        match self {
+            Engine::Docker => v["HostConfig"]["Init"] == true,
+            Engine::Apple { .. } => v["configuration"]["useInit"] == true,
+        }
+    }
+
+    pub fn running(&self, container: &str) -> bool {
+        let v = self.inspect(container);
+        match self {
+            Engine::Docker => v["State"]["Running"] == true,
+            Engine::Apple { .. } => v["status"]["state"] == "running",
+        }
+    }
+
+    pub fn env(&self, container: &str) -> Vec<String> {
+        let v = self.inspect(container);
+        let e = match self {
+            Engine::Docker => &v["Config"]["Env"],
+            Engine::Apple { .. } => &v["configuration"]["initProcess"]["environment"],
+        };
+        e.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect()
+    }
+
+    /// The labels of the image a container runs.
+    pub fn image_labels(&self, container: &str) -> BTreeMap<String, String> {
+        let v = self.inspect(container);
+        let labels = match self {
+            Engine::Docker => self.inspect(v["Config"]["Image"].as_str().unwrap_or(""))["Config"]
+                ["Labels"]
+                .clone(),
+            Engine::Apple { .. } => {
+                let image = v["configuration"]["image"]["reference"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                json_of(&self.cli(&["image", "inspect", &image]))[0]["variants"][0]["config"]
+                    ["config"]["Labels"]
+                    .clone()
+            }
+        };
+        labels
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Names of the containers and networks labelled as belonging to `bottle`.
+    pub fn labelled(&self, bottle: &str) -> (Vec<String>, Vec<String>) {
+        match self {
+            Engine::Docker => {
+                let filter = format!("label=bottlebar.bottle={bottle}");
+                let lines = |r: Run| {
+                    r.stdout
+                        .lines()
+                        .map(str::to_string)
+                        .filter(|l| !l.is_empty())
+                        .collect::<Vec<_>>()
+                };
+                (
+                    lines(
+                        docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"])
+                            .expect_ok("docker ps"),
+                    ),
+                    lines(
+                        docker(&[
+                            "network",
+                            "ls",
+                            "--filter",
+                            &filter,
+                            "--format",
+                            "{{.Name}}",
+                        ])
+                        .expect_ok("docker network ls"),
+                    ),
+                )
+            }
+            Engine::Apple { .. } => {
+                let ours = |v: Value| {
+                    let mut names: Vec<String> = v
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|x| x["configuration"]["labels"]["bottlebar.bottle"] == bottle)
+                        .filter_map(|x| x["id"].as_str().map(String::from))
+                        .collect();
+                    names.sort();
+                    names
+                };
+                (
+                    ours(json_of(
+                        &self
+                            .cli(&["ls", "--all", "--format", "json"])
+                            .expect_ok("container ls"),
+                    )),
+                    ours(json_of(
+                        &self
+                            .cli(&["network", "ls", "--format", "json"])
+                            .expect_ok("container network ls"),
+                    )),
+                )
+            }
+        }
+    }
+
+    /// Builds `context` (a directory with a Dockerfile) as `tag`.
+    pub fn build(&self, tag: &str, context: &Path) {
+        let ctx = context.display().to_string();
+        self.cli(&[
+            "build", "--quiet", "--label", TEST_LABEL, "--tag", tag, &ctx,
+        ])
+        .expect_ok("building a test image");
+    }
+
+    /// Starts a detached container on `network`, with read-only directory mounts.
+    pub fn run_detached(
+        &self,
+        name: &str,
+        network: &str,
+        image: &str,
+        mounts: &[(&Path, &str)],
+        argv: &[&str],
+    ) -> Run {
+        let _ = self.rm(name);
+        let mounts: Vec<String> = mounts
+            .iter()
+            .map(|(h, t)| format!("type=bind,source={},target={t},readonly", h.display()))
+            .collect();
+        let mut a = vec![
+            "run",
+            "--detach",
+            "--name",
+            name,
+            "--label",
+            TEST_LABEL,
+            "--network",
+            network,
+        ];
+        for m in &mounts {
+            a.extend(["--mount", m]);
+        }
+        a.push(image);
+        a.extend(argv);
+        self.cli(&a)
+    }
+
+    /// Creates a stopped container named `name` (to take a name a launch needs).
+    pub fn create_stopped(&self, name: &str, image: &str) -> Run {
+        let _ = self.rm(name);
+        self.cli(&["create", "--name", name, "--label", TEST_LABEL, image, "sh"])
+    }
+
+    /// Runs `sh -c script` in a throwaway container on `network` (the control
+    /// that proves a target is reachable at all, so a blocked attack means isolation).
+    pub fn run_on(&self, network: &str, script: &str) -> Run {
+        let name = format!("bottlebar-test-client-{}", std::process::id());
+        let started = self.run_detached(&name, network, upstream_image(), &[], &["sleep", "60"]);
+        started.expect_ok("starting a client container");
+        let r = self.exec(&name, &["sh", "-c", script]);
+        let _ = self.rm(&name);
+        r
+    }
+}
+
+/// A private Bottlebar home and the CLI pointed at it and at the engine.
 pub struct Harness {
     pub home: tempfile::TempDir,
     /// Extra environment for the `bottle` CLI (e.g. secrets a manifest reads).
@@ -149,7 +528,7 @@ impl Default for Harness {
 
 impl Harness {
     pub fn new() -> Self {
-        require_docker();
+        engine();
         let home = tempfile::Builder::new()
             .prefix("bottlebar-e2e-")
             .tempdir()
@@ -177,14 +556,14 @@ impl Harness {
         self.home.path().join("state").join(name)
     }
 
-    /// A command for `bottle`, with this harness's home.
+    /// A command for `bottle`, with this harness's home and engine.
     pub fn bottle_cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bottle_bin());
         c.args(args)
             .env("BOTTLEBAR_HOME", self.home.path())
             .env("BOTTLEBAR_SIDECAR_BIN", sidecar_bin())
-            .env("BOTTLEBAR_BACKEND", "docker")
             .env_remove("BOTTLEBAR_DNS");
+        engine().bottle_env(&mut c);
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -195,11 +574,16 @@ impl Harness {
         run(&mut self.bottle_cmd(args))
     }
 
+    /// Takes `name` down when the harness is dropped (for launches started by hand).
+    pub fn track(&self, name: &str) {
+        self.launched.lock().unwrap().push(name.to_string());
+    }
+
     /// `bottle up NAME --json`, returning the exit status and the events.
     /// Whatever it launched is taken down when the harness is dropped, so a
     /// failing test leaves nothing behind for the next one.
-    pub fn up(&self, name: &str) -> (Run, Vec<serde_json::Value>) {
-        self.launched.lock().unwrap().push(name.to_string());
+    pub fn up(&self, name: &str) -> (Run, Vec<Value>) {
+        self.track(name);
         let r = self.bottle(&["up", name, "--json"]);
         let events = r
             .stdout
@@ -211,63 +595,63 @@ impl Harness {
 
     /// Runs `sh -c script` in the bottle's agent.
     pub fn agent_sh(&self, name: &str, script: &str) -> Run {
-        docker(&[
-            "exec",
-            &format!("bottlebar-{name}-agent"),
-            "sh",
-            "-c",
-            script,
-        ])
+        engine().exec(&format!("bottlebar-{name}-agent"), &["sh", "-c", script])
+    }
+
+    /// Gives a running bottle `manifest` plus `[hosts]` pins (the sidecar
+    /// reloads them live), then waits until `ready` holds.
+    pub fn pin_hosts(
+        &self,
+        name: &str,
+        manifest: &str,
+        pins: &[(&str, &str)],
+        ready: impl Fn() -> bool,
+    ) {
+        let mut text = manifest.to_string();
+        text.push_str("\n[hosts]\n");
+        for (host, ip) in pins {
+            text.push_str(&format!("\"{host}\" = \"{ip}\"\n"));
+        }
+        self.write_bottle(name, &text);
+        self.up(name).0.expect_ok("applying host pins");
+        wait_until(
+            Duration::from_secs(10),
+            ready,
+            "the sidecar never picked up the host pins",
+        );
+    }
+}
+
+/// Polls `cond` until it holds, up to `limit`.
+#[track_caller]
+pub fn wait_until(limit: Duration, cond: impl Fn() -> bool, what: &str) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 /// Names of the containers and networks labelled as belonging to `bottle`.
 pub fn labelled(bottle: &str) -> (Vec<String>, Vec<String>) {
-    let filter = format!("label=bottlebar.bottle={bottle}");
-    let lines = |r: Run| {
-        r.stdout
-            .lines()
-            .map(str::to_string)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-    };
-    (
-        lines(
-            docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"])
-                .expect_ok("docker ps"),
-        ),
-        lines(
-            docker(&[
-                "network",
-                "ls",
-                "--filter",
-                &filter,
-                "--format",
-                "{{.Name}}",
-            ])
-            .expect_ok("docker network ls"),
-        ),
-    )
+    engine().labelled(bottle)
 }
 
-/// `docker inspect` of one object as JSON.
-pub fn inspect(what: &str) -> serde_json::Value {
-    let r = docker(&["inspect", what]).expect_ok("docker inspect");
-    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    v[0].clone()
-}
-
-/// Builds the upstream image once per test binary.
+/// The busybox image the plain upstreams and client containers use, built once.
 pub fn upstream_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
+    const IMAGE: &str = "bottlebar-test/upstream:1";
     BUILT.get_or_init(|| {
         let ctx = tempfile::tempdir().unwrap();
         let bin = ctx.path().join("rootfs/bin");
         std::fs::create_dir_all(&bin).unwrap();
         std::fs::create_dir_all(ctx.path().join("rootfs/www")).unwrap();
-        std::fs::copy("/bin/busybox", bin.join("busybox"))
-            .expect("a static busybox at /bin/busybox (Debian busybox-static)");
-        for applet in ["sh", "httpd", "nc", "echo", "printf", "cat", "sleep"] {
+        let busybox = std::env::var_os("BOTTLEBAR_BUSYBOX")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/bin/busybox".into());
+        std::fs::copy(&busybox, bin.join("busybox"))
+            .expect("a static busybox (Debian busybox-static, or set BOTTLEBAR_BUSYBOX)");
+        for applet in ["sh", "httpd", "nc", "echo", "printf", "cat", "sleep", "ps"] {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
         }
         std::fs::write(
@@ -275,82 +659,112 @@ pub fn upstream_image() -> &'static str {
             "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\n",
         )
         .unwrap();
-        docker(&[
-            "build",
-            "--quiet",
-            "--label",
-            TEST_LABEL,
-            "--tag",
-            UPSTREAM_IMAGE,
-            &ctx.path().display().to_string(),
-        ])
-        .expect_ok("building the upstream image");
+        engine().build(IMAGE, ctx.path());
     });
-    UPSTREAM_IMAGE
+    IMAGE
 }
 
-/// The fake internet: an HTTP server answering `token` at `/`, attached to
-/// `network` under each of `aliases`. Removed on drop.
+/// The fake internet, plain HTTP: busybox `httpd` answering `token` at `/`,
+/// on `network`. Removed on drop.
 pub struct Upstream {
     pub name: String,
+    pub ip: String,
 }
 
 impl Upstream {
-    pub fn start(name: &str, network: &str, aliases: &[&str], token: &str) -> Self {
-        let image = upstream_image();
-        let _ = docker(&["rm", "-f", name]);
-        let mut args = vec![
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--label",
-            TEST_LABEL,
-            "--network",
-            network,
-        ];
-        for a in aliases {
-            args.extend(["--network-alias", a]);
-        }
+    pub fn start(name: &str, network: &str, token: &str) -> Self {
         let script = format!("echo {token} > /www/index.html && exec httpd -f -p 80 -h /www");
-        args.extend([image, "sh", "-c", &script]);
-        docker(&args).expect_ok("starting the upstream");
+        engine()
+            .run_detached(name, network, upstream_image(), &[], &["sh", "-c", &script])
+            .expect_ok("starting the upstream");
+        let ip = wait_for_ip(name, network);
         Self {
             name: name.to_string(),
+            ip,
         }
     }
+}
 
-    /// The upstream's IPv4 address on `network`.
-    pub fn ip(&self, network: &str) -> String {
-        let v = inspect(&self.name);
-        v["NetworkSettings"]["Networks"][network]["IPAddress"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+fn wait_for_ip(name: &str, network: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ip = engine().ip(name, network);
+        if !ip.is_empty() {
+            return ip;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never got an address on {network}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 impl Drop for Upstream {
     fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", &self.name]);
+        let _ = engine().rm(&self.name);
     }
 }
 
-/// Runs a throwaway client container on `network` (used as the control that
-/// proves a target is reachable at all, so a blocked attack means isolation).
-pub fn client_on(network: &str, script: &str) -> Run {
-    docker(&[
-        "run",
-        "--rm",
-        "--label",
-        TEST_LABEL,
-        "--network",
-        network,
-        upstream_image(),
-        "sh",
-        "-c",
-        script,
-    ])
+/// The fake internet with TLS: the static test kit serving HTTP (80) and
+/// HTTPS (443) with a certificate from `ca` for `names`, on `network`.
+/// Removed on drop.
+pub struct TlsUpstream {
+    pub name: String,
+    pub ip: String,
+    _certs: tempfile::TempDir,
+}
+
+impl TlsUpstream {
+    pub fn start(
+        name: &str,
+        network: &str,
+        names: &[&str],
+        token: &str,
+        ca: &testkit::pki::TestCa,
+    ) -> Self {
+        static BUILT: OnceLock<()> = OnceLock::new();
+        const IMAGE: &str = "bottlebar-test/tls-upstream:1";
+        BUILT.get_or_init(|| {
+            let ctx = tempfile::tempdir().unwrap();
+            std::fs::copy(testkit_bin(), ctx.path().join("bottlebar-testkit")).unwrap();
+            std::fs::write(ctx.path().join("Dockerfile"), "FROM scratch\nCOPY bottlebar-testkit /bottlebar-testkit\nENTRYPOINT [\"/bottlebar-testkit\"]\n").unwrap();
+            engine().build(IMAGE, ctx.path());
+        });
+        let certs = tempfile::tempdir().unwrap();
+        let (cert, key) = ca.leaf(names);
+        std::fs::write(certs.path().join("cert.pem"), cert).unwrap();
+        std::fs::write(certs.path().join("key.pem"), key).unwrap();
+        engine()
+            .run_detached(
+                name,
+                network,
+                IMAGE,
+                &[(certs.path(), "/certs")],
+                &[
+                    "serve",
+                    "--cert",
+                    "/certs/cert.pem",
+                    "--key",
+                    "/certs/key.pem",
+                    "--token",
+                    token,
+                ],
+            )
+            .expect_ok("starting the TLS upstream");
+        let ip = wait_for_ip(name, network);
+        Self {
+            name: name.to_string(),
+            ip,
+            _certs: certs,
+        }
+    }
+}
+
+impl Drop for TlsUpstream {
+    fn drop(&mut self) {
+        let _ = engine().rm(&self.name);
+    }
 }
 
 /// A unique token for one test, so a response proves which server sent it.
@@ -370,83 +784,4 @@ pub fn raw_http(host: &str, port: u16, request_lines: &[&str]) -> String {
     let mut req = request_lines.join("\\r\\n");
     req.push_str("\\r\\n\\r\\n");
     format!("(printf '{req}'; sleep 1) | nc -w 5 {host} {port}")
-}
-
-/// The fake internet with TLS: the static test kit serving HTTP (80) and
-/// HTTPS (443) with a certificate from `ca` for `names`, attached to
-/// `network` under each name. Removed on drop.
-pub struct TlsUpstream {
-    pub name: String,
-    _certs: tempfile::TempDir,
-}
-
-impl TlsUpstream {
-    pub fn start(
-        name: &str,
-        network: &str,
-        names: &[&str],
-        token: &str,
-        ca: &testkit::pki::TestCa,
-    ) -> Self {
-        static BUILT: OnceLock<()> = OnceLock::new();
-        const IMAGE: &str = "bottlebar-test/tls-upstream:1";
-        BUILT.get_or_init(|| {
-            let ctx = tempfile::tempdir().unwrap();
-            std::fs::copy(testkit_bin(), ctx.path().join("bottlebar-testkit")).unwrap();
-            std::fs::write(ctx.path().join("Dockerfile"), "FROM scratch\nCOPY bottlebar-testkit /bottlebar-testkit\nENTRYPOINT [\"/bottlebar-testkit\"]\n").unwrap();
-            docker(&["build", "--quiet", "--label", TEST_LABEL, "--tag", IMAGE, &ctx.path().display().to_string()]).expect_ok("building the TLS upstream image");
-        });
-        let certs = tempfile::tempdir().unwrap();
-        let (cert, key) = ca.leaf(names);
-        std::fs::write(certs.path().join("cert.pem"), cert).unwrap();
-        std::fs::write(certs.path().join("key.pem"), key).unwrap();
-        let _ = docker(&["rm", "-f", name]);
-        let mount = format!(
-            "type=bind,source={},target=/certs,readonly",
-            certs.path().display()
-        );
-        let mut args = vec![
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--label",
-            TEST_LABEL,
-            "--network",
-            network,
-            "--mount",
-            &mount,
-        ];
-        for a in names {
-            args.extend(["--network-alias", a]);
-        }
-        args.extend([
-            IMAGE,
-            "serve",
-            "--cert",
-            "/certs/cert.pem",
-            "--key",
-            "/certs/key.pem",
-            "--token",
-            token,
-        ]);
-        docker(&args).expect_ok("starting the TLS upstream");
-        Self {
-            name: name.to_string(),
-            _certs: certs,
-        }
-    }
-
-    pub fn ip(&self, network: &str) -> String {
-        inspect(&self.name)["NetworkSettings"]["Networks"][network]["IPAddress"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
-}
-
-impl Drop for TlsUpstream {
-    fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", &self.name]);
-    }
 }

@@ -13,7 +13,9 @@ fn cleanup_sweeps_broken_bottles_and_keeps_running_ones() {
     h.up("e2e-orphan").0.expect_ok("up orphan");
 
     // A crash left the orphan without its agent, and its manifest was deleted.
-    docker(&["rm", "-f", "bottlebar-e2e-orphan-agent"]).expect_ok("remove agent");
+    engine()
+        .rm("bottlebar-e2e-orphan-agent")
+        .expect_ok("remove agent");
     std::fs::remove_file(h.home.path().join("bottles/e2e-orphan.toml")).unwrap();
     let ls = h.bottle(&["ls"]).expect_ok("ls");
     assert!(

@@ -1,22 +1,45 @@
-//! Apple's `container` CLI (macOS 26, container ≥ 1.0): planning and output
-//! parsing. See `shared/reference/apple-container-cli.md` for every flag and
-//! JSON shape used here.
+//! Apple's `container` CLI (macOS 26, container ≥ 1.0): planning, output
+//! parsing and error interpretation. `shared/reference/apple-container-cli.md`
+//! is the source for every flag and JSON shape used here.
 //!
 //! Differences from Docker that shape the plan: no `network connect` (the
 //! sidecar gets both `--network` flags on one `run`, egress first so it owns
 //! the default route), no network aliases (the agent is given an IP), no
-//! single-file binds (files are staged into directories), and `--internal`
-//! means host-only.
+//! single-file binds (files are staged into directories), `--internal` means
+//! host-only, and the image builder is a container with its own DNS.
 
+use super::{LiveContainer, LiveNetwork};
 use crate::launch::{
     self, agent_env, agent_mounts, env_arg, label_args, sidecar_mounts, LaunchSpec,
 };
-use crate::name::{Role, LABEL_CONTENT_HASH};
+use crate::name::{Role, LABEL_BOTTLE, LABEL_CONTENT_HASH, LABEL_ROLE};
 use crate::plan::{Capture, Plan, Probe, ProbeCheck, Retry, Step, SIDECAR_IP};
 use serde_json::Value;
 
+/// Oldest `container` Bottlebar works with: two networks on one container
+/// fail to boot before 1.0.0, and the JSON shapes changed then.
+pub const MIN_VERSION: (u64, u64, u64) = (1, 0, 0);
+/// From this version `container build --dns` reaches the builder even when it
+/// is already running; before it, the builder must be recreated with the DNS.
+pub const BUILD_DNS_FLAG_VERSION: (u64, u64, u64) = (1, 2, 1);
+/// Assumed when planning without asking the CLI (`bottle plan`).
+pub const ASSUMED_VERSION: (u64, u64, u64) = (1, 2, 2);
+
 fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
+}
+
+fn step(id: &str, title: &str, argv: Vec<String>, after: &[&str]) -> Step {
+    Step {
+        id: id.into(),
+        title: title.into(),
+        argv,
+        after: s(after),
+        undo: None,
+        skip_if: None,
+        retry: None,
+        capture: None,
+    }
 }
 
 /// The launch plan on Apple's runtime.
@@ -27,7 +50,58 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
     let egress = b.resource(Role::Egress);
     let sidecar = b.resource(Role::Sidecar);
     let agent = b.resource(Role::Agent);
+    let version = spec.engine_version.unwrap_or(ASSUMED_VERSION);
+    let mut steps = Vec::new();
 
+    // Builder DNS: the builder resolves for `RUN` steps and base images. Since
+    // 1.2.1 `build --dns` reconciles the builder; before, `--dns` is ignored
+    // while a builder runs, so recreate it with the DNS, only when it differs.
+    let recreate_builder = version < BUILD_DNS_FLAG_VERSION && !spec.dns.is_empty();
+    let mut build_after: Vec<&str> = Vec::new();
+    if recreate_builder {
+        let status = s(&[c, "builder", "status", "--format", "json"]);
+        let probe = |absent_ok| {
+            Some(Probe {
+                argv: status.clone(),
+                check: ProbeCheck::AppleBuilderDns {
+                    nameservers: spec.dns.clone(),
+                    absent_ok,
+                },
+            })
+        };
+        let mut start = s(&[c, "builder", "start"]);
+        for ns in &spec.dns {
+            start.extend(s(&["--dns", ns]));
+        }
+        steps.push(Step {
+            skip_if: probe(true),
+            ..step(
+                "stop-builder",
+                "Stop the image builder (to change its DNS)",
+                s(&[c, "builder", "stop"]),
+                &[],
+            )
+        });
+        steps.push(Step {
+            skip_if: probe(true),
+            ..step(
+                "delete-builder",
+                "Delete the image builder",
+                s(&[c, "builder", "delete", "--force"]),
+                &["stop-builder"],
+            )
+        });
+        steps.push(Step {
+            skip_if: probe(false),
+            ..step(
+                "start-builder",
+                "Start the image builder with the bottle's DNS",
+                start,
+                &["delete-builder"],
+            )
+        });
+        build_after.push("start-builder");
+    }
     let build = |img: &crate::images::ImageSpec, id: &str, title: &str| {
         let mut argv = s(&[c, "build", "--quiet", "--tag", &img.tag]);
         argv.extend(label_args(b, img.role));
@@ -35,17 +109,17 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
             "--label".into(),
             format!("{LABEL_CONTENT_HASH}={}", img.content_hash),
         ]);
+        if !recreate_builder {
+            for ns in &spec.dns {
+                argv.extend(s(&["--dns", ns]));
+            }
+        }
         argv.extend([
             "--file".into(),
             img.dockerfile.display().to_string(),
             img.context.display().to_string(),
         ]);
         Step {
-            id: id.into(),
-            title: title.into(),
-            argv,
-            after: vec![],
-            undo: None,
             skip_if: Some(Probe {
                 argv: s(&[c, "image", "inspect", &img.tag]),
                 check: ProbeCheck::AppleImageLabel {
@@ -53,8 +127,7 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
                     value: img.content_hash.clone(),
                 },
             }),
-            retry: None,
-            capture: None,
+            ..step(id, title, argv, &build_after)
         }
     };
     let network = |id: &str, title: &str, name: &str, role: Role, internal_only: bool| {
@@ -65,14 +138,8 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
         argv.extend(label_args(b, role));
         argv.push(name.into());
         Step {
-            id: id.into(),
-            title: title.into(),
-            argv,
-            after: vec![],
             undo: Some(s(&[c, "network", "delete", name])),
-            skip_if: None,
-            retry: None,
-            capture: None,
+            ..step(id, title, argv, &[])
         }
     };
 
@@ -109,17 +176,7 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
     run_agent.push(spec.agent_image.tag.clone());
     run_agent.extend(launch::agent_keepalive_command());
 
-    let step = |id: &str, title: &str, argv: Vec<String>, after: &[&str]| Step {
-        id: id.into(),
-        title: title.into(),
-        argv,
-        after: s(after),
-        undo: None,
-        skip_if: None,
-        retry: None,
-        capture: None,
-    };
-    let steps = vec![
+    steps.extend([
         build(
             &spec.sidecar_image,
             "build-sidecar-image",
@@ -194,11 +251,205 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
                 ],
             )
         },
-    ];
+    ]);
     Plan {
         bottle: b.to_string(),
         backend: spec.backend,
         steps,
+    }
+}
+
+/// Does `builder status --format json` show a running builder with exactly
+/// `nameservers` (or, with `absent_ok`, no builder at all)?
+pub fn builder_dns_matches(status_json: &str, nameservers: &[String], absent_ok: bool) -> bool {
+    let Ok(Value::Array(builders)) = serde_json::from_str::<Value>(status_json) else {
+        return false;
+    };
+    let Some(builder) = builders.first() else {
+        return absent_ok;
+    };
+    let running = builder.pointer("/status/state").and_then(Value::as_str) == Some("running");
+    let dns: Vec<&str> = builder
+        .pointer("/configuration/dns/nameservers")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    running && dns == nameservers.iter().map(String::as_str).collect::<Vec<_>>()
+}
+
+fn labels(v: &Value) -> std::collections::BTreeMap<String, String> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Containers from `container ls -a --format json` (1.x shape), Bottlebar's only.
+pub fn parse_containers(json: &str) -> Result<Vec<LiveContainer>, String> {
+    let v: Value =
+        serde_json::from_str(json).map_err(|e| format!("unexpected `container ls` output: {e}"))?;
+    let list = v
+        .as_array()
+        .ok_or("`container ls` did not print a JSON array")?;
+    let mut out = Vec::new();
+    for c in list {
+        let Some(status) = c.get("status").filter(|s| s.is_object()) else {
+            return Err(
+                "this is the container 0.x list format; Bottlebar needs container 1.0.0 or newer"
+                    .into(),
+            );
+        };
+        let config = c.get("configuration").cloned().unwrap_or_default();
+        let labels = labels(config.get("labels").unwrap_or(&Value::Null));
+        let Some(bottle) = labels.get(LABEL_BOTTLE).cloned() else {
+            continue;
+        };
+        let state = status
+            .get("state")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_string();
+        let init = config.get("initProcess").cloned().unwrap_or_default();
+        let mut command: Vec<String> = init
+            .get("executable")
+            .and_then(Value::as_str)
+            .map(|e| vec![e.to_string()])
+            .unwrap_or_default();
+        command.extend(
+            init.get("arguments")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string),
+        );
+        let networks = status
+            .get("networks")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| {
+                Some((
+                    a.get("network")?.as_str()?.to_string(),
+                    a.get("ipv4Address")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .split('/')
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                ))
+            })
+            .collect();
+        let id = c
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        out.push(LiveContainer {
+            name: id.clone(),
+            id,
+            bottle,
+            role: labels.get(LABEL_ROLE).and_then(|r| Role::parse(r)),
+            running: state == "running",
+            status: state,
+            started_at: status
+                .get("startedDate")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            command,
+            image: config
+                .pointer("/image/reference")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            networks,
+        });
+    }
+    Ok(out)
+}
+
+/// Networks from `container network ls --format json` (1.x shape), Bottlebar's
+/// only. The JSON lists no attachments; `containers_json` (from `ls -a`)
+/// supplies them from each container's configuration.
+pub fn parse_networks(json: &str, containers_json: &str) -> Result<Vec<LiveNetwork>, String> {
+    let v: Value = serde_json::from_str(json)
+        .map_err(|e| format!("unexpected `container network ls` output: {e}"))?;
+    let list = v
+        .as_array()
+        .ok_or("`container network ls` did not print a JSON array")?;
+    let containers: Value = serde_json::from_str(containers_json).unwrap_or(Value::Array(vec![]));
+    let mut out = Vec::new();
+    for n in list {
+        let Some(config) = n.get("configuration") else {
+            return Err("this is the container 0.x network format; Bottlebar needs container 1.0.0 or newer".into());
+        };
+        let labels = labels(config.get("labels").unwrap_or(&Value::Null));
+        let Some(bottle) = labels.get(LABEL_BOTTLE).cloned() else {
+            continue;
+        };
+        let name = config
+            .get("name")
+            .or_else(|| n.get("id"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let attached = containers
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| {
+                c.pointer("/configuration/networks")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|a| a.get("network").and_then(Value::as_str) == Some(&name))
+            })
+            .filter_map(|c| c.get("id").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        out.push(LiveNetwork {
+            id: name.clone(),
+            internal: config.get("mode").and_then(Value::as_str) == Some("hostOnly"),
+            name,
+            bottle,
+            role: labels.get(LABEL_ROLE).and_then(|r| Role::parse(r)),
+            attached,
+        });
+    }
+    Ok(out)
+}
+
+/// How the CLI failed, from its exit code and its `Error: …` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CliFailure {
+    /// Exit 64: the command line was not accepted (a Bottlebar bug, or a CLI too old for a flag).
+    Usage(String),
+    /// Exit 1: the CLI or its service refused or failed.
+    Failed(String),
+    /// The service is not running.
+    ServiceDown(String),
+    /// Anything else (killed, or the workload's own exit code).
+    Other(Option<i32>, String),
+}
+
+/// Reads the CLI's own message out of its stderr (`Error: <message>`, without
+/// the usage text that follows parse errors).
+pub fn interpret_failure(code: Option<i32>, stderr: &str) -> CliFailure {
+    let message = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Error: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| stderr.trim().to_string());
+    if stderr.contains("Ensure container system service has been started") {
+        return CliFailure::ServiceDown(message);
+    }
+    match code {
+        Some(64) => CliFailure::Usage(message),
+        Some(1) => CliFailure::Failed(message),
+        other => CliFailure::Other(other, message),
     }
 }
 

@@ -39,8 +39,66 @@ pub enum EngineError {
     },
     #[error("`{command}` printed output Bottlebar does not understand: {why}")]
     Parse { command: String, why: String },
-    #[error("the {0} backend cannot do this yet: {1}")]
-    Unsupported(BackendKind, &'static str),
+    #[error("`{command}` failed: {message}")]
+    Apple {
+        command: String,
+        failure: apple::CliFailure,
+        message: String,
+    },
+    #[error("{kind} is not ready: {problem}; {fix}")]
+    NotReady {
+        kind: BackendKind,
+        problem: String,
+        fix: String,
+    },
+}
+
+/// Runs an Apple CLI command, turning a failure into the CLI's own message.
+async fn apple_checked<R: Runner>(runner: &R, argv: &[String]) -> Result<Output, EngineError> {
+    let out = runner.run(argv).await;
+    if out.success() {
+        return Ok(out);
+    }
+    let failure = apple::interpret_failure(out.code, &out.stderr);
+    let message = match &failure {
+        apple::CliFailure::Usage(m) => format!("the CLI rejected the command line (exit 64): {m}"),
+        apple::CliFailure::Failed(m) => m.clone(),
+        apple::CliFailure::ServiceDown(m) => format!("{m} (start it with `container system start --enable-kernel-install` or `bottle doctor --fix`)"),
+        apple::CliFailure::Other(code, m) => format!("exit {code:?}: {m}"),
+    };
+    Err(EngineError::Apple {
+        command: crate::plan::display_command(argv),
+        failure,
+        message,
+    })
+}
+
+/// Checks the engine answers and is recent enough; returns its version where
+/// the plan depends on it (Apple's runtime).
+pub async fn ensure_ready<R: Runner>(
+    engine: &Engine,
+    runner: &R,
+) -> Result<Option<(u64, u64, u64)>, EngineError> {
+    let st = status(engine.kind, runner).await;
+    if let (false, Some(problem)) = (
+        st.running && st.problem.is_none(),
+        st.problem
+            .clone()
+            .or_else(|| (!st.running).then(|| "the service is not running".to_string())),
+    ) {
+        return Err(EngineError::NotReady {
+            kind: engine.kind,
+            problem,
+            fix: st.fix.unwrap_or_else(|| "run `bottle doctor`".into()),
+        });
+    }
+    Ok(match engine.kind {
+        BackendKind::Docker => None,
+        BackendKind::Apple => st
+            .client_version
+            .as_deref()
+            .and_then(|v| apple::parse_version(&format!("container CLI version {v}"))),
+    })
 }
 
 /// A located engine CLI.
@@ -276,10 +334,43 @@ pub async fn inventory<R: Runner>(engine: &Engine, runner: &R) -> Result<Invento
             }
             Ok(inv)
         }
-        BackendKind::Apple => Err(EngineError::Unsupported(
-            BackendKind::Apple,
-            "listing resources (coming with the apple backend issue)",
-        )),
+        BackendKind::Apple => {
+            let p = engine.program_str();
+            let containers = apple_checked(
+                runner,
+                &[
+                    p.clone(),
+                    "ls".into(),
+                    "--all".into(),
+                    "--format".into(),
+                    "json".into(),
+                ],
+            )
+            .await?
+            .stdout;
+            let networks = apple_checked(
+                runner,
+                &[
+                    p,
+                    "network".into(),
+                    "ls".into(),
+                    "--format".into(),
+                    "json".into(),
+                ],
+            )
+            .await?
+            .stdout;
+            let parse_err = |command: &str| {
+                let command = command.to_string();
+                move |why| EngineError::Parse { command, why }
+            };
+            Ok(Inventory {
+                containers: apple::parse_containers(&containers)
+                    .map_err(parse_err("container ls --all --format json"))?,
+                networks: apple::parse_networks(&networks, &containers)
+                    .map_err(parse_err("container network ls --format json"))?,
+            })
+        }
     }
 }
 
@@ -294,10 +385,7 @@ pub async fn remove<R: Runner>(
 ) -> Result<(), EngineError> {
     let p = engine.program_str();
     if engine.kind == BackendKind::Apple {
-        return Err(EngineError::Unsupported(
-            BackendKind::Apple,
-            "removing resources (coming with the apple backend issue)",
-        ));
+        return remove_apple(&p, runner, inv).await;
     }
     let containers: Vec<String> = inv.containers.iter().map(|c| c.name.clone()).collect();
     if !containers.is_empty() {
@@ -311,6 +399,28 @@ pub async fn remove<R: Runner>(
     let networks: Vec<String> = inv.networks.iter().map(|n| n.name.clone()).collect();
     if !networks.is_empty() {
         tolerate_gone(runner, &docker::remove_networks_argv(&p, &networks)).await?;
+    }
+    Ok(())
+}
+
+/// Apple has no `network disconnect`: a foreign container still attached to
+/// one of the bottle's networks keeps it from being deleted, which is reported.
+async fn remove_apple<R: Runner>(p: &str, runner: &R, inv: &Inventory) -> Result<(), EngineError> {
+    let containers: Vec<String> = inv.containers.iter().map(|c| c.name.clone()).collect();
+    let networks: Vec<String> = inv.networks.iter().map(|n| n.name.clone()).collect();
+    let mut del_c = vec![p.to_string(), "delete".into(), "--force".into()];
+    del_c.extend(containers.iter().cloned());
+    let mut del_n = vec![p.to_string(), "network".into(), "delete".into()];
+    del_n.extend(networks.iter().cloned());
+    for (names, argv) in [(containers, del_c), (networks, del_n)] {
+        if names.is_empty() {
+            continue;
+        }
+        match apple_checked(runner, &argv).await {
+            Ok(_) => {}
+            Err(EngineError::Apple { message, .. }) if is_gone(&message) => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }
@@ -340,7 +450,45 @@ fn is_gone(stderr: &str) -> bool {
             l.contains("No such container")
                 || l.contains("No such network")
                 || l.contains("not found")
+                || l.contains("is not connected")
         })
+}
+
+/// Fixes what can be fixed without asking: starts Apple's container service
+/// when it is installed, recent enough and stopped (non-interactively: the
+/// kernel install is accepted up front, never prompted on stdin). Returns
+/// what it did.
+pub async fn fix<R: Runner>(runner: &R) -> Vec<String> {
+    let mut done = Vec::new();
+    let st = status(BackendKind::Apple, runner).await;
+    if let (Some(program), false) = (&st.program, st.running) {
+        let too_old = st
+            .client_version
+            .as_deref()
+            .and_then(|v| apple::parse_version(&format!("container CLI version {v}")))
+            .is_some_and(|v| v < apple::MIN_VERSION);
+        if too_old {
+            done.push("not starting Apple's container service: the CLI is older than 1.0.0; upgrade it first".into());
+        } else {
+            let argv = vec![
+                program.display().to_string(),
+                "system".into(),
+                "start".into(),
+                "--enable-kernel-install".into(),
+            ];
+            let out = runner.run(&argv).await;
+            done.push(if out.success() {
+                "started Apple's container service".to_string()
+            } else {
+                format!(
+                    "`{}` failed: {}",
+                    crate::plan::display_command(&argv),
+                    out.stderr_tail()
+                )
+            });
+        }
+    }
+    done
 }
 
 /// What `doctor` reports about one engine.
@@ -424,8 +572,11 @@ pub async fn status<R: Runner>(kind: BackendKind, runner: &R) -> EngineStatus {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string);
             match apple::parse_version(&out.stdout) {
-                Some((major, _, _)) if major < 1 => {
-                    st.problem = Some("container versions below 1.0.0 cannot attach two networks to one container".into());
+                Some(v) if v < apple::MIN_VERSION => {
+                    st.problem = Some(format!(
+                        "container {}.{}.{} is too old: Bottlebar needs 1.0.0 or newer (before 1.0 a container cannot boot with two networks, and the JSON it prints changed)",
+                        v.0, v.1, v.2
+                    ));
                     st.fix = Some(
                         "upgrade Apple's `container` to 1.0 or newer (networks also need macOS 26)"
                             .into(),

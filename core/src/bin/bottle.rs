@@ -72,6 +72,10 @@ enum Command {
         name: String,
         #[arg(long, value_enum)]
         backend: Option<Backend>,
+        /// Plan for this engine version (Apple's builder DNS steps depend on it);
+        /// default: the newest known.
+        #[arg(long, value_name = "X.Y.Z")]
+        engine_version: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -97,6 +101,9 @@ enum Command {
     Doctor {
         #[arg(long)]
         json: bool,
+        /// Fix what can be fixed without questions (start Apple's container service).
+        #[arg(long)]
+        fix: bool,
     },
     /// Remove the resources of every bottle that is not fully running.
     Cleanup {
@@ -213,16 +220,35 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Plan {
             name,
             backend,
+            engine_version,
             json,
         } => {
             let m = manifest::load(&home, &name)?;
             let kind = ops::choose_backend(backend.map(Into::into), m.backend);
+            launch::check_support(&m, kind).map_err(anyhow::Error::msg)?;
+            let version = match &engine_version {
+                Some(v) => Some(
+                    bottlebar_core::backend::apple::parse_version(&format!(
+                        "container CLI version {v}"
+                    ))
+                    .with_context(|| format!("`{v}` is not a version like 1.2.2"))?,
+                ),
+                None => None,
+            };
             // Planning never runs the engine; the program path is only printed.
             let program = backend::find_engine(kind)
                 .map(|e| e.program_str())
                 .unwrap_or_else(|_| default_program(kind).into());
             let inputs = BuildInputs::locate()?;
-            let spec = launch::describe(&home, &m, kind, &program, &inputs, vec![])?;
+            let spec = launch::describe(
+                &home,
+                &m,
+                kind,
+                &program,
+                version,
+                &inputs,
+                launch::choose_dns(&m, kind),
+            )?;
             let plan = launch::plan(&spec);
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
@@ -247,7 +273,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             .await?;
             return run_attached(&argv);
         }
-        Command::Doctor { json } => return doctor(json, runner.as_ref()).await,
+        Command::Doctor { json, fix } => return doctor(json, fix, runner.as_ref()).await,
         Command::Cleanup { backend, json } => {
             let (home2, runner2) = (home.clone(), runner.clone());
             let swept = with_events(json, None, move |events| async move {
@@ -500,7 +526,14 @@ fn run_attached(argv: &[String]) -> Result<ExitCode> {
     ))
 }
 
-async fn doctor(json: bool, runner: &ProcessRunner) -> Result<ExitCode> {
+async fn doctor(json: bool, fix: bool, runner: &ProcessRunner) -> Result<ExitCode> {
+    if fix {
+        for line in backend::fix(runner).await {
+            if !json {
+                println!("{line}");
+            }
+        }
+    }
     let mut reports = Vec::new();
     for kind in [BackendKind::Docker, BackendKind::Apple] {
         if kind == BackendKind::Apple

@@ -57,6 +57,9 @@ pub struct SidecarConfig {
     /// JSON [`SecretsFile`] with the credentials to inject (mode 0600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets_file: Option<String>,
+    /// Host names pinned to addresses; the sidecar never asks DNS for them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub hosts: std::collections::BTreeMap<String, String>,
 }
 
 fn default_audit_max_bytes() -> u64 {
@@ -835,6 +838,7 @@ mod tests {
             ca_key_file: None,
             extra_roots_file: None,
             secrets_file: None,
+            hosts: Default::default(),
         };
         let text = serde_json::to_string(&cfg).unwrap();
         assert_eq!(serde_json::from_str::<SidecarConfig>(&text).unwrap(), cfg);

@@ -1,11 +1,15 @@
-//! End to end on a real Docker Engine: launch bottles, attack them from inside,
-//! break launches, and check nothing is left behind.
+//! Real bottles, end to end, on the engine `BOTTLEBAR_E2E_BACKEND` selects
+//! (Docker, or the apple backend through its test double or the real CLI):
+//! launch, attack from inside, break launches, check nothing is left behind.
 //!
 //! The "internet" is the test's own upstream container on the bottle's egress
-//! network; no test sends traffic anywhere else.
+//! network, reached by an address the bottle pins; no test sends traffic
+//! anywhere else.
 
+use bottlebar_core::manifest::DEMO_MANIFEST;
 use bottlebar_e2e::*;
 use serde_json::Value;
+use std::time::Duration;
 
 fn event_names(events: &[Value]) -> Vec<String> {
     events
@@ -14,20 +18,9 @@ fn event_names(events: &[Value]) -> Vec<String> {
         .collect()
 }
 
-fn networks_of(container: &str) -> Vec<String> {
-    let v = inspect(container);
-    let mut names: Vec<String> = v["NetworkSettings"]["Networks"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn demo_launches_isolated_and_comes_down_clean() {
+    let e = engine();
     let h = Harness::new();
     let (r, events) = h.up("demo");
     let r = r.expect_ok("bottle up demo");
@@ -46,52 +39,48 @@ fn demo_launches_isolated_and_comes_down_clean() {
         .to_string();
 
     // The agent's main process is the keep-alive, under an init.
-    let agent = inspect("bottlebar-demo-agent");
     assert_eq!(
-        agent["Config"]["Cmd"],
-        serde_json::json!(["sleep", "2147483647"])
+        e.command("bottlebar-demo-agent"),
+        vec!["sleep", "2147483647"]
     );
-    assert_eq!(agent["HostConfig"]["Init"], Value::Bool(true));
-    assert_eq!(agent["State"]["Running"], Value::Bool(true));
-    let top = docker(&["top", "bottlebar-demo-agent"]).expect_ok("docker top");
-    assert!(top.stdout.contains("sleep 2147483647"), "{}", top.stdout);
+    assert!(e.uses_init("bottlebar-demo-agent"));
+    assert!(e.running("bottlebar-demo-agent"));
+    let ps = h.agent_sh("demo", "ps").expect_ok("ps in the agent");
+    assert!(ps.stdout.contains("sleep 2147483647"), "{}", ps.stdout);
 
-    // Topology: agent on the internal network only, sidecar on both.
+    // Topology: agent on the internal network only, sidecar on both, egress first.
     assert_eq!(
-        networks_of("bottlebar-demo-agent"),
+        e.networks("bottlebar-demo-agent"),
         vec!["bottlebar-demo-internal"]
     );
     assert_eq!(
-        networks_of("bottlebar-demo-sidecar"),
+        e.networks("bottlebar-demo-sidecar"),
         vec!["bottlebar-demo-egress", "bottlebar-demo-internal"]
     );
-    assert_eq!(
-        inspect("bottlebar-demo-internal")["Internal"],
-        Value::Bool(true)
-    );
-    assert_eq!(
-        inspect("bottlebar-demo-egress")["Internal"],
-        Value::Bool(false)
-    );
-    for image in [
-        agent["Config"]["Image"].as_str().unwrap(),
-        inspect("bottlebar-demo-sidecar")["Config"]["Image"]
-            .as_str()
-            .unwrap(),
-    ] {
-        let img = inspect(image);
-        assert_eq!(img["Config"]["Labels"]["bottlebar.bottle"], "demo");
+    if e.is_apple() {
         assert_eq!(
-            img["Config"]["Labels"]["bottlebar.content-hash"]
-                .as_str()
-                .unwrap()
-                .len(),
-            64
+            e.networks_in_order("bottlebar-demo-sidecar"),
+            vec!["bottlebar-demo-egress", "bottlebar-demo-internal"]
+        );
+    }
+    assert!(e.network_internal("bottlebar-demo-internal"));
+    assert!(!e.network_internal("bottlebar-demo-egress"));
+    for container in ["bottlebar-demo-agent", "bottlebar-demo-sidecar"] {
+        let labels = e.image_labels(container);
+        assert_eq!(
+            labels.get("bottlebar.bottle").map(String::as_str),
+            Some("demo"),
+            "{container}: {labels:?}"
+        );
+        assert_eq!(
+            labels.get("bottlebar.content-hash").map(String::len),
+            Some(64),
+            "{container}: {labels:?}"
         );
     }
 
     // Proxy settings point at the sidecar; no secret is visible in the agent's config.
-    let env: Vec<String> = serde_json::from_value(agent["Config"]["Env"].clone()).unwrap();
+    let env = e.env("bottlebar-demo-agent");
     assert!(
         env.contains(&format!("HTTPS_PROXY=http://{sidecar_ip}:3128")),
         "{env:?}"
@@ -99,9 +88,9 @@ fn demo_launches_isolated_and_comes_down_clean() {
     assert!(env.contains(&"SSL_CERT_FILE=/etc/bottlebar/ca/ca.crt".to_string()));
     let key = std::fs::read_to_string(h.state_dir("demo").join("sidecar/ca.key")).unwrap();
     let key_body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
-    let agent_inspect = docker(&["inspect", "bottlebar-demo-agent"]).stdout;
+    let agent_config = e.raw_inspect("bottlebar-demo-agent").replace("\\/", "/");
     assert!(
-        !agent_inspect.contains(&key_body) && !agent_inspect.contains("/sidecar"),
+        !agent_config.contains(&key_body) && !agent_config.contains("/sidecar"),
         "agent config mentions the sidecar state"
     );
     let listing = h
@@ -110,14 +99,23 @@ fn demo_launches_isolated_and_comes_down_clean() {
     assert!(listing.stdout.starts_with("ca.crt\n"), "{}", listing.stdout);
     assert!(!listing.stdout.contains("PRIVATE KEY"));
 
-    // The fake internet answers as example.com on the egress network.
+    // The fake internet on the egress network, answering for example.com and
+    // example.org, pinned in the demo's rules (applied live).
     let tok = token("demo");
     let upstream = Upstream::start(
         "bottlebar-test-upstream-demo",
         "bottlebar-demo-egress",
-        &["example.com", "example.org"],
         &tok,
     );
+    let pins = [
+        ("example.com", upstream.ip.as_str()),
+        ("example.org", upstream.ip.as_str()),
+    ];
+    h.pin_hosts("demo", DEMO_MANIFEST, &pins, || {
+        h.agent_sh("demo", "wget -q -O - http://example.com/")
+            .stdout
+            .contains(&tok)
+    });
 
     // Allowed host through the proxy: plain HTTP and a CONNECT tunnel.
     let get = h
@@ -180,10 +178,8 @@ fn demo_launches_isolated_and_comes_down_clean() {
 
     // Direct TCP from the agent to the upstream's IP fails, while the same
     // request from a container on the egress network works (so the attack was real).
-    let ip = upstream.ip("bottlebar-demo-egress");
-    assert!(!ip.is_empty());
-    let request = raw_http(&ip, 80, &["GET / HTTP/1.0"]);
-    let control = client_on("bottlebar-demo-egress", &request);
+    let request = raw_http(&upstream.ip, 80, &["GET / HTTP/1.0"]);
+    let control = e.run_on("bottlebar-demo-egress", &request);
     assert!(
         control.stdout.contains(&tok),
         "control request failed, so the attack proves nothing: {control:?}"
@@ -214,6 +210,7 @@ fn demo_launches_isolated_and_comes_down_clean() {
         .unwrap()
         .clone();
     assert_eq!(demo["state"], "running");
+    assert_eq!(demo["backend"], e.backend());
     assert_eq!(demo["keepalive_alive"], true);
     assert_eq!(demo["sidecar_ip"], sidecar_ip.as_str());
     let (again, events) = h.up("demo");
@@ -234,33 +231,30 @@ fn demo_launches_isolated_and_comes_down_clean() {
 
 #[test]
 fn a_failure_in_a_middle_step_rolls_back_everything_it_created() {
+    let e = engine();
     let h = Harness::new();
     h.write_bottle("e2e-fail", "[agent]\ntemplate = \"busybox\"\n");
-    // Someone else's container already has the sidecar's name: `create-sidecar` fails
-    // after the images and both networks exist.
+    // Someone else's container already has the sidecar's name: the sidecar
+    // step fails after the images and both networks exist.
     let squatter = "bottlebar-e2e-fail-sidecar";
-    let _ = docker(&["rm", "-f", squatter]);
-    docker(&[
-        "create",
-        "--name",
-        squatter,
-        "--label",
-        TEST_LABEL,
-        upstream_image(),
-        "sh",
-    ])
-    .expect_ok("create squatter");
+    e.create_stopped(squatter, upstream_image())
+        .expect_ok("create squatter");
 
     let (r, events) = h.up("e2e-fail");
     assert!(!r.ok(), "launch should fail");
+    let step = if e.is_apple() {
+        "run-sidecar"
+    } else {
+        "create-sidecar"
+    };
     assert!(
-        r.stderr.contains("step `create-sidecar` failed"),
+        r.stderr.contains(&format!("step `{step}` failed")),
         "{}",
         r.stderr
     );
     assert!(r.stderr.contains("command: "), "{}", r.stderr);
     assert!(
-        r.stderr.contains("is already in use"),
+        r.stderr.contains("already"),
         "the engine's stderr is reported: {}",
         r.stderr
     );
@@ -290,14 +284,15 @@ fn a_failure_in_a_middle_step_rolls_back_everything_it_created() {
     );
     // The launch never touches what it did not create.
     assert!(
-        docker(&["inspect", squatter]).ok(),
+        e.cli(&["inspect", squatter]).ok(),
         "the squatter must survive the rollback"
     );
-    docker(&["rm", "-f", squatter]).expect_ok("remove squatter");
+    e.rm(squatter).expect_ok("remove squatter");
 }
 
 #[test]
 fn two_bottles_run_side_by_side_with_their_own_mounts_and_rules() {
+    let e = engine();
     let h = Harness::new();
     let work = tempfile::tempdir().unwrap();
     std::fs::write(work.path().join("notes.txt"), "workspace file\n").unwrap();
@@ -309,24 +304,24 @@ fn two_bottles_run_side_by_side_with_their_own_mounts_and_rules() {
         "must not be visible\n",
     )
     .unwrap();
-    h.write_bottle(
-        "e2e-a",
-        &format!(
-            "[agent]\ntemplate = \"busybox\"\n\n[[mounts]]\nhost = \"{}\"\ncontainer = \"/workspace\"\nreadonly = true\n\n[[mounts]]\nhost = \"{}\"\ncontainer = \"/home/agent/config\"\n\n[env]\nGREETING = \"hello a\"\n\n[[egress]]\nhost = \"a.example.com\"\n",
-            work.path().display(),
-            file.display()
-        ),
+    let manifest_a = format!(
+        "[agent]\ntemplate = \"busybox\"\n\n[[mounts]]\nhost = \"{}\"\ncontainer = \"/workspace\"\nreadonly = true\n\n[[mounts]]\nhost = \"{}\"\ncontainer = \"/home/agent/config\"\n\n[env]\nGREETING = \"hello a\"\n\n[[egress]]\nhost = \"a.example.com\"\n",
+        work.path().display(),
+        file.display()
     );
-    h.write_bottle("e2e-b", "supervise = true\n[agent]\ntemplate = \"busybox\"\n\n[[egress]]\nhost = \"b.example.com\"\n");
+    let manifest_b = "supervise = true\n[agent]\ntemplate = \"busybox\"\n\n[[egress]]\nhost = \"b.example.com\"\n";
+    h.write_bottle("e2e-a", &manifest_a);
+    h.write_bottle("e2e-b", manifest_b);
 
     // Launch both at once.
+    h.track("e2e-a");
     let a = h
         .bottle_cmd(&["up", "e2e-a", "--json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let rb = h.bottle(&["up", "e2e-b", "--json"]);
+    let (rb, _) = h.up("e2e-b");
     let ra = a.wait_with_output().unwrap();
     assert!(
         ra.status.success(),
@@ -337,17 +332,35 @@ fn two_bottles_run_side_by_side_with_their_own_mounts_and_rules() {
 
     let tok_a = token("a");
     let tok_b = token("b");
-    let _ua = Upstream::start(
+    let ua = Upstream::start(
         "bottlebar-test-upstream-a",
         "bottlebar-e2e-a-egress",
-        &["a.example.com", "b.example.com"],
         &tok_a,
     );
-    let _ub = Upstream::start(
+    let ub = Upstream::start(
         "bottlebar-test-upstream-b",
         "bottlebar-e2e-b-egress",
-        &["a.example.com", "b.example.com"],
         &tok_b,
+    );
+    h.pin_hosts(
+        "e2e-a",
+        &manifest_a,
+        &[("a.example.com", &ua.ip), ("b.example.com", &ua.ip)],
+        || {
+            h.agent_sh("e2e-a", "wget -q -O - http://a.example.com/")
+                .stdout
+                .contains(&tok_a)
+        },
+    );
+    h.pin_hosts(
+        "e2e-b",
+        manifest_b,
+        &[("a.example.com", &ub.ip), ("b.example.com", &ub.ip)],
+        || {
+            h.agent_sh("e2e-b", "wget -q -O - http://b.example.com/")
+                .stdout
+                .contains(&tok_b)
+        },
     );
 
     // Each bottle follows its own rules and reaches its own upstream.
@@ -404,11 +417,7 @@ fn two_bottles_run_side_by_side_with_their_own_mounts_and_rules() {
     assert!(h.agent_sh("e2e-a", "test -z \"$MCP_SUPERVISE_URL\"").ok());
 
     // Bottle A's agent cannot reach bottle B's sidecar or agent.
-    let b_sidecar_ip = inspect("bottlebar-e2e-b-sidecar")["NetworkSettings"]["Networks"]
-        ["bottlebar-e2e-b-internal"]["IPAddress"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let b_sidecar_ip = e.ip("bottlebar-e2e-b-sidecar", "bottlebar-e2e-b-internal");
     let request = raw_http(
         &b_sidecar_ip,
         3128,
@@ -424,29 +433,17 @@ fn two_bottles_run_side_by_side_with_their_own_mounts_and_rules() {
         !cross.stdout.contains(&tok_b) && !cross.stdout.contains("HTTP/1.1"),
         "bottle A reached bottle B's sidecar: {cross:?}"
     );
-    let b_agent_ip = inspect("bottlebar-e2e-b-agent")["NetworkSettings"]["Networks"]
-        ["bottlebar-e2e-b-internal"]["IPAddress"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    docker(&[
-        "exec",
-        "-d",
+    let b_agent_ip = e.ip("bottlebar-e2e-b-agent", "bottlebar-e2e-b-internal");
+    e.exec_detached(
         "bottlebar-e2e-b-agent",
-        "nc",
-        "-ll",
-        "-p",
-        "7000",
-        "-e",
-        "echo",
-        "reached-b",
-    ])
+        &["nc", "-ll", "-p", "7000", "-e", "echo", "reached-b"],
+    )
     .expect_ok("listener in agent B");
     let knock = format!("(sleep 1) | nc -w 3 {b_agent_ip} 7000");
-    let control = client_on("bottlebar-e2e-b-internal", &knock);
+    let control = h.agent_sh("e2e-b", "(sleep 1) | nc -w 3 127.0.0.1 7000");
     assert!(
         control.stdout.contains("reached-b"),
-        "control to agent B failed, so the attack proves nothing: {control:?}"
+        "the listener in agent B does not answer, so the attack proves nothing: {control:?}"
     );
     let knock_b = h.agent_sh("e2e-a", &knock);
     assert!(
@@ -454,6 +451,7 @@ fn two_bottles_run_side_by_side_with_their_own_mounts_and_rules() {
         "bottle A reached bottle B's agent: {knock_b:?}"
     );
 
+    drop((ua, ub));
     for name in ["e2e-a", "e2e-b"] {
         h.bottle(&["down", name]).expect_ok("down");
         assert_eq!(labelled(name), (vec![], vec![]));
@@ -463,6 +461,7 @@ fn two_bottles_run_side_by_side_with_their_own_mounts_and_rules() {
 
 #[test]
 fn a_half_present_bottle_is_repaired_and_unchanged_images_are_not_rebuilt() {
+    let e = engine();
     let h = Harness::new();
     h.write_bottle(
         "e2e-half",
@@ -471,7 +470,7 @@ fn a_half_present_bottle_is_repaired_and_unchanged_images_are_not_rebuilt() {
     h.up("e2e-half").0.expect_ok("first up");
 
     // Simulate a crash that took the sidecar with it.
-    docker(&["rm", "-f", "bottlebar-e2e-half-sidecar"]).expect_ok("kill sidecar");
+    e.rm("bottlebar-e2e-half-sidecar").expect_ok("kill sidecar");
     let ls: Value = serde_json::from_str(&h.bottle(&["ls", "--json"]).stdout).unwrap();
     let st = ls["bottles"]
         .as_array()
@@ -544,6 +543,20 @@ fn bad_input_changes_nothing() {
         "{}",
         r.stderr
     );
+    h.write_bottle(
+        "e2e-gate",
+        "git_gate = true\n[agent]\ntemplate = \"busybox\"\n",
+    );
+    let r = h.bottle(&["up", "e2e-gate"]);
+    assert!(!r.ok() && r.stderr.contains("git_gate"), "{}", r.stderr);
+    if engine().is_apple() {
+        assert!(
+            r.stderr.contains("not supported on the apple backend yet"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert_eq!(labelled("e2e-gate"), (vec![], vec![]));
 }
 
 #[test]
@@ -558,6 +571,7 @@ fn interrupting_a_launch_removes_what_it_created() {
     )
     .unwrap();
     h.write_bottle("e2e-intr", "[agent]\ndockerfile = \"slow/Dockerfile\"\n");
+    h.track("e2e-intr");
     let child = h
         .bottle_cmd(&["up", "e2e-intr"])
         .stdout(std::process::Stdio::piped())
@@ -565,14 +579,11 @@ fn interrupting_a_launch_removes_what_it_created() {
         .spawn()
         .unwrap();
     // Wait until the launch has created its networks, then interrupt it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while labelled("e2e-intr").1.len() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the launch never created its networks"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(20),
+        || labelled("e2e-intr").1.len() == 2,
+        "the launch never created its networks",
+    );
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
