@@ -54,6 +54,38 @@ fn apple_plan_matches_golden() {
 }
 
 #[test]
+fn apple_plan_before_1_2_1_recreates_the_builder_with_the_dns() {
+    let mut spec = example_spec(BackendKind::Apple, "container");
+    spec.engine_version = Some((1, 2, 0));
+    let plan = launch::plan(&spec);
+    plan.check().unwrap();
+    check("apple-1.2.0-plan.txt", &plan.render());
+    let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        &ids[..3],
+        ["stop-builder", "delete-builder", "start-builder"]
+    );
+    assert_eq!(
+        plan.step("start-builder").unwrap().argv,
+        ["container", "builder", "start", "--dns", "192.0.2.53"]
+    );
+    // The builds wait for the builder and do not pass --dns (it would be ignored).
+    let build = plan.step("build-agent-image").unwrap();
+    assert_eq!(build.after, ["start-builder"]);
+    assert!(!build.argv.contains(&"--dns".to_string()));
+    // From 1.2.1, `build --dns` does the job.
+    spec.engine_version = Some((1, 2, 1));
+    let plan = launch::plan(&spec);
+    assert!(plan.step("start-builder").is_none());
+    assert!(plan
+        .step("build-agent-image")
+        .unwrap()
+        .argv
+        .windows(2)
+        .any(|w| w == ["--dns", "192.0.2.53"]));
+}
+
+#[test]
 fn plans_never_leak_secret_paths_into_the_agent() {
     for (kind, engine) in [
         (BackendKind::Docker, "docker"),

@@ -128,6 +128,11 @@ pub fn bottle_bin() -> PathBuf {
     sibling_bin("bottle")
 }
 
+/// The `container` test double.
+pub fn double_bin() -> PathBuf {
+    sibling_bin("container")
+}
+
 /// Which engine the suites run against.
 pub enum Engine {
     Docker,

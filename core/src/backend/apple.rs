@@ -588,3 +588,84 @@ mod tests {
         assert_eq!(parse_version("Docker version 20.10"), None);
     }
 }
+
+#[cfg(test)]
+mod shape_tests {
+    //! Every JSON shape the reference shows, parsed.
+    use super::*;
+
+    const LS_1X: &str = r#"[{"configuration":{"id":"bottlebar-demo-agent","initProcess":{"arguments":["2147483647"],"executable":"sleep"},"labels":{"bottlebar.bottle":"demo","bottlebar.role":"agent"},"networks":[{"network":"bottlebar-demo-internal","options":{"hostname":"bottlebar-demo-agent","mtu":1280}}],"image":{"reference":"bottlebar\/demo-agent:abc"}},"id":"bottlebar-demo-agent","status":{"networks":[{"hostname":"bottlebar-demo-agent","ipv4Address":"192.168.65.3\/24","ipv4Gateway":"192.168.65.1","network":"bottlebar-demo-internal"}],"startedDate":"2026-08-07T18:36:01Z","state":"running"}},{"configuration":{"id":"buildkit","labels":{}},"id":"buildkit","status":{"networks":[],"state":"running"}}]"#;
+
+    #[test]
+    fn ls_1x_is_parsed_and_foreign_containers_skipped() {
+        let c = parse_containers(LS_1X).unwrap();
+        assert_eq!(c.len(), 1, "the builder carries no Bottlebar label");
+        assert_eq!(c[0].name, "bottlebar-demo-agent");
+        assert_eq!(c[0].command, vec!["sleep", "2147483647"]);
+        assert!(c[0].running);
+        assert_eq!(c[0].networks["bottlebar-demo-internal"], "192.168.65.3");
+        assert_eq!(c[0].role, Some(Role::Agent));
+        assert_eq!(c[0].started_at.as_deref(), Some("2026-08-07T18:36:01Z"));
+    }
+
+    #[test]
+    fn ls_0x_is_refused_as_too_old() {
+        let old = r#"[{"configuration":{"labels":{"bottlebar.bottle":"demo"}},"networks":[],"status":"running","startedDate":7.7e8}]"#;
+        assert!(parse_containers(old)
+            .unwrap_err()
+            .contains("1.0.0 or newer"));
+        assert!(parse_containers("nope").is_err());
+    }
+
+    #[test]
+    fn network_ls_1x_with_attachments_from_containers() {
+        let nets = r#"[{"configuration":{"creationDate":"2026-08-07T18:36:01Z","labels":{"bottlebar.bottle":"demo","bottlebar.role":"internal"},"mode":"hostOnly","name":"bottlebar-demo-internal","options":{},"plugin":"container-network-vmnet"},"id":"bottlebar-demo-internal","status":{"ipv4Gateway":"192.168.65.1","ipv4Subnet":"192.168.65.0\/24"}},{"configuration":{"labels":{"com.apple.container.resource.role":"builtin"},"mode":"nat","name":"default"},"id":"default","status":{}}]"#;
+        let n = parse_networks(nets, LS_1X).unwrap();
+        assert_eq!(n.len(), 1);
+        assert!(n[0].internal);
+        assert_eq!(n[0].attached, vec!["bottlebar-demo-agent"]);
+        let old = r#"[{"config":{"id":"x","labels":{"bottlebar.bottle":"demo"},"mode":"nat"},"id":"x","state":"running"}]"#;
+        assert!(parse_networks(old, "[]")
+            .unwrap_err()
+            .contains("1.0.0 or newer"));
+    }
+
+    #[test]
+    fn builder_status_dns() {
+        let running = r#"[{"configuration":{"dns":{"nameservers":["1.1.1.1"],"options":[],"searchDomains":[]},"id":"buildkit"},"id":"buildkit","status":{"networks":[],"state":"running"}}]"#;
+        let dns = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(builder_dns_matches(running, &dns(&["1.1.1.1"]), false));
+        assert!(!builder_dns_matches(running, &dns(&["9.9.9.9"]), true));
+        assert!(builder_dns_matches("[]", &dns(&["1.1.1.1"]), true));
+        assert!(!builder_dns_matches("[]", &dns(&["1.1.1.1"]), false));
+        let stopped = running.replace("\"running\"", "\"stopped\"");
+        assert!(
+            !builder_dns_matches(&stopped, &dns(&["1.1.1.1"]), false),
+            "a stopped builder would be recreated by build without DNS"
+        );
+    }
+
+    #[test]
+    fn failures_are_interpreted_from_exit_code_and_error_line() {
+        assert_eq!(
+            interpret_failure(
+                Some(64),
+                "Error: Unknown option '--bogus'\nUsage: container run ..."
+            ),
+            CliFailure::Usage("Unknown option '--bogus'".into())
+        );
+        assert_eq!(
+            interpret_failure(Some(1), "Error: network x already exists\n"),
+            CliFailure::Failed("network x already exists".into())
+        );
+        let down = "Error: XPC connection error: Connection invalid\nEnsure container system service has been started with `container system start`.";
+        assert!(matches!(
+            interpret_failure(Some(1), down),
+            CliFailure::ServiceDown(_)
+        ));
+        assert!(matches!(
+            interpret_failure(Some(7), "boom"),
+            CliFailure::Other(Some(7), _)
+        ));
+    }
+}

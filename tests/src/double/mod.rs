@@ -97,7 +97,7 @@ fn dispatch(args: &[String], v: Version) -> Out {
     match cmd.as_str() {
         "--version" => {
             println!(
-                "container CLI version {} (build: release, commit: d0ub1e5)",
+                "container CLI version {} (build: release, commit: d0b1e55)",
                 v.text()
             );
             Ok(0)
@@ -269,8 +269,8 @@ fn system(args: &[String], v: Version) -> Out {
                 println!(
                     "{}",
                     compact(&json!({
-                        "apiServerAppName": s("container-apiserver"), "apiServerBuild": s("release"), "apiServerCommit": s("d0ub1e5"),
-                        "apiServerVersion": s(&format!("container-apiserver version {} (build: release, commit: d0ub1e5)", v.text())),
+                        "apiServerAppName": s("container-apiserver"), "apiServerBuild": s("release"), "apiServerCommit": s("d0b1e55"),
+                        "apiServerVersion": s(&format!("container-apiserver version {} (build: release, commit: d0b1e55)", v.text())),
                         "appRoot": s("/Users/test/Library/Application Support/com.apple.container"), "installRoot": s("/usr/local"),
                         "status": if running { "running" } else { "not running" },
                     }))
