@@ -144,6 +144,10 @@ pub enum SecretError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("secret `{name}`: the OS keychain has no entry `{account}` (service `bottlebar`); set it in the app's bottle editor")]
+    KeychainMissing { name: String, account: String },
+    #[error("secret `{name}`: reading the OS keychain: {message}")]
+    Keychain { name: String, message: String },
     #[error("secret `{name}` is empty")]
     Empty { name: String },
     #[error("secret `{name}` contains a line break or other control character, so it cannot be sent in a header")]
@@ -203,7 +207,10 @@ pub fn check_support(manifest: &Manifest, backend: BackendKind) -> Result<(), St
 }
 
 /// Reads every secret's value from its source.
-pub fn resolve_secrets(specs: &[SecretSpec]) -> Result<Vec<HeldSecret>, SecretError> {
+pub fn resolve_secrets(
+    bottle: &BottleName,
+    specs: &[SecretSpec],
+) -> Result<Vec<HeldSecret>, SecretError> {
     specs
         .iter()
         .map(|s| {
@@ -214,6 +221,15 @@ pub fn resolve_secrets(specs: &[SecretSpec]) -> Result<Vec<HeldSecret>, SecretEr
                     .ok_or_else(|| SecretError::EnvMissing {
                         name: s.name.clone(),
                         var: var.clone(),
+                    })?,
+                SecretSource::Keychain => crate::keychain::read(bottle, &s.name)
+                    .map_err(|e| SecretError::Keychain {
+                        name: s.name.clone(),
+                        message: e.to_string(),
+                    })?
+                    .ok_or_else(|| SecretError::KeychainMissing {
+                        name: s.name.clone(),
+                        account: crate::keychain::account(bottle, &s.name),
                     })?,
                 SecretSource::File(path) => std::fs::read_to_string(path)
                     .map_err(|source| SecretError::File {

@@ -8,10 +8,12 @@
 
 pub mod audit;
 pub mod backend;
+pub mod editor;
 pub mod events;
 pub mod executor;
 pub mod home;
 pub mod images;
+pub mod keychain;
 pub mod launch;
 pub mod manifest;
 pub mod name;

@@ -173,6 +173,9 @@ pub enum SecretSource {
     Env(String),
     /// A file (trailing newlines are trimmed).
     File(PathBuf),
+    /// The OS keychain (macOS Keychain; the kernel keyring on Linux), entry
+    /// `bottlebar` / `<bottle>/<secret>`; the app stores it there.
+    Keychain,
 }
 
 impl SecretSpec {
@@ -244,6 +247,8 @@ struct RawManifest {
 struct RawSecret {
     env: Option<Spanned<String>>,
     file: Option<Spanned<String>>,
+    #[serde(default)]
+    keychain: bool,
     placeholder_env: Option<Spanned<String>>,
 }
 
@@ -666,20 +671,21 @@ fn validate_secrets(
         }
         let r = raw.get_ref();
         let source = match (&r.env, &r.file) {
-            (Some(e), None) => {
+            (None, None) if r.keychain => SecretSource::Keychain,
+            (Some(e), None) if !r.keychain => {
                 if !valid_env_name(e.get_ref()) {
                     return Err(cx.err(Some(e.span()), &format!("{key}.env"), format!("`{}` is not an environment variable name", e.get_ref())));
                 }
                 SecretSource::Env(e.get_ref().clone())
             }
-            (None, Some(f)) => {
+            (None, Some(f)) if !r.keychain => {
                 let p = Path::new(f.get_ref());
                 if !p.is_absolute() {
                     return Err(cx.err(Some(f.span()), &format!("{key}.file"), format!("`{}` must be an absolute path", f.get_ref())));
                 }
                 SecretSource::File(p.to_path_buf())
             }
-            _ => return Err(cx.err(span, &key, "give exactly one of `env` (a variable of the launching process) or `file` (an absolute path)")),
+            _ => return Err(cx.err(span, &key, "give exactly one of `env` (a variable of the launching process), `file` (an absolute path) or `keychain = true` (the OS keychain)")),
         };
         let placeholder_env = match &r.placeholder_env {
             None => None,

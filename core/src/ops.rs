@@ -276,9 +276,11 @@ pub async fn up<R: Runner>(
         BottleState::Running => {
             // Already up: bring its rules and secrets up to date; the sidecar reloads them live.
             let secrets =
-                launch::resolve_secrets(&manifest.secrets).map_err(|source| OpError::Secret {
-                    bottle: bottle.to_string(),
-                    source,
+                launch::resolve_secrets(&bottle, &manifest.secrets).map_err(|source| {
+                    OpError::Secret {
+                        bottle: bottle.to_string(),
+                        source,
+                    }
                 })?;
             let dirs = StateDirs::new(home.state_dir(&bottle));
             let egress = state::Egress {
@@ -322,10 +324,11 @@ pub async fn up<R: Runner>(
     }
 
     // Read every secret before creating anything: a missing one fails the launch cleanly.
-    let secrets = launch::resolve_secrets(&manifest.secrets).map_err(|source| OpError::Secret {
-        bottle: bottle.to_string(),
-        source,
-    })?;
+    let secrets =
+        launch::resolve_secrets(&bottle, &manifest.secrets).map_err(|source| OpError::Secret {
+            bottle: bottle.to_string(),
+            source,
+        })?;
     let inputs = match opts.inputs {
         Some(i) => i,
         None => BuildInputs::locate().map_err(|source| OpError::Image {
