@@ -21,3 +21,8 @@ pub mod ops;
 pub mod plan;
 pub mod runner;
 pub mod state;
+
+/// The current time as RFC 3339 (UTC, seconds), for records shown to people.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}

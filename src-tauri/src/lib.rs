@@ -1,0 +1,157 @@
+//! The Bottlebar menu-bar app: a thin Tauri shell over `bottlebar-core`.
+//!
+//! - `commands`: what the window may call; each one is a wrapper over
+//!   `bottlebar_core::ops` (no engine logic lives here);
+//! - `tray`: the menu-bar icon and its menu, rebuilt when bottle states change;
+//! - `watch`: engine events (Docker's event stream; a slow refresh on Apple's
+//!   runtime, which has none) → refreshed states, tray, and notifications for
+//!   bottles that stop unexpectedly.
+//!
+//! Everything long-running streams `bottlebar_core` events to the window as
+//! the `bottle-event` event; nothing polls while idle except the watchers.
+
+pub mod commands;
+mod tray;
+mod watch;
+
+use bottlebar_core::home::Home;
+use bottlebar_core::runner::ProcessRunner;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use tauri::{Manager, Runtime};
+
+/// A notification the app raised, kept so the window (and tests) can list them.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct NotificationRecord {
+    pub time: String,
+    pub title: String,
+    pub body: String,
+}
+
+/// The last failed launch of a bottle: what the failure view shows.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FailureRecord {
+    pub bottle: String,
+    pub step: Option<String>,
+    pub command: Option<String>,
+    pub stderr_tail: Option<String>,
+    pub message: String,
+    pub time: String,
+}
+
+/// The app's state, shared by commands, the tray and the watchers.
+pub struct AppState {
+    pub home: Home,
+    pub runner: Arc<ProcessRunner>,
+    pub notifications: Mutex<Vec<NotificationRecord>>,
+    pub failures: Mutex<BTreeMap<String, FailureRecord>>,
+    /// Bottles with a launch or stop in progress (their state changes are expected).
+    pub busy: Mutex<BTreeSet<String>>,
+    /// Bottles seen running at the last refresh.
+    pub running: Mutex<BTreeSet<String>>,
+    /// The audit follower for the bottle the window shows.
+    pub follow: Mutex<Option<tauri::async_runtime::JoinHandle<()>>>,
+    /// Why there is no tray icon, when there is none.
+    pub tray_problem: Mutex<Option<String>>,
+}
+
+impl AppState {
+    pub fn new(home: Home) -> Self {
+        Self {
+            home,
+            runner: Arc::new(ProcessRunner),
+            notifications: Mutex::default(),
+            failures: Mutex::default(),
+            busy: Mutex::default(),
+            running: Mutex::default(),
+            follow: Mutex::default(),
+            tray_problem: Mutex::default(),
+        }
+    }
+}
+
+pub fn now() -> String {
+    bottlebar_core::now_rfc3339()
+}
+
+/// Raises a system notification and records it.
+pub fn notify<R: Runtime>(app: &tauri::AppHandle<R>, title: &str, body: &str) {
+    use tauri_plugin_notification::NotificationExt;
+    let _ = app.notification().builder().title(title).body(body).show();
+    if let Some(state) = app.try_state::<AppState>() {
+        state
+            .notifications
+            .lock()
+            .unwrap()
+            .push(NotificationRecord {
+                time: now(),
+                title: title.into(),
+                body: body.into(),
+            });
+    }
+}
+
+/// Registers state, plugins and commands; `run` and the tests both use it.
+pub fn configure<R: Runtime>(builder: tauri::Builder<R>, home: Home) -> tauri::Builder<R> {
+    builder
+        .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_shell::init())
+        .plugin(tauri_plugin_positioner::init())
+        .manage(AppState::new(home))
+        .invoke_handler(tauri::generate_handler![
+            commands::list_bottles,
+            commands::launch_bottle,
+            commands::stop_bottle,
+            commands::doctor,
+            commands::fix_engine,
+            commands::audit,
+            commands::follow_audit,
+            commands::load_bottle,
+            commands::save_bottle,
+            commands::open_shell,
+            commands::notifications,
+            commands::last_failure,
+            commands::app_info,
+        ])
+}
+
+pub fn run() {
+    let home = match Home::from_env() {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("bottlebar: {e}");
+            std::process::exit(1);
+        }
+    };
+    configure(tauri::Builder::default(), home)
+        .setup(|app| {
+            #[cfg(target_os = "macos")]
+            app.set_activation_policy(tauri::ActivationPolicy::Accessory);
+            tray::install(app.handle());
+            watch::start(app.handle().clone());
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            // A menu-bar popover: closing hides it; the tray brings it back.
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                if window
+                    .app_handle()
+                    .state::<AppState>()
+                    .tray_problem
+                    .lock()
+                    .unwrap()
+                    .is_none()
+                {
+                    api.prevent_close();
+                    let _ = window.hide();
+                }
+            }
+            #[cfg(target_os = "macos")]
+            if let tauri::WindowEvent::Focused(false) = event {
+                let _ = window.hide();
+            }
+        })
+        .run(tauri::generate_context!())
+        .expect("error while running the Bottlebar app");
+}

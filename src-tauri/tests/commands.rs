@@ -1,0 +1,172 @@
+//! The command layer under Tauri's mock runtime: no window, no engine.
+//! Docker is pointed at a path that does not exist, so every answer here is
+//! the same on any machine.
+
+use bottlebar_app::configure;
+use bottlebar_core::home::Home;
+use serde_json::{json, Value};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{
+    get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY,
+};
+use tauri::webview::InvokeRequest;
+use tauri::{Listener, WebviewWindow};
+
+struct App {
+    _app: tauri::App<MockRuntime>,
+    window: WebviewWindow<MockRuntime>,
+    _home: tempfile::TempDir,
+}
+
+fn app() -> App {
+    // No engine for these tests (set before any thread reads the environment).
+    std::env::set_var("BOTTLEBAR_DOCKER", "/nonexistent/docker");
+    std::env::set_var("BOTTLEBAR_BACKEND", "docker");
+    let home = tempfile::tempdir().unwrap();
+    let app = configure(mock_builder(), Home::at(home.path()))
+        .build(mock_context(noop_assets()))
+        .unwrap();
+    let window = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+    App {
+        _app: app,
+        window,
+        _home: home,
+    }
+}
+
+fn call(w: &WebviewWindow<MockRuntime>, cmd: &str, body: Value) -> Result<Value, Value> {
+    get_ipc_response(
+        w,
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::Json(body),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|r| r.deserialize::<Value>().unwrap())
+}
+
+#[test]
+fn the_listing_shows_the_demo_and_says_why_the_engine_is_unknown() {
+    let a = app();
+    let listing = call(&a.window, "list_bottles", json!({})).unwrap();
+    let demo = listing["bottles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "demo")
+        .unwrap()
+        .clone();
+    assert_eq!(demo["state"], "unknown");
+    assert!(
+        demo["problem"]
+            .as_str()
+            .unwrap()
+            .contains("docker not found"),
+        "{demo}"
+    );
+}
+
+#[test]
+fn a_failed_launch_is_recorded_and_notified() {
+    let a = app();
+    let failures = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = failures.clone();
+    a.window.listen_any("bottles-changed", move |e| {
+        seen.lock().unwrap().push(e.payload().to_string())
+    });
+    let err = call(&a.window, "launch_bottle", json!({ "name": "demo" })).unwrap_err();
+    assert!(err.as_str().unwrap().contains("docker not found"), "{err}");
+    let record = call(&a.window, "last_failure", json!({ "name": "demo" })).unwrap();
+    assert_eq!(record["bottle"], "demo");
+    assert!(record["message"]
+        .as_str()
+        .unwrap()
+        .contains("docker not found"));
+    let notes = call(&a.window, "notifications", json!({})).unwrap();
+    assert_eq!(notes[0]["title"], "Bottle demo failed to launch");
+    assert!(
+        !failures.lock().unwrap().is_empty(),
+        "the window is told states may have changed"
+    );
+    assert!(call(&a.window, "last_failure", json!({ "name": "other" }))
+        .unwrap()
+        .is_null());
+}
+
+#[test]
+fn the_editor_loads_the_demo_and_saves_with_field_errors() {
+    let a = app();
+    let demo = call(&a.window, "load_bottle", json!({ "name": "demo" })).unwrap();
+    assert_eq!(demo["template"], "busybox");
+    assert_eq!(demo["egress"][0]["host"], "example.com");
+    let blank = call(&a.window, "load_bottle", json!({ "name": "" })).unwrap();
+    assert_eq!(blank["template"], "busybox");
+
+    let mut form = demo.clone();
+    form["name"] = json!("mine");
+    form["egress"][0]["host"] = json!("Not a host");
+    let errs = call(&a.window, "save_bottle", json!({ "form": form })).unwrap_err();
+    assert_eq!(errs[0]["key"], "egress[0]");
+    form["egress"][0]["host"] = json!("example.com");
+    let saved = call(&a.window, "save_bottle", json!({ "form": form })).unwrap();
+    assert!(
+        saved.as_str().unwrap().ends_with("bottles/mine.toml"),
+        "{saved}"
+    );
+    let again = call(&a.window, "load_bottle", json!({ "name": "mine" })).unwrap();
+    assert_eq!(again["egress"], demo["egress"]);
+    assert!(call(&a.window, "load_bottle", json!({ "name": "Bad Name" })).is_err());
+}
+
+#[test]
+fn doctor_and_info_answer_without_an_engine() {
+    let a = app();
+    let d = call(&a.window, "doctor", json!({})).unwrap();
+    assert_eq!(d["default_backend"], "docker");
+    let docker = d["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "docker")
+        .unwrap()
+        .clone();
+    assert_eq!(docker["running"], false);
+    assert!(
+        docker["fix"].as_str().unwrap().contains("install Docker"),
+        "{docker}"
+    );
+    let info = call(&a.window, "app_info", json!({})).unwrap();
+    assert!(info["home"].as_str().unwrap().len() > 1);
+    assert!(call(&a.window, "no_such_command", json!({})).is_err());
+}
+
+#[test]
+fn terminal_commands_run_exec_in_the_users_terminal() {
+    let argv: Vec<String> = [
+        "docker",
+        "exec",
+        "--interactive",
+        "--tty",
+        "bottlebar-demo-agent",
+        "sh",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (program, args) = bottlebar_app::commands::terminal_command(&argv);
+    if cfg!(target_os = "macos") {
+        assert_eq!(program, "osascript");
+        assert!(args[1].contains("docker exec --interactive --tty bottlebar-demo-agent sh"));
+    } else {
+        assert!(!program.is_empty());
+        assert_eq!(args[0], "-e");
+        assert_eq!(&args[1..], argv.as_slice());
+    }
+}

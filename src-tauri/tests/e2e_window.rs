@@ -1,0 +1,299 @@
+//! The real app window under Xvfb, driven through tauri-driver and
+//! WebKitWebDriver, on the real Docker Engine: launch the demo bottle from
+//! the window, watch the timeline reach ready, see the keep-alive and the
+//! egress activity, stop it; then a launch made to fail shows the failure
+//! view and records a notification. Screenshots of each view are written to
+//! `$BOTTLEBAR_SCREENSHOTS` (scripts/test: docs/screenshots).
+//!
+//! Needs DISPLAY (scripts/test runs it under xvfb-run), `tauri-driver` and
+//! Docker; without them it fails rather than pass by not running.
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+fn sidecar_bin() -> PathBuf {
+    let p = std::env::var_os("BOTTLEBAR_SIDECAR_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("x86_64-unknown-linux-gnu/release/bottlebar-sidecar"));
+    assert!(
+        p.is_file(),
+        "static sidecar not found at {} (scripts/build-sidecar)",
+        p.display()
+    );
+    p
+}
+
+fn docker(args: &[&str]) -> std::process::Output {
+    Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+async fn shot(c: &Client, name: &str) {
+    let dir = std::env::var_os("BOTTLEBAR_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("screenshots"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+async fn wait_css(c: &Client, css: &str, secs: u64) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(secs))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("waiting for {css}: {e}"))
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn invoke(c: &Client, cmd: &str, args: serde_json::Value) -> serde_json::Value {
+    c.execute_async("const [cmd, args, done] = arguments; window.__TAURI__.core.invoke(cmd, args).then(done, (e) => done({ error: String(e) }));", vec![json!(cmd), args]).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_window_launches_watches_stops_and_reports_failure() {
+    assert!(
+        std::env::var_os("DISPLAY").is_some(),
+        "the window test needs a display: run it under xvfb-run (scripts/test does)"
+    );
+    assert!(
+        docker(&["version"]).status.success(),
+        "the window test needs Docker (scripts/setup starts it)"
+    );
+    let home = tempfile::tempdir().unwrap();
+    // Nothing of an earlier run may be left under the demo's names.
+    for n in ["bottlebar-demo-agent", "bottlebar-demo-sidecar"] {
+        docker(&["rm", "-f", n]);
+    }
+    for n in ["bottlebar-demo-internal", "bottlebar-demo-egress"] {
+        docker(&["network", "rm", n]);
+    }
+
+    let port = free_port();
+    let native = free_port();
+    let driver = Command::new("tauri-driver")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &native.to_string(),
+        ])
+        .env("BOTTLEBAR_HOME", home.path())
+        .env("BOTTLEBAR_SIDECAR_BIN", sidecar_bin())
+        .env("BOTTLEBAR_BACKEND", "docker")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect(
+            "tauri-driver (cargo install tauri-driver --version ^2 --locked; scripts/test does)",
+        );
+    let _driver = Killed(driver);
+
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), json!("wry"));
+    caps.insert(
+        "tauri:options".into(),
+        json!({ "application": env!("CARGO_BIN_EXE_bottlebar") }),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let c = loop {
+        match ClientBuilder::native()
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => panic!("no WebDriver session: {e}"),
+        }
+    };
+
+    // The bottle list.
+    wait_css(&c, "#bottles .bottle[data-name='demo']", 30).await;
+    shot(&c, "bottles").await;
+
+    // Launch from the window; the timeline reaches ready.
+    c.find(Locator::Css(
+        "button[data-action='launch'][data-name='demo']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_css(&c, "#timeline-status.ready", 180).await;
+    assert!(text(&c, "#timeline-status").await.starts_with("Ready"));
+    let steps = c.find_all(Locator::Css("#timeline li.step")).await.unwrap();
+    assert!(steps.len() >= 8, "{} steps", steps.len());
+    wait_css(&c, "#keepalive[data-status='alive']", 30).await;
+    shot(&c, "launch").await;
+
+    // Egress activity: a denied request from the agent shows up live.
+    let out = docker(&[
+        "exec",
+        "bottlebar-demo-agent",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        "http://example.org/",
+    ]);
+    assert!(!out.status.success());
+    wait_css(&c, "#activity tr.entry", 20).await;
+    let row = text(&c, "#activity tr.entry").await;
+    assert!(row.contains("example.org") && row.contains("deny"), "{row}");
+    shot(&c, "activity").await;
+
+    // Stop.
+    c.find(Locator::Css("#detail button[data-action='stop']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_css(&c, "#detail-state", 5).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while text(&c, "#detail-state").await != "Not launched" {
+        assert!(Instant::now() < deadline, "the bottle never stopped");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // A launch made to fail: another container holds the sidecar's name
+    // (made from the demo's own agent image: nothing is pulled).
+    let images = docker(&[
+        "images",
+        "-q",
+        "--filter",
+        "label=bottlebar.bottle=demo",
+        "--filter",
+        "label=bottlebar.role=agent",
+    ]);
+    let image = String::from_utf8_lossy(&images.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        docker(&[
+            "create",
+            "--name",
+            "bottlebar-demo-sidecar",
+            "--label",
+            "bottlebar-test=1",
+            &image,
+            "sh"
+        ])
+        .status
+        .success(),
+        "creating the squatter from {image:?}"
+    );
+    c.find(Locator::Css("#detail button[data-action='launch']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_css(&c, "#failure", 120).await;
+    assert_eq!(text(&c, "#failure-step").await, "create-sidecar");
+    assert!(text(&c, "#failure-stderr").await.contains("already in use"));
+    shot(&c, "failure").await;
+    let notes = invoke(&c, "notifications", json!({})).await;
+    assert!(
+        notes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["title"] == "Bottle demo failed to launch"
+                && n["body"].as_str().unwrap().contains("create-sidecar")),
+        "{notes}"
+    );
+    docker(&["rm", "-f", "bottlebar-demo-sidecar"]);
+
+    // The editor shows the core's errors next to the fields.
+    c.goto(&format!(
+        "{}#/edit/",
+        c.current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .split('#')
+            .next()
+            .unwrap()
+    ))
+    .await
+    .unwrap();
+    let name = wait_css(&c, "#f-name", 10).await;
+    name.send_keys("Bad Name").await.unwrap();
+    c.find(Locator::Css("#save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_css(&c, ".field-error[data-for='name']:not(:empty)", 10).await;
+    assert!(text(&c, ".field-error[data-for='name']")
+        .await
+        .contains("Bad Name"));
+    shot(&c, "editor").await;
+
+    // Settings: the backend in use and why.
+    c.goto(&format!(
+        "{}#/settings",
+        c.current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .split('#')
+            .next()
+            .unwrap()
+    ))
+    .await
+    .unwrap();
+    wait_css(&c, "#settings .engine[data-kind='docker']", 20).await;
+    assert_eq!(text(&c, "#default-backend").await, "docker");
+    shot(&c, "settings").await;
+
+    let _ = invoke(&c, "stop_bottle", json!({ "name": "demo" })).await;
+    c.close().await.unwrap();
+}

@@ -1,0 +1,160 @@
+// The UI's logic, free of the DOM and of Tauri, so it is tested with
+// node's test runner (ui/tests/). app.js wires it to the page.
+
+/** A bottle state as people read it. */
+export function stateLabel(state) {
+  return {
+    running: "Running",
+    stopped: "Stopped",
+    partial: "Needs attention",
+    not_launched: "Not launched",
+    unknown: "Unknown",
+  }[state] ?? state;
+}
+
+/** `3d 4h`, `2h 5m`, `4m 10s`, `9s`. */
+export function formatUptime(secs) {
+  if (secs == null) return "–";
+  const d = Math.floor(secs / 86400), h = Math.floor((secs % 86400) / 3600);
+  const m = Math.floor((secs % 3600) / 60), s = secs % 60;
+  if (d) return `${d}d ${h}h`;
+  if (h) return `${h}h ${m}m`;
+  if (m) return `${m}m ${s}s`;
+  return `${s}s`;
+}
+
+export function formatDuration(ms) {
+  if (ms == null) return "";
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** The keep-alive panel: whether the agent's main process is alive, and what that means. */
+export function keepalive(bottle) {
+  if (!bottle || bottle.state === "not_launched") {
+    return { status: "none", title: "Not launched", sentence: "The bottle is not running; launch it to start its agent container." };
+  }
+  if (bottle.keepalive_alive) {
+    return {
+      status: "alive",
+      title: "Keep-alive running",
+      since: bottle.started_at,
+      sentence: "The agent's main process (sleep 2147483647) keeps its container up, so shells and agents can be started in it at any time.",
+    };
+  }
+  return {
+    status: "dead",
+    title: "Needs attention",
+    sentence: "The agent's keep-alive process is not running, so nothing can be started in the bottle. Relaunch it.",
+  };
+}
+
+/** The empty launch timeline. */
+export function emptyTimeline() {
+  return { status: "idle", steps: [], notes: [], sidecarIp: null, durationMs: null, rollback: [] };
+}
+
+/** Applies one core event (see core/src/events.rs) to a timeline. Pure. */
+export function reduceTimeline(tl, ev) {
+  const t = { ...tl, steps: tl.steps.map((s) => ({ ...s })), notes: [...tl.notes], rollback: [...tl.rollback] };
+  const step = (id) => t.steps.find((s) => s.id === id);
+  switch (ev.event) {
+    case "plan_started":
+      return { ...emptyTimeline(), status: "running", notes: t.notes, steps: ev.steps.map((s) => ({ id: s.id, title: s.title, state: "pending" })) };
+    case "step_started": {
+      const s = step(ev.step);
+      if (s) Object.assign(s, { state: "running", command: ev.command });
+      return t;
+    }
+    case "step_retrying": {
+      const s = step(ev.step);
+      if (s) s.attempt = `${ev.attempt}/${ev.of}`;
+      return t;
+    }
+    case "step_finished": {
+      const s = step(ev.step);
+      if (s) Object.assign(s, { state: "finished", durationMs: ev.duration_ms });
+      return t;
+    }
+    case "step_skipped": {
+      const s = step(ev.step);
+      if (s) Object.assign(s, { state: "skipped", reason: ev.reason });
+      return t;
+    }
+    case "step_failed": {
+      const s = step(ev.step);
+      if (s) Object.assign(s, { state: "failed", command: ev.command, stderr: ev.stderr_tail, durationMs: ev.duration_ms });
+      t.status = "failed";
+      return t;
+    }
+    case "rollback_step":
+      t.rollback.push({ step: ev.step, command: ev.command, ok: ev.ok });
+      return t;
+    case "rollback_finished":
+      t.status = "failed";
+      return t;
+    case "ready":
+      return { ...t, status: "ready", sidecarIp: ev.sidecar_ip, durationMs: ev.duration_ms };
+    case "note":
+      t.notes.push(ev.message);
+      if (/already up/.test(ev.message)) t.status = "ready";
+      return t;
+    default:
+      return t;
+  }
+}
+
+/** Allowed and denied requests in the hour before `nowMs`. */
+export function counters(entries, nowMs) {
+  const since = nowMs - 3600 * 1000;
+  let allowed = 0, denied = 0;
+  for (const e of entries) {
+    const t = Date.parse(e.time);
+    if (Number.isNaN(t) || t < since) continue;
+    if (e.decision === "allow") allowed++;
+    else if (e.decision === "deny") denied++;
+  }
+  return { allowed, denied };
+}
+
+/** Activity rows matching a filter: free text over host/path/method/rule/reason, and a decision. */
+export function filterActivity(entries, { text = "", decision = "all" } = {}) {
+  const needle = text.trim().toLowerCase();
+  return entries.filter((e) => {
+    if (decision !== "all" && e.decision !== decision) return false;
+    if (!needle) return true;
+    return [e.host, e.path, e.method, e.reason, e.rule == null ? "" : `#${e.rule}`].some((f) => String(f ?? "").toLowerCase().includes(needle));
+  });
+}
+
+/**
+ * The form field a manifest error key belongs to. The editor writes the
+ * workspace folder as the first mount, so `mounts[N]` shifts by one then.
+ */
+export function fieldForKey(key, form) {
+  if (!key) return "form";
+  if (key === "name") return "name";
+  if (key.startsWith("agent.template")) return "template";
+  if (key.startsWith("agent.dockerfile") || key.startsWith("agent.context") || key === "agent") return "dockerfile";
+  let m = key.match(/^mounts\[(\d+)\]/);
+  if (m) {
+    const i = Number(m[1]);
+    if (form && form.workspace && form.workspace.trim()) return i === 0 ? "workspace" : `mount-${i - 1}`;
+    return `mount-${i}`;
+  }
+  m = key.match(/^egress(?:\[(\d+)\])?/);
+  if (m) return m[1] == null ? "egress" : `egress-${m[1]}`;
+  if (key.startsWith("env")) return "env";
+  if (key.startsWith("secrets")) return "secrets";
+  return "form";
+}
+
+/** Text for "Copy diagnostics": what failed, where, and the engine's own words. */
+export function diagnostics(failure, bottle) {
+  const lines = [`Bottlebar diagnostics — bottle ${failure.bottle}`, `time: ${failure.time}`];
+  if (bottle) lines.push(`state: ${bottle.state} (backend ${bottle.backend})`);
+  if (failure.step) lines.push(`failed step: ${failure.step}`);
+  if (failure.command) lines.push(`command: ${failure.command}`);
+  if (failure.stderr_tail) lines.push("stderr:", failure.stderr_tail);
+  lines.push("error:", failure.message);
+  return lines.join("\n");
+}

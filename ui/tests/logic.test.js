@@ -1,0 +1,100 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { reduceTimeline, emptyTimeline, counters, filterActivity, fieldForKey, keepalive, formatUptime, diagnostics, stateLabel } from "../logic.js";
+
+const plan = { event: "plan_started", bottle: "demo", backend: "docker", steps: [{ id: "build", title: "Build" }, { id: "run", title: "Run" }] };
+
+test("a launch's events drive the timeline to ready", () => {
+  let t = reduceTimeline(emptyTimeline(), plan);
+  assert.equal(t.status, "running");
+  assert.deepEqual(t.steps.map((s) => s.state), ["pending", "pending"]);
+  t = reduceTimeline(t, { event: "step_started", step: "build", title: "Build", command: "docker build ." });
+  t = reduceTimeline(t, { event: "step_skipped", step: "build", title: "Build", reason: "already up to date" });
+  t = reduceTimeline(t, { event: "step_started", step: "run", title: "Run", command: "docker run" });
+  t = reduceTimeline(t, { event: "step_retrying", step: "run", attempt: 2, of: 5 });
+  assert.equal(t.steps[1].attempt, "2/5");
+  t = reduceTimeline(t, { event: "step_finished", step: "run", title: "Run", duration_ms: 320 });
+  t = reduceTimeline(t, { event: "ready", bottle: "demo", sidecar_ip: "10.0.0.2", duration_ms: 900 });
+  assert.equal(t.status, "ready");
+  assert.equal(t.sidecarIp, "10.0.0.2");
+  assert.deepEqual(t.steps.map((s) => s.state), ["skipped", "finished"]);
+  assert.equal(t.steps[1].command, "docker run");
+});
+
+test("a failure keeps the command and stderr, and the rollback", () => {
+  let t = reduceTimeline(emptyTimeline(), plan);
+  t = reduceTimeline(t, { event: "step_failed", step: "run", title: "Run", command: "docker run x", exit_code: 1, stderr_tail: "boom", duration_ms: 5 });
+  t = reduceTimeline(t, { event: "rollback_step", step: "build", command: "docker rm", ok: true });
+  t = reduceTimeline(t, { event: "rollback_finished", bottle: "demo", ok: true });
+  assert.equal(t.status, "failed");
+  assert.equal(t.steps[1].stderr, "boom");
+  assert.equal(t.rollback.length, 1);
+});
+
+test("the reducer never mutates its input", () => {
+  const t0 = reduceTimeline(emptyTimeline(), plan);
+  const copy = JSON.stringify(t0);
+  reduceTimeline(t0, { event: "step_finished", step: "build", duration_ms: 1 });
+  assert.equal(JSON.stringify(t0), copy);
+});
+
+test("already up is shown as ready", () => {
+  const t = reduceTimeline(emptyTimeline(), { event: "note", bottle: "demo", message: "bottle `demo` is already up" });
+  assert.equal(t.status, "ready");
+});
+
+test("counters cover the last hour only", () => {
+  const now = Date.parse("2026-11-26T12:00:00Z");
+  const e = [
+    { time: "2026-11-26T11:30:00Z", decision: "allow" },
+    { time: "2026-11-26T11:59:00Z", decision: "deny" },
+    { time: "2026-11-26T10:00:00Z", decision: "deny" },
+    { time: "garbage", decision: "allow" },
+  ];
+  assert.deepEqual(counters(e, now), { allowed: 1, denied: 1 });
+});
+
+test("activity filters by decision and text", () => {
+  const e = [
+    { host: "api.example.com", path: "/v1", method: "GET", decision: "allow", rule: 1 },
+    { host: "evil.example", path: "/x", method: "POST", decision: "deny", reason: "host_not_allowed" },
+  ];
+  assert.equal(filterActivity(e, { decision: "deny" }).length, 1);
+  assert.equal(filterActivity(e, { text: "API." }).length, 1);
+  assert.equal(filterActivity(e, { text: "not_allowed" })[0].host, "evil.example");
+  assert.equal(filterActivity(e, { text: "#1" })[0].host, "api.example.com");
+  assert.equal(filterActivity(e, {}).length, 2);
+});
+
+test("manifest error keys map to form fields", () => {
+  assert.equal(fieldForKey("name"), "name");
+  assert.equal(fieldForKey("egress[2]"), "egress-2");
+  assert.equal(fieldForKey("egress[0].inject.secret"), "egress-0");
+  assert.equal(fieldForKey("mounts[0].host", { workspace: "/w" }), "workspace");
+  assert.equal(fieldForKey("mounts[2].host", { workspace: "/w" }), "mount-1");
+  assert.equal(fieldForKey("mounts[2].host", { workspace: "" }), "mount-2");
+  assert.equal(fieldForKey("env.HTTP_PROXY"), "env");
+  assert.equal(fieldForKey("agent.dockerfile"), "dockerfile");
+  assert.equal(fieldForKey(""), "form");
+});
+
+test("keep-alive explains itself", () => {
+  assert.equal(keepalive({ state: "running", keepalive_alive: true, started_at: "t" }).status, "alive");
+  assert.equal(keepalive({ state: "partial", keepalive_alive: false }).status, "dead");
+  assert.match(keepalive({ state: "partial", keepalive_alive: false }).sentence, /Relaunch/);
+  assert.equal(keepalive({ state: "not_launched" }).status, "none");
+});
+
+test("formatting", () => {
+  assert.equal(formatUptime(9), "9s");
+  assert.equal(formatUptime(7500), "2h 5m");
+  assert.equal(formatUptime(null), "–");
+  assert.equal(stateLabel("partial"), "Needs attention");
+});
+
+test("diagnostics carry the step, command and stderr", () => {
+  const d = diagnostics({ bottle: "x", time: "T", step: "run-agent", command: "docker run", stderr_tail: "no space", message: "failed" }, { state: "not_launched", backend: "docker" });
+  assert.match(d, /failed step: run-agent/);
+  assert.match(d, /command: docker run/);
+  assert.match(d, /no space/);
+});
