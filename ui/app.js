@@ -55,7 +55,8 @@ async function act(action, name) {
       await invoke("open_shell", { name });
     }
   } catch (e) {
-    showBanner(String(e));
+    // The failure view has the details; the banner says what happened.
+    showBanner(action === "launch" ? `Launching ${name} failed; the details are below.` : String(e).split("\n")[0]);
   } finally {
     state.busy.delete(name);
     render();
@@ -189,8 +190,8 @@ async function renderDetail(name) {
         h("dt", {}, "Manifest"), h("dd", { class: "mono" }, b.manifest || "–"),
       ),
     ),
-    renderTimeline(name),
     failure,
+    renderTimeline(name),
     renderKeepalive(b),
     renderActivity(name),
   );

@@ -57,30 +57,87 @@ fn docker(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-async fn shot(c: &Client, name: &str) {
+/// Saves a screenshot of the element `css` (the view may be taller than the window).
+async fn shot_of(c: &Client, name: &str, css: &str) {
+    let el = wait_css(c, css, 10).await;
+    match el.screenshot().await {
+        Ok(png) => std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap(),
+        Err(_) => shot(c, name).await,
+    }
+}
+
+fn screenshots_dir() -> PathBuf {
     let dir = std::env::var_os("BOTTLEBAR_SCREENSHOTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| target_dir().join("screenshots"));
     std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(c: &Client, name: &str) {
     let png = c.screenshot().await.unwrap();
-    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
 }
 
+/// Waits for `css` to match. Polls rather than using WebDriver's wait: the
+/// window re-renders on state changes, and a stale match is just a retry.
 async fn wait_css(c: &Client, css: &str, secs: u64) -> fantoccini::elements::Element {
-    c.wait()
-        .at_most(Duration::from_secs(secs))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("waiting for {css}: {e}"))
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Ok(el) = c.find(Locator::Css(css)).await {
+            return el;
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // What the window showed instead, for whoever reads the failure.
+    let path = target_dir().join("e2e-window-timeout.png");
+    if let Ok(png) = c.screenshot().await {
+        let _ = std::fs::write(&path, png);
+    }
+    let text = match c.find(Locator::Css("body")).await {
+        Ok(b) => b.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    panic!(
+        "waiting {secs} s for {css}\nscreenshot: {}\npage text:\n{text}",
+        path.display()
+    )
 }
 
+/// The text of `css`. The window re-renders when states change, so an
+/// element can go stale between finding and reading it: find it again.
 async fn text(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    let mut last = None;
+    for _ in 0..20 {
+        match c.find(Locator::Css(css)).await {
+            Ok(el) => match el.text().await {
+                Ok(t) => return t,
+                Err(e) => last = Some(e),
+            },
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("reading {css}: {last:?}")
+}
+
+/// Clicks `css`, finding it again if a re-render made it stale.
+async fn click(c: &Client, css: &str) {
+    let mut last = None;
+    for _ in 0..20 {
+        match c.find(Locator::Css(css)).await {
+            Ok(el) => match el.click().await {
+                Ok(()) => return,
+                Err(e) => last = Some(e),
+            },
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("clicking {css}: {last:?}")
 }
 
 async fn invoke(c: &Client, cmd: &str, args: serde_json::Value) -> serde_json::Value {
@@ -149,6 +206,9 @@ async fn the_window_launches_watches_stops_and_reports_failure() {
         }
     };
 
+    // Tall enough that every view fits in one screenshot.
+    let _ = c.set_window_size(820, 1300).await;
+
     // The bottle list.
     wait_css(&c, "#bottles .bottle[data-name='demo']", 30).await;
     shot(&c, "bottles").await;
@@ -183,15 +243,10 @@ async fn the_window_launches_watches_stops_and_reports_failure() {
     wait_css(&c, "#activity tr.entry", 20).await;
     let row = text(&c, "#activity tr.entry").await;
     assert!(row.contains("example.org") && row.contains("deny"), "{row}");
-    shot(&c, "activity").await;
+    shot_of(&c, "activity", "#activity").await;
 
     // Stop.
-    c.find(Locator::Css("#detail button[data-action='stop']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#detail button[data-action='stop']").await;
     wait_css(&c, "#detail-state", 5).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while text(&c, "#detail-state").await != "Not launched" {
@@ -221,6 +276,10 @@ async fn the_window_launches_watches_stops_and_reports_failure() {
             "bottlebar-demo-sidecar",
             "--label",
             "bottlebar-test=1",
+            // Containers inherit their image's labels; this one must not
+            // pass for a resource of the demo.
+            "--label",
+            "bottlebar.bottle=e2e-squatter",
             &image,
             "sh"
         ])
@@ -228,16 +287,11 @@ async fn the_window_launches_watches_stops_and_reports_failure() {
         .success(),
         "creating the squatter from {image:?}"
     );
-    c.find(Locator::Css("#detail button[data-action='launch']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#detail button[data-action='launch']").await;
     wait_css(&c, "#failure", 120).await;
     assert_eq!(text(&c, "#failure-step").await, "create-sidecar");
     assert!(text(&c, "#failure-stderr").await.contains("already in use"));
-    shot(&c, "failure").await;
+    shot_of(&c, "failure", "#failure").await;
     let notes = invoke(&c, "notifications", json!({})).await;
     assert!(
         notes
@@ -265,12 +319,7 @@ async fn the_window_launches_watches_stops_and_reports_failure() {
     .unwrap();
     let name = wait_css(&c, "#f-name", 10).await;
     name.send_keys("Bad Name").await.unwrap();
-    c.find(Locator::Css("#save"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#save").await;
     wait_css(&c, ".field-error[data-for='name']:not(:empty)", 10).await;
     assert!(text(&c, ".field-error[data-for='name']")
         .await
