@@ -95,6 +95,7 @@ pub fn notify<R: Runtime>(app: &tauri::AppHandle<R>, title: &str, body: &str) {
 /// Registers state, plugins and commands; `run` and the tests both use it.
 pub fn configure<R: Runtime>(builder: tauri::Builder<R>, home: Home) -> tauri::Builder<R> {
     builder
+        .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_shell::init())
         .plugin(tauri_plugin_positioner::init())
