@@ -53,6 +53,8 @@ async function act(action, name) {
       await invoke("stop_bottle", { name });
     } else if (action === "shell") {
       await invoke("open_shell", { name });
+    } else if (action === "agent") {
+      await invoke("start_agent", { name });
     }
   } catch (e) {
     // The failure view has the details; the banner says what happened.
@@ -72,6 +74,7 @@ function actions(b) {
     btn("launch", b.state === "partial" ? "Relaunch" : "Launch", !running, true),
     btn("stop", "Stop", b.state !== "not_launched"),
     btn("shell", "Open shell", running),
+    btn("agent", "Start agent", running),
   );
 }
 
@@ -253,6 +256,7 @@ async function renderEditor(name) {
     input("description", "Description"),
     input("template", "Agent template (busybox), or leave empty and give a Dockerfile"),
     input("dockerfile", "Dockerfile (relative to the bottles folder)"),
+    input("agent_command", "Agent command, for Start agent (e.g. claude)"),
     h("label", { for: "f-workspace" }, "Workspace folder (mounted at /workspace)"),
     h("div", { class: "row" }, h("input", { id: "f-workspace", value: form.workspace || "", oninput: (e) => { form.workspace = e.target.value; } }), h("button", { onclick: (e) => { e.preventDefault(); pick(); } }, "Choose…")),
     h("div", { class: "field-error", dataset: { for: "workspace" } }),

@@ -134,6 +134,7 @@ export function fieldForKey(key, form) {
   if (!key) return "form";
   if (key === "name") return "name";
   if (key.startsWith("agent.template")) return "template";
+  if (key.startsWith("agent.command")) return "agent_command";
   if (key.startsWith("agent.dockerfile") || key.startsWith("agent.context") || key === "agent") return "dockerfile";
   let m = key.match(/^mounts\[(\d+)\]/);
   if (m) {

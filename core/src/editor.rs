@@ -22,6 +22,8 @@ pub struct BottleForm {
     /// A built-in template (`busybox`), or empty when `dockerfile` is used.
     pub template: String,
     pub dockerfile: String,
+    /// The agent program "Start agent" runs, as words (`claude --verbose`).
+    pub agent_command: String,
     /// A host folder mounted read-write at `/workspace`.
     pub workspace: String,
     pub mounts: Vec<FormMount>,
@@ -107,6 +109,14 @@ pub fn to_toml(form: &BottleForm) -> String {
             form.template.trim()
         };
         agent.insert("template".into(), Value::String(template.into()));
+    }
+    let command: Vec<Value> = form
+        .agent_command
+        .split_whitespace()
+        .map(|w| Value::String(w.into()))
+        .collect();
+    if !command.is_empty() {
+        agent.insert("command".into(), Value::Array(command));
     }
     t.insert("agent".into(), Value::Table(agent));
     let mut mounts = Vec::new();
@@ -232,6 +242,16 @@ pub fn from_toml(name: &str, text: &str) -> BottleForm {
     if let Some(agent) = t.get("agent").and_then(|a| a.as_table()) {
         form.template = s(agent.get("template"));
         form.dockerfile = s(agent.get("dockerfile"));
+        form.agent_command = agent
+            .get("command")
+            .and_then(|c| c.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
     }
     for m in t
         .get("mounts")
@@ -342,6 +362,7 @@ mod tests {
             name: "work".into(),
             description: "my agent".into(),
             template: "busybox".into(),
+            agent_command: "claude --verbose".into(),
             workspace: "/tmp".into(),
             mounts: vec![FormMount {
                 host: "/etc".into(),
@@ -375,6 +396,7 @@ mod tests {
         let name = BottleName::parse("work").unwrap();
         let m = manifest::parse(&name, "work.toml", &text, std::path::Path::new("/")).unwrap();
         assert_eq!(m.mounts[0].container, WORKSPACE_TARGET);
+        assert_eq!(m.agent_command, vec!["claude", "--verbose"]);
         assert_eq!(m.egress[0].methods, vec!["GET", "POST"]);
         assert_eq!(m.egress[0].inject.as_ref().unwrap().render("x"), "Bearer x");
         assert!(matches!(

@@ -137,6 +137,8 @@ pub struct Manifest {
     pub description: Option<String>,
     pub backend: Option<BackendKind>,
     pub agent: AgentImage,
+    /// The agent program "Start agent" runs in the bottle (e.g. `["claude"]`).
+    pub agent_command: Vec<String>,
     pub mounts: Vec<Mount>,
     pub env: BTreeMap<String, String>,
     pub egress: Vec<EgressRule>,
@@ -265,6 +267,8 @@ struct RawAgent {
     template: Option<Spanned<String>>,
     dockerfile: Option<Spanned<String>>,
     context: Option<Spanned<String>>,
+    #[serde(default)]
+    command: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -374,6 +378,17 @@ pub fn parse(
     };
 
     let agent = validate_agent(&cx, &raw.agent, base_dir)?;
+    let mut agent_command = Vec::new();
+    for (i, a) in raw.agent.get_ref().command.iter().enumerate() {
+        if a.get_ref().is_empty() || a.get_ref().contains('\0') {
+            return Err(cx.err(
+                Some(a.span()),
+                &format!("agent.command[{i}]"),
+                "arguments must be non-empty and contain no NUL byte",
+            ));
+        }
+        agent_command.push(a.get_ref().clone());
+    }
     let mounts = validate_mounts(&cx, &raw.mounts)?;
     let env = validate_env(&cx, &raw.env)?;
 
@@ -451,6 +466,7 @@ pub fn parse(
         description: raw.description,
         backend,
         agent,
+        agent_command,
         mounts,
         env,
         egress,

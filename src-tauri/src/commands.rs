@@ -320,6 +320,33 @@ pub async fn open_shell<R: Runtime>(app: AppHandle<R>, name: String) -> Result<(
     Ok(())
 }
 
+/// Opens the user's terminal on the bottle's agent program (`agent.command`).
+#[tauri::command]
+pub async fn start_agent<R: Runtime>(app: AppHandle<R>, name: String) -> Result<(), String> {
+    use tauri_plugin_shell::ShellExt;
+    let state = app.state::<AppState>();
+    let m = manifest::load(&state.home, &name).map_err(|e| e.to_string())?;
+    if m.agent_command.is_empty() {
+        return Err(format!("bottle `{name}` has no agent command; set `agent.command` in the editor (e.g. `claude`)"));
+    }
+    let argv = ops::exec_argv(
+        &state.home,
+        &name,
+        &m.agent_command,
+        true,
+        state.runner.as_ref(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let (program, args) = terminal_command(&argv);
+    app.shell()
+        .command(&program)
+        .args(args)
+        .spawn()
+        .map_err(|e| format!("opening a terminal ({program}): {e}"))?;
+    Ok(())
+}
+
 /// The terminal command that runs `argv`: Terminal.app on macOS, `$TERMINAL`
 /// or `x-terminal-emulator` elsewhere.
 pub fn terminal_command(argv: &[String]) -> (String, Vec<String>) {

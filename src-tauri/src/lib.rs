@@ -111,6 +111,7 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>, home: Home) -> tauri::B
             commands::load_bottle,
             commands::save_bottle,
             commands::open_shell,
+            commands::start_agent,
             commands::notifications,
             commands::last_failure,
             commands::app_info,

@@ -1,5 +1,5 @@
 //! The menu-bar icon and its menu: every bottle with its state, and per
-//! bottle Launch / Stop / Open shell / Show; then Open Bottlebar, New
+//! bottle Launch / Stop / Open shell / Start agent / Show; then Open Bottlebar, New
 //! bottle…, Quit. Rebuilt whenever states change.
 //!
 //! On Linux, tray clicks never arrive (only the menu works), and a missing
@@ -45,6 +45,11 @@ fn build_menu<R: Runtime>(app: &AppHandle<R>, listing: &Listing) -> tauri::Resul
                     .enabled(running)
                     .build(app)?,
             )
+            .item(
+                &MenuItemBuilder::with_id(format!("agent:{}", b.name), "Start agent")
+                    .enabled(running)
+                    .build(app)?,
+            )
             .item(&MenuItemBuilder::with_id(format!("show:{}", b.name), "Show").build(app)?)
             .build()?;
         menu = menu.item(&sub);
@@ -85,6 +90,13 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
             tauri::async_runtime::spawn(async move {
                 if let Err(e) = commands::open_shell(app.clone(), name.clone()).await {
                     crate::notify(&app, &format!("Cannot open a shell in {name}"), &e);
+                }
+            });
+        }
+        "agent" => {
+            tauri::async_runtime::spawn(async move {
+                if let Err(e) = commands::start_agent(app.clone(), name.clone()).await {
+                    crate::notify(&app, &format!("Cannot start the agent in {name}"), &e);
                 }
             });
         }

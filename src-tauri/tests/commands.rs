@@ -170,3 +170,13 @@ fn terminal_commands_run_exec_in_the_users_terminal() {
         assert_eq!(&args[1..], argv.as_slice());
     }
 }
+
+#[test]
+fn start_agent_needs_an_agent_command() {
+    let a = app();
+    let err = call(&a.window, "start_agent", json!({ "name": "demo" })).unwrap_err();
+    assert!(
+        err.as_str().unwrap().contains("has no agent command"),
+        "{err}"
+    );
+}

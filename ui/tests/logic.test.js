@@ -75,6 +75,7 @@ test("manifest error keys map to form fields", () => {
   assert.equal(fieldForKey("mounts[2].host", { workspace: "" }), "mount-2");
   assert.equal(fieldForKey("env.HTTP_PROXY"), "env");
   assert.equal(fieldForKey("agent.dockerfile"), "dockerfile");
+  assert.equal(fieldForKey("agent.command[0]"), "agent_command");
   assert.equal(fieldForKey(""), "form");
 });
 
