@@ -5,77 +5,48 @@
 use crate::home::Home;
 use crate::name::BottleName;
 use crate::state::{StateDirs, AUDIT_FILE};
-use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// One egress decision. Unknown fields are kept out; missing ones default,
-/// so logs from older sidecars still read.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct AuditEntry {
-    pub time: String,
-    pub bottle: String,
-    pub method: String,
-    pub scheme: String,
-    pub host: String,
-    pub port: u16,
-    pub path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule: Option<usize>,
-    pub decision: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub injected: Option<String>,
-    pub redacted: usize,
-    pub status: u16,
-    pub bytes_up: u64,
-    pub bytes_down: u64,
-    pub duration_ms: u64,
-}
+pub use bottlebar_policy::AuditEntry;
 
-impl AuditEntry {
-    /// One line for a terminal.
-    pub fn render(&self) -> String {
-        let default_port = match self.scheme.as_str() {
-            "https" | "tunnel" => 443,
-            _ => 80,
-        };
-        let port = if self.port == default_port {
-            String::new()
-        } else {
-            format!(":{}", self.port)
-        };
-        let target = match self.scheme.as_str() {
-            "tunnel" => format!("{}{port}", self.host),
-            s => format!("{s}://{}{port}{}", self.host, self.path),
-        };
-        let mut line = format!(
-            "{}  {:<5}  {:<7} {target}  {}",
-            self.time,
-            self.decision.to_uppercase(),
-            self.method,
-            self.status
-        );
-        if let Some(r) = &self.reason {
-            line.push_str(&format!("  {r}"));
-        }
-        if let Some(rule) = self.rule {
-            line.push_str(&format!("  rule #{rule}"));
-        }
-        if let Some(s) = &self.injected {
-            line.push_str(&format!("  injected:{s}"));
-        }
-        if self.redacted > 0 {
-            line.push_str(&format!("  redacted:{}", self.redacted));
-        }
-        line
+/// One audit line for a terminal.
+pub fn render(e: &AuditEntry) -> String {
+    let default_port = match e.scheme.as_str() {
+        "https" | "tunnel" => 443,
+        _ => 80,
+    };
+    let port = if e.port == default_port {
+        String::new()
+    } else {
+        format!(":{}", e.port)
+    };
+    let target = match e.scheme.as_str() {
+        "tunnel" => format!("{}{port}", e.host),
+        s => format!("{s}://{}{port}{}", e.host, e.path),
+    };
+    let mut line = format!(
+        "{}  {:<5}  {:<7} {target}  {}",
+        e.time,
+        e.decision.to_uppercase(),
+        e.method,
+        e.status
+    );
+    if let Some(r) = &e.reason {
+        line.push_str(&format!("  {r}"));
     }
+    if let Some(rule) = e.rule {
+        line.push_str(&format!("  rule #{rule}"));
+    }
+    if let Some(s) = &e.injected {
+        line.push_str(&format!("  injected:{s}"));
+    }
+    if e.redacted > 0 {
+        line.push_str(&format!("  redacted:{}", e.redacted));
+    }
+    line
 }
 
 /// The audit files of a bottle, oldest first.
@@ -267,7 +238,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            e.render(),
+            render(&e),
             "T  DENY   GET     http://example.org/x  403  host_not_allowed"
         );
     }

@@ -4,50 +4,14 @@
 //! A failed write is logged, never fatal: enforcement must not depend on the
 //! log disk, and denials are enforced either way.
 
-use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-#[derive(Serialize, Debug, Clone, Default)]
-pub struct Entry {
-    pub time: String,
-    pub bottle: String,
-    pub method: String,
-    /// `http`, `https`, or `tunnel` for an uninspected CONNECT.
-    pub scheme: String,
-    pub host: String,
-    pub port: u16,
-    /// Path and query, with anything secret in them masked.
-    pub path: String,
-    /// 1-based index of the rule that allowed the request or refused it, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule: Option<usize>,
-    /// `allow` or `deny`.
-    pub decision: String,
-    /// Why it was denied (or what went wrong upstream), as a short code.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// What the request was refused or changed for, in words.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// Credential injected into the request (by secret name).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub injected: Option<String>,
-    /// Secrets masked in the request before it was sent.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub redacted: usize,
-    pub status: u16,
-    pub bytes_up: u64,
-    pub bytes_down: u64,
-    pub duration_ms: u64,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
+/// One audit line; the type is shared with the core, which reads the log.
+pub use bottlebar_policy::AuditEntry as Entry;
 
 struct Writer {
     path: PathBuf,

@@ -609,7 +609,7 @@ async fn logs(home: &Home, name: &str, follow: bool, json: bool) -> Result<ExitC
             raw.map(str::to_string)
                 .unwrap_or_else(|| serde_json::to_string(&e).expect("entry serializes"))
         ),
-        (false, Ok(e)) => println!("{}", e.render()),
+        (false, Ok(e)) => println!("{}", audit::render(&e)),
         (_, Err(bad)) => eprintln!("warning: {bad}"),
     };
     // Start following before reading the backlog so nothing falls between.
