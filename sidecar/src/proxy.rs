@@ -253,6 +253,7 @@ impl Proxy {
                         "egress_closed": snap.error,
                         "intercepting_tls": self.mitm.is_some(),
                         "leaf_certificates_minted": self.mitm.as_ref().map(Mitm::minted),
+                        "hosts": snap.hosts,
                         "allowed": self.allowed.load(Ordering::Relaxed),
                         "denied": self.denied.load(Ordering::Relaxed),
                     }),

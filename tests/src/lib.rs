@@ -619,10 +619,22 @@ impl Harness {
         }
         self.write_bottle(name, &text);
         self.up(name).0.expect_ok("applying host pins");
+        // Ask the sidecar itself until it holds every pin, so no request is
+        // made (and no name looked up in DNS) before the pins are in force.
+        let pinned = || {
+            let sup = self.agent_sh(name, "wget -q -O - \"$HTTP_PROXY/__bottlebar/supervise\"");
+            let v: Value = serde_json::from_str(sup.stdout.trim()).unwrap_or(Value::Null);
+            pins.iter().all(|(host, ip)| v["hosts"][*host] == *ip)
+        };
+        wait_until(
+            Duration::from_secs(10),
+            pinned,
+            "the sidecar never picked up the host pins",
+        );
         wait_until(
             Duration::from_secs(10),
             ready,
-            "the sidecar never picked up the host pins",
+            "the pinned upstream never answered",
         );
     }
 }
