@@ -313,18 +313,14 @@ mod tests {
             is_file: true,
         }];
         let staged = plan_staging(&dirs, &mounts);
-        prepare(
-            &dirs,
-            &name,
-            &Egress {
-                rules: &[],
-                secrets: &[],
-                extra_roots: &[],
-                hosts: &BTreeMap::new(),
-            },
-            &staged,
-        )
-        .unwrap();
+        let no_hosts = BTreeMap::new();
+        let egress = Egress {
+            rules: &[],
+            secrets: &[],
+            extra_roots: &[],
+            hosts: &no_hosts,
+        };
+        prepare(&dirs, &name, &egress, &staged).unwrap();
 
         let key = fs::read_to_string(dirs.sidecar.join(CA_KEY_FILE)).unwrap();
         assert!(key.contains("PRIVATE KEY"));
@@ -349,18 +345,7 @@ mod tests {
         );
 
         // A second launch keeps the CA.
-        prepare(
-            &dirs,
-            &name,
-            &Egress {
-                rules: &[],
-                secrets: &[],
-                extra_roots: &[],
-                hosts: &BTreeMap::new(),
-            },
-            &staged,
-        )
-        .unwrap();
+        prepare(&dirs, &name, &egress, &staged).unwrap();
         assert_eq!(
             fs::read_to_string(dirs.sidecar.join(CA_KEY_FILE)).unwrap(),
             key

@@ -300,7 +300,6 @@ pub async fn save_bottle<R: Runtime>(
 /// Opens the user's terminal on a shell in the bottle's agent.
 #[tauri::command]
 pub async fn open_shell<R: Runtime>(app: AppHandle<R>, name: String) -> Result<(), String> {
-    use tauri_plugin_shell::ShellExt;
     let state = app.state::<AppState>();
     let argv = ops::exec_argv(
         &state.home,
@@ -311,19 +310,12 @@ pub async fn open_shell<R: Runtime>(app: AppHandle<R>, name: String) -> Result<(
     )
     .await
     .map_err(|e| e.to_string())?;
-    let (program, args) = terminal_command(&argv);
-    app.shell()
-        .command(&program)
-        .args(args)
-        .spawn()
-        .map_err(|e| format!("opening a terminal ({program}): {e}"))?;
-    Ok(())
+    open_in_terminal(&app, &argv)
 }
 
 /// Opens the user's terminal on the bottle's agent program (`agent.command`).
 #[tauri::command]
 pub async fn start_agent<R: Runtime>(app: AppHandle<R>, name: String) -> Result<(), String> {
-    use tauri_plugin_shell::ShellExt;
     let state = app.state::<AppState>();
     let m = manifest::load(&state.home, &name).map_err(|e| e.to_string())?;
     if m.agent_command.is_empty() {
@@ -338,7 +330,13 @@ pub async fn start_agent<R: Runtime>(app: AppHandle<R>, name: String) -> Result<
     )
     .await
     .map_err(|e| e.to_string())?;
-    let (program, args) = terminal_command(&argv);
+    open_in_terminal(&app, &argv)
+}
+
+/// Runs `argv` in the user's terminal.
+fn open_in_terminal<R: Runtime>(app: &AppHandle<R>, argv: &[String]) -> Result<(), String> {
+    use tauri_plugin_shell::ShellExt;
+    let (program, args) = terminal_command(argv);
     app.shell()
         .command(&program)
         .args(args)

@@ -513,8 +513,12 @@ pub fn image_has_label(inspect_json: &str, key: &str, value: &str) -> bool {
 /// Parses `container --version`: `container CLI version 1.2.2 (build: …, commit: …)`.
 pub fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
     let rest = text.trim().strip_prefix("container CLI version ")?;
-    let ver = rest.split_whitespace().next()?;
-    let mut parts = ver.split('.').map(|p| p.parse::<u64>().ok());
+    parse_semver(rest.split_whitespace().next()?)
+}
+
+/// `X.Y.Z` → (X, Y, Z).
+pub fn parse_semver(version: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = version.split('.').map(|p| p.parse::<u64>().ok());
     Some((parts.next()??, parts.next()??, parts.next()??))
 }
 

@@ -80,12 +80,11 @@ pub async fn ensure_ready<R: Runner>(
     runner: &R,
 ) -> Result<Option<(u64, u64, u64)>, EngineError> {
     let st = status(engine.kind, runner).await;
-    if let (false, Some(problem)) = (
-        st.running && st.problem.is_none(),
-        st.problem
-            .clone()
-            .or_else(|| (!st.running).then(|| "the service is not running".to_string())),
-    ) {
+    let problem = st
+        .problem
+        .clone()
+        .or_else(|| (!st.running).then(|| "the service is not running".to_string()));
+    if let Some(problem) = problem {
         return Err(EngineError::NotReady {
             kind: engine.kind,
             problem,
@@ -94,10 +93,7 @@ pub async fn ensure_ready<R: Runner>(
     }
     Ok(match engine.kind {
         BackendKind::Docker => None,
-        BackendKind::Apple => st
-            .client_version
-            .as_deref()
-            .and_then(|v| apple::parse_version(&format!("container CLI version {v}"))),
+        BackendKind::Apple => st.client_version.as_deref().and_then(apple::parse_semver),
     })
 }
 
@@ -465,7 +461,7 @@ pub async fn fix<R: Runner>(runner: &R) -> Vec<String> {
         let too_old = st
             .client_version
             .as_deref()
-            .and_then(|v| apple::parse_version(&format!("container CLI version {v}")))
+            .and_then(apple::parse_semver)
             .is_some_and(|v| v < apple::MIN_VERSION);
         if too_old {
             done.push("not starting Apple's container service: the CLI is older than 1.0.0; upgrade it first".into());

@@ -228,10 +228,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             launch::check_support(&m, kind).map_err(anyhow::Error::msg)?;
             let version = match &engine_version {
                 Some(v) => Some(
-                    bottlebar_core::backend::apple::parse_version(&format!(
-                        "container CLI version {v}"
-                    ))
-                    .with_context(|| format!("`{v}` is not a version like 1.2.2"))?,
+                    bottlebar_core::backend::apple::parse_semver(v)
+                        .with_context(|| format!("`{v}` is not a version like 1.2.2"))?,
                 ),
                 None => None,
             };

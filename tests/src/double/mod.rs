@@ -916,11 +916,7 @@ fn run_or_create(args: &[String], v: Version, start: bool) -> Out {
 
 /// The 1.x `ManagedContainer` for a Docker container.
 fn managed(c: &Value) -> Value {
-    let id = c["Name"]
-        .as_str()
-        .unwrap_or("")
-        .trim_start_matches('/')
-        .to_string();
+    let id = container_id(c);
     let labels: Map<String, Value> = c["Config"]["Labels"]
         .as_object()
         .cloned()
@@ -1178,16 +1174,7 @@ fn stop(args: &[String]) -> Out {
         false,
     )?;
     let ids = if p.has("all") {
-        double_containers(false)
-            .iter()
-            .map(|c| {
-                c["Name"]
-                    .as_str()
-                    .unwrap_or("")
-                    .trim_start_matches('/')
-                    .to_string()
-            })
-            .collect()
+        double_containers(false).iter().map(container_id).collect()
     } else {
         p.positionals.clone()
     };
@@ -1207,6 +1194,20 @@ fn stop(args: &[String]) -> Out {
             Err(_) => errors.push(format!("notFound: \"container with ID {id} not found\"")),
         }
     }
+    aggregate(errors)
+}
+
+/// A container's ID: its Docker name without the leading `/`.
+fn container_id(c: &Value) -> String {
+    c["Name"]
+        .as_str()
+        .unwrap_or("")
+        .trim_start_matches('/')
+        .to_string()
+}
+
+/// Per-ID failures, reported together as `AggregateError` does: one line each.
+fn aggregate(errors: Vec<String>) -> Out {
     if errors.is_empty() {
         Ok(0)
     } else {
@@ -1224,13 +1225,7 @@ fn delete(args: &[String]) -> Out {
         double_containers(true)
             .iter()
             .filter(|c| p.has("force") || c["State"]["Running"] != true)
-            .map(|c| {
-                c["Name"]
-                    .as_str()
-                    .unwrap_or("")
-                    .trim_start_matches('/')
-                    .to_string()
-            })
+            .map(container_id)
             .collect()
     } else {
         p.positionals.clone()
@@ -1253,11 +1248,7 @@ fn delete(args: &[String]) -> Out {
             Err(_) => errors.push(format!("notFound: \"container with ID {id} not found\"")),
         }
     }
-    if errors.is_empty() {
-        Ok(0)
-    } else {
-        Err(Failure::failed(errors.join("\n")))
-    }
+    aggregate(errors)
 }
 
 fn logs(args: &[String]) -> Out {
