@@ -1,7 +1,7 @@
 // The window: routes (#/, #/bottle/NAME, #/edit/NAME, #/settings), rendering,
 // and the wiring to the app's commands and events. Logic lives in logic.js.
 
-import { stateLabel, formatUptime, formatDuration, keepalive, emptyTimeline, reduceTimeline, counters, filterActivity, fieldForKey, diagnostics } from "./logic.js";
+import { stateLabel, formatUptime, formatDuration, keepalive, isolation, emptyTimeline, reduceTimeline, counters, filterActivity, fieldForKey, diagnostics } from "./logic.js";
 
 const tauri = window.__TAURI__;
 const invoke = (cmd, args) => tauri.core.invoke(cmd, args);
@@ -51,6 +51,9 @@ async function act(action, name) {
       await invoke("launch_bottle", { name });
     } else if (action === "stop") {
       await invoke("stop_bottle", { name });
+    } else if (action === "verify") {
+      const r = await invoke("verify_bottle", { name });
+      showBanner(`${name}: ${r.summary}`);
     } else if (action === "shell") {
       await invoke("open_shell", { name });
     } else if (action === "agent") {
@@ -58,7 +61,7 @@ async function act(action, name) {
     }
   } catch (e) {
     // The failure view has the details; the banner says what happened.
-    showBanner(action === "launch" ? `Launching ${name} failed; the details are below.` : String(e).split("\n")[0]);
+    showBanner(action === "launch" ? `Launching ${name} failed; the details are below.` : action === "verify" ? `${name}: isolation leak — stopped; the details are below.` : String(e).split("\n")[0]);
   } finally {
     state.busy.delete(name);
     render();
@@ -71,7 +74,7 @@ function actions(b) {
   const btn = (action, label, enabled, primary) =>
     h("button", { class: primary ? "primary" : null, dataset: { action, name: b.name }, disabled: !enabled || busy, onclick: () => act(action, b.name) }, label);
   return h("div", { class: "row" },
-    btn("launch", b.state === "partial" ? "Relaunch" : "Launch", !running, true),
+    btn("launch", b.state === "partial" || b.state === "isolation_leak" ? "Relaunch" : "Launch", !running, true),
     btn("stop", "Stop", b.state !== "not_launched"),
     btn("shell", "Open shell", running),
     btn("agent", "Start agent", running),
@@ -106,7 +109,7 @@ function renderTimeline(name) {
   const t = state.timelines[name] || emptyTimeline();
   if (t.status === "idle") return h("section", { class: "card", id: "timeline-card" }, h("h2", {}, "Launch"), h("p", { class: "muted", id: "timeline-status" }, "No launch in this session."));
   const marks = { pending: "○", running: "◐", finished: "✓", skipped: "–", failed: "✗" };
-  const statusText = { running: "Launching…", ready: `Ready — sidecar ${t.sidecarIp || ""} ${t.durationMs ? `(${formatDuration(t.durationMs)})` : ""}`, failed: "Failed; rolled back" }[t.status] || t.status;
+  const statusText = { running: "Launching…", ready: `Ready — sidecar ${t.sidecarIp || ""} ${t.durationMs ? `(${formatDuration(t.durationMs)})` : ""}`, failed: "Failed; rolled back", leak: "Isolation leak; stopped" }[t.status] || t.status;
   return h("section", { class: "card", id: "timeline-card" },
     h("div", { class: "row" }, h("h2", {}, "Launch"), h("span", { class: "spacer" }), h("span", { id: "timeline-status", class: t.status }, statusText)),
     h("ol", { class: "timeline", id: "timeline" },
@@ -119,6 +122,18 @@ function renderTimeline(name) {
         ))),
     ),
     t.notes.map((n) => h("p", { class: "muted" }, n)),
+  );
+}
+
+function renderIsolation(b) {
+  const i = isolation(b);
+  const running = b.state === "running";
+  return h("section", { class: "card", id: "isolation", dataset: { status: i.status } },
+    h("div", { class: "row" }, h("h2", {}, "Isolation"), h("span", { class: "spacer" }),
+      h("span", { class: `badge ${i.status === "isolated" ? "running" : i.status === "leak" ? "isolation_leak" : "partial"}`, id: "isolation-status" }, i.title)),
+    i.at ? h("p", {}, "Last self-test ", h("span", { class: "mono", id: "isolation-at" }, i.at)) : null,
+    h("p", { class: "muted", id: "isolation-summary" }, i.sentence),
+    h("button", { id: "verify", disabled: !running || state.busy.has(b.name), onclick: () => act("verify", b.name) }, "Verify now"),
   );
 }
 
@@ -195,6 +210,7 @@ async function renderDetail(name) {
     ),
     failure,
     renderTimeline(name),
+    renderIsolation(b),
     renderKeepalive(b),
     renderActivity(name),
   );
@@ -294,6 +310,7 @@ async function renderSettings() {
         e.kind === "apple" && e.program && !e.running ? h("button", { class: "primary", onclick: async () => { showBanner((await invoke("fix_engine")).join("; ") || "nothing to do"); render(); } }, "Start the container service") : null,
       )),
       h("p", {}, "Sidecar binary: ", h("span", { class: "mono" }, d.sidecar.Ok || d.sidecar.Err)),
+      h("p", {}, "Secrets store: ", h("span", { id: "secrets-store" }, d.secrets_store)),
     ),
     h("section", { class: "card" }, h("h2", {}, "About"), h("p", {}, `Bottlebar ${info.version} — bottles in `, h("span", { class: "mono" }, info.home))),
   );

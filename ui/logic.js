@@ -9,7 +9,16 @@ export function stateLabel(state) {
     partial: "Needs attention",
     not_launched: "Not launched",
     unknown: "Unknown",
+    isolation_leak: "Isolation leak",
   }[state] ?? state;
+}
+
+/** The isolation panel: the last self-test, when it ran, and what it found. */
+export function isolation(bottle) {
+  const t = bottle?.self_test;
+  if (!t) return { status: "none", title: "Not measured", sentence: "The isolation self-test runs at every launch; this bottle has not had one yet." };
+  if (t.ready) return { status: "isolated", title: "Isolated", at: t.at, sentence: t.summary };
+  return { status: "leak", title: "Isolation leak", at: t.at, sentence: `${t.summary}. The bottle was stopped (fail closed).` };
 }
 
 /** `3d 4h`, `2h 5m`, `4m 10s`, `9s`. */
@@ -61,8 +70,10 @@ export function reduceTimeline(tl, ev) {
     case "plan_started":
       return { ...emptyTimeline(), status: "running", notes: t.notes, steps: ev.steps.map((s) => ({ id: s.id, title: s.title, state: "pending" })) };
     case "step_started": {
-      const s = step(ev.step);
-      if (s) Object.assign(s, { state: "running", command: ev.command });
+      // Steps after the plan (the self-test) join the timeline as they start.
+      let s = step(ev.step);
+      if (!s) t.steps.push((s = { id: ev.step, title: ev.title, state: "pending" }));
+      Object.assign(s, { state: "running", command: ev.command });
       return t;
     }
     case "step_retrying": {
@@ -83,14 +94,18 @@ export function reduceTimeline(tl, ev) {
     case "step_failed": {
       const s = step(ev.step);
       if (s) Object.assign(s, { state: "failed", command: ev.command, stderr: ev.stderr_tail, durationMs: ev.duration_ms });
-      t.status = "failed";
+      if (t.status !== "leak") t.status = "failed";
       return t;
     }
     case "rollback_step":
       t.rollback.push({ step: ev.step, command: ev.command, ok: ev.ok });
       return t;
     case "rollback_finished":
-      t.status = "failed";
+      if (t.status !== "leak") t.status = "failed";
+      return t;
+    case "self_test":
+      t.selfTest = { ready: ev.ready, summary: ev.summary, at: ev.at };
+      if (!ev.ready) t.status = "leak";
       return t;
     case "ready":
       return { ...t, status: "ready", sidecarIp: ev.sidecar_ip, durationMs: ev.duration_ms };

@@ -65,6 +65,13 @@ pub enum Event {
         sidecar_ip: String,
         duration_ms: u64,
     },
+    /// The isolation self-test's result (also saved; see `selftest::Record`).
+    SelfTest {
+        bottle: String,
+        ready: bool,
+        summary: String,
+        at: String,
+    },
     /// Something worth telling that is not a step (e.g. "already up").
     Note {
         bottle: String,

@@ -58,6 +58,8 @@ pub struct LaunchSpec {
     pub engine_version: Option<(u64, u64, u64)>,
     /// Host names the sidecar resolves to fixed addresses, never asking DNS.
     pub hosts: BTreeMap<String, String>,
+    /// The static sidecar binary, copied into `state.probe` for the self-test.
+    pub probe_bin: PathBuf,
 }
 
 /// Files on this machine that images are built from.
@@ -121,6 +123,7 @@ pub fn describe(
         dns,
         engine_version,
         hosts: manifest.hosts.clone(),
+        probe_bin: inputs.sidecar_bin.clone(),
         state,
     })
 }
@@ -274,6 +277,7 @@ pub fn materialize(spec: &LaunchSpec, secrets: &[HeldSecret]) -> Result<(), Mate
     )?;
     images::materialize(&spec.sidecar_image)?;
     images::materialize(&spec.agent_image)?;
+    crate::selftest::stage_probe(&spec.probe_bin, &spec.state.probe)?;
     Ok(())
 }
 
@@ -329,11 +333,18 @@ pub fn sidecar_mounts(spec: &LaunchSpec) -> Vec<BindMount> {
 /// The agent's mounts: the CA certificate directory, the manifest's
 /// directories, and the staging directories of its single files.
 pub fn agent_mounts(spec: &LaunchSpec) -> Vec<BindMount> {
-    let mut v = vec![BindMount {
-        host: spec.state.agent_ca.clone(),
-        container: AGENT_CA_DIR.into(),
-        readonly: true,
-    }];
+    let mut v = vec![
+        BindMount {
+            host: spec.state.agent_ca.clone(),
+            container: AGENT_CA_DIR.into(),
+            readonly: true,
+        },
+        BindMount {
+            host: spec.state.probe.clone(),
+            container: crate::selftest::PROBE_DIR_IN_AGENT.into(),
+            readonly: true,
+        },
+    ];
     v.extend(spec.dir_mounts.iter().map(|m| BindMount {
         host: m.host.clone(),
         container: m.container.clone(),
@@ -408,6 +419,14 @@ pub fn sidecar_health_argv() -> Vec<String> {
     vec![images::SIDECAR_BIN_IN_IMAGE.into(), "health".into()]
 }
 
+/// The agent's DNS: its only nameserver is the sidecar, which serves no DNS.
+/// So the agent resolves nothing by itself (a DNS tunnel has no channel), and
+/// Docker's embedded resolver never forwards its queries to the host's
+/// resolvers. Names are resolved by the proxy, for allowed hosts only.
+pub fn agent_dns_args() -> Vec<String> {
+    vec!["--dns".into(), SIDECAR_IP.into()]
+}
+
 /// The sidecar container's command.
 pub fn sidecar_serve_argv() -> Vec<String> {
     vec![
@@ -478,6 +497,7 @@ pub fn example_spec(backend: BackendKind, engine: &str) -> LaunchSpec {
         dns: vec!["192.0.2.53".into()],
         engine_version: None,
         hosts: BTreeMap::from([("internal.example.com".to_string(), "192.0.2.10".to_string())]),
+        probe_bin: PathBuf::from("/opt/bottlebar/bottlebar-sidecar"),
         bottle,
         backend,
         engine: engine.into(),

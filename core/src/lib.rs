@@ -3,7 +3,8 @@
 //! A bottle manifest ([`manifest`]) becomes a [`launch::LaunchSpec`], which
 //! becomes a pure-data [`plan::Plan`] for one backend ([`backend`]); the
 //! [`executor`] runs it with a [`runner::Runner`], emitting [`events`]. The
-//! [`ops`] module is what the CLI and the app call. Nothing here knows about
+//! [`ops`] module is what the CLI and the app call; [`selftest`] measures a
+//! launched bottle's isolation. Nothing here knows about
 //! any user interface.
 
 pub mod audit;
@@ -20,6 +21,7 @@ pub mod name;
 pub mod ops;
 pub mod plan;
 pub mod runner;
+pub mod selftest;
 pub mod state;
 
 /// The current time as RFC 3339 (UTC, seconds), for records shown to people.

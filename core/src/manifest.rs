@@ -7,6 +7,7 @@
 
 use crate::home::Home;
 use crate::name::{BottleName, NameError};
+use bottlebar_policy::selftest::LeakClass;
 use bottlebar_policy::EgressRule;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -155,6 +156,9 @@ pub struct Manifest {
     pub git_gate: bool,
     pub supervise: bool,
     pub resources: Resources,
+    /// Leak classes of the isolation self-test the user accepts knowingly
+    /// (`[isolation] accept_leaks`); empty by default: any leak fails closed.
+    pub accept_leaks: Vec<LeakClass>,
 }
 
 /// Where a secret comes from. Its value is read at launch, never stored in
@@ -242,6 +246,15 @@ struct RawManifest {
     supervise: bool,
     #[serde(default)]
     resources: RawResources,
+    #[serde(default)]
+    isolation: RawIsolation,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIsolation {
+    #[serde(default)]
+    accept_leaks: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -459,6 +472,23 @@ pub fn parse(
     }
 
     let resources = validate_resources(&cx, &raw.resources)?;
+    let mut accept_leaks = Vec::new();
+    for c in &raw.isolation.accept_leaks {
+        let class = LeakClass::parse(c.get_ref()).ok_or_else(|| {
+            cx.err(
+                Some(c.span()),
+                "isolation.accept_leaks",
+                format!(
+                    "`{}` is not a leak class; the classes are {}",
+                    c.get_ref(),
+                    LeakClass::ALL.map(|c| format!("`{c}`")).join(", ")
+                ),
+            )
+        })?;
+        if !accept_leaks.contains(&class) {
+            accept_leaks.push(class);
+        }
+    }
 
     Ok(Manifest {
         name: name.clone(),
@@ -477,6 +507,7 @@ pub fn parse(
         git_gate: raw.git_gate,
         supervise: raw.supervise,
         resources,
+        accept_leaks,
     })
 }
 

@@ -12,6 +12,7 @@ use crate::launch::{self, BuildInputs, MaterializeError, AGENT_KEEPALIVE_SECS};
 use crate::manifest::{self, BackendKind, LoadError};
 use crate::name::{BottleName, NameError, Role};
 use crate::runner::Runner;
+use crate::selftest;
 use crate::state::{self, StateDirs, StateError};
 use serde::Serialize;
 use std::fs::File;
@@ -42,6 +43,19 @@ pub enum OpError {
     },
     #[error(transparent)]
     Launch(#[from] StepFailed),
+    /// The self-test found a direct way out (or no proxy path): the bottle
+    /// was removed, nothing runs.
+    #[error("bottle `{bottle}`: {summary}\n  the bottle was stopped and removed (fail closed); details: `bottle verify {bottle}` after fixing, or {record}\n  to accept a documented leak class knowingly, see docs/security.md")]
+    IsolationLeak {
+        bottle: String,
+        summary: String,
+        record: String,
+    },
+    #[error("bottle `{bottle}`: isolation self-test: {source}")]
+    SelfTest {
+        bottle: String,
+        source: crate::selftest::SelfTestError,
+    },
     #[error(
         "bottle `{0}` is being launched or removed by another process; try again when it finishes"
     )]
@@ -73,6 +87,8 @@ pub enum BottleState {
     NotLaunched,
     /// The engine could not be asked.
     Unknown,
+    /// Its last self-test found a way out; it was stopped and removed.
+    IsolationLeak,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -89,6 +105,34 @@ pub struct BottleStatus {
     pub sidecar_ip: Option<String>,
     /// What is wrong, for partial and unknown bottles.
     pub problem: Option<String>,
+    /// The last isolation self-test: when it ran and what it found.
+    pub self_test: Option<SelfTestSummary>,
+}
+
+/// The last self-test of a bottle, as the app and `ls` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SelfTestSummary {
+    pub at: String,
+    pub ready: bool,
+    pub summary: String,
+}
+
+/// Adds the last self-test to a status; a bottle with nothing on the engine
+/// whose last self-test failed is in the "isolation leak" state.
+fn with_self_test(home: &Home, name: &BottleName, mut st: BottleStatus) -> BottleStatus {
+    if let Some(r) = selftest::load(home, name) {
+        let ready = r.verdict.is_ready();
+        if !ready && st.state == BottleState::NotLaunched {
+            st.state = BottleState::IsolationLeak;
+            st.problem = Some(r.summary.clone());
+        }
+        st.self_test = Some(SelfTestSummary {
+            at: r.at,
+            ready,
+            summary: r.summary,
+        });
+    }
+    st
 }
 
 /// Derives a bottle's state from its labelled resources.
@@ -168,6 +212,7 @@ pub fn evaluate(
         problem: (matches!(state, BottleState::Partial | BottleState::Stopped)
             && !problems.is_empty())
         .then(|| problems.join(", ")),
+        self_test: None,
     }
 }
 
@@ -323,7 +368,9 @@ pub async fn up<R: Runner>(
         }
     }
 
-    // Read every secret before creating anything: a missing one fails the launch cleanly.
+    // The self-test's targets and accepted leaks, and every secret, are
+    // read before anything is created: a problem fails the launch cleanly.
+    let policy = self_test_policy(home, &manifest)?;
     let secrets =
         launch::resolve_secrets(&bottle, &manifest.secrets).map_err(|source| OpError::Secret {
             bottle: bottle.to_string(),
@@ -364,14 +411,36 @@ pub async fn up<R: Runner>(
         });
     }
     let plan = launch::plan(&spec);
-    match executor::execute(&plan, runner, events).await {
+    let started = std::time::Instant::now();
+    match executor::execute(&plan, runner.clone(), events).await {
         Ok(outcome) => {
             let ip = outcome
                 .captured
                 .get(crate::plan::SIDECAR_IP)
                 .cloned()
                 .unwrap_or_default();
-            let duration_ms = outcome.duration.as_millis() as u64;
+            // Step 8: measure isolation. Anything but "isolated" removes the
+            // bottle (fail closed) and says which path leaked.
+            let tested = self_test(
+                home,
+                &engine,
+                runner.as_ref(),
+                &bottle,
+                kind,
+                &policy,
+                events,
+            )
+            .await;
+            if let Err(e) = tested {
+                let live = backend::inventory(&engine, runner.as_ref())
+                    .await
+                    .map(|i| i.of_bottle(bottle.as_str()))
+                    .unwrap_or_default();
+                remove_resources(&engine, runner.as_ref(), &bottle, &live, events).await?;
+                discard_state(&spec);
+                return Err(e);
+            }
+            let duration_ms = started.elapsed().as_millis() as u64;
             events.emit(Event::Ready {
                 bottle: bottle.to_string(),
                 sidecar_ip: ip.clone(),
@@ -385,6 +454,161 @@ pub async fn up<R: Runner>(
         Err(failed) => {
             discard_state(&spec);
             Err(failed.into())
+        }
+    }
+}
+
+/// The self-test's targets, and the leak classes accepted for this bottle
+/// (its manifest's and the settings').
+fn self_test_policy(
+    home: &Home,
+    manifest: &manifest::Manifest,
+) -> Result<selftest::Policy, OpError> {
+    let bottle = manifest.name.to_string();
+    let outside = selftest::outside_targets().map_err(|source| OpError::SelfTest {
+        bottle: bottle.clone(),
+        source,
+    })?;
+    let mut accepted = selftest::accepted_in_settings(home)
+        .map_err(|message| OpError::Unsupported { bottle, message })?;
+    for c in &manifest.accept_leaks {
+        if !accepted.contains(c) {
+            accepted.push(*c);
+        }
+    }
+    Ok(selftest::Policy { outside, accepted })
+}
+
+/// The id of the self-test in the launch timeline.
+pub const SELF_TEST_STEP: &str = "self-test";
+
+/// Runs the self-test on a running bottle, records it, and reports it as a
+/// step. `Ok` only when the bottle is isolated.
+async fn self_test<R: Runner>(
+    home: &Home,
+    engine: &Engine,
+    runner: &R,
+    bottle: &BottleName,
+    kind: BackendKind,
+    policy: &selftest::Policy,
+    events: &Events,
+) -> Result<selftest::Record, OpError> {
+    let title = "Isolation self-test: every direct way out must fail".to_string();
+    let started = std::time::Instant::now();
+    let fail = |source| OpError::SelfTest {
+        bottle: bottle.to_string(),
+        source,
+    };
+    let live = backend::inventory(engine, runner)
+        .await
+        .map_err(engine_err(bottle))?
+        .of_bottle(bottle.as_str());
+    let sidecar = live.container(Role::Sidecar);
+    let ip_on = |role: Role| {
+        sidecar
+            .and_then(|s| s.networks.get(&bottle.resource(role)))
+            .and_then(|ip| ip.split('/').next()?.parse::<std::net::IpAddr>().ok())
+    };
+    let Some(sidecar_ip) = ip_on(Role::Internal) else {
+        return Err(fail(selftest::SelfTestError::ProbeFailed(
+            "the sidecar has no address on the internal network".into(),
+        )));
+    };
+    let egress: Vec<std::net::IpAddr> = ip_on(Role::Egress).into_iter().collect();
+    events.emit(Event::StepStarted {
+        step: SELF_TEST_STEP.into(),
+        title: title.clone(),
+        command: format!(
+            "{} exec {} {}/{} probe --targets …",
+            engine.program_str(),
+            bottle.resource(Role::Agent),
+            selftest::PROBE_DIR_IN_AGENT,
+            selftest::PROBE_BIN
+        ),
+    });
+    let result = selftest::run(
+        runner,
+        &engine.program_str(),
+        bottle,
+        kind,
+        policy,
+        sidecar_ip,
+        egress,
+    )
+    .await;
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let (record, argv) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            events.emit(Event::StepFailed {
+                step: SELF_TEST_STEP.into(),
+                title,
+                command: String::new(),
+                exit_code: None,
+                stderr_tail: e.to_string(),
+                duration_ms,
+            });
+            return Err(fail(e));
+        }
+    };
+    selftest::save(home, &record).map_err(fail)?;
+    events.emit(Event::SelfTest {
+        bottle: bottle.to_string(),
+        ready: record.verdict.is_ready(),
+        summary: record.summary.clone(),
+        at: record.at.clone(),
+    });
+    if record.verdict.is_ready() {
+        events.emit(Event::StepFinished {
+            step: SELF_TEST_STEP.into(),
+            title,
+            duration_ms,
+        });
+        Ok(record)
+    } else {
+        events.emit(Event::StepFailed {
+            step: SELF_TEST_STEP.into(),
+            title,
+            command: crate::plan::display_command(&argv),
+            exit_code: None,
+            stderr_tail: record.summary.clone(),
+            duration_ms,
+        });
+        Err(OpError::IsolationLeak {
+            bottle: bottle.to_string(),
+            summary: record.summary.clone(),
+            record: selftest::record_path(home, bottle).display().to_string(),
+        })
+    }
+}
+
+/// `bottle verify`: reruns the self-test on a running bottle. A leak stops
+/// it (its containers and networks are removed; its state is kept so a
+/// relaunch keeps its CA).
+pub async fn verify<R: Runner>(
+    home: &Home,
+    name: &str,
+    runner: &R,
+    events: &Events,
+) -> Result<selftest::Record, OpError> {
+    let manifest = manifest::load(home, name)?;
+    let bottle = manifest.name.clone();
+    let kind = choose_backend(None, manifest.backend);
+    let engine = backend::find_engine(kind).map_err(engine_err(&bottle))?;
+    let _lock = lock(home, &bottle)?;
+    let live = backend::inventory(&engine, runner)
+        .await
+        .map_err(engine_err(&bottle))?
+        .of_bottle(bottle.as_str());
+    if evaluate(&bottle, kind, None, &live).state != BottleState::Running {
+        return Err(OpError::NotRunning(bottle.to_string()));
+    }
+    let policy = self_test_policy(home, &manifest)?;
+    match self_test(home, &engine, runner, &bottle, kind, &policy, events).await {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            remove_resources(&engine, runner, &bottle, &live, events).await?;
+            Err(e)
         }
     }
 }
@@ -514,7 +738,11 @@ pub async fn list<R: Runner>(home: &Home, runner: &R) -> Listing {
     let mut bottles: Vec<BottleStatus> = entries
         .into_iter()
         .map(|(name, kind, source)| match inventory_of(kind) {
-            Ok(inv) => evaluate(name, kind, Some(source), &inv.of_bottle(name.as_str())),
+            Ok(inv) => with_self_test(
+                home,
+                name,
+                evaluate(name, kind, Some(source), &inv.of_bottle(name.as_str())),
+            ),
             Err(e) => unknown(name, kind, Some(source), e.clone()),
         })
         .collect();
@@ -551,6 +779,7 @@ fn unknown(
         uptime_secs: None,
         sidecar_ip: None,
         problem: Some(problem),
+        self_test: None,
     }
 }
 
@@ -567,7 +796,11 @@ pub async fn status<R: Runner>(
         .await
         .map_err(engine_err(&bottle))?;
     let source = manifest::load(home, name).ok().map(|m| m.source);
-    Ok(evaluate(&bottle, kind, source, &inv.of_bottle(name)))
+    Ok(with_self_test(
+        home,
+        &bottle,
+        evaluate(&bottle, kind, source, &inv.of_bottle(name)),
+    ))
 }
 
 /// Removes the resources of every bottle that is not fully running (crashed

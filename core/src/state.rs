@@ -62,6 +62,8 @@ pub struct StateDirs {
     pub audit: PathBuf,
     pub files: PathBuf,
     pub build: PathBuf,
+    /// The isolation probe (the sidecar binary), mounted read-only into the agent.
+    pub probe: PathBuf,
 }
 
 impl StateDirs {
@@ -72,6 +74,7 @@ impl StateDirs {
             audit: root.join("audit"),
             files: root.join("files"),
             build: root.join("build"),
+            probe: root.join("probe"),
             root,
         }
     }
@@ -224,6 +227,7 @@ pub fn prepare(
     mkdir(&dirs.agent_ca, 0o755)?;
     mkdir(&dirs.audit, 0o700)?;
     mkdir(&dirs.build, 0o700)?;
+    mkdir(&dirs.probe, 0o755)?;
 
     let key_path = dirs.sidecar.join(CA_KEY_FILE);
     let cert_path = dirs.sidecar.join(CA_CERT_FILE);

@@ -9,11 +9,13 @@
 //! - [`mitm`]: leaf certificates from the bottle's CA;
 //! - [`upstream`]: resolving, connecting, TLS-verifying, pooling;
 //! - [`dlp`]: secret scanning of everything sent out;
-//! - [`audit`]: the rotated JSONL audit log.
+//! - [`audit`]: the rotated JSONL audit log;
+//! - [`probe`]: the isolation self-test, run inside the agent.
 
 pub mod audit;
 pub mod config;
 pub mod dlp;
 pub mod mitm;
+pub mod probe;
 pub mod proxy;
 pub mod upstream;

@@ -7,6 +7,9 @@
 //! - `health [--addr ADDR]` asks a running proxy whether it is up; the launch
 //!   runs it through `exec` inside the sidecar container, which works the same
 //!   on every backend (the host may not be able to reach container addresses).
+//! - `probe --targets JSON` runs the isolation self-test from inside the
+//!   agent (the binary is mounted there read-only) and prints a JSON report;
+//!   exit 0 isolated, 3 a direct path reached something, 4 no proxy path.
 
 use anyhow::{bail, Context, Result};
 use bottlebar_policy::{HEALTH_PATH, PROXY_PORT};
@@ -36,6 +39,12 @@ enum Command {
         #[arg(long, default_value_t = SocketAddr::from(([127, 0, 0, 1], PROXY_PORT)))]
         addr: SocketAddr,
     },
+    /// Try every direct way out and the proxy path; print a JSON report.
+    Probe {
+        /// The targets (JSON `ProbeTargets`), chosen by the core.
+        #[arg(long)]
+        targets: String,
+    },
 }
 
 fn main() -> Result<()> {
@@ -57,6 +66,7 @@ fn main() -> Result<()> {
             runtime.block_on(bottlebar_sidecar::proxy::run(&config))
         }
         Command::Health { addr } => health(addr),
+        Command::Probe { targets } => probe(&targets),
     }
 }
 
@@ -79,4 +89,23 @@ fn health(addr: SocketAddr) -> Result<()> {
     }
     println!("ok");
     Ok(())
+}
+
+fn probe(targets: &str) -> Result<()> {
+    use bottlebar_policy::selftest::{self, ProbeTargets};
+    let targets: ProbeTargets =
+        serde_json::from_str(targets).context("reading --targets (JSON ProbeTargets)")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(bottlebar_sidecar::probe::run(&targets));
+    println!("{}", serde_json::to_string(&report)?);
+    let code = if report.leaks().next().is_some() {
+        selftest::PROBE_EXIT_LEAK
+    } else if !report.proxy_ok {
+        selftest::PROBE_EXIT_NO_PROXY
+    } else {
+        selftest::PROBE_EXIT_ISOLATED
+    };
+    std::process::exit(code)
 }

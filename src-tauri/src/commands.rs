@@ -99,7 +99,11 @@ pub async fn launch_bottle<R: Runtime>(
         Ok(o) => Ok(o),
         Err(e) => {
             let record = failure_record(&name, &e);
-            let title = format!("Bottle {name} failed to launch");
+            let title = if matches!(e, OpError::IsolationLeak { .. }) {
+                format!("Bottle {name} stopped: isolation leak")
+            } else {
+                format!("Bottle {name} failed to launch")
+            };
             let body = match &record.step {
                 Some(step) => format!(
                     "Step `{step}` failed: {}",
@@ -137,6 +141,14 @@ fn failure_record(bottle: &str, e: &OpError) -> FailureRecord {
             message: e.to_string(),
             time: now(),
         },
+        OpError::IsolationLeak { summary, .. } => FailureRecord {
+            bottle: bottle.into(),
+            step: Some(ops::SELF_TEST_STEP.into()),
+            command: None,
+            stderr_tail: Some(summary.clone()),
+            message: e.to_string(),
+            time: now(),
+        },
         other => FailureRecord {
             bottle: bottle.into(),
             step: None,
@@ -146,6 +158,36 @@ fn failure_record(bottle: &str, e: &OpError) -> FailureRecord {
             time: now(),
         },
     }
+}
+
+/// Reruns the isolation self-test in a running bottle (`bottle verify`). A
+/// leak stops the bottle, is recorded as its failure, and notifies.
+#[tauri::command]
+pub async fn verify_bottle<R: Runtime>(
+    app: AppHandle<R>,
+    name: String,
+) -> Result<bottlebar_core::selftest::Record, String> {
+    let state = app.state::<AppState>();
+    let _busy = busy(&state, &name);
+    let (events, forwarding) = forward(&app, &name);
+    let result = ops::verify(&state.home, &name, state.runner.as_ref(), &events).await;
+    drop(events);
+    let _ = forwarding.await;
+    if let Err(e @ OpError::IsolationLeak { summary, .. }) = &result {
+        notify(
+            &app,
+            &format!("Bottle {name} stopped: isolation leak"),
+            &first_line(summary),
+        );
+        state
+            .failures
+            .lock()
+            .unwrap()
+            .insert(name.clone(), failure_record(&name, e));
+    }
+    drop(_busy);
+    refresh(&app).await;
+    result.map_err(|e| e.to_string())
 }
 
 /// Stops a bottle: removes its containers, networks and state (`bottle down`).
@@ -168,6 +210,8 @@ pub struct Doctor {
     pub reason: String,
     pub engines: Vec<EngineStatus>,
     pub sidecar: Result<String, String>,
+    /// Where secrets entered in the editor are kept.
+    pub secrets_store: &'static str,
 }
 
 /// Which backend is used and why, each engine's state, and the fix on offer.
@@ -198,6 +242,7 @@ pub async fn doctor<R: Runtime>(app: AppHandle<R>) -> Result<Doctor, String> {
         reason,
         engines,
         sidecar,
+        secrets_store: bottlebar_core::keychain::store_in_use().describe(),
     })
 }
 

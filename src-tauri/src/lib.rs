@@ -104,6 +104,7 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>, home: Home) -> tauri::B
             commands::list_bottles,
             commands::launch_bottle,
             commands::stop_bottle,
+            commands::verify_bottle,
             commands::doctor,
             commands::fix_engine,
             commands::audit,

@@ -22,6 +22,7 @@ fn state_label(state: BottleState) -> &'static str {
         BottleState::Partial => "needs attention",
         BottleState::NotLaunched => "not launched",
         BottleState::Unknown => "unknown",
+        BottleState::IsolationLeak => "isolation leak",
     }
 }
 

@@ -175,6 +175,12 @@ async fn the_window_launches_watches_stops_and_reports_failure() {
         .env("BOTTLEBAR_HOME", home.path())
         .env("BOTTLEBAR_SIDECAR_BIN", sidecar_bin())
         .env("BOTTLEBAR_BACKEND", "docker")
+        // The launch's self-test probes this test's own fake internet.
+        .env("BOTTLEBAR_TEST_RUN", "1")
+        .env(
+            "BOTTLEBAR_SELFTEST_TARGETS",
+            &bottlebar_e2e::fake_internet().targets_file,
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -227,7 +233,18 @@ async fn the_window_launches_watches_stops_and_reports_failure() {
     let steps = c.find_all(Locator::Css("#timeline li.step")).await.unwrap();
     assert!(steps.len() >= 8, "{} steps", steps.len());
     wait_css(&c, "#keepalive[data-status='alive']", 30).await;
+    // The self-test ran as the last step, and the isolation panel says when.
+    wait_css(&c, "#timeline li.step.finished[data-step='self-test']", 5).await;
+    wait_css(&c, "#isolation[data-status='isolated']", 10).await;
+    assert!(text(&c, "#isolation-at").await.starts_with("20"));
     shot(&c, "launch").await;
+    // "Verify now" reruns it on the running bottle.
+    click(&c, "#verify").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !text(&c, "#banner").await.contains("isolated") {
+        assert!(Instant::now() < deadline, "Verify now never reported");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Egress activity: a denied request from the agent shows up live.
     let out = docker(&[
@@ -341,6 +358,12 @@ async fn the_window_launches_watches_stops_and_reports_failure() {
     .unwrap();
     wait_css(&c, "#settings .engine[data-kind='docker']", 20).await;
     assert_eq!(text(&c, "#default-backend").await, "docker");
+    // The window's secrets store is the one the tests run with.
+    if std::env::var_os("BOTTLEBAR_EXPECT_SECRET_SERVICE").is_some() {
+        assert!(text(&c, "#secrets-store")
+            .await
+            .starts_with("Secret Service"));
+    }
     shot(&c, "settings").await;
 
     let _ = invoke(&c, "stop_bottle", json!({ "name": "demo" })).await;

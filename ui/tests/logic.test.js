@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { reduceTimeline, emptyTimeline, counters, filterActivity, fieldForKey, keepalive, formatUptime, diagnostics, stateLabel } from "../logic.js";
+import { reduceTimeline, emptyTimeline, counters, filterActivity, fieldForKey, keepalive, isolation, formatUptime, diagnostics, stateLabel } from "../logic.js";
 
 const plan = { event: "plan_started", bottle: "demo", backend: "docker", steps: [{ id: "build", title: "Build" }, { id: "run", title: "Run" }] };
 
@@ -98,4 +98,27 @@ test("diagnostics carry the step, command and stderr", () => {
   assert.match(d, /failed step: run-agent/);
   assert.match(d, /command: docker run/);
   assert.match(d, /no space/);
+});
+
+test("the self-test joins the timeline after the plan, and a leak ends it", () => {
+  let t = reduceTimeline(emptyTimeline(), { event: "plan_started", steps: [{ id: "run-agent", title: "Start agent" }] });
+  t = reduceTimeline(t, { event: "step_finished", step: "run-agent", duration_ms: 300 });
+  t = reduceTimeline(t, { event: "step_started", step: "self-test", title: "Isolation self-test", command: "docker exec …" });
+  assert.deepEqual(t.steps.map((s) => [s.id, s.state]), [["run-agent", "finished"], ["self-test", "running"]]);
+  t = reduceTimeline(t, { event: "self_test", ready: false, summary: "isolation leak: tcp 10.0.0.1:22", at: "T" });
+  t = reduceTimeline(t, { event: "step_failed", step: "self-test", stderr_tail: "isolation leak: tcp 10.0.0.1:22", duration_ms: 1500 });
+  assert.equal(t.status, "leak");
+  assert.equal(t.selfTest.ready, false);
+  assert.equal(t.steps[1].state, "failed");
+});
+
+test("the isolation panel says when the self-test ran and what it found", () => {
+  assert.equal(isolation({ state: "running" }).status, "none");
+  const ok = isolation({ state: "running", self_test: { ready: true, at: "2026-11-26T21:00:00Z", summary: "isolated" } });
+  assert.equal(ok.status, "isolated");
+  assert.equal(ok.at, "2026-11-26T21:00:00Z");
+  const leak = isolation({ state: "isolation_leak", self_test: { ready: false, at: "T", summary: "isolation leak: tcp 10.0.0.1:22" } });
+  assert.equal(leak.status, "leak");
+  assert.match(leak.sentence, /10\.0\.0\.1:22.*stopped/);
+  assert.equal(stateLabel("isolation_leak"), "Isolation leak");
 });

@@ -161,6 +161,7 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
     let mut run_agent = s(&[c, "run", "--detach", "--name", &agent]);
     run_agent.extend(label_args(b, Role::Agent));
     run_agent.extend(s(&["--network", &internal, "--init"]));
+    run_agent.extend(launch::agent_dns_args());
     if let Some(n) = spec.resources.cpus {
         run_agent.extend(["--cpus".into(), n.to_string()]);
     }

@@ -65,7 +65,14 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
     let network = |id: &str, title: &str, name: &str, role: Role, internal_only: bool| {
         let mut argv = s(&[d, "network", "create"]);
         if internal_only {
-            argv.push("--internal".into());
+            // No route out, and no host address on the bridge: without its
+            // IPv4 address the host is not the agent's gateway, so host
+            // services (even ones bound to 0.0.0.0) are out of reach.
+            argv.extend(s(&[
+                "--internal",
+                "--opt",
+                "com.docker.network.bridge.inhibit_ipv4=true",
+            ]));
         }
         argv.extend(label_args(b, role));
         argv.push(name.into());
@@ -109,6 +116,7 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
     let mut run_agent = s(&[d, "run", "--detach", "--name", &agent]);
     run_agent.extend(label_args(b, Role::Agent));
     run_agent.extend(s(&["--network", &internal, "--init"]));
+    run_agent.extend(launch::agent_dns_args());
     if let Some(c) = spec.resources.cpus {
         run_agent.extend(["--cpus".into(), c.to_string()]);
     }

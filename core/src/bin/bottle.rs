@@ -105,6 +105,14 @@ enum Command {
         #[arg(long)]
         fix: bool,
     },
+    /// Rerun the isolation self-test in a running bottle. A leak stops it.
+    /// Exit 0 isolated, 3 isolation leak.
+    Verify {
+        name: String,
+        /// Print the full record (every path tried) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove the resources of every bottle that is not fully running.
     Cleanup {
         #[arg(long, value_enum)]
@@ -113,6 +121,10 @@ enum Command {
         json: bool,
     },
 }
+
+/// `bottle up` and `bottle verify` exit with this when the self-test found a
+/// way out (other failures exit 1).
+const EXIT_ISOLATION_LEAK: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -185,6 +197,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         );
                     }
                 }
+                Err(e @ ops::OpError::IsolationLeak { .. }) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(EXIT_ISOLATION_LEAK));
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -252,6 +268,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
             } else {
                 print!("{}", plan.render());
+                println!(
+                    "\nThen the isolation self-test [{}]: {program} exec {} {}/{} probe --targets …\n    ready only if every direct way out fails and the proxy answers",
+                    ops::SELF_TEST_STEP,
+                    spec.bottle.resource(bottlebar_core::name::Role::Agent),
+                    bottlebar_core::selftest::PROBE_DIR_IN_AGENT,
+                    bottlebar_core::selftest::PROBE_BIN,
+                );
             }
         }
         Command::Logs { name, follow, json } => return logs(&home, &name, follow, json).await,
@@ -272,6 +295,35 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             return run_attached(&argv);
         }
         Command::Doctor { json, fix } => return doctor(json, fix, runner.as_ref()).await,
+        Command::Verify { name, json } => {
+            let (home2, name2, runner2) = (home.clone(), name.clone(), runner.clone());
+            let result = with_events(false, None, move |events| async move {
+                ops::verify(&home2, &name2, runner2.as_ref(), &events).await
+            })
+            .await?;
+            match result {
+                Ok(record) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&record)?);
+                    } else {
+                        println!("bottle `{name}`: {}", record.summary);
+                    }
+                }
+                Err(e @ ops::OpError::IsolationLeak { .. }) => {
+                    if json {
+                        if let Some(r) = bottlebar_core::selftest::load(
+                            &home,
+                            &bottlebar_core::name::BottleName::parse(&name)?,
+                        ) {
+                            println!("{}", serde_json::to_string_pretty(&r)?);
+                        }
+                    }
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(EXIT_ISOLATION_LEAK));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         Command::Cleanup { backend, json } => {
             let (home2, runner2) = (home.clone(), runner.clone());
             let swept = with_events(json, None, move |events| async move {
@@ -478,6 +530,7 @@ fn plain_line(e: &Event) -> Option<String> {
         })
         .into(),
         Event::Ready { .. } => return None,
+        Event::SelfTest { summary, .. } => format!("  {summary}"),
         Event::Note { message, .. } => message.clone(),
         Event::Removed { kind, name, .. } => format!("  removed {kind} {name}"),
     })
@@ -485,7 +538,7 @@ fn plain_line(e: &Event) -> Option<String> {
 
 fn print_listing(listing: &ops::Listing) {
     println!(
-        "{:<20} {:<12} {:<8} {:<11} {:<16} {:<9} NOTE",
+        "{:<20} {:<14} {:<8} {:<11} {:<16} {:<9} NOTE",
         "NAME", "STATE", "BACKEND", "KEEP-ALIVE", "SIDECAR IP", "UPTIME"
     );
     for b in &listing.bottles {
@@ -495,9 +548,10 @@ fn print_listing(listing: &ops::Listing) {
             BottleState::Partial => "partial",
             BottleState::NotLaunched => "not launched",
             BottleState::Unknown => "unknown",
+            BottleState::IsolationLeak => "isolation leak",
         };
         println!(
-            "{:<20} {:<12} {:<8} {:<11} {:<16} {:<9} {}",
+            "{:<20} {:<14} {:<8} {:<11} {:<16} {:<9} {}",
             b.name,
             state,
             b.backend,
@@ -551,6 +605,7 @@ async fn doctor(json: bool, fix: bool, runner: &ProcessRunner) -> Result<ExitCod
             "engines": reports,
             "sidecar_binary": sidecar.as_ref().map(|p| p.display().to_string()).map_err(|e| e.to_string()),
             "static_busybox": bottlebar_core::images::find_static_busybox(),
+            "secrets_store": bottlebar_core::keychain::store_in_use().describe(),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
@@ -578,6 +633,10 @@ async fn doctor(json: bool, fix: bool, runner: &ProcessRunner) -> Result<ExitCod
             Ok(p) => println!("\n✓ sidecar binary: {}", p.display()),
             Err(e) => println!("\n✗ sidecar binary: {e}"),
         }
+        println!(
+            "✓ secrets store: {}",
+            bottlebar_core::keychain::store_in_use().describe()
+        );
         match bottlebar_core::images::find_static_busybox() {
             Some(p) => println!("✓ static busybox for the demo template: {}", p.display()),
             None => println!(

@@ -9,6 +9,8 @@
 //! Deny is the default: a request is allowed only when some rule names its host,
 //! its port, and (where the rule restricts them) its method and path.
 
+pub mod selftest;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::Ipv4Addr;

@@ -1,6 +1,7 @@
 //! `bottlebar-testkit`: the test-only companion binary.
 //!
-//! - `serve`: the fake internet (HTTP and HTTPS) inside an upstream container;
+//! - `serve`: the fake internet (HTTP, HTTPS, and DNS on port 53 over UDP and
+//!   TCP) inside an upstream container;
 //! - `fetch`: a request from inside an agent, through the bottle's proxy
 //!   (`HTTPS_PROXY`/`HTTP_PROXY`, `SSL_CERT_FILE`), printed as one JSON object.
 
@@ -28,6 +29,12 @@ enum Command {
         key: String,
         #[arg(long)]
         token: String,
+        /// Port of the DNS server (UDP and TCP); 0 for none.
+        #[arg(long, default_value_t = 53)]
+        dns_port: u16,
+        /// The address every DNS answer gives.
+        #[arg(long, default_value = "198.51.100.7")]
+        dns_answer: std::net::Ipv4Addr,
     },
     Fetch {
         url: String,
@@ -56,13 +63,20 @@ async fn main() -> Result<()> {
             cert,
             key,
             token,
+            dns_port,
+            dns_answer,
         } => {
             let cert = std::fs::read_to_string(&cert).with_context(|| format!("reading {cert}"))?;
             let key = std::fs::read_to_string(&key).with_context(|| format!("reading {key}"))?;
             let config = server::tls_config(&cert, &key)?;
-            let http = tokio::net::TcpListener::bind(("0.0.0.0", http_port)).await?;
-            let https = tokio::net::TcpListener::bind(("0.0.0.0", https_port)).await?;
+            let http = tcp_any(http_port).await?;
+            let https = tcp_any(https_port).await?;
             tokio::spawn(server::serve_http(http, token.clone()));
+            if dns_port != 0 {
+                let udp = udp_any(dns_port).await?;
+                let tcp = tcp_any(dns_port).await?;
+                tokio::spawn(server::serve_dns(udp, tcp, dns_answer));
+            }
             server::serve_https(https, config, token).await;
             Ok(())
         }
@@ -101,5 +115,21 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// Listens on every address, IPv6 and IPv4 (dual stack), or IPv4 only where
+/// the container has no IPv6.
+async fn tcp_any(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(("::", port)).await {
+        Ok(l) => Ok(l),
+        Err(_) => tokio::net::TcpListener::bind(("0.0.0.0", port)).await,
+    }
+}
+
+async fn udp_any(port: u16) -> std::io::Result<tokio::net::UdpSocket> {
+    match tokio::net::UdpSocket::bind(("::", port)).await {
+        Ok(s) => Ok(s),
+        Err(_) => tokio::net::UdpSocket::bind(("0.0.0.0", port)).await,
     }
 }

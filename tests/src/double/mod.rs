@@ -600,6 +600,9 @@ fn network(args: &[String], _v: Version) -> Out {
             if let Some(s) = p.one("subnet") {
                 argv.extend(["--subnet".into(), s]);
             }
+            if let Some(s) = p.one("subnet-v6") {
+                argv.extend(["--ipv6".into(), "--subnet".into(), s]);
+            }
             argv.push(name.clone());
             let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
             docker(&refs)?;

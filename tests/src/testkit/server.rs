@@ -178,3 +178,89 @@ pub async fn serve_https(listener: TcpListener, config: Arc<rustls::ServerConfig
         });
     }
 }
+
+/// A DNS answer for `query` that gives every name the address `answer`, or
+/// `None` for something that is not a single-question query.
+pub fn dns_answer(query: &[u8], answer: std::net::Ipv4Addr) -> Option<Vec<u8>> {
+    if query.len() < 12 || query[4..6] != [0, 1] {
+        return None;
+    }
+    // The question: labels up to the root, then type and class.
+    let mut i = 12;
+    loop {
+        let len = *query.get(i)? as usize;
+        i += 1;
+        if len == 0 {
+            break;
+        }
+        i += len;
+    }
+    let question_end = i + 4;
+    if query.len() < question_end {
+        return None;
+    }
+    let mut r = Vec::with_capacity(question_end + 16);
+    r.extend_from_slice(&query[0..2]); // id
+    r.extend_from_slice(&[0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
+    r.extend_from_slice(&query[12..question_end]);
+    r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+    r.extend_from_slice(&answer.octets());
+    Some(r)
+}
+
+/// A resolver that answers every query, on UDP and TCP: the "outside" DNS
+/// server of the tests. Each query is logged on stdout (`dns query from
+/// ADDR`), so a test can tell whether one arrived.
+pub async fn serve_dns(udp: tokio::net::UdpSocket, tcp: TcpListener, answer: std::net::Ipv4Addr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, peer)) = tcp.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let Ok(len) = s.read_u16().await else { return };
+                let mut q = vec![0u8; len as usize];
+                if s.read_exact(&mut q).await.is_err() {
+                    return;
+                }
+                println!("dns query from {peer} (tcp)");
+                if let Some(r) = dns_answer(&q, answer) {
+                    let _ = s.write_all(&(r.len() as u16).to_be_bytes()).await;
+                    let _ = s.write_all(&r).await;
+                }
+            });
+        }
+    });
+    let mut buf = vec![0u8; 1500];
+    loop {
+        let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
+            continue;
+        };
+        println!("dns query from {peer} (udp)");
+        if let Some(r) = dns_answer(&buf[..n], answer) {
+            let _ = udp.send_to(&r, peer).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_a_query_with_the_given_address() {
+        // id 0x1234, RD, one question: outside.test A IN
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in ["outside", "test"] {
+            q.push(label.len() as u8);
+            q.extend_from_slice(label.as_bytes());
+        }
+        q.extend_from_slice(&[0, 0, 1, 0, 1]);
+        let r = dns_answer(&q, "198.51.100.7".parse().unwrap()).unwrap();
+        assert_eq!(&r[0..2], &[0x12, 0x34]);
+        assert_eq!(&r[6..8], &[0, 1], "one answer");
+        assert_eq!(&r[r.len() - 4..], &[198, 51, 100, 7]);
+        assert!(dns_answer(&q[..14], "1.2.3.4".parse().unwrap()).is_none());
+    }
+}

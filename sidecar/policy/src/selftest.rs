@@ -1,0 +1,200 @@
+//! The isolation self-test's vocabulary, shared by the core (which chooses
+//! the targets and judges the report) and the probe (which runs inside the
+//! agent and tries each path).
+//!
+//! A bottle is ready only if every *direct* path fails and the proxy path
+//! works. Each direct path belongs to a [`LeakClass`]; a user may accept a
+//! class knowingly (`[isolation] accept_leaks` in the bottle file), never by
+//! default.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+/// Ports tried on the gateway and on the host's addresses: the services a
+/// developer machine commonly runs (ssh, dns, http(s), engine APIs, dev
+/// servers, databases).
+pub const HOST_SERVICE_PORTS: &[u16] = &[
+    22, 53, 80, 443, 2375, 2376, 3000, 3306, 5000, 5432, 6379, 8000, 8080, 8443, 11434,
+];
+
+/// How long one path may take before it counts as blocked.
+pub const PROBE_TIMEOUT_MS: u64 = 1500;
+
+/// What the probe tries. The core fills it; the probe adds what only the
+/// agent can see (its default gateways, its resolv.conf nameservers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeTargets {
+    /// Outside addresses (v4 and v6) tried by direct TCP.
+    pub outside: Vec<SocketAddr>,
+    /// Resolvers tried on UDP and TCP port 53.
+    pub resolvers: Vec<IpAddr>,
+    /// The name asked of every resolver; resolving it is a leak.
+    pub dns_name: String,
+    /// The host's own addresses, tried on [`ProbeTargets::host_ports`].
+    pub host_addrs: Vec<IpAddr>,
+    pub host_ports: Vec<u16>,
+    /// Addresses on the egress side (the sidecar's egress address, the
+    /// egress network's gateway), tried on the proxy port, 80 and 443.
+    pub egress_addrs: Vec<IpAddr>,
+    /// The proxy as the agent reaches it: this path must work.
+    pub proxy: SocketAddr,
+}
+
+impl ProbeTargets {
+    /// The real-world defaults: well-known public resolvers' anycast
+    /// addresses (v4 and v6), which answer from anywhere with internet.
+    /// Tests must never use these (the core refuses them in a test run).
+    pub fn real_world(proxy: SocketAddr) -> Self {
+        let outside = [
+            "1.1.1.1:443",
+            "8.8.8.8:443",
+            "9.9.9.9:443",
+            "[2606:4700:4700::1111]:443",
+            "[2001:4860:4860::8888]:443",
+        ]
+        .iter()
+        .map(|s| s.parse().expect("valid default address"))
+        .collect();
+        let resolvers = ["1.1.1.1", "8.8.8.8", "2606:4700:4700::1111"]
+            .iter()
+            .map(|s| s.parse().expect("valid default address"))
+            .collect();
+        ProbeTargets {
+            outside,
+            resolvers,
+            dns_name: "example.com".into(),
+            host_addrs: vec![],
+            host_ports: HOST_SERVICE_PORTS.to_vec(),
+            egress_addrs: vec![],
+            proxy,
+        }
+    }
+}
+
+/// The kind of direct path that leaked; a user may accept one by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LeakClass {
+    /// Raw-IP TCP to an outside IPv4 address.
+    OutsideIpv4,
+    /// Raw-IP TCP to an outside IPv6 address.
+    OutsideIpv6,
+    /// A resolver answered: a DNS tunnel would have a channel.
+    Dns,
+    /// The host (the network's gateway, or one of the host's addresses)
+    /// answered: host services are exposed to the agent.
+    Host,
+    /// The egress network answered directly, bypassing the proxy.
+    EgressNetwork,
+}
+
+impl LeakClass {
+    pub const ALL: [LeakClass; 5] = [
+        LeakClass::OutsideIpv4,
+        LeakClass::OutsideIpv6,
+        LeakClass::Dns,
+        LeakClass::Host,
+        LeakClass::EgressNetwork,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeakClass::OutsideIpv4 => "outside-ipv4",
+            LeakClass::OutsideIpv6 => "outside-ipv6",
+            LeakClass::Dns => "dns",
+            LeakClass::Host => "host",
+            LeakClass::EgressNetwork => "egress-network",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LeakClass> {
+        LeakClass::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for LeakClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happened on one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// No answer: timed out, no route, unreachable, no address family.
+    Blocked,
+    /// A connection was established (TCP) or a reply came back (UDP).
+    Open,
+    /// The far end refused (TCP reset, ICMP port unreachable): the path
+    /// exists even though nothing listens on that port.
+    Refused,
+    /// A resolver answered the name with addresses.
+    Resolved,
+}
+
+impl Outcome {
+    /// Whether this outcome shows the path exists.
+    pub fn reached(self) -> bool {
+        !matches!(self, Outcome::Blocked)
+    }
+}
+
+/// One path the probe tried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathResult {
+    pub class: LeakClass,
+    /// e.g. `tcp 1.1.1.1:443`, `udp 10.0.0.1:53 example.com`.
+    pub path: String,
+    pub outcome: Outcome,
+    /// The error or answer, for the user.
+    pub detail: String,
+}
+
+/// Everything the probe found, printed as one JSON object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeReport {
+    pub paths: Vec<PathResult>,
+    /// Whether the proxy answered its health endpoint from inside the agent.
+    pub proxy_ok: bool,
+    pub proxy_detail: String,
+    pub elapsed_ms: u64,
+}
+
+impl ProbeReport {
+    /// The paths that reached something.
+    pub fn leaks(&self) -> impl Iterator<Item = &PathResult> {
+        self.paths.iter().filter(|p| p.outcome.reached())
+    }
+}
+
+/// The probe's exit codes.
+pub const PROBE_EXIT_ISOLATED: i32 = 0;
+pub const PROBE_EXIT_LEAK: i32 = 3;
+pub const PROBE_EXIT_NO_PROXY: i32 = 4;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leak_classes_round_trip_by_name() {
+        for c in LeakClass::ALL {
+            assert_eq!(LeakClass::parse(c.as_str()), Some(c));
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(json, format!("\"{c}\""));
+        }
+        assert_eq!(LeakClass::parse("hosts"), None);
+    }
+
+    #[test]
+    fn real_world_targets_cover_both_families() {
+        let t = ProbeTargets::real_world("10.0.0.2:3128".parse().unwrap());
+        assert!(t.outside.iter().any(|a| a.is_ipv4()));
+        assert!(t.outside.iter().any(|a| a.is_ipv6()));
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<ProbeTargets>(&json).unwrap(), t);
+    }
+}
