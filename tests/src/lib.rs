@@ -500,7 +500,9 @@ impl Engine {
     /// Runs `sh -c script` in a throwaway container on `network` (the control
     /// that proves a target is reachable at all, so a blocked attack means isolation).
     pub fn run_on(&self, network: &str, script: &str) -> Run {
-        let name = format!("bottlebar-test-client-{}", std::process::id());
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("bottlebar-test-client-{}-{n}", std::process::id());
         let started = self.run_detached(&name, network, upstream_image(), &[], &["sleep", "60"]);
         started.expect_ok("starting a client container");
         let r = self.exec(&name, &["sh", "-c", script]);
@@ -892,6 +894,115 @@ pub fn fake_internet() -> &'static FakeInternet {
             host_service_port,
         }
     })
+}
+
+/// The engine as the security report names it.
+pub fn backend_label() -> &'static str {
+    match engine() {
+        Engine::Docker => "docker",
+        Engine::Apple { double: true, .. } => "apple (double)",
+        Engine::Apple { double: false, .. } => "apple",
+    }
+}
+
+/// Where the escape suite writes one JSON result per attack and backend;
+/// `bottlebar-security-report` turns them into `docs/security.md`.
+pub fn security_results_dir() -> PathBuf {
+    std::env::var_os("BOTTLEBAR_SECURITY_RESULTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("security-results"))
+}
+
+/// One attack of the escape suite: controls prove it could be attempted,
+/// checks prove it failed. Written out on [`Attack::finish`], which fails
+/// the test on a leak or on an attack that could not be attempted.
+pub struct Attack {
+    id: u32,
+    title: &'static str,
+    attempts: Vec<String>,
+    leaks: Vec<String>,
+    not_attempted: Vec<String>,
+    accepted: Vec<String>,
+}
+
+impl Attack {
+    pub fn new(id: u32, title: &'static str) -> Self {
+        Self {
+            id,
+            title,
+            attempts: vec![],
+            leaks: vec![],
+            not_attempted: vec![],
+            accepted: vec![],
+        }
+    }
+
+    /// An attempt that got through in a leak class the bottle accepts
+    /// knowingly (e.g. `host` on Apple): reported as such, not hidden.
+    pub fn accepted_leak(&mut self, what: impl Into<String>) {
+        let what = what.into();
+        self.accepted.push(what.clone());
+        self.attempts.push(what);
+    }
+
+    /// A control: the target answers where it should (else the attack
+    /// could not really be attempted, and a "block" would prove nothing).
+    pub fn control(&mut self, ok: bool, what: impl Into<String>) {
+        if !ok {
+            self.not_attempted.push(what.into());
+        }
+    }
+
+    /// One attempt; `blocked` must hold.
+    pub fn blocked(&mut self, blocked: bool, what: impl Into<String>) {
+        let what = what.into();
+        if !blocked {
+            self.leaks.push(what.clone());
+        }
+        self.attempts.push(what);
+    }
+
+    #[track_caller]
+    pub fn finish(self) {
+        let outcome = if !self.leaks.is_empty() {
+            "LEAKED"
+        } else if !self.not_attempted.is_empty() || self.attempts.is_empty() {
+            "NOT ATTEMPTED"
+        } else if !self.accepted.is_empty() {
+            "blocked, except accepted leaks"
+        } else {
+            "blocked"
+        };
+        let dir = security_results_dir().join(backend_label().replace([' ', '(', ')'], ""));
+        std::fs::create_dir_all(&dir).unwrap();
+        let v = serde_json::json!({
+            "id": self.id,
+            "title": self.title,
+            "backend": backend_label(),
+            "outcome": outcome,
+            "attempts": self.attempts,
+            "leaks": self.leaks,
+            "not_attempted": self.not_attempted,
+            "accepted": self.accepted,
+        });
+        std::fs::write(
+            dir.join(format!("{:02}.json", self.id)),
+            serde_json::to_string_pretty(&v).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            self.leaks.is_empty(),
+            "attack {} succeeded: {:?}",
+            self.id,
+            self.leaks
+        );
+        assert!(
+            self.not_attempted.is_empty() && !self.attempts.is_empty(),
+            "attack {} could not be attempted: {:?}",
+            self.id,
+            self.not_attempted
+        );
+    }
 }
 
 /// A unique token for one test, so a response proves which server sent it.

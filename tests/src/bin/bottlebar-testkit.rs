@@ -32,6 +32,10 @@ enum Command {
         /// Port of the DNS server (UDP and TCP); 0 for none.
         #[arg(long, default_value_t = 53)]
         dns_port: u16,
+        /// Port of a fake SSH server (sends a banner, as a git remote's
+        /// sshd would); 0 for none.
+        #[arg(long, default_value_t = 22)]
+        ssh_port: u16,
         /// The address every DNS answer gives.
         #[arg(long, default_value = "198.51.100.7")]
         dns_answer: std::net::Ipv4Addr,
@@ -65,6 +69,7 @@ async fn main() -> Result<()> {
             token,
             dns_port,
             dns_answer,
+            ssh_port,
         } => {
             let cert = std::fs::read_to_string(&cert).with_context(|| format!("reading {cert}"))?;
             let key = std::fs::read_to_string(&key).with_context(|| format!("reading {key}"))?;
@@ -72,6 +77,10 @@ async fn main() -> Result<()> {
             let http = tcp_any(http_port).await?;
             let https = tcp_any(https_port).await?;
             tokio::spawn(server::serve_http(http, token.clone()));
+            if ssh_port != 0 {
+                let ssh = tcp_any(ssh_port).await?;
+                tokio::spawn(server::serve_ssh_banner(ssh));
+            }
             if dns_port != 0 {
                 let udp = udp_any(dns_port).await?;
                 let tcp = tcp_any(dns_port).await?;

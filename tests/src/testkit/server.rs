@@ -244,6 +244,24 @@ pub async fn serve_dns(udp: tokio::net::UdpSocket, tcp: TcpListener, answer: std
     }
 }
 
+/// The banner of the fake SSH server: what `git` over SSH would see first.
+pub const SSH_BANNER: &str = "SSH-2.0-bottlebar-fake-git-remote";
+
+/// Sends [`SSH_BANNER`] to every connection, logs it (`ssh connection from
+/// ADDR`) and closes.
+pub async fn serve_ssh_banner(listener: TcpListener) {
+    use tokio::io::AsyncWriteExt;
+    loop {
+        let Ok((mut s, peer)) = listener.accept().await else {
+            continue;
+        };
+        println!("ssh connection from {peer}");
+        tokio::spawn(async move {
+            let _ = s.write_all(format!("{SSH_BANNER}\r\n").as_bytes()).await;
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
