@@ -119,8 +119,27 @@ pub struct SelfTestSummary {
 
 /// Adds the last self-test to a status; a bottle with nothing on the engine
 /// whose last self-test failed is in the "isolation leak" state.
+///
+/// A running bottle is only "running" once a self-test has passed since its
+/// agent started; until then (a launch killed before its self-test, a
+/// record lost) it needs attention: `up` replaces it, `cleanup` removes it.
 fn with_self_test(home: &Home, name: &BottleName, mut st: BottleStatus) -> BottleStatus {
-    if let Some(r) = selftest::load(home, name) {
+    let record = selftest::load(home, name);
+    if st.state == BottleState::Running {
+        let parse = |s: &str| humantime::parse_rfc3339_weak(s).ok();
+        let verified = record.as_ref().is_some_and(|r| {
+            r.verdict.is_ready()
+                && match (st.started_at.as_deref().and_then(parse), parse(&r.at)) {
+                    (Some(started), Some(at)) => at >= started,
+                    _ => true,
+                }
+        });
+        if !verified {
+            st.state = BottleState::Partial;
+            st.problem = Some("not verified: no isolation self-test has passed since the agent started; relaunch it (or `bottle verify`)".into());
+        }
+    }
+    if let Some(r) = record {
         let ready = r.verdict.is_ready();
         if !ready && st.state == BottleState::NotLaunched {
             st.state = BottleState::IsolationLeak;
@@ -219,7 +238,46 @@ pub fn evaluate(
 /// Held while a launch or teardown of one bottle runs; released on drop
 /// (and by the kernel if the process dies).
 pub struct BottleLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for BottleLock {
+    fn drop(&mut self) {
+        crate::runner::lock_released(&self.file);
+    }
+}
+
+/// How long `up`, `down` and `cleanup` wait for a bottle's lock before
+/// saying it is busy. A launch killed with SIGKILL releases it only when
+/// the engine commands it started have finished (they inherit it).
+pub const LOCK_WAIT: Duration = Duration::from_secs(30);
+/// `cleanup` waits less per bottle: a launch in progress is not its to sweep.
+const CLEANUP_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// [`lock`], waiting up to `wait` for another holder to let go.
+pub async fn lock_waiting(
+    home: &Home,
+    name: &BottleName,
+    wait: Duration,
+    events: &Events,
+) -> Result<BottleLock, OpError> {
+    let deadline = std::time::Instant::now() + wait;
+    let mut told = false;
+    loop {
+        match lock(home, name) {
+            Err(OpError::Busy(_)) if std::time::Instant::now() < deadline => {
+                if !told {
+                    events.emit(Event::Note {
+                        bottle: name.to_string(),
+                        message: format!("waiting for another launch or removal of `{name}` (or the engine commands of one that was killed) to finish"),
+                    });
+                    told = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 pub fn lock(home: &Home, name: &BottleName) -> Result<BottleLock, OpError> {
@@ -238,7 +296,10 @@ pub fn lock(home: &Home, name: &BottleName) -> Result<BottleLock, OpError> {
         .open(&path)
         .map_err(lock_err)?;
     match file.try_lock() {
-        Ok(()) => Ok(BottleLock { _file: file }),
+        Ok(()) => {
+            crate::runner::lock_taken(&file);
+            Ok(BottleLock { file })
+        }
         Err(std::fs::TryLockError::WouldBlock) => Err(OpError::Busy(name.to_string())),
         Err(std::fs::TryLockError::Error(e)) => Err(lock_err(e)),
     }
@@ -299,13 +360,17 @@ pub async fn up<R: Runner>(
     let version = backend::ensure_ready(&engine, runner.as_ref())
         .await
         .map_err(engine_err(&bottle))?;
-    let _lock = lock(home, &bottle)?;
+    let _lock = lock_waiting(home, &bottle, LOCK_WAIT, events).await?;
 
     let live = backend::inventory(&engine, runner.as_ref())
         .await
         .map_err(engine_err(&bottle))?
         .of_bottle(bottle.as_str());
-    let status = evaluate(&bottle, kind, Some(manifest.source.clone()), &live);
+    let status = with_self_test(
+        home,
+        &bottle,
+        evaluate(&bottle, kind, Some(manifest.source.clone()), &live),
+    );
     let state_dir = home.state_dir(&bottle);
     match status.state {
         // Running, but its state directory is gone (deleted, or another
@@ -595,7 +660,7 @@ pub async fn verify<R: Runner>(
     let bottle = manifest.name.clone();
     let kind = choose_backend(None, manifest.backend);
     let engine = backend::find_engine(kind).map_err(engine_err(&bottle))?;
-    let _lock = lock(home, &bottle)?;
+    let _lock = lock_waiting(home, &bottle, LOCK_WAIT, events).await?;
     let live = backend::inventory(&engine, runner)
         .await
         .map_err(engine_err(&bottle))?
@@ -661,7 +726,7 @@ pub async fn down<R: Runner>(
     let bottle = BottleName::parse(name)?;
     let kind = backend_of(home, &bottle, backend_override);
     let engine = backend::find_engine(kind).map_err(engine_err(&bottle))?;
-    let _lock = lock(home, &bottle)?;
+    let _lock = lock_waiting(home, &bottle, LOCK_WAIT, events).await?;
     let live = backend::inventory(&engine, runner)
         .await
         .map_err(engine_err(&bottle))?
@@ -819,7 +884,15 @@ pub async fn cleanup<R: Runner>(
         .await
         .map_err(engine_err(&sweeper))?;
     let mut swept = Vec::new();
-    for owner in inv.bottles() {
+    // The bottles on the engine, and this home's own: a launch of one of
+    // them that was killed may still have engine commands creating things.
+    let mut owners = inv.bottles();
+    for name in manifest::list_names(home).0 {
+        if !owners.iter().any(|o| o == name.as_str()) {
+            owners.push(name.to_string());
+        }
+    }
+    for owner in owners {
         let Ok(bottle) = BottleName::parse(&owner) else {
             // Not a name Bottlebar would create; leave it alone rather than guess.
             events.emit(Event::Note {
@@ -828,17 +901,34 @@ pub async fn cleanup<R: Runner>(
             });
             continue;
         };
-        let mine = inv.of_bottle(&owner);
-        if evaluate(&bottle, kind, None, &mine).state == BottleState::Running {
+        // Bottles of this home must also have passed their self-test; a
+        // bottle from elsewhere (its record is not here) only has to run.
+        let running = |mine: &Inventory| {
+            let mut status = evaluate(&bottle, kind, None, mine);
+            if home.bottle_file(&bottle).is_file() {
+                status = with_self_test(home, &bottle, status);
+            }
+            status.state == BottleState::Running
+        };
+        if running(&inv.of_bottle(&owner)) {
             continue;
         }
-        let Ok(_lock) = lock(home, &bottle) else {
+        // A launch may be under way (or its commands still finishing after
+        // it was killed): wait for it, then look again.
+        let Ok(_lock) = lock_waiting(home, &bottle, CLEANUP_LOCK_WAIT, events).await else {
             events.emit(Event::Note {
                 bottle: owner.clone(),
                 message: format!("skipping `{owner}`: a launch is in progress"),
             });
             continue;
         };
+        let mine = backend::inventory(&engine, runner)
+            .await
+            .map_err(engine_err(&sweeper))?
+            .of_bottle(&owner);
+        if mine.is_empty() || running(&mine) {
+            continue;
+        }
         remove_resources(&engine, runner, &bottle, &mine, events).await?;
         let dirs = StateDirs::new(home.state_dir(&bottle));
         let _ = state::remove(&dirs);

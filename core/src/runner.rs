@@ -62,13 +62,14 @@ impl Runner for ProcessRunner {
                 stderr: "empty command".into(),
             };
         };
-        let child = tokio::process::Command::new(program)
-            .args(args)
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn();
+            .kill_on_drop(true);
+        inherit_held_locks(&mut cmd);
+        let child = cmd.spawn();
         let child = match child {
             Ok(c) => c,
             Err(e) => {
@@ -129,5 +130,90 @@ mod tests {
         assert_eq!(out.code, Some(3));
         assert_eq!(out.stdout, "out\n");
         assert_eq!(out.stderr_tail(), "err");
+    }
+}
+
+// ---- bottle locks outlive a killed process's engine commands -------------
+//
+// A launch holds its bottle's lock (an flock) while it runs. If the process
+// is killed with SIGKILL, the kernel releases the lock at once, but the
+// engine commands it started (`docker network create`, …) run on and may
+// create resources after the next `bottle up` has looked. So engine commands
+// inherit the lock: it is released only when the last of them has exited,
+// and the next `up` or `cleanup` waits for that (`ops::lock_waiting`).
+
+#[cfg(unix)]
+static HELD_LOCKS: std::sync::Mutex<Vec<std::os::fd::RawFd>> = std::sync::Mutex::new(Vec::new());
+
+/// Records a lock file this process holds (see above).
+pub fn lock_taken(file: &std::fs::File) {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        HELD_LOCKS.lock().unwrap().push(file.as_raw_fd());
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+}
+
+pub fn lock_released(file: &std::fs::File) {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let fd = file.as_raw_fd();
+        HELD_LOCKS.lock().unwrap().retain(|f| *f != fd);
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+}
+
+/// Lets the child inherit every held lock file (clears close-on-exec on
+/// those descriptors in the child only, between fork and exec).
+fn inherit_held_locks(cmd: &mut tokio::process::Command) {
+    #[cfg(unix)]
+    {
+        let fds = HELD_LOCKS.lock().unwrap().clone();
+        if fds.is_empty() {
+            return;
+        }
+        // SAFETY: only `fcntl`, which is async-signal-safe, runs in the
+        // forked child, on descriptors copied before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                for &fd in &fds {
+                    let flags = libc::fcntl(fd, libc::F_GETFD);
+                    if flags >= 0 {
+                        libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = cmd;
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod lock_inheritance_tests {
+    use super::*;
+
+    /// Engine commands hold the bottle's lock until they exit, even when the
+    /// process that took it is killed.
+    #[tokio::test]
+    async fn engine_commands_inherit_held_locks() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::home::Home::at(dir.path());
+        let name = crate::name::BottleName::parse("inherit").unwrap();
+        let lock = crate::ops::lock(&home, &name).unwrap();
+        let argv: Vec<String> = ["sh", "-c", "ls -l /proc/$$/fd"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let out = ProcessRunner.run(&argv).await;
+        assert!(out.stdout.contains("inherit.lock"), "{}", out.stdout);
+        drop(lock);
+        let out = ProcessRunner.run(&argv).await;
+        assert!(!out.stdout.contains("inherit.lock"), "{}", out.stdout);
     }
 }

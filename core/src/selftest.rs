@@ -318,7 +318,8 @@ pub async fn run<R: Runner>(
         Record {
             bottle: bottle.to_string(),
             backend,
-            at: crate::now_rfc3339(),
+            // Milliseconds: compared with the agent's start time.
+            at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
             summary: verdict.summary(),
             verdict,
             report,
