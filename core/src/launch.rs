@@ -60,6 +60,9 @@ pub struct LaunchSpec {
     pub hosts: BTreeMap<String, String>,
     /// The static sidecar binary, copied into `state.probe` for the self-test.
     pub probe_bin: PathBuf,
+    /// Docker: the internal and egress networks' subnets (see `subnets`);
+    /// `None` leaves them to the engine.
+    pub subnets: Option<(String, String)>,
 }
 
 /// Files on this machine that images are built from.
@@ -124,6 +127,7 @@ pub fn describe(
         engine_version,
         hosts: manifest.hosts.clone(),
         probe_bin: inputs.sidecar_bin.clone(),
+        subnets: None,
         state,
     })
 }
@@ -498,6 +502,8 @@ pub fn example_spec(backend: BackendKind, engine: &str) -> LaunchSpec {
         engine_version: None,
         hosts: BTreeMap::from([("internal.example.com".to_string(), "192.0.2.10".to_string())]),
         probe_bin: PathBuf::from("/opt/bottlebar/bottlebar-sidecar"),
+        subnets: (backend == BackendKind::Docker)
+            .then(|| ("10.213.4.16/28".to_string(), "10.213.9.32/28".to_string())),
         bottle,
         backend,
         engine: engine.into(),

@@ -23,6 +23,7 @@ pub mod plan;
 pub mod runner;
 pub mod selftest;
 pub mod state;
+pub mod subnets;
 
 /// The current time as RFC 3339 (UTC, seconds), for records shown to people.
 pub fn now_rfc3339() -> String {

@@ -475,9 +475,35 @@ pub async fn up<R: Runner>(
             source,
         });
     }
-    let plan = launch::plan(&spec);
+    let mut spec = spec;
     let started = std::time::Instant::now();
-    match executor::execute(&plan, runner.clone(), events).await {
+    // Docker: the networks get subnets of Bottlebar's own pool. A clash with
+    // a network created meanwhile (a concurrent launch) fails that step and
+    // rolls back; choose again, a few times.
+    let mut attempt = 0;
+    let executed = loop {
+        if kind == BackendKind::Docker {
+            match choose_subnets(&engine, runner.as_ref(), &bottle, attempt).await {
+                Ok(s) => spec.subnets = Some(s),
+                Err(e) => {
+                    discard_state(&spec);
+                    return Err(e);
+                }
+            }
+        }
+        let plan = launch::plan(&spec);
+        match executor::execute(&plan, runner.clone(), events).await {
+            Err(f) if attempt < SUBNET_ATTEMPTS && is_subnet_clash(&f) => {
+                attempt += 1;
+                events.emit(Event::Note {
+                    bottle: bottle.to_string(),
+                    message: format!("bottle `{bottle}`: its network's subnet was taken meanwhile; choosing another"),
+                });
+            }
+            other => break other,
+        }
+    };
+    match executed {
         Ok(outcome) => {
             let ip = outcome
                 .captured
@@ -520,6 +546,40 @@ pub async fn up<R: Runner>(
             discard_state(&spec);
             Err(failed.into())
         }
+    }
+}
+
+/// How many times a launch chooses subnets again after a clash.
+const SUBNET_ATTEMPTS: u32 = 4;
+
+fn is_subnet_clash(f: &StepFailed) -> bool {
+    f.step.ends_with("-network") && f.stderr_tail.contains("overlaps")
+}
+
+/// Two free subnets (internal, egress) for a bottle's Docker networks.
+async fn choose_subnets<R: Runner>(
+    engine: &Engine,
+    runner: &R,
+    bottle: &BottleName,
+    attempt: u32,
+) -> Result<(String, String), OpError> {
+    let unsupported = |message: String| OpError::Unsupported {
+        bottle: bottle.to_string(),
+        message,
+    };
+    let pool = crate::subnets::pool().map_err(unsupported)?;
+    let mut taken = backend::docker_subnets(engine, runner)
+        .await
+        .map_err(engine_err(bottle))?;
+    taken.extend(crate::subnets::host_networks());
+    let keys = [Role::Internal, Role::Egress].map(|r| bottle.resource(r));
+    match crate::subnets::choose(&keys, attempt, pool, &taken) {
+        Some(v) => Ok((v[0].to_string(), v[1].to_string())),
+        None => Err(unsupported(format!(
+            "no free /{} subnet left in {pool} for its networks; remove unused networks or set {} to a larger pool",
+            crate::subnets::BOTTLE_PREFIX,
+            crate::subnets::POOL_ENV
+        ))),
     }
 }
 

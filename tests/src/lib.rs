@@ -885,6 +885,20 @@ pub fn fake_internet() -> &'static FakeInternet {
             "host_ports": [22, 53, 80, 443, 2375, 8080, host_service_port],
         });
         std::fs::write(&targets_file, targets.to_string()).unwrap();
+        // Removed when the test process exits (the test harness exits
+        // through `exit`, which runs `atexit` handlers): a leftover network
+        // per test process would soon use up Docker's address pools.
+        extern "C" fn remove_fake_internet() {
+            if let Some(net) = NET.get() {
+                let _ = engine().rm(&net.server);
+                let _ = engine().cli(&["network", "rm", &net.network]);
+                let _ = std::fs::remove_file(&net.targets_file);
+            }
+        }
+        // SAFETY: registering a plain `extern "C"` function.
+        unsafe {
+            libc::atexit(remove_fake_internet);
+        }
         FakeInternet {
             network,
             server,

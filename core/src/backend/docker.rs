@@ -64,6 +64,12 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
     };
     let network = |id: &str, title: &str, name: &str, role: Role, internal_only: bool| {
         let mut argv = s(&[d, "network", "create"]);
+        if let Some((internal, egress)) = &spec.subnets {
+            argv.extend(s(&[
+                "--subnet",
+                if internal_only { internal } else { egress },
+            ]));
+        }
         if internal_only {
             // No route out, and no host address on the bridge: without its
             // IPv4 address the host is not the agent's gateway, so host
@@ -275,6 +281,33 @@ struct NetworkSettings {
 struct Endpoint {
     #[serde(rename = "IPAddress", default)]
     ip_address: String,
+}
+
+/// Every IPv4 subnet of every Docker network, from `docker network inspect`.
+pub fn parse_subnets(inspect_json: &str) -> Result<Vec<crate::subnets::Net>, String> {
+    #[derive(Deserialize)]
+    struct Network {
+        #[serde(rename = "IPAM", default)]
+        ipam: Option<Ipam>,
+    }
+    #[derive(Deserialize)]
+    struct Ipam {
+        #[serde(rename = "Config", default)]
+        config: Option<Vec<IpamConfig>>,
+    }
+    #[derive(Deserialize)]
+    struct IpamConfig {
+        #[serde(rename = "Subnet", default)]
+        subnet: String,
+    }
+    let parsed: Vec<Network> = serde_json::from_str(inspect_json)
+        .map_err(|e| format!("unexpected `docker network inspect` output: {e}"))?;
+    Ok(parsed
+        .into_iter()
+        .filter_map(|n| n.ipam?.config)
+        .flatten()
+        .filter_map(|c| crate::subnets::Net::parse(&c.subnet))
+        .collect())
 }
 
 /// The container's IPv4 address on `network` from `docker inspect` output.

@@ -282,6 +282,30 @@ fn ids(stdout: &str) -> Vec<String> {
 }
 
 /// Lists every resource labelled `bottlebar.bottle`.
+/// Docker: the IPv4 subnets of every network on the engine (any owner), so
+/// a bottle's networks can be given free ones.
+pub async fn docker_subnets<R: Runner>(
+    engine: &Engine,
+    runner: &R,
+) -> Result<Vec<crate::subnets::Net>, EngineError> {
+    let p = engine.program_str();
+    let ls: Vec<String> = [p.as_str(), "network", "ls", "--quiet", "--no-trunc"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let network_ids = ids(&checked(runner, &ls).await?.stdout);
+    if network_ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let argv = docker::network_inspect_argv(&p, &network_ids);
+    // A network removed between listing and inspecting: use what was printed.
+    let out = runner.run(&argv).await;
+    docker::parse_subnets(&out.stdout).map_err(|why| EngineError::Parse {
+        command: crate::plan::display_command(&argv),
+        why,
+    })
+}
+
 pub async fn inventory<R: Runner>(engine: &Engine, runner: &R) -> Result<Inventory, EngineError> {
     match engine.kind {
         BackendKind::Docker => {
