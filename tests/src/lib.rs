@@ -581,9 +581,8 @@ impl Harness {
         c.args(args)
             .env("BOTTLEBAR_HOME", self.home.path())
             .env("BOTTLEBAR_SIDECAR_BIN", sidecar_bin())
-            .env("BOTTLEBAR_TEST_RUN", "1")
-            .env("BOTTLEBAR_SELFTEST_TARGETS", &fake_internet().targets_file)
             .env_remove("BOTTLEBAR_DNS");
+        selftest_env(&mut c);
         engine().bottle_env(&mut c);
         for (k, v) in &self.env {
             c.env(k, v);
@@ -593,6 +592,19 @@ impl Harness {
 
     pub fn bottle(&self, args: &[&str]) -> Run {
         run(&mut self.bottle_cmd(args))
+    }
+
+    /// `name`'s entry in `bottle ls --json` (`null` if not listed).
+    pub fn ls_entry(&self, name: &str) -> Value {
+        let ls = self.bottle(&["ls", "--json"]).expect_ok("bottle ls");
+        let v: Value = serde_json::from_str(&ls.stdout).unwrap();
+        v["bottles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|b| b["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
     }
 
     /// Takes `name` down when the harness is dropped (for launches started by hand).
@@ -819,6 +831,13 @@ pub struct FakeInternet {
     pub targets_file: PathBuf,
     /// A TCP service on this host, bound to 0.0.0.0 (accepts and closes).
     pub host_service_port: u16,
+}
+
+/// Points a `bottle` command's self-test at this process's fake internet,
+/// and marks it a test run (which refuses real-world targets).
+pub fn selftest_env(cmd: &mut Command) {
+    cmd.env("BOTTLEBAR_TEST_RUN", "1")
+        .env("BOTTLEBAR_SELFTEST_TARGETS", &fake_internet().targets_file);
 }
 
 /// The name every DNS probe of the tests asks for.

@@ -471,6 +471,12 @@ fn bottles_launch_on_each_supported_version_and_older_ones_are_refused() {
         let home = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(home.path().join("bottles")).unwrap();
         std::fs::write(home.path().join("bottles/e2e-ver.toml"), manifest).unwrap();
+        // Apple's host-only networks expose the host (see docs/security.md).
+        std::fs::write(
+            home.path().join("settings.toml"),
+            "accept_leaks = [\"host\"]\n",
+        )
+        .unwrap();
         std::fs::create_dir_all(home.path().join("bottles/agent")).unwrap();
         std::fs::write(
             home.path().join("bottles/agent/Dockerfile"),
@@ -482,7 +488,9 @@ fn bottles_launch_on_each_supported_version_and_older_ones_are_refused() {
         )
         .unwrap();
         let bottle = |args: &[&str]| {
-            let out = Command::new(bottle_bin())
+            let mut cmd = Command::new(bottle_bin());
+            selftest_env(&mut cmd);
+            let out = cmd
                 .args(args)
                 .env("BOTTLEBAR_HOME", home.path())
                 .env("BOTTLEBAR_BACKEND", "apple")

@@ -7,7 +7,6 @@
 //! not run beside other launches.)
 
 use bottlebar_e2e::*;
-use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -19,18 +18,6 @@ fn docker_only() -> bool {
         return false;
     }
     true
-}
-
-fn ls_entry(h: &Harness, name: &str) -> Value {
-    let ls = h.bottle(&["ls", "--json"]).expect_ok("ls");
-    let v: Value = serde_json::from_str(&ls.stdout).unwrap();
-    v["bottles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == name)
-        .cloned()
-        .unwrap_or(Value::Null)
 }
 
 /// The proxy answers the agent (its health endpoint, through `HTTP_PROXY`).
@@ -113,7 +100,7 @@ fn a_killed_sidecar_fails_closed_shows_degraded_and_relaunch_repairs() {
     );
     assert!(!direct.stdout.contains("OUT"), "{direct:?}");
     // Degraded, with the reason.
-    let b = ls_entry(&h, "e2e-sckill");
+    let b = h.ls_entry("e2e-sckill");
     assert_eq!(b["state"], "partial", "{b:#}");
     assert!(b["problem"].as_str().unwrap().contains("sidecar"), "{b:#}");
     let verify = h.bottle(&["verify", "e2e-sckill"]);
@@ -121,7 +108,7 @@ fn a_killed_sidecar_fails_closed_shows_degraded_and_relaunch_repairs() {
 
     // `bottle up` repairs it: running, verified, the proxy answers.
     h.up("e2e-sckill").0.expect_ok("relaunch");
-    let b = ls_entry(&h, "e2e-sckill");
+    let b = h.ls_entry("e2e-sckill");
     assert_eq!(b["state"], "running", "{b:#}");
     assert_eq!(b["self_test"]["ready"], true);
     assert!(proxy_answers(&h, "e2e-sckill"));
@@ -184,10 +171,10 @@ fn an_engine_that_is_down_or_goes_away_mid_launch_loses_nothing() {
     )
     .unwrap();
     h.up("e2e-eng").0.expect_ok("up once the engine is back");
-    assert_eq!(ls_entry(&h, "e2e-eng")["state"], "running");
+    assert_eq!(h.ls_entry("e2e-eng")["state"], "running");
 
     // The bottle that was running throughout is untouched.
-    assert_eq!(ls_entry(&h, "e2e-eng-keep")["state"], "running");
+    assert_eq!(h.ls_entry("e2e-eng-keep")["state"], "running");
     assert_eq!(state_files(&h.state_dir("e2e-eng-keep")), kept);
 }
 
@@ -252,7 +239,7 @@ fn a_full_disk_under_the_state_directory_fails_cleanly() {
     );
     // The running bottle lost nothing, and still runs.
     assert_eq!(state_files(&in_home("e2e-disk-keep")), kept);
-    assert_eq!(ls_entry(&h, "e2e-disk-keep")["state"], "running");
+    assert_eq!(h.ls_entry("e2e-disk-keep")["state"], "running");
     assert!(proxy_answers(&h, "e2e-disk-keep"));
 
     std::fs::remove_file(&fill).unwrap();
@@ -324,7 +311,7 @@ fn unreadable_rules_close_egress_and_an_unreadable_manifest_changes_nothing() {
     h.write_bottle("e2e-rules", BOTTLE);
     std::fs::write(&rules, &good).unwrap();
     h.up("e2e-rules").0.expect_ok("up after repair");
-    assert_eq!(ls_entry(&h, "e2e-rules")["state"], "running");
+    assert_eq!(h.ls_entry("e2e-rules")["state"], "running");
 }
 
 #[test]
@@ -359,7 +346,7 @@ fn twenty_bottles_launched_at_once_come_up_isolated_or_fail_cleanly() {
     let mut failures = Vec::new();
     for (n, out) in names.iter().zip(&results) {
         if out.status.success() {
-            let b = ls_entry(&h, n);
+            let b = h.ls_entry(n);
             assert_eq!(b["state"], "running", "{n}: {b:#}");
             assert_eq!(b["self_test"]["ready"], true, "{n}: {b:#}");
             up += 1;

@@ -43,16 +43,8 @@ fn kill_after_step(h: &Harness, k: usize) -> Option<String> {
 }
 
 fn ls_state(h: &Harness) -> (String, Value) {
-    let ls = h.bottle(&["ls", "--json"]).expect_ok("ls");
-    let v: Value = serde_json::from_str(&ls.stdout).unwrap();
-    let b = v["bottles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == NAME)
-        .cloned()
-        .unwrap();
-    (b["state"].as_str().unwrap().to_string(), b)
+    let b = h.ls_entry(NAME);
+    (b["state"].as_str().unwrap_or("").to_string(), b)
 }
 
 #[test]

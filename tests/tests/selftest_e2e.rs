@@ -39,18 +39,6 @@ fn outcome_of(rec: &Value, path: &str) -> String {
         .to_string()
 }
 
-fn ls_entry(h: &Harness, name: &str) -> Value {
-    let ls = h.bottle(&["ls", "--json"]).expect_ok("bottle ls");
-    let v: Value = serde_json::from_str(&ls.stdout).unwrap();
-    v["bottles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("{name} not listed: {v:#}"))
-}
-
 /// The targets answer from where they should: the fake internet from its own
 /// network, the host service from the host.
 fn controls_answer(net: &FakeInternet) {
@@ -142,7 +130,7 @@ fn a_bottle_is_ready_only_after_its_self_test_finds_no_way_out() {
     );
 
     // `ls` shows when it ran and what it found.
-    let b = ls_entry(&h, "e2e-st");
+    let b = h.ls_entry("e2e-st");
     assert_eq!(b["state"], "running");
     assert_eq!(b["self_test"]["ready"], true, "{b:#}");
     assert_eq!(b["self_test"]["at"], rec["at"]);
@@ -201,7 +189,7 @@ fn a_leak_stops_the_bottle_names_the_path_and_fails_closed() {
         containers.is_empty() && networks.is_empty(),
         "{containers:?} {networks:?}"
     );
-    let b = ls_entry(&h, "e2e-leak");
+    let b = h.ls_entry("e2e-leak");
     assert_eq!(b["state"], "isolation_leak", "{b:#}");
     assert!(b["problem"].as_str().unwrap().contains(first), "{b:#}");
 
@@ -227,7 +215,7 @@ fn a_leak_stops_the_bottle_names_the_path_and_fails_closed() {
         );
     } else {
         r.expect_ok("relaunch after the leak");
-        assert_eq!(ls_entry(&h, "e2e-leak")["state"], "running");
+        assert_eq!(h.ls_entry("e2e-leak")["state"], "running");
     }
 }
 

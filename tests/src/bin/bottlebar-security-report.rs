@@ -87,6 +87,34 @@ file with `outside`, `resolvers`, `dns_name` (and optionally `host_ports`).
 Every test overrides them with the test's own "fake internet" (a network
 and server the test creates); a test run (`BOTTLEBAR_TEST_RUN` set) without
 the override is refused before anything is created.
+
+## Faults
+
+Also run by every test run (`tests/tests/faults_e2e.rs`, `kill_e2e.rs`, on
+Docker):
+
+- **The CLI killed (SIGKILL) during each launch step in turn**, including the
+  self-test: the next `bottle up` leaves a whole, verified bottle, or the next
+  `bottle cleanup` leaves no labelled resource. Engine commands inherit the
+  bottle's lock, so a killed launch's last commands finish before anyone
+  looks; a bottle counts as running only once a self-test has passed since
+  its agent started.
+- **The sidecar killed**: the agent has no egress at all (no proxy, no direct
+  path), `bottle ls` and the app show the bottle as needing attention
+  ("sidecar exited"), and `bottle up` repairs it.
+- **The engine down**, or **going away as the agent starts**: a clear error
+  naming the bottle and step; nothing is created, or what was created is
+  repaired by the next `up` once the engine is back; running bottles and
+  their state are untouched.
+- **A full disk under the state directory**: the launch fails with the OS's
+  reason before anything exists on the engine, leaves no half state
+  directory, and the bottles already running keep every file.
+- **Unreadable rules**: the sidecar closes egress until they are readable
+  again; an unreadable bottle file is an error naming it, changing nothing.
+- **Twenty bottles launched at once** all come up isolated: bottles' Docker
+  networks get /28 subnets of Bottlebar's own pool (`BOTTLEBAR_SUBNET_POOL`,
+  default `10.213.0.0/16`), since Docker's default pools hold only about
+  fifteen bottles' worth of networks.
 "#;
 
 fn main() -> Result<()> {
