@@ -365,6 +365,17 @@ impl Engine {
             .collect()
     }
 
+    /// The image a container runs (its reference).
+    pub fn image_of(&self, container: &str) -> String {
+        let v = self.inspect(container);
+        match self {
+            Engine::Docker => v["Config"]["Image"].as_str(),
+            Engine::Apple { .. } => v["configuration"]["image"]["reference"].as_str(),
+        }
+        .unwrap_or_default()
+        .to_string()
+    }
+
     /// The labels of the image a container runs.
     pub fn image_labels(&self, container: &str) -> BTreeMap<String, String> {
         let v = self.inspect(container);

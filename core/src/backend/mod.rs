@@ -306,7 +306,31 @@ pub async fn docker_subnets<R: Runner>(
     })
 }
 
+/// Every Bottlebar resource on the engine: labelled, *and* named as its
+/// bottle and role say. Containers inherit their image's labels, so a
+/// container someone runs from a `bottlebar/…` image carries a bottle's
+/// labels; its name gives it away, and it is never managed (or removed) as
+/// part of that bottle.
 pub async fn inventory<R: Runner>(engine: &Engine, runner: &R) -> Result<Inventory, EngineError> {
+    let mut inv = labelled_inventory(engine, runner).await?;
+    let named_as_labelled = |name: &str, bottle: &str, role: Option<Role>| match (
+        crate::name::BottleName::parse(bottle),
+        role,
+    ) {
+        (Ok(b), Some(r)) => b.resource(r) == name,
+        _ => false,
+    };
+    inv.containers
+        .retain(|c| named_as_labelled(&c.name, &c.bottle, c.role));
+    inv.networks
+        .retain(|n| named_as_labelled(&n.name, &n.bottle, n.role));
+    Ok(inv)
+}
+
+async fn labelled_inventory<R: Runner>(
+    engine: &Engine,
+    runner: &R,
+) -> Result<Inventory, EngineError> {
     match engine.kind {
         BackendKind::Docker => {
             let p = engine.program_str();
