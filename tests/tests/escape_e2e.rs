@@ -31,6 +31,7 @@ struct Fixture {
     name: String,
     upstream: TlsUpstream,
     _kit: tempfile::TempDir,
+    _agent_context: Option<tempfile::TempDir>,
 }
 
 impl Fixture {
@@ -82,6 +83,12 @@ fn denied_by_sidecar(v: &Value) -> bool {
 /// credential injected), and the upstream on its egress network standing
 /// in for every outside host.
 fn fixture(name: &str) -> Fixture {
+    fixture_with(name, "template = \"busybox\"", None)
+}
+
+/// [`fixture`] with another `[agent]` section (and the build context it
+/// names, kept until the fixture is dropped).
+fn fixture_with(name: &str, agent: &str, context: Option<tempfile::TempDir>) -> Fixture {
     let mut h = Harness::new();
     h.env
         .push(("BOTTLEBAR_ESCAPE_API_KEY".into(), SECRET.into()));
@@ -92,7 +99,7 @@ fn fixture(name: &str) -> Fixture {
     std::fs::write(&ca_path, &ca.cert_pem).unwrap();
     let manifest = format!(
         r#"[agent]
-template = "busybox"
+{agent}
 
 [[mounts]]
 host = "{kit}"
@@ -133,6 +140,7 @@ host = "*.wild.bottlebar.test"
         name: name.to_string(),
         upstream,
         _kit: kit,
+        _agent_context: context,
     };
     f.h.pin_hosts(name, &manifest, &pins, || {
         status(&f.fetch(&format!("https://{ALLOWED}/"))) == 200
@@ -526,7 +534,10 @@ fn attack_7_reading_secrets_inside_the_agent() {
 
 #[test]
 fn attack_8_git_to_a_non_allowlisted_remote() {
-    let f = fixture("e2e-esc8");
+    // An agent with the real git and ssh clients of this machine.
+    let ctx = git_agent_context();
+    let agent = format!("dockerfile = \"{}/Dockerfile\"", ctx.path().display());
+    let f = fixture_with("e2e-esc8", &agent, Some(ctx));
     let ip = f.upstream.ip.clone();
     let mut a = Attack::new(8, "git over HTTPS and SSH to a non-allowlisted remote");
     a.control(
@@ -536,7 +547,73 @@ fn attack_8_git_to_a_non_allowlisted_remote() {
             .contains(bottlebar_e2e::testkit::server::SSH_BANNER),
         "the remote's SSH server answers on its own network",
     );
-    // What `git clone https://…` and `git push` send first.
+    // git itself, through the bottle's proxy settings.
+    let git = |args: &str| {
+        f.sh(&format!("cd /tmp && timeout 20 git {args} 2>&1; true"))
+            .stdout
+    };
+    // The server answered git (the test server is no git server, so git
+    // says so: "not valid: is this a git repository?").
+    let server_answered = |out: &str| {
+        out.contains("is this a git repository")
+            || (out.contains("repository") && out.contains("not found"))
+    };
+    let reached = git(&format!("ls-remote https://{ALLOWED}/org/repo.git"));
+    a.control(
+        server_answered(&reached),
+        format!(
+            "git reaches an allowed server through the proxy: {}",
+            reached.trim()
+        ),
+    );
+    for (what, args) in [
+        ("git ls-remote over HTTPS", format!("ls-remote https://{GIT}/org/repo.git")),
+        ("git clone over HTTPS", format!("clone https://{GIT}/org/repo.git /tmp/clone")),
+        (
+            "git push over HTTPS",
+            format!(
+                "init -q /tmp/r && cd /tmp/r && git -c user.email=a@b.c -c user.name=a commit -q --allow-empty -m x && git push https://{GIT}/org/repo.git HEAD:main"
+            ),
+        ),
+        ("git over HTTPS to the remote's IP", format!("ls-remote https://{ip}/org/repo.git")),
+    ] {
+        let out = git(&args);
+        a.blocked(
+            out.contains("403") && !server_answered(&out),
+            format!("{what}: {}", out.lines().last().unwrap_or("").trim()),
+        );
+    }
+    let ssh_reached = |out: &str| {
+        [
+            "kex_exchange_identification",
+            "Connection closed",
+            "Permission denied",
+            "host key",
+        ]
+        .iter()
+        .any(|m| out.contains(m))
+    };
+    for (what, args) in [
+        (
+            "git over SSH by name",
+            format!("ls-remote git@{GIT}:org/repo.git"),
+        ),
+        (
+            "git over SSH to the remote's IP",
+            format!("ls-remote ssh://git@{ip}/org/repo.git"),
+        ),
+    ] {
+        let out = f
+            .sh(&format!(
+                "cd /tmp && GIT_SSH_COMMAND='ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o ConnectTimeout=3' timeout 20 git {args} 2>&1; true"
+            ))
+            .stdout;
+        a.blocked(
+            !ssh_reached(&out),
+            format!("{what}: {}", out.lines().next().unwrap_or("").trim()),
+        );
+    }
+    // And the requests git sends first, by hand.
     a.blocked(
         denied_by_sidecar(&f.fetch(&format!(
             "'https://{GIT}/org/repo.git/info/refs?service=git-upload-pack'"
