@@ -707,6 +707,24 @@ async fn self_test<R: Runner>(
     }
 }
 
+/// The engine, the bottle's lock (waited for), and what of the bottle is
+/// on the engine once the lock is held.
+async fn locked_inventory<R: Runner>(
+    home: &Home,
+    bottle: &BottleName,
+    kind: BackendKind,
+    runner: &R,
+    events: &Events,
+) -> Result<(Engine, BottleLock, Inventory), OpError> {
+    let engine = backend::find_engine(kind).map_err(engine_err(bottle))?;
+    let lock = lock_waiting(home, bottle, LOCK_WAIT, events).await?;
+    let live = backend::inventory(&engine, runner)
+        .await
+        .map_err(engine_err(bottle))?
+        .of_bottle(bottle.as_str());
+    Ok((engine, lock, live))
+}
+
 /// `bottle verify`: reruns the self-test on a running bottle. A leak stops
 /// it (its containers and networks are removed; its state is kept so a
 /// relaunch keeps its CA).
@@ -719,12 +737,7 @@ pub async fn verify<R: Runner>(
     let manifest = manifest::load(home, name)?;
     let bottle = manifest.name.clone();
     let kind = choose_backend(None, manifest.backend);
-    let engine = backend::find_engine(kind).map_err(engine_err(&bottle))?;
-    let _lock = lock_waiting(home, &bottle, LOCK_WAIT, events).await?;
-    let live = backend::inventory(&engine, runner)
-        .await
-        .map_err(engine_err(&bottle))?
-        .of_bottle(bottle.as_str());
+    let (engine, _lock, live) = locked_inventory(home, &bottle, kind, runner, events).await?;
     if evaluate(&bottle, kind, None, &live).state != BottleState::Running {
         return Err(OpError::NotRunning(bottle.to_string()));
     }
@@ -785,12 +798,7 @@ pub async fn down<R: Runner>(
 ) -> Result<(), OpError> {
     let bottle = BottleName::parse(name)?;
     let kind = backend_of(home, &bottle, backend_override);
-    let engine = backend::find_engine(kind).map_err(engine_err(&bottle))?;
-    let _lock = lock_waiting(home, &bottle, LOCK_WAIT, events).await?;
-    let live = backend::inventory(&engine, runner)
-        .await
-        .map_err(engine_err(&bottle))?
-        .of_bottle(bottle.as_str());
+    let (engine, _lock, live) = locked_inventory(home, &bottle, kind, runner, events).await?;
     remove_resources(&engine, runner, &bottle, &live, events).await?;
     let dirs = StateDirs::new(home.state_dir(&bottle));
     if state::remove(&dirs).map_err(|source| OpError::State {

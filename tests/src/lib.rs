@@ -851,23 +851,7 @@ impl TlsUpstream {
         let (cert, key) = ca.leaf(names);
         std::fs::write(certs.path().join("cert.pem"), cert).unwrap();
         std::fs::write(certs.path().join("key.pem"), key).unwrap();
-        engine()
-            .run_detached(
-                name,
-                network,
-                testkit_image(),
-                &[(certs.path(), "/certs")],
-                &[
-                    "serve",
-                    "--cert",
-                    "/certs/cert.pem",
-                    "--key",
-                    "/certs/key.pem",
-                    "--token",
-                    token,
-                ],
-            )
-            .expect_ok("starting the TLS upstream");
+        serve_testkit(name, network, certs.path(), token);
         let ip = wait_for_ip(name, network);
         Self {
             name: name.to_string(),
@@ -894,6 +878,28 @@ fn testkit_image() -> &'static str {
         engine().build(IMAGE, ctx.path());
     });
     IMAGE
+}
+
+/// Starts the test kit's server (HTTP, HTTPS with `certs/{cert,key}.pem`,
+/// DNS, SSH banner) as container `name` on `network`.
+fn serve_testkit(name: &str, network: &str, certs: &Path, token: &str) {
+    engine()
+        .run_detached(
+            name,
+            network,
+            testkit_image(),
+            &[(certs, "/certs")],
+            &[
+                "serve",
+                "--cert",
+                "/certs/cert.pem",
+                "--key",
+                "/certs/key.pem",
+                "--token",
+                token,
+            ],
+        )
+        .expect_ok("starting the test kit's server");
 }
 
 /// The outside world of this test process: a network of its own (not any
@@ -949,23 +955,7 @@ pub fn fake_internet() -> &'static FakeInternet {
         let certs = tempfile::tempdir().unwrap().keep();
         std::fs::write(certs.join("cert.pem"), cert).unwrap();
         std::fs::write(certs.join("key.pem"), key).unwrap();
-        engine()
-            .run_detached(
-                &server,
-                &network,
-                testkit_image(),
-                &[(certs.as_path(), "/certs")],
-                &[
-                    "serve",
-                    "--cert",
-                    "/certs/cert.pem",
-                    "--key",
-                    "/certs/key.pem",
-                    "--token",
-                    "fake-internet",
-                ],
-            )
-            .expect_ok("starting the fake internet");
+        serve_testkit(&server, &network, &certs, "fake-internet");
         let ip = wait_for_ip(&server, &network);
         let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
         let host_service_port = listener.local_addr().unwrap().port();

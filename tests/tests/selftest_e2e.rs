@@ -227,21 +227,25 @@ fn accepting_a_leak_class_is_by_name_and_only_that_class() {
     let net = fake_internet();
     let e = engine();
     let h = Harness::new();
+    // Launched accepting `classes`, then wired straight to the fake internet.
+    let leaky_bottle = |classes: &str| {
+        h.write_bottle(
+            "e2e-accept",
+            &format!("{BOTTLE}\n[isolation]\naccept_leaks = [{classes}]\n"),
+        );
+        h.up("e2e-accept").0.expect_ok("bottle up");
+        e.cli(&[
+            "network",
+            "connect",
+            &net.network,
+            "bottlebar-e2e-accept-agent",
+        ])
+        .expect_ok("connecting the agent to the fake internet");
+    };
     // Wired to the fake internet, the agent reaches it on v4, v6 and DNS,
     // and the host as that network's gateway. Accept the two outside
     // classes and it still fails, on the others.
-    h.write_bottle(
-        "e2e-accept",
-        &format!("{BOTTLE}\n[isolation]\naccept_leaks = [\"outside-ipv4\", \"outside-ipv6\"]\n"),
-    );
-    h.up("e2e-accept").0.expect_ok("bottle up");
-    e.cli(&[
-        "network",
-        "connect",
-        &net.network,
-        "bottlebar-e2e-accept-agent",
-    ])
-    .expect_ok("connecting the agent to the fake internet");
+    leaky_bottle("\"outside-ipv4\", \"outside-ipv6\"");
     let v = h.bottle(&["verify", "e2e-accept"]);
     assert_eq!(v.code, 3, "{v:?}");
     let rec = record(&h, "e2e-accept");
@@ -254,20 +258,7 @@ fn accepting_a_leak_class_is_by_name_and_only_that_class() {
     );
     assert!(leaks.iter().any(|p| p["class"] == "dns"), "{rec:#}");
 
-    h.write_bottle(
-        "e2e-accept",
-        &format!(
-            "{BOTTLE}\n[isolation]\naccept_leaks = [\"outside-ipv4\", \"outside-ipv6\", \"dns\", \"host\"]\n"
-        ),
-    );
-    h.up("e2e-accept").0.expect_ok("bottle up");
-    e.cli(&[
-        "network",
-        "connect",
-        &net.network,
-        "bottlebar-e2e-accept-agent",
-    ])
-    .expect_ok("connecting the agent to the fake internet");
+    leaky_bottle("\"outside-ipv4\", \"outside-ipv6\", \"dns\", \"host\"");
     let v = h
         .bottle(&["verify", "e2e-accept"])
         .expect_ok("verify with the classes accepted");

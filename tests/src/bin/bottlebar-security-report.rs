@@ -117,6 +117,15 @@ Docker):
   fifteen bottles' worth of networks.
 "#;
 
+/// An attack's title (the same in every backend's result).
+fn title_of(per_backend: &BTreeMap<String, Value>) -> &str {
+    per_backend
+        .values()
+        .next()
+        .and_then(|v| v["title"].as_str())
+        .unwrap_or("")
+}
+
 fn main() -> Result<()> {
     let out = std::env::args()
         .nth(1)
@@ -163,11 +172,7 @@ fn main() -> Result<()> {
     }
     md.push('\n');
     for (id, per) in &results {
-        let title = per
-            .values()
-            .next()
-            .and_then(|v| v["title"].as_str())
-            .unwrap_or("");
+        let title = title_of(per);
         write!(md, "| {id} | {title} |")?;
         for b in &backends {
             let cell = per
@@ -183,11 +188,7 @@ fn main() -> Result<()> {
     }
     md.push_str("\n### What each attack tried\n");
     for (id, per) in &results {
-        let title = per
-            .values()
-            .next()
-            .and_then(|v| v["title"].as_str())
-            .unwrap_or("");
+        let title = title_of(per);
         write!(md, "\n**{id}. {title}**\n\n")?;
         for (b, v) in per {
             let list = |k: &str| -> Vec<String> {
