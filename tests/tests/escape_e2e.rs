@@ -26,10 +26,12 @@ const GIT: &str = "git.bottlebar.test";
 /// Allowed by a wildcard rule (`*.wild.bottlebar.test`).
 const WILD: &str = "doh.wild.bottlebar.test";
 
+/// Fields drop in order: the upstream leaves the bottle's egress network
+/// before the harness takes the bottle down.
 struct Fixture {
+    upstream: TlsUpstream,
     h: Harness,
     name: String,
-    upstream: TlsUpstream,
     _kit: tempfile::TempDir,
     _agent_context: Option<tempfile::TempDir>,
 }
