@@ -79,51 +79,53 @@ pub fn account(bottle: &BottleName, secret: &str) -> String {
     format!("{bottle}/{secret}")
 }
 
+fn failed(account: &str, e: impl std::fmt::Display) -> KeychainError {
+    KeychainError {
+        account: account.to_string(),
+        message: e.to_string(),
+    }
+}
+
+#[cfg(target_os = "linux")]
 fn entry(bottle: &BottleName, secret: &str) -> Result<keyring::Entry, KeychainError> {
     let account = account(bottle, secret);
-    let failed = |e: &dyn std::fmt::Display| KeychainError {
-        account: account.clone(),
-        message: e.to_string(),
-    };
-    #[cfg(target_os = "linux")]
-    {
-        match store_in_use() {
-            Store::SecretService => {
-                let c =
-                    keyring::secret_service::SsCredential::new_with_target(None, SERVICE, &account)
-                        .map_err(|e| failed(&e))?;
-                return Ok(keyring::Entry::new_with_credential(Box::new(c)));
-            }
-            _ => {
-                // A process started outside a login session has no session
-                // keyring, and the keyring crate will not create one. Create
-                // it; the crate then links each key into the user's
-                // persistent keyring, where later processes find it.
-                use linux_keyutils::{KeyRing, KeyRingIdentifier};
-                KeyRing::from_special_id(KeyRingIdentifier::Session, true).map_err(|e| {
-                    failed(&format!(
-                        "no Secret Service and no kernel keyring available: {e}"
-                    ))
-                })?;
-                let c =
-                    keyring::keyutils::KeyutilsCredential::new_with_target(None, SERVICE, &account)
-                        .map_err(|e| failed(&e))?;
-                return Ok(keyring::Entry::new_with_credential(Box::new(c)));
-            }
+    let credential: Box<keyring::credential::Credential> = match store_in_use() {
+        Store::SecretService => Box::new(
+            keyring::secret_service::SsCredential::new_with_target(None, SERVICE, &account)
+                .map_err(|e| failed(&account, e))?,
+        ),
+        _ => {
+            // A process started outside a login session has no session
+            // keyring, and the keyring crate will not create one. Create
+            // it; the crate then links each key into the user's persistent
+            // keyring, where later processes find it.
+            use linux_keyutils::{KeyRing, KeyRingIdentifier};
+            KeyRing::from_special_id(KeyRingIdentifier::Session, true).map_err(|e| {
+                failed(
+                    &account,
+                    format!("no Secret Service and no kernel keyring available: {e}"),
+                )
+            })?;
+            Box::new(
+                keyring::keyutils::KeyutilsCredential::new_with_target(None, SERVICE, &account)
+                    .map_err(|e| failed(&account, e))?,
+            )
         }
-    }
-    #[allow(unreachable_code)]
-    keyring::Entry::new(SERVICE, &account).map_err(|e| failed(&e))
+    };
+    Ok(keyring::Entry::new_with_credential(credential))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn entry(bottle: &BottleName, secret: &str) -> Result<keyring::Entry, KeychainError> {
+    let account = account(bottle, secret);
+    keyring::Entry::new(SERVICE, &account).map_err(|e| failed(&account, e))
 }
 
 /// Stores (or replaces) a secret's value.
 pub fn store(bottle: &BottleName, secret: &str, value: &str) -> Result<(), KeychainError> {
     entry(bottle, secret)?
         .set_password(value)
-        .map_err(|e| KeychainError {
-            account: account(bottle, secret),
-            message: e.to_string(),
-        })
+        .map_err(|e| failed(&account(bottle, secret), e))
 }
 
 /// Reads a secret's value; `None` if there is no entry.
@@ -131,10 +133,7 @@ pub fn read(bottle: &BottleName, secret: &str) -> Result<Option<String>, Keychai
     match entry(bottle, secret)?.get_password() {
         Ok(v) => Ok(Some(v)),
         Err(keyring::Error::NoEntry) => Ok(None),
-        Err(e) => Err(KeychainError {
-            account: account(bottle, secret),
-            message: e.to_string(),
-        }),
+        Err(e) => Err(failed(&account(bottle, secret), e)),
     }
 }
 
@@ -142,10 +141,7 @@ pub fn read(bottle: &BottleName, secret: &str) -> Result<Option<String>, Keychai
 pub fn delete(bottle: &BottleName, secret: &str) -> Result<(), KeychainError> {
     match entry(bottle, secret)?.delete_credential() {
         Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
-        Err(e) => Err(KeychainError {
-            account: account(bottle, secret),
-            message: e.to_string(),
-        }),
+        Err(e) => Err(failed(&account(bottle, secret), e)),
     }
 }
 

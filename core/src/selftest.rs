@@ -153,13 +153,21 @@ pub fn probe_argv(engine: &str, agent: &str, targets: &ProbeTargets) -> Vec<Stri
     ]
 }
 
-/// Copies the probe into the directory mounted into the agent.
+/// Copies the probe into the directory mounted into the agent (read-only
+/// and executable; a copy from an earlier launch is replaced).
 pub fn stage_probe(probe_bin: &Path, dir: &Path) -> Result<(), crate::state::StateError> {
-    let data = std::fs::read(probe_bin).map_err(|source| crate::state::StateError::Io {
-        path: probe_bin.to_path_buf(),
+    use std::os::unix::fs::PermissionsExt;
+    let dest = dir.join(PROBE_BIN);
+    let failed = |source| crate::state::StateError::Io {
+        path: dest.clone(),
         source,
-    })?;
-    crate::state::write_private(&dir.join(PROBE_BIN), &data, 0o555)
+    };
+    match std::fs::remove_file(&dest) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(e)),
+        _ => {}
+    }
+    std::fs::copy(probe_bin, &dest).map_err(failed)?;
+    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o555)).map_err(failed)
 }
 
 /// The judgement on one run.

@@ -49,13 +49,14 @@ async fn run_with(targets: &ProbeTargets, local: LocalView) -> ProbeReport {
     }
     for ip in resolvers {
         let configured = local.nameservers.contains(&ip);
+        let at_gateway = local.gateways.contains(&ip);
         let name = targets.dns_name.clone();
-        set.spawn(async move { dns_udp(ip, &name, configured).await });
+        set.spawn(async move { dns_udp(ip, &name, configured, at_gateway).await });
         // The agent's own configured resolver answers on TCP by design (the
         // engine's embedded DNS); only resolving the name counts there.
         if !configured {
             let name = targets.dns_name.clone();
-            set.spawn(async move { dns_tcp(ip, &name).await });
+            set.spawn(async move { dns_tcp(ip, &name, at_gateway).await });
         }
     }
 
@@ -71,6 +72,7 @@ async fn run_with(targets: &ProbeTargets, local: LocalView) -> ProbeReport {
 
     for &ip in &targets.egress_addrs {
         let mut ports = vec![targets.proxy.port(), 80, 443];
+        ports.sort_unstable();
         ports.dedup();
         for port in ports {
             set.spawn(tcp_path(
@@ -83,18 +85,7 @@ async fn run_with(targets: &ProbeTargets, local: LocalView) -> ProbeReport {
     let proxy = tokio::spawn(proxy_path(targets.proxy));
     let mut paths = Vec::new();
     while let Some(r) = set.join_next().await {
-        if let Ok(mut p) = r {
-            // A gateway that refuses port 53 is the host answering, not a
-            // resolver: report it with the host's paths.
-            if p.class == LeakClass::Dns
-                && p.outcome == Outcome::Refused
-                && local
-                    .gateways
-                    .iter()
-                    .any(|g| p.path.contains(&SocketAddr::new(*g, 53).to_string()))
-            {
-                p.class = LeakClass::Host;
-            }
+        if let Ok(p) = r {
             paths.push(p);
         }
     }
@@ -225,11 +216,20 @@ fn judge_answer(reply: &[u8]) -> (bool, String) {
     }
 }
 
+/// The class of a port-53 path: a gateway that refuses it is the host
+/// answering, not a resolver, and is reported with the host's paths.
+fn dns_class(outcome: Outcome, at_gateway: bool) -> LeakClass {
+    if at_gateway && outcome == Outcome::Refused {
+        LeakClass::Host
+    } else {
+        LeakClass::Dns
+    }
+}
+
 /// UDP port 53. For a resolver the agent is configured with, only resolving
 /// the name is a leak (the engine's embedded DNS answers every query, with
 /// an error for outside names); any other resolver must not answer at all.
-async fn dns_udp(ip: IpAddr, name: &str, configured: bool) -> PathResult {
-    let class = LeakClass::Dns;
+async fn dns_udp(ip: IpAddr, name: &str, configured: bool, at_gateway: bool) -> PathResult {
     let path = format!("udp {} {name}", SocketAddr::new(ip, 53));
     let result = async {
         let bind: SocketAddr = if ip.is_ipv4() {
@@ -262,7 +262,7 @@ async fn dns_udp(ip: IpAddr, name: &str, configured: bool) -> PathResult {
         Err(_) => (Outcome::Blocked, "timed out".to_string()),
     };
     PathResult {
-        class,
+        class: dns_class(outcome, at_gateway),
         path,
         outcome,
         detail,
@@ -270,7 +270,7 @@ async fn dns_udp(ip: IpAddr, name: &str, configured: bool) -> PathResult {
 }
 
 /// TCP port 53: connecting at all is a leak (a resolver is reachable).
-async fn dns_tcp(ip: IpAddr, name: &str) -> PathResult {
+async fn dns_tcp(ip: IpAddr, name: &str, at_gateway: bool) -> PathResult {
     let addr = SocketAddr::new(ip, 53);
     let result = async {
         let mut s = TcpStream::connect(addr).await?;
@@ -291,7 +291,7 @@ async fn dns_tcp(ip: IpAddr, name: &str) -> PathResult {
         Err(_) => (Outcome::Blocked, "timed out".to_string()),
     };
     PathResult {
-        class: LeakClass::Dns,
+        class: dns_class(outcome, at_gateway),
         path: format!("tcp {addr} {name}"),
         outcome,
         detail,
@@ -405,6 +405,14 @@ mod tests {
         assert_eq!(find(&format!("tcp {closed_addr}")).class, LeakClass::Host);
         assert!(r.proxy_ok, "{}", r.proxy_detail);
         assert!(r.elapsed_ms < PROBE_TIMEOUT_MS + 1500, "{}", r.elapsed_ms);
+    }
+
+    #[test]
+    fn a_gateway_refusing_port_53_is_the_host_not_a_resolver() {
+        assert_eq!(dns_class(Outcome::Refused, true), LeakClass::Host);
+        assert_eq!(dns_class(Outcome::Refused, false), LeakClass::Dns);
+        assert_eq!(dns_class(Outcome::Resolved, true), LeakClass::Dns);
+        assert_eq!(dns_class(Outcome::Open, true), LeakClass::Dns);
     }
 
     #[test]

@@ -95,30 +95,36 @@ pub async fn launch_bottle<R: Runtime>(
     .await;
     drop(events);
     let _ = forwarding.await;
-    let out = match result {
-        Ok(o) => Ok(o),
-        Err(e) => {
-            let record = failure_record(&name, &e);
-            let title = if matches!(e, OpError::IsolationLeak { .. }) {
-                format!("Bottle {name} stopped: isolation leak")
-            } else {
-                format!("Bottle {name} failed to launch")
-            };
-            let body = match &record.step {
-                Some(step) => format!(
-                    "Step `{step}` failed: {}",
-                    first_line(record.stderr_tail.as_deref().unwrap_or(&record.message))
-                ),
-                None => first_line(&record.message),
-            };
-            notify(&app, &title, &body);
-            state.failures.lock().unwrap().insert(name.clone(), record);
-            Err(e.to_string())
-        }
-    };
+    if let Err(e) = &result {
+        report_failure(&app, &state, &name, e);
+    }
     drop(_busy);
     refresh(&app).await;
-    out
+    result.map_err(|e| e.to_string())
+}
+
+/// Keeps a failure for the failure view and raises a notification naming
+/// the bottle and the step.
+fn report_failure<R: Runtime>(app: &AppHandle<R>, state: &AppState, name: &str, e: &OpError) {
+    let record = failure_record(name, e);
+    let title = if matches!(e, OpError::IsolationLeak { .. }) {
+        format!("Bottle {name} stopped: isolation leak")
+    } else {
+        format!("Bottle {name} failed to launch")
+    };
+    let body = match &record.step {
+        Some(step) => format!(
+            "Step `{step}` failed: {}",
+            first_line(record.stderr_tail.as_deref().unwrap_or(&record.message))
+        ),
+        None => first_line(&record.message),
+    };
+    notify(app, &title, &body);
+    state
+        .failures
+        .lock()
+        .unwrap()
+        .insert(name.to_string(), record);
 }
 
 fn first_line(s: &str) -> String {
@@ -173,17 +179,8 @@ pub async fn verify_bottle<R: Runtime>(
     let result = ops::verify(&state.home, &name, state.runner.as_ref(), &events).await;
     drop(events);
     let _ = forwarding.await;
-    if let Err(e @ OpError::IsolationLeak { summary, .. }) = &result {
-        notify(
-            &app,
-            &format!("Bottle {name} stopped: isolation leak"),
-            &first_line(summary),
-        );
-        state
-            .failures
-            .lock()
-            .unwrap()
-            .insert(name.clone(), failure_record(&name, e));
+    if let Err(e @ OpError::IsolationLeak { .. }) = &result {
+        report_failure(&app, &state, &name, e);
     }
     drop(_busy);
     refresh(&app).await;

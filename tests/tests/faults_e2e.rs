@@ -366,7 +366,9 @@ fn twenty_bottles_launched_at_once_come_up_isolated_or_fail_cleanly() {
     for f in &failures {
         eprintln!("  {f}");
     }
-    assert!(up > 0, "no bottle came up");
+    // Bottlebar's own subnet pool has room for all of them (Docker's
+    // default pools ran out after about a dozen bottles).
+    assert_eq!(up, N, "not every bottle came up: {failures:#?}");
     let started = Instant::now();
     let downs: Vec<_> = names
         .iter()
