@@ -322,7 +322,7 @@ pub fn save(home: &Home, form: &BottleForm) -> Result<PathBuf, Vec<FieldError>> 
     let path = home.bottle_file(&name);
     let base = home.bottles_dir();
     if let Err(ManifestError { key, message, .. }) =
-        manifest::parse(&name, &path.display().to_string(), &text, &base)
+        manifest::parse(&name, &path.display().to_string(), &text, home)
     {
         return Err(vec![FieldError { key, message }]);
     }
@@ -363,7 +363,7 @@ mod tests {
             description: "my agent".into(),
             template: "busybox".into(),
             agent_command: "claude --verbose".into(),
-            workspace: "/tmp".into(),
+            workspace: "/usr/share".into(),
             mounts: vec![FormMount {
                 host: "/etc".into(),
                 container: "/host-etc".into(),
@@ -394,7 +394,7 @@ mod tests {
         let f = form();
         let text = to_toml(&f);
         let name = BottleName::parse("work").unwrap();
-        let m = manifest::parse(&name, "work.toml", &text, std::path::Path::new("/")).unwrap();
+        let m = manifest::parse(&name, "work.toml", &text, &Home::at("/nonexistent-home")).unwrap();
         assert_eq!(m.mounts[0].container, WORKSPACE_TARGET);
         assert_eq!(m.agent_command, vec!["claude", "--verbose"]);
         assert_eq!(m.egress[0].methods, vec!["GET", "POST"]);
@@ -413,7 +413,7 @@ mod tests {
         let mut f = form();
         f.egress[0].host = "Not A Host".into();
         let errs = save(&home, &f).unwrap_err();
-        assert_eq!(errs[0].key, "egress[0]");
+        assert_eq!(errs[0].key, "egress[0]", "{errs:?}");
         assert!(
             errs[0].message.contains("not a valid host name"),
             "{errs:?}"

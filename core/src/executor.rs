@@ -310,6 +310,10 @@ mod tests {
     }
 
     impl Runner for Scripted {
+        async fn run_input(&self, argv: &[String], _input: Vec<u8>) -> Output {
+            self.run(argv).await
+        }
+
         async fn run(&self, argv: &[String]) -> Output {
             self.log.lock().unwrap().push(argv.to_vec());
             let verb = argv.get(1).cloned().unwrap_or_default();

@@ -58,8 +58,12 @@ pub struct LaunchSpec {
     pub engine_version: Option<(u64, u64, u64)>,
     /// Host names the sidecar resolves to fixed addresses, never asking DNS.
     pub hosts: BTreeMap<String, String>,
-    /// The static sidecar binary, copied into `state.probe` for the self-test.
-    pub probe_bin: PathBuf,
+    /// Private ranges an allowed name may resolve to (`allow_private_ranges`).
+    pub allow_private_ranges: Vec<String>,
+    /// Run the agent under gVisor (`runsc`), where the engine has it.
+    pub gvisor: bool,
+    /// The sidecar's user and group ids (never root).
+    pub sidecar_user: (u32, u32),
     /// Docker: the internal and egress networks' subnets (see `subnets`);
     /// `None` leaves them to the engine.
     pub subnets: Option<(String, String)>,
@@ -126,7 +130,9 @@ pub fn describe(
         dns,
         engine_version,
         hosts: manifest.hosts.clone(),
-        probe_bin: inputs.sidecar_bin.clone(),
+        allow_private_ranges: manifest.allow_private_ranges.clone(),
+        gvisor: false,
+        sidecar_user: state::sidecar_user(),
         subnets: None,
         state,
     })
@@ -276,12 +282,12 @@ pub fn materialize(spec: &LaunchSpec, secrets: &[HeldSecret]) -> Result<(), Mate
             secrets,
             extra_roots: &spec.extra_roots,
             hosts: &spec.hosts,
+            allow_private_ranges: &spec.allow_private_ranges,
         },
         &spec.staged,
     )?;
     images::materialize(&spec.sidecar_image)?;
     images::materialize(&spec.agent_image)?;
-    crate::selftest::stage_probe(&spec.probe_bin, &spec.state.probe)?;
     Ok(())
 }
 
@@ -337,18 +343,11 @@ pub fn sidecar_mounts(spec: &LaunchSpec) -> Vec<BindMount> {
 /// The agent's mounts: the CA certificate directory, the manifest's
 /// directories, and the staging directories of its single files.
 pub fn agent_mounts(spec: &LaunchSpec) -> Vec<BindMount> {
-    let mut v = vec![
-        BindMount {
-            host: spec.state.agent_ca.clone(),
-            container: AGENT_CA_DIR.into(),
-            readonly: true,
-        },
-        BindMount {
-            host: spec.state.probe.clone(),
-            container: crate::selftest::PROBE_DIR_IN_AGENT.into(),
-            readonly: true,
-        },
-    ];
+    let mut v = vec![BindMount {
+        host: spec.state.agent_ca.clone(),
+        container: AGENT_CA_DIR.into(),
+        readonly: true,
+    }];
     v.extend(spec.dir_mounts.iter().map(|m| BindMount {
         host: m.host.clone(),
         container: m.container.clone(),
@@ -431,6 +430,44 @@ pub fn agent_dns_args() -> Vec<String> {
     vec!["--dns".into(), SIDECAR_IP.into()]
 }
 
+/// Capabilities the agent keeps, of the 14 OCI defaults: what package
+/// managers and build tools need to run as root in their own container.
+/// Dropped: `NET_RAW` (raw frames could go around the proxy), `MKNOD`,
+/// `SETFCAP`, `SETPCAP`, `SYS_CHROOT`, `AUDIT_WRITE`.
+pub const AGENT_CAPABILITIES: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "NET_BIND_SERVICE",
+];
+
+/// Processes the agent may run at once (a fork bomb stops there).
+pub const AGENT_PIDS_LIMIT: u32 = 4096;
+/// Processes the sidecar may run at once (it runs one, plus `exec`s).
+pub const SIDECAR_PIDS_LIMIT: u32 = 256;
+/// The sidecar's memory limit.
+pub const SIDECAR_MEMORY_MIB: u64 = 256;
+/// Open files the sidecar may hold: two per connection at its limit, and margin.
+pub const SIDECAR_NOFILE: u32 = 8192;
+
+/// The user the isolation probe runs as: nobody.
+pub const PROBE_USER: u32 = 65534;
+
+/// The probe's command inside the sidecar's image (whose entrypoint is the
+/// sidecar binary): try every direct way out of the agent's network.
+pub fn probe_command(targets_json: &str) -> Vec<String> {
+    vec!["probe".into(), "--targets".into(), targets_json.into()]
+}
+
+/// The command that hands new live rules (on stdin) to a running sidecar.
+pub fn sidecar_reload_argv() -> Vec<String> {
+    vec![images::SIDECAR_BIN_IN_IMAGE.into(), "reload".into()]
+}
+
 /// The sidecar container's command.
 pub fn sidecar_serve_argv() -> Vec<String> {
     vec![
@@ -501,7 +538,12 @@ pub fn example_spec(backend: BackendKind, engine: &str) -> LaunchSpec {
         dns: vec!["192.0.2.53".into()],
         engine_version: None,
         hosts: BTreeMap::from([("internal.example.com".to_string(), "192.0.2.10".to_string())]),
-        probe_bin: PathBuf::from("/opt/bottlebar/bottlebar-sidecar"),
+        allow_private_ranges: vec![],
+        gvisor: false,
+        sidecar_user: (
+            state::SIDECAR_UNPRIVILEGED_ID,
+            state::SIDECAR_UNPRIVILEGED_ID,
+        ),
         subnets: (backend == BackendKind::Docker)
             .then(|| ("10.213.4.16/28".to_string(), "10.213.9.32/28".to_string())),
         bottle,

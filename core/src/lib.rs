@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod backend;
+pub mod boundary;
 pub mod editor;
 pub mod events;
 pub mod executor;

@@ -39,8 +39,9 @@ pub const TEMPLATES: &[&str] = &["busybox"];
 /// Container path where the agent finds the bottle's CA certificate.
 pub const AGENT_CA_DIR: &str = "/etc/bottlebar/ca";
 
-/// Container paths reserved for Bottlebar's own mounts.
-const RESERVED_CONTAINER_DIRS: &[&str] = &["/etc/bottlebar"];
+/// Container paths reserved for Bottlebar's own mounts (and the probe's
+/// old place, which an image may still expect nothing at).
+const RESERVED_CONTAINER_DIRS: &[&str] = &["/etc/bottlebar", "/.bottlebar"];
 
 /// Environment variables Bottlebar sets in the agent; a manifest may not set them.
 pub const RESERVED_ENV: &[&str] = &[
@@ -152,6 +153,9 @@ pub struct Manifest {
     pub dns: Vec<String>,
     /// Host names pinned to addresses: the sidecar never asks DNS for them.
     pub hosts: BTreeMap<String, String>,
+    /// Private, loopback or link-local ranges (CIDR) an allowed name may
+    /// resolve to; by default the sidecar refuses such answers.
+    pub allow_private_ranges: Vec<String>,
     /// Gated `git push` through the sidecar.
     pub git_gate: bool,
     pub supervise: bool,
@@ -248,6 +252,8 @@ struct RawManifest {
     resources: RawResources,
     #[serde(default)]
     isolation: RawIsolation,
+    #[serde(default)]
+    allow_private_ranges: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -358,15 +364,18 @@ fn key_at(text: &str, offset: usize) -> String {
     }
 }
 
-/// Parses and validates manifest text. `file` names it in errors; `base_dir`
-/// resolves a relative Dockerfile path (the directory of the bottle file).
+/// Parses and validates manifest text. `file` names it in errors; a
+/// relative Dockerfile path is resolved from `home`'s bottles directory,
+/// and no mount may reach into `home`.
 pub fn parse(
     name: &BottleName,
     file: &str,
     text: &str,
-    base_dir: &Path,
+    home: &Home,
 ) -> Result<Manifest, ManifestError> {
     let cx = Ctx { file, text };
+    let base_dir = home.bottles_dir();
+    let base_dir = base_dir.as_path();
     let raw: RawManifest = toml::from_str(text).map_err(|e| {
         let span = e.span();
         let key = span
@@ -402,7 +411,7 @@ pub fn parse(
         }
         agent_command.push(a.get_ref().clone());
     }
-    let mounts = validate_mounts(&cx, &raw.mounts)?;
+    let mounts = validate_mounts(&cx, &raw.mounts, home.root())?;
     let env = validate_env(&cx, &raw.env)?;
 
     let secrets = validate_secrets(&cx, &raw.secrets, &env)?;
@@ -471,6 +480,12 @@ pub fn parse(
         hosts.insert(name.clone(), addr.to_string());
     }
 
+    let mut allow_private_ranges = Vec::new();
+    for (i, r) in raw.allow_private_ranges.iter().enumerate() {
+        bottlebar_policy::Cidr::parse(r.get_ref())
+            .map_err(|e| cx.err(Some(r.span()), &format!("allow_private_ranges[{i}]"), e))?;
+        allow_private_ranges.push(r.get_ref().clone());
+    }
     let resources = validate_resources(&cx, &raw.resources)?;
     let mut accept_leaks = Vec::new();
     for c in &raw.isolation.accept_leaks {
@@ -504,6 +519,7 @@ pub fn parse(
         extra_roots,
         dns,
         hosts,
+        allow_private_ranges,
         git_gate: raw.git_gate,
         supervise: raw.supervise,
         resources,
@@ -567,6 +583,7 @@ fn bad_mount_char(s: &str) -> Option<char> {
 fn validate_mounts(
     cx: &Ctx<'_>,
     mounts: &[Spanned<RawMount>],
+    home: &Path,
 ) -> Result<Vec<Mount>, ManifestError> {
     let mut out = Vec::with_capacity(mounts.len());
     let mut targets = BTreeSet::new();
@@ -595,6 +612,13 @@ fn validate_mounts(
                 hspan,
                 &hkey,
                 format!("host path `{host}` is neither a directory nor a regular file"),
+            ));
+        }
+        if let Some(why) = crate::boundary::forbidden_mount(host_path, home) {
+            return Err(cx.err(
+                hspan,
+                &hkey,
+                format!("host path `{host}` cannot be mounted: {why}"),
             ));
         }
 
@@ -865,17 +889,9 @@ pub fn load(home: &Home, name: &str) -> Result<Manifest, LoadError> {
     let name = BottleName::parse(name)?;
     let path = home.bottle_file(&name);
     match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
-            Ok(parse(&name, &path.display().to_string(), &text, &base)?)
-        }
+        Ok(text) => Ok(parse(&name, &path.display().to_string(), &text, home)?),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && name.as_str() == DEMO_BOTTLE => {
-            Ok(parse(
-                &name,
-                "<built-in demo>",
-                DEMO_MANIFEST,
-                home.bottles_dir().as_path(),
-            )?)
+            Ok(parse(&name, "<built-in demo>", DEMO_MANIFEST, home)?)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(LoadError::NotFound {
             name: name.to_string(),

@@ -64,6 +64,14 @@ pub enum OpError {
     NotRunning(String),
     #[error("bottle `{bottle}`: {message}")]
     Unsupported { bottle: String, message: String },
+    /// A running sidecar refused (or could not be given) new rules; its
+    /// egress is closed until it has valid ones.
+    #[error("bottle `{bottle}`: the sidecar did not take the new rules (`{command}`): {detail}\n  its egress is closed until it has valid rules; fix the bottle file and run `bottle up {bottle}` again")]
+    Rules {
+        bottle: String,
+        command: String,
+        detail: String,
+    },
     #[error("cleanup: {0}")]
     Sweep(EngineError),
     #[error("lock file {path}: {source}")]
@@ -398,6 +406,7 @@ pub async fn up<R: Runner>(
                 secrets: &secrets,
                 extra_roots: &manifest.extra_roots,
                 hosts: &manifest.hosts,
+                allow_private_ranges: &manifest.allow_private_ranges,
             };
             let changed =
                 state::write_sidecar_files(&dirs, &bottle, &egress).map_err(|source| {
@@ -406,8 +415,9 @@ pub async fn up<R: Runner>(
                         source,
                     }
                 })?;
+            push_rules(&engine, runner.as_ref(), &bottle, &egress).await?;
             let message = if changed {
-                format!("bottle `{bottle}` is already up; its egress rules changed and the sidecar is reloading them (live connections stay up)")
+                format!("bottle `{bottle}` is already up; its egress rules changed and the sidecar applied them (live connections stay up)")
             } else {
                 format!("bottle `{bottle}` is already up")
             };
@@ -549,6 +559,35 @@ pub async fn up<R: Runner>(
     }
 }
 
+/// Hands a running sidecar its rules through its control socket (the
+/// engine's `exec`, the rules on stdin): the sidecar never re-reads its
+/// files, so nothing an agent could write changes what it enforces.
+async fn push_rules<R: Runner>(
+    engine: &Engine,
+    runner: &R,
+    bottle: &BottleName,
+    egress: &state::Egress<'_>,
+) -> Result<(), OpError> {
+    let argv = engine.reload_argv(bottle);
+    let rules = serde_json::to_vec(&state::live_rules(egress)).expect("rules serialize");
+    let out = runner.run_input(&argv, rules).await;
+    if out.success() {
+        return Ok(());
+    }
+    Err(OpError::Rules {
+        bottle: bottle.to_string(),
+        command: crate::plan::display_command(&argv),
+        detail: format!(
+            "exit {:?}: {} {}",
+            out.code,
+            out.stdout.trim(),
+            out.stderr_tail()
+        )
+        .trim()
+        .to_string(),
+    })
+}
+
 /// How many times a launch chooses subnets again after a clash.
 const SUBNET_ATTEMPTS: u32 = 4;
 
@@ -640,27 +679,20 @@ async fn self_test<R: Runner>(
         )));
     };
     let egress: Vec<std::net::IpAddr> = ip_on(Role::Egress).into_iter().collect();
+    let sidecar_image = sidecar.map(|s| s.image.clone()).unwrap_or_default();
     events.emit(Event::StepStarted {
         step: SELF_TEST_STEP.into(),
         title: title.clone(),
-        command: format!(
-            "{} exec {} {}/{} probe --targets …",
-            engine.program_str(),
-            bottle.resource(Role::Agent),
-            selftest::PROBE_DIR_IN_AGENT,
-            selftest::PROBE_BIN
-        ),
+        command: selftest::shown(&engine.probe_argv(bottle, &sidecar_image, sidecar_ip, "")),
     });
-    let result = selftest::run(
-        runner,
-        &engine.program_str(),
+    let subject = selftest::Subject {
         bottle,
-        kind,
-        policy,
+        backend: kind,
+        sidecar_image: &sidecar_image,
         sidecar_ip,
-        egress,
-    )
-    .await;
+        egress_addrs: egress,
+    };
+    let result = selftest::run(runner, engine, subject, policy).await;
     let duration_ms = started.elapsed().as_millis() as u64;
     let (record, argv) = match result {
         Ok(r) => r,

@@ -45,61 +45,88 @@ pub fn tail(s: &str, max: usize) -> String {
     format!("…{}", &s[start..])
 }
 
+/// Runs engine commands.
 pub trait Runner: Send + Sync + 'static {
+    /// Runs `argv` with stdin closed.
     fn run(&self, argv: &[String]) -> impl Future<Output = Output> + Send;
+    /// Runs `argv` with `input` on its stdin (e.g. rules for a sidecar:
+    /// never on the command line, where `ps` would show them).
+    fn run_input(&self, argv: &[String], input: Vec<u8>) -> impl Future<Output = Output> + Send;
 }
 
-/// Runs commands as child processes with stdin closed and output captured.
+/// Runs commands as child processes with output captured.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcessRunner;
 
 impl Runner for ProcessRunner {
     async fn run(&self, argv: &[String]) -> Output {
-        let Some((program, args)) = argv.split_first() else {
+        spawn(argv, None).await
+    }
+
+    async fn run_input(&self, argv: &[String], input: Vec<u8>) -> Output {
+        spawn(argv, Some(input)).await
+    }
+}
+
+/// Spawns `argv` (no shell), feeds it `input` if any, and collects its output.
+async fn spawn(argv: &[String], input: Option<Vec<u8>>) -> Output {
+    let Some((program, args)) = argv.split_first() else {
+        return Output {
+            code: None,
+            stdout: String::new(),
+            stderr: "empty command".into(),
+        };
+    };
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    inherit_held_locks(&mut cmd);
+    let child = cmd.spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
             return Output {
                 code: None,
                 stdout: String::new(),
-                stderr: "empty command".into(),
-            };
-        };
-        let mut cmd = tokio::process::Command::new(program);
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        inherit_held_locks(&mut cmd);
-        let child = cmd.spawn();
-        let child = match child {
-            Ok(c) => c,
-            Err(e) => {
-                return Output {
-                    code: None,
-                    stdout: String::new(),
-                    stderr: format!("could not start `{program}`: {e}"),
-                }
+                stderr: format!("could not start `{program}`: {e}"),
             }
-        };
-        match tokio::time::timeout(DEFAULT_COMMAND_TIMEOUT, child.wait_with_output()).await {
-            Ok(Ok(out)) => Output {
-                code: out.status.code(),
-                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            },
-            Ok(Err(e)) => Output {
-                code: None,
-                stdout: String::new(),
-                stderr: format!("waiting for `{program}` failed: {e}"),
-            },
-            Err(_) => Output {
-                code: None,
-                stdout: String::new(),
-                stderr: format!(
-                    "`{program}` did not finish within {} s and was killed",
-                    DEFAULT_COMMAND_TIMEOUT.as_secs()
-                ),
-            },
         }
+    };
+    if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+        use tokio::io::AsyncWriteExt;
+        // Written from its own task, so a child that reads slowly cannot
+        // deadlock against its own full stdout pipe.
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&data).await;
+            let _ = stdin.shutdown().await;
+        });
+    }
+    match tokio::time::timeout(DEFAULT_COMMAND_TIMEOUT, child.wait_with_output()).await {
+        Ok(Ok(out)) => Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        },
+        Ok(Err(e)) => Output {
+            code: None,
+            stdout: String::new(),
+            stderr: format!("waiting for `{program}` failed: {e}"),
+        },
+        Err(_) => Output {
+            code: None,
+            stdout: String::new(),
+            stderr: format!(
+                "`{program}` did not finish within {} s and was killed",
+                DEFAULT_COMMAND_TIMEOUT.as_secs()
+            ),
+        },
     }
 }
 

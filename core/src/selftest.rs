@@ -1,11 +1,15 @@
 //! Step 8 of the launch: the isolation self-test.
 //!
-//! The probe (the static sidecar binary, mounted read-only into the agent at
-//! [`PROBE_DIR_IN_AGENT`]) runs inside the agent through the engine's `exec`
-//! and tries every direct way out; the core judges its report. A bottle is
-//! ready only when every direct path fails and the proxy path works, except
-//! for leak classes the user accepted by name (`[isolation] accept_leaks` in
-//! the bottle file, or in `settings.toml` for every bottle).
+//! The probe is the sidecar's own binary, run from the sidecar's image in a
+//! short-lived container on the agent's network (on Docker, joined to the
+//! agent's network namespace; see `backend::Engine::probe_argv`), so nothing
+//! the agent does to its own filesystem or processes can replace or fake
+//! it. It tries every direct way out; the core judges its report, and trusts
+//! it only if it has a result for every path asked for, each with a
+//! plausible time. A bottle is ready only when every direct path fails and
+//! the proxy path works, except for leak classes the user accepted by name
+//! (`[isolation] accept_leaks` in the bottle file, or in `settings.toml`
+//! for every bottle).
 //!
 //! Targets: real-world defaults for users ([`ProbeTargets::real_world`]);
 //! `BOTTLEBAR_SELFTEST_TARGETS` (a JSON file) replaces the outside part. A
@@ -23,12 +27,8 @@ use bottlebar_policy::selftest::{
 use bottlebar_policy::PROXY_PORT;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// Where the probe directory is mounted in the agent.
-pub const PROBE_DIR_IN_AGENT: &str = "/.bottlebar/probe";
-/// The probe binary's file name in that directory.
-pub const PROBE_BIN: &str = "bottlebar-sidecar";
 /// A JSON file replacing the real-world outside targets (tests, CI, users
 /// behind unusual networks).
 pub const TARGETS_ENV: &str = "BOTTLEBAR_SELFTEST_TARGETS";
@@ -135,39 +135,8 @@ pub fn targets(
             .unwrap_or_else(|| HOST_SERVICE_PORTS.to_vec()),
         egress_addrs,
         proxy: SocketAddr::new(sidecar_ip, PROXY_PORT),
+        timeout_ms: bottlebar_policy::selftest::PROBE_TIMEOUT_MS,
     }
-}
-
-/// The command that runs the probe in the agent: `<engine> exec <agent>
-/// /.bottlebar/probe/bottlebar-sidecar probe --targets <json>`. The same on
-/// both backends.
-pub fn probe_argv(engine: &str, agent: &str, targets: &ProbeTargets) -> Vec<String> {
-    vec![
-        engine.to_string(),
-        "exec".into(),
-        agent.to_string(),
-        format!("{PROBE_DIR_IN_AGENT}/{PROBE_BIN}"),
-        "probe".into(),
-        "--targets".into(),
-        serde_json::to_string(targets).expect("targets serialize"),
-    ]
-}
-
-/// Copies the probe into the directory mounted into the agent (read-only
-/// and executable; a copy from an earlier launch is replaced).
-pub fn stage_probe(probe_bin: &Path, dir: &Path) -> Result<(), crate::state::StateError> {
-    use std::os::unix::fs::PermissionsExt;
-    let dest = dir.join(PROBE_BIN);
-    let failed = |source| crate::state::StateError::Io {
-        path: dest.clone(),
-        source,
-    };
-    match std::fs::remove_file(&dest) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(e)),
-        _ => {}
-    }
-    std::fs::copy(probe_bin, &dest).map_err(failed)?;
-    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o555)).map_err(failed)
 }
 
 /// The judgement on one run.
@@ -181,6 +150,9 @@ pub enum Verdict {
     Leak { leaks: Vec<PathResult> },
     /// Isolated, but the agent cannot reach its proxy either.
     NoProxy { detail: String },
+    /// The report cannot be believed: a path asked for is missing, or a
+    /// result came faster than the path could have been tried.
+    Untrusted { detail: String },
 }
 
 impl Verdict {
@@ -200,6 +172,9 @@ impl Verdict {
             ),
             Verdict::Leak { leaks } => format!("isolation leak: {}", describe_paths(leaks)),
             Verdict::NoProxy { detail } => format!("the agent cannot reach its proxy: {detail}"),
+            Verdict::Untrusted { detail } => {
+                format!("the isolation probe's report cannot be trusted: {detail}")
+            }
         }
     }
 }
@@ -214,6 +189,46 @@ fn describe_paths(paths: &[PathResult]) -> String {
         shown.push(format!("and {} more", paths.len() - 3));
     }
     shown.join("; ")
+}
+
+/// Slack allowed between a path's timeout and the time it reports.
+const TIMING_SLACK_MS: u64 = 100;
+
+/// Why a report for `targets` cannot be believed, if it cannot: a path
+/// asked for is missing, a path "timed out" sooner than its timeout, or the
+/// report claims more time than the probe's command took (`wall_ms`).
+pub fn implausible(report: &ProbeReport, targets: &ProbeTargets, wall_ms: u64) -> Option<String> {
+    let missing: Vec<String> = targets
+        .expected_paths()
+        .into_iter()
+        .filter(|p| !report.paths.iter().any(|r| &r.path == p))
+        .collect();
+    if !missing.is_empty() {
+        return Some(format!(
+            "{} of the {} paths asked for are missing (first: {})",
+            missing.len(),
+            targets.expected_paths().len(),
+            missing[0]
+        ));
+    }
+    let floor = targets.timeout_ms.saturating_sub(TIMING_SLACK_MS);
+    if let Some(p) = report
+        .paths
+        .iter()
+        .find(|p| p.outcome == Outcome::Blocked && p.detail == "timed out" && p.ms < floor)
+    {
+        return Some(format!(
+            "{} reports a timeout after {} ms, under the {} ms it waits",
+            p.path, p.ms, targets.timeout_ms
+        ));
+    }
+    if report.elapsed_ms > wall_ms + TIMING_SLACK_MS {
+        return Some(format!(
+            "the report claims {} ms, but the probe ran for {wall_ms} ms",
+            report.elapsed_ms
+        ));
+    }
+    None
 }
 
 /// Judges a report: leaks in accepted classes are listed, not fatal.
@@ -285,24 +300,52 @@ pub struct Policy {
     pub accepted: Vec<LeakClass>,
 }
 
-/// Runs the probe in a running agent and judges it.
+/// The probe's command for people: its targets (a long JSON) as `…`.
+pub fn shown(argv: &[String]) -> String {
+    match argv.split_last() {
+        Some((_, rest)) => format!("{} …", crate::plan::display_command(rest)),
+        None => String::new(),
+    }
+}
+
+/// What the self-test needs to know about the bottle it tests.
+pub struct Subject<'a> {
+    /// The bottle.
+    pub bottle: &'a BottleName,
+    /// Its backend.
+    pub backend: BackendKind,
+    /// The sidecar's image: the probe runs from it.
+    pub sidecar_image: &'a str,
+    /// The sidecar's address on the agent's network.
+    pub sidecar_ip: IpAddr,
+    /// The sidecar's addresses on the egress network.
+    pub egress_addrs: Vec<IpAddr>,
+}
+
+/// Runs the probe in a running bottle's agent network and judges it.
+/// Returns the record and the probe's command.
 pub async fn run<R: Runner>(
     runner: &R,
-    engine: &str,
-    bottle: &BottleName,
-    backend: BackendKind,
+    engine: &crate::backend::Engine,
+    subject: Subject<'_>,
     policy: &Policy,
-    sidecar_ip: IpAddr,
-    egress_addrs: Vec<IpAddr>,
 ) -> Result<(Record, Vec<String>), SelfTestError> {
     let t = targets(
         policy.outside.clone(),
-        sidecar_ip,
-        egress_addrs,
+        subject.sidecar_ip,
+        subject.egress_addrs.clone(),
         host_addresses(),
     );
-    let argv = probe_argv(engine, &bottle.resource(crate::name::Role::Agent), &t);
+    let targets_json = serde_json::to_string(&t).expect("targets serialize");
+    let argv = engine.probe_argv(
+        subject.bottle,
+        subject.sidecar_image,
+        subject.sidecar_ip,
+        &targets_json,
+    );
+    let started = std::time::Instant::now();
     let out = runner.run(&argv).await;
+    let wall_ms = started.elapsed().as_millis() as u64;
     let report = match out.code {
         Some(PROBE_EXIT_ISOLATED | PROBE_EXIT_LEAK | PROBE_EXIT_NO_PROXY) => {
             serde_json::from_str::<ProbeReport>(out.stdout.trim()).map_err(|e| {
@@ -315,17 +358,20 @@ pub async fn run<R: Runner>(
         _ => {
             return Err(SelfTestError::ProbeFailed(format!(
                 "{} exited with {:?}: {}",
-                crate::plan::display_command(&argv[..5]),
+                shown(&argv),
                 out.code,
                 out.stderr_tail()
             )))
         }
     };
-    let verdict = judge(&report, &policy.accepted);
+    let verdict = match implausible(&report, &t, wall_ms) {
+        Some(detail) => Verdict::Untrusted { detail },
+        None => judge(&report, &policy.accepted),
+    };
     Ok((
         Record {
-            bottle: bottle.to_string(),
-            backend,
+            bottle: subject.bottle.to_string(),
+            backend: subject.backend,
             // Milliseconds: compared with the agent's start time.
             at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
             summary: verdict.summary(),
@@ -376,6 +422,7 @@ mod tests {
             path: p.into(),
             outcome,
             detail: "x".into(),
+            ms: 1500,
         }
     }
 
@@ -433,10 +480,58 @@ mod tests {
         assert_eq!(t.host_addrs, vec!["192.168.1.5".parse::<IpAddr>().unwrap()]);
         assert_eq!(t.proxy, "10.0.0.2:3128".parse().unwrap());
         assert_eq!(t.host_ports, HOST_SERVICE_PORTS);
-        let argv = probe_argv("docker", "bottlebar-x-agent", &t);
-        assert_eq!(argv[3], "/.bottlebar/probe/bottlebar-sidecar");
-        let back: ProbeTargets = serde_json::from_str(&argv[6]).unwrap();
-        assert_eq!(back, t);
+    }
+
+    /// Issue 10.5: a fake probe (nothing tried, instant "isolated") is not believed.
+    #[test]
+    fn a_report_missing_paths_or_too_fast_is_untrusted() {
+        let outside = OutsideTargets {
+            outside: vec!["10.9.9.9:443".parse().unwrap()],
+            resolvers: vec!["10.9.9.53".parse().unwrap()],
+            dns_name: "outside.test".into(),
+            host_ports: Some(vec![22]),
+        };
+        let t = targets(
+            outside,
+            "10.0.0.2".parse().unwrap(),
+            vec![],
+            vec!["192.168.1.5".parse().unwrap()],
+        );
+        let timed_out = |class, p: &str, ms| PathResult {
+            class,
+            path: p.into(),
+            outcome: Outcome::Blocked,
+            detail: "timed out".into(),
+            ms,
+        };
+        let full = |ms| ProbeReport {
+            paths: vec![
+                timed_out(LeakClass::OutsideIpv4, "tcp 10.9.9.9:443", ms),
+                timed_out(LeakClass::Dns, "udp 10.9.9.53:53 outside.test", ms),
+                timed_out(LeakClass::Dns, "tcp 10.9.9.53:53 outside.test", ms),
+                timed_out(LeakClass::Host, "tcp 192.168.1.5:22", ms),
+            ],
+            proxy_ok: true,
+            proxy_detail: "ok".into(),
+            elapsed_ms: ms,
+        };
+        assert_eq!(implausible(&full(1500), &t, 1600), None);
+        // What `mv /.bottlebar /.x` and a fake script gave: nothing tried, 1 ms.
+        let fake = ProbeReport {
+            paths: vec![],
+            proxy_ok: true,
+            proxy_detail: "ok".into(),
+            elapsed_ms: 1,
+        };
+        assert!(implausible(&fake, &t, 3).unwrap().contains("missing"));
+        assert!(implausible(&full(2), &t, 5)
+            .unwrap()
+            .contains("under the 1500 ms"));
+        assert!(implausible(&full(1500), &t, 20)
+            .unwrap()
+            .contains("ran for 20 ms"));
+        let v = Verdict::Untrusted { detail: "x".into() };
+        assert!(!v.is_ready());
     }
 
     #[test]

@@ -11,10 +11,16 @@
 //! ```
 //!
 //! The CA is generated once, at the first launch, and kept until `bottle down`.
+//! The sidecar reads its files once, at start; later rule changes reach it
+//! through its control socket ([`live_rules`]), never through these files.
+//! It runs as a non-root user ([`sidecar_user`]): when the core runs as root
+//! (Linux CI, a root daemon), `sidecar/` and `audit/` are handed to that user.
 
 use crate::manifest::Mount;
 use crate::name::BottleName;
-use bottlebar_policy::{EgressRule, HeldSecret, SecretsFile, SidecarConfig, PROXY_PORT};
+use bottlebar_policy::{
+    EgressRule, HeldSecret, ListenSpec, LiveRules, SecretsFile, SidecarConfig, PROXY_PORT,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fs;
@@ -62,8 +68,6 @@ pub struct StateDirs {
     pub audit: PathBuf,
     pub files: PathBuf,
     pub build: PathBuf,
-    /// The isolation probe (the sidecar binary), mounted read-only into the agent.
-    pub probe: PathBuf,
 }
 
 impl StateDirs {
@@ -74,7 +78,6 @@ impl StateDirs {
             audit: root.join("audit"),
             files: root.join("files"),
             build: root.join("build"),
-            probe: root.join("probe"),
             root,
         }
     }
@@ -132,6 +135,44 @@ pub struct Egress<'a> {
     pub secrets: &'a [HeldSecret],
     pub extra_roots: &'a [PathBuf],
     pub hosts: &'a BTreeMap<String, String>,
+    pub allow_private_ranges: &'a [String],
+}
+
+/// The user the sidecar runs as: the core's own when it is not root (so the
+/// files it writes are readable), else a fixed unprivileged id.
+pub fn sidecar_user() -> (u32, u32) {
+    // SAFETY: geteuid/getegid only read the process's credentials.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    if uid == 0 {
+        (SIDECAR_UNPRIVILEGED_ID, SIDECAR_UNPRIVILEGED_ID)
+    } else {
+        (uid, gid)
+    }
+}
+
+/// The sidecar's user and group when the core runs as root.
+pub const SIDECAR_UNPRIVILEGED_ID: u32 = 65532;
+
+/// Gives `path` to the sidecar's user when the core runs as root (otherwise
+/// the core's own files are already the sidecar's).
+fn hand_to_sidecar(path: &Path) -> Result<(), StateError> {
+    // SAFETY: as above.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let (uid, gid) = sidecar_user();
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(io_err(path))
+}
+
+/// What a running sidecar is told when its rules change: the same content
+/// as `sidecar.json` and `secrets.json`, sent through its control socket.
+pub fn live_rules(egress: &Egress<'_>) -> LiveRules {
+    LiveRules {
+        rules: egress.rules.to_vec(),
+        hosts: egress.hosts.clone(),
+        allow_private_ranges: egress.allow_private_ranges.to_vec(),
+        secrets: egress.secrets.to_vec(),
+    }
 }
 
 /// The sidecar's configuration for this bottle: rules, pinned hosts, and
@@ -140,7 +181,7 @@ pub fn sidecar_config(bottle: &BottleName, egress: &Egress<'_>) -> SidecarConfig
     let inside = |f: &str| Some(format!("{SIDECAR_STATE_IN_CONTAINER}/{f}"));
     SidecarConfig {
         bottle: bottle.to_string(),
-        listen: format!("0.0.0.0:{PROXY_PORT}"),
+        listen: ListenSpec::agent_networks(PROXY_PORT),
         rules: egress.rules.to_vec(),
         audit_file: Some(format!("{SIDECAR_AUDIT_IN_CONTAINER}/{AUDIT_FILE}")),
         audit_max_bytes: AUDIT_MAX_BYTES,
@@ -154,6 +195,7 @@ pub fn sidecar_config(bottle: &BottleName, egress: &Egress<'_>) -> SidecarConfig
         },
         secrets_file: inside(SECRETS_FILE),
         hosts: egress.hosts.clone(),
+        allow_private_ranges: egress.allow_private_ranges.to_vec(),
     }
 }
 
@@ -186,6 +228,7 @@ pub fn write_sidecar_files(
         let path = dirs.sidecar.join(file);
         if fs::read(&path).ok().as_deref() != Some(&data[..]) {
             write_private(&path, &data, 0o600)?;
+            hand_to_sidecar(&path)?;
             changed = true;
         }
     }
@@ -227,7 +270,15 @@ pub fn prepare(
     mkdir(&dirs.agent_ca, 0o755)?;
     mkdir(&dirs.audit, 0o700)?;
     mkdir(&dirs.build, 0o700)?;
-    mkdir(&dirs.probe, 0o755)?;
+    hand_to_sidecar(&dirs.sidecar)?;
+    hand_to_sidecar(&dirs.audit)?;
+    // A log kept from an earlier launch (maybe written as another user).
+    for e in fs::read_dir(&dirs.audit)
+        .map_err(io_err(&dirs.audit))?
+        .flatten()
+    {
+        hand_to_sidecar(&e.path())?;
+    }
 
     let key_path = dirs.sidecar.join(CA_KEY_FILE);
     let cert_path = dirs.sidecar.join(CA_CERT_FILE);
@@ -235,6 +286,8 @@ pub fn prepare(
         let (cert, key) = generate_ca(bottle)?;
         write_private(&key_path, key.as_bytes(), 0o600)?;
         write_private(&cert_path, cert.as_bytes(), 0o600)?;
+        hand_to_sidecar(&key_path)?;
+        hand_to_sidecar(&cert_path)?;
     }
     // The agent's copy holds the certificate only, never the key.
     let cert = fs::read(&cert_path).map_err(io_err(&cert_path))?;
@@ -323,6 +376,7 @@ mod tests {
             secrets: &[],
             extra_roots: &[],
             hosts: &no_hosts,
+            allow_private_ranges: &[],
         };
         prepare(&dirs, &name, &egress, &staged).unwrap();
 

@@ -1,67 +1,105 @@
-//! The sidecar's live configuration: rules and secrets, reloaded when their
-//! files change (polled, because inotify does not see changes made on the
-//! other side of a VM or bind mount) and on SIGHUP.
+//! The sidecar's live configuration.
 //!
-//! Every request reads the current [`Snapshot`]; a reload swaps it without
-//! touching live connections. A reload that fails closes egress (an empty rule
-//! set with the error attached) rather than keeping rules that may be stale:
-//! unreadable rules mean no egress.
+//! At start the sidecar reads `sidecar.json` and the secrets file once.
+//! After that its rules change only when the core pushes new ones through
+//! the control socket ([`crate::control`]), never because a file changed:
+//! the rules are not read from anywhere an agent's mount could reach.
+//!
+//! Every request reads the current [`Snapshot`]; a change swaps it without
+//! touching live connections. Rules that fail validation close egress (an
+//! empty rule set with the error attached) rather than keeping rules the
+//! user meant to replace.
 
-use crate::dlp::Scanner;
-use anyhow::{bail, Context, Result};
-use bottlebar_policy::{EgressRule, HeldSecret, SecretsFile, SidecarConfig};
-use std::path::{Path, PathBuf};
+use crate::dlp::{Needles, Scanner};
+use anyhow::{Context, Result};
+use bottlebar_policy::{
+    normalize_host, AddressPolicy, Cidr, EgressRule, HeldSecret, LiveRules, SecretsFile,
+    SidecarConfig,
+};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
 
-/// How often the rules and secrets files are checked for changes.
-pub const RELOAD_POLL: Duration = Duration::from_millis(500);
-
+/// The rules in force, and everything derived from them.
 pub struct Snapshot {
+    /// The egress rules.
     pub rules: Vec<EgressRule>,
-    /// Host names pinned to addresses (reloaded with the rules).
-    pub hosts: std::collections::BTreeMap<String, std::net::IpAddr>,
+    /// Host names pinned to addresses.
+    pub hosts: BTreeMap<String, IpAddr>,
+    /// The credentials.
     pub secrets: Vec<HeldSecret>,
+    /// Scans what the agent sends: held secrets and token formats.
     pub scanner: Arc<Scanner>,
-    /// Why egress is closed, when the files could not be read.
+    /// Scans what comes back: held secrets only.
+    pub reflection: Arc<Scanner>,
+    /// Which resolved addresses may be connected to.
+    pub addresses: AddressPolicy,
+    /// Why egress is closed, when the rules could not be taken.
     pub error: Option<String>,
 }
 
 impl Snapshot {
+    /// The held secret called `name`.
     pub fn secret(&self, name: &str) -> Option<&HeldSecret> {
         self.secrets.iter().find(|s| s.name == name)
     }
 
-    fn closed(error: String) -> Self {
+    fn closed(error: String, own: &[IpAddr]) -> Self {
         Self {
             rules: Vec::new(),
             hosts: Default::default(),
             secrets: Vec::new(),
-            scanner: Arc::new(Scanner::new(&[])),
+            scanner: Arc::new(Scanner::new(&[], Needles::SecretsAndTokens)),
+            reflection: Arc::new(Scanner::new(&[], Needles::SecretsOnly)),
+            addresses: AddressPolicy {
+                allowed: vec![],
+                own: own.to_vec(),
+            },
             error: Some(error),
         }
     }
+
+    fn build(live: LiveRules, own: &[IpAddr]) -> Result<Self, String> {
+        live.validate()?;
+        let hosts = live
+            .hosts
+            .iter()
+            .map(|(n, ip)| (normalize_host(n), ip.parse().expect("validated")))
+            .collect();
+        let allowed = live
+            .allow_private_ranges
+            .iter()
+            .map(|r| Cidr::parse(r).expect("validated"))
+            .collect();
+        Ok(Snapshot {
+            scanner: Arc::new(Scanner::new(&live.secrets, Needles::SecretsAndTokens)),
+            reflection: Arc::new(Scanner::new(&live.secrets, Needles::SecretsOnly)),
+            rules: live.rules,
+            hosts,
+            secrets: live.secrets,
+            addresses: AddressPolicy {
+                allowed,
+                own: own.to_vec(),
+            },
+            error: None,
+        })
+    }
 }
 
+/// The configuration fixed at start, and the rules in force.
 pub struct Live {
-    config_path: PathBuf,
-    /// The configuration as first loaded: listen address, CA, audit settings.
-    /// Only rules and secrets change on reload.
+    /// The configuration as loaded: listen address, CA, audit settings.
+    /// Only the rules, pins, ranges and secrets change later.
     pub config: SidecarConfig,
     current: RwLock<Arc<Snapshot>>,
-    stamp: std::sync::Mutex<Vec<Option<(SystemTime, u64)>>>,
+    own: Vec<IpAddr>,
 }
 
 fn read_config(path: &Path) -> Result<SidecarConfig> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let cfg: SidecarConfig =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    for (i, rule) in cfg.rules.iter().enumerate() {
-        rule.validate()
-            .with_context(|| format!("{}: rule #{}", path.display(), i + 1))?;
-    }
-    Ok(cfg)
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 fn read_secrets(cfg: &SidecarConfig) -> Result<Vec<HeldSecret>> {
@@ -78,76 +116,30 @@ fn read_secrets(cfg: &SidecarConfig) -> Result<Vec<HeldSecret>> {
             e.column()
         )
     })?;
-    for s in &file.secrets {
-        if s.value.is_empty() {
-            bail!("secret `{}` in {path} is empty", s.name);
-        }
-    }
-    for (i, rule) in cfg.rules.iter().enumerate() {
-        if let Some(inj) = &rule.inject {
-            if !file.secrets.iter().any(|s| s.name == inj.secret) {
-                bail!(
-                    "rule #{} injects secret `{}`, which {path} does not hold",
-                    i + 1,
-                    inj.secret
-                );
-            }
-        }
-    }
     Ok(file.secrets)
 }
 
-fn snapshot(cfg: &SidecarConfig) -> Result<Snapshot> {
-    let secrets = read_secrets(cfg)?;
-    let mut hosts = std::collections::BTreeMap::new();
-    for (name, ip) in &cfg.hosts {
-        let addr = ip
-            .parse()
-            .with_context(|| format!("hosts: `{ip}` (for `{name}`) is not an IP address"))?;
-        hosts.insert(bottlebar_policy::normalize_host(name), addr);
-    }
-    Ok(Snapshot {
-        rules: cfg.rules.clone(),
-        hosts,
-        scanner: Arc::new(Scanner::new(&secrets)),
-        secrets,
-        error: None,
-    })
-}
-
-fn stamp_of(path: &Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
-}
-
 impl Live {
-    /// Loads the configuration; at startup a bad file is fatal (the launch's
-    /// health check then fails and the launch rolls back).
-    pub fn load(config_path: &Path) -> Result<Self> {
+    /// Loads the configuration and secrets; a bad file is fatal (the
+    /// launch's health check then fails and the launch rolls back).
+    /// `own` is the sidecar's own addresses and gateways.
+    pub fn load(config_path: &Path, own: Vec<IpAddr>) -> Result<Self> {
         let config = read_config(config_path)?;
-        let snap = snapshot(&config)?;
-        let live = Self {
-            config_path: config_path.to_path_buf(),
-            current: RwLock::new(Arc::new(snap)),
-            stamp: std::sync::Mutex::new(Vec::new()),
+        let secrets = read_secrets(&config)?;
+        Self::new(config, secrets, own).with_context(|| format!("{}", config_path.display()))
+    }
+
+    /// From a configuration and secrets already in hand.
+    pub fn new(config: SidecarConfig, secrets: Vec<HeldSecret>, own: Vec<IpAddr>) -> Result<Self> {
+        let snap = Snapshot::build(config.live_rules(secrets), &own).map_err(anyhow::Error::msg)?;
+        Ok(Self {
             config,
-        };
-        *live.stamp.lock().unwrap() = live.stamps();
-        Ok(live)
+            current: RwLock::new(Arc::new(snap)),
+            own,
+        })
     }
 
-    fn watched(&self) -> Vec<PathBuf> {
-        let mut v = vec![self.config_path.clone()];
-        if let Some(s) = &self.config.secrets_file {
-            v.push(PathBuf::from(s));
-        }
-        v
-    }
-
-    fn stamps(&self) -> Vec<Option<(SystemTime, u64)>> {
-        self.watched().iter().map(|p| stamp_of(p)).collect()
-    }
-
+    /// The rules in force now.
     pub fn current(&self) -> Arc<Snapshot> {
         self.current
             .read()
@@ -155,70 +147,35 @@ impl Live {
             .clone()
     }
 
-    /// Re-reads the files now. Returns the error if egress is now closed.
-    pub fn reload(&self) -> Option<String> {
-        let result = read_config(&self.config_path).and_then(|mut cfg| {
-            // Where the secrets live is fixed at startup, like the CA.
-            cfg.secrets_file = self.config.secrets_file.clone();
-            snapshot(&cfg)
-        });
-        let (snap, error) = match result {
+    /// Closes egress: no rules, with `why` attached.
+    pub fn apply_closed(&self, why: &str) {
+        tracing::error!("egress closed: {why}");
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(Snapshot::closed(why.to_string(), &self.own));
+    }
+
+    /// Puts new rules in force. Rules that fail validation close egress
+    /// (and the error says why); returns the number of rules in force.
+    pub fn apply(&self, rules: LiveRules) -> Result<usize, String> {
+        let (snap, result) = match Snapshot::build(rules, &self.own) {
             Ok(s) => {
-                tracing::info!(rules = s.rules.len(), "rules reloaded");
-                (s, None)
+                let n = s.rules.len();
+                tracing::info!(rules = n, "rules updated");
+                (s, Ok(n))
             }
             Err(e) => {
-                let msg = format!("{e:#}");
-                tracing::error!(
-                    "rules could not be reloaded; egress is closed until they can: {msg}"
-                );
-                (Snapshot::closed(msg.clone()), Some(msg))
+                tracing::error!("new rules refused; egress is closed until valid ones arrive: {e}");
+                (Snapshot::closed(e.clone(), &self.own), Err(e))
             }
         };
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
-        error
-    }
-
-    /// Reloads when a watched file changes, and on SIGHUP.
-    pub fn spawn_watcher(self: Arc<Self>) {
-        let live = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(RELOAD_POLL);
-            loop {
-                tick.tick().await;
-                let now = live.stamps();
-                let changed = {
-                    let mut last = live.stamp.lock().unwrap();
-                    let changed = *last != now;
-                    *last = now;
-                    changed
-                };
-                if changed {
-                    live.reload();
-                }
-            }
-        });
-        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        {
-            tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    tracing::info!("SIGHUP: reloading rules");
-                    self.reload();
-                }
-            });
-        }
+        result
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn write(path: &Path, cfg: &SidecarConfig) {
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec(cfg).unwrap()).unwrap();
-        std::fs::rename(tmp, path).unwrap();
-    }
 
     fn config(hosts: &[&str]) -> SidecarConfig {
         serde_json::from_value(serde_json::json!({
@@ -229,28 +186,30 @@ mod tests {
     }
 
     #[test]
-    fn reload_swaps_rules_and_fails_closed() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sidecar.json");
-        write(&path, &config(&["a.example.com"]));
-        let live = Live::load(&path).unwrap();
+    fn applying_swaps_rules_and_bad_rules_close_egress() {
+        let live = Live::new(config(&["a.example.com"]), vec![], vec![]).unwrap();
         assert_eq!(live.current().rules[0].host, "a.example.com");
 
-        write(&path, &config(&["b.example.com"]));
-        assert_eq!(live.reload(), None);
+        assert_eq!(
+            live.apply(config(&["b.example.com"]).live_rules(vec![])),
+            Ok(1)
+        );
         assert_eq!(live.current().rules[0].host, "b.example.com");
 
-        std::fs::write(&path, "{ not json").unwrap();
-        let err = live.reload().unwrap();
-        assert!(err.contains("parsing"), "{err}");
+        let err = live
+            .apply(config(&["Not A Host"]).live_rules(vec![]))
+            .unwrap_err();
+        assert!(err.contains("rule #1"), "{err}");
         let snap = live.current();
         assert!(
             snap.rules.is_empty() && snap.error.is_some(),
-            "a broken file must close egress"
+            "bad rules must close egress"
         );
 
-        write(&path, &config(&["c.example.com"]));
-        assert_eq!(live.reload(), None);
+        assert_eq!(
+            live.apply(config(&["c.example.com"]).live_rules(vec![])),
+            Ok(1)
+        );
         assert_eq!(live.current().rules[0].host, "c.example.com");
     }
 
@@ -259,26 +218,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sidecar.json");
         let secrets = dir.path().join("secrets.json");
-        let mut cfg: SidecarConfig = serde_json::from_value(serde_json::json!({
+        let cfg = serde_json::json!({
             "bottle": "t", "listen": "127.0.0.1:0",
             "rules": [{"host": "api.example.com", "inject": {"header": "x-api-key", "secret": "k"}}],
             "secrets_file": secrets.display().to_string(),
-        }))
-        .unwrap();
-        write(&path, &cfg);
+        });
+        std::fs::write(&path, cfg.to_string()).unwrap();
         std::fs::write(
             &secrets,
             r#"{"secrets":[{"name":"other","value":"v1-supersecret"}]}"#,
         )
         .unwrap();
-        let err = format!("{:#}", Live::load(&path).err().unwrap());
-        assert!(err.contains("does not hold"), "{err}");
+        let err = format!("{:#}", Live::load(&path, vec![]).err().unwrap());
+        assert!(err.contains("not held"), "{err}");
         std::fs::write(
             &secrets,
             r#"{"secrets":[{"name":"k","value":"v1-supersecret",}]}"#,
         )
         .unwrap();
-        let err = format!("{:#}", Live::load(&path).err().unwrap());
+        let err = format!("{:#}", Live::load(&path, vec![]).err().unwrap());
         assert!(
             err.contains("not valid") && !err.contains("supersecret"),
             "{err}"
@@ -288,10 +246,7 @@ mod tests {
             r#"{"secrets":[{"name":"k","value":"v1-supersecret"}]}"#,
         )
         .unwrap();
-        let live = Live::load(&path).unwrap();
+        let live = Live::load(&path, vec![]).unwrap();
         assert_eq!(live.current().secret("k").unwrap().value, "v1-supersecret");
-        cfg.rules.clear();
-        write(&path, &cfg);
-        assert_eq!(live.reload(), None);
     }
 }

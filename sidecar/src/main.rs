@@ -7,9 +7,13 @@
 //! - `health [--addr ADDR]` asks a running proxy whether it is up; the launch
 //!   runs it through `exec` inside the sidecar container, which works the same
 //!   on every backend (the host may not be able to reach container addresses).
-//! - `probe --targets JSON` runs the isolation self-test from inside the
-//!   agent (the binary is mounted there read-only) and prints a JSON report;
-//!   exit 0 isolated, 3 a direct path reached something, 4 no proxy path.
+//! - `probe --targets JSON` runs the isolation self-test in the agent's
+//!   network (a short-lived container from this image, joined to the
+//!   agent's network namespace) and prints a JSON report; exit 0 isolated,
+//!   3 a direct path reached something, 4 no proxy path.
+//! - `reload` reads new live rules (JSON) on stdin and hands them to the
+//!   running proxy through its control socket; the core runs it through
+//!   the engine's `exec` when a bottle's rules change.
 
 use anyhow::{bail, Context, Result};
 use bottlebar_policy::{HEALTH_PATH, PROXY_PORT};
@@ -45,6 +49,8 @@ enum Command {
         #[arg(long)]
         targets: String,
     },
+    /// Give the running proxy new live rules (JSON `LiveRules` on stdin).
+    Reload,
 }
 
 fn main() -> Result<()> {
@@ -67,7 +73,18 @@ fn main() -> Result<()> {
         }
         Command::Health { addr } => health(addr),
         Command::Probe { targets } => probe(&targets),
+        Command::Reload => reload(),
     }
+}
+
+fn reload() -> Result<()> {
+    let mut rules = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut rules)
+        .context("reading the rules from stdin")?;
+    let reply = bottlebar_sidecar::control::send(bottlebar_policy::CONTROL_SOCKET, &rules)?;
+    println!("{reply}");
+    Ok(())
 }
 
 fn health(addr: SocketAddr) -> Result<()> {

@@ -1,14 +1,17 @@
-//! The isolation probe: run inside the agent (the sidecar binary is mounted
-//! read-only into it), it tries every direct way out and the proxy path, and
-//! reports each as a [`PathResult`].
+//! The isolation probe: run in the agent's network (a short-lived container
+//! from the sidecar's image, joined to the agent's network namespace, so the
+//! agent can neither replace nor trace it), it tries every direct way out
+//! and the proxy path, and reports each as a [`PathResult`] with how long
+//! it took.
 //!
-//! All paths are tried at once, each bounded by [`PROBE_TIMEOUT_MS`], so a
+//! All paths are tried at once, each bounded by the targets' timeout, so a
 //! run takes about that long however many targets there are. Only the
-//! targets it is given, plus what the agent itself can see (its default
+//! targets it is given, plus what the agent's network shows (its default
 //! gateways and its resolv.conf nameservers), are ever contacted.
 
+use crate::netinfo::{gateways_v4, gateways_v6};
 use bottlebar_policy::selftest::{
-    LeakClass, Outcome, PathResult, ProbeReport, ProbeTargets, PROBE_TIMEOUT_MS,
+    path_name, LeakClass, Outcome, PathResult, ProbeReport, ProbeTargets,
 };
 use bottlebar_policy::HEALTH_PATH;
 use hickory_resolver::proto::op::{Message, Query};
@@ -21,10 +24,6 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
-fn limit() -> Duration {
-    Duration::from_millis(PROBE_TIMEOUT_MS)
-}
-
 /// Runs every check and reports.
 pub async fn run(targets: &ProbeTargets) -> ProbeReport {
     run_with(targets, LocalView::read()).await
@@ -32,6 +31,7 @@ pub async fn run(targets: &ProbeTargets) -> ProbeReport {
 
 async fn run_with(targets: &ProbeTargets, local: LocalView) -> ProbeReport {
     let started = Instant::now();
+    let limit = Duration::from_millis(targets.timeout_ms);
     let mut set: JoinSet<PathResult> = JoinSet::new();
 
     for &addr in &targets.outside {
@@ -40,7 +40,7 @@ async fn run_with(targets: &ProbeTargets, local: LocalView) -> ProbeReport {
         } else {
             LeakClass::OutsideIpv6
         };
-        set.spawn(tcp_path(class, addr));
+        set.spawn(tcp_path(class, addr, limit));
     }
 
     let mut resolvers = targets.resolvers.clone();
@@ -51,12 +51,12 @@ async fn run_with(targets: &ProbeTargets, local: LocalView) -> ProbeReport {
         let configured = local.nameservers.contains(&ip);
         let at_gateway = local.gateways.contains(&ip);
         let name = targets.dns_name.clone();
-        set.spawn(async move { dns_udp(ip, &name, configured, at_gateway).await });
+        set.spawn(async move { dns_udp(ip, &name, configured, at_gateway, limit).await });
         // The agent's own configured resolver answers on TCP by design (the
         // engine's embedded DNS); only resolving the name counts there.
         if !configured {
             let name = targets.dns_name.clone();
-            set.spawn(async move { dns_tcp(ip, &name, at_gateway).await });
+            set.spawn(async move { dns_tcp(ip, &name, at_gateway, limit).await });
         }
     }
 
@@ -66,18 +66,16 @@ async fn run_with(targets: &ProbeTargets, local: LocalView) -> ProbeReport {
     }
     for ip in host {
         for &port in &targets.host_ports {
-            set.spawn(tcp_path(LeakClass::Host, SocketAddr::new(ip, port)));
+            set.spawn(tcp_path(LeakClass::Host, SocketAddr::new(ip, port), limit));
         }
     }
 
     for &ip in &targets.egress_addrs {
-        let mut ports = vec![targets.proxy.port(), 80, 443];
-        ports.sort_unstable();
-        ports.dedup();
-        for port in ports {
+        for port in targets.egress_ports() {
             set.spawn(tcp_path(
                 LeakClass::EgressNetwork,
                 SocketAddr::new(ip, port),
+                limit,
             ));
         }
     }
@@ -126,36 +124,6 @@ impl LocalView {
     }
 }
 
-/// Gateways of routes in `/proc/net/route` (hex, little-endian IPv4).
-fn gateways_v4(table: &str) -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    for line in table.lines().skip(1) {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        let Some(gw) = cols.get(2).and_then(|g| u32::from_str_radix(g, 16).ok()) else {
-            continue;
-        };
-        if gw != 0 {
-            push_unique(&mut out, IpAddr::V4(Ipv4Addr::from(gw.swap_bytes())));
-        }
-    }
-    out
-}
-
-/// Next hops of routes in `/proc/net/ipv6_route` (32 hex digits each).
-fn gateways_v6(table: &str) -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    for line in table.lines() {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        let Some(hop) = cols.get(4).and_then(|h| u128::from_str_radix(h, 16).ok()) else {
-            continue;
-        };
-        if hop != 0 {
-            push_unique(&mut out, IpAddr::V6(Ipv6Addr::from(hop)));
-        }
-    }
-    out
-}
-
 fn nameservers(resolv_conf: &str) -> Vec<IpAddr> {
     resolv_conf
         .lines()
@@ -172,17 +140,19 @@ fn classify(e: &io::Error) -> Outcome {
     }
 }
 
-async fn tcp_path(class: LeakClass, addr: SocketAddr) -> PathResult {
-    let (outcome, detail) = match timeout(limit(), TcpStream::connect(addr)).await {
+async fn tcp_path(class: LeakClass, addr: SocketAddr, limit: Duration) -> PathResult {
+    let started = Instant::now();
+    let (outcome, detail) = match timeout(limit, TcpStream::connect(addr)).await {
         Ok(Ok(_)) => (Outcome::Open, "connected".to_string()),
         Ok(Err(e)) => (classify(&e), e.to_string()),
         Err(_) => (Outcome::Blocked, "timed out".to_string()),
     };
     PathResult {
         class,
-        path: format!("tcp {addr}"),
+        path: path_name::tcp(addr),
         outcome,
         detail,
+        ms: started.elapsed().as_millis() as u64,
     }
 }
 
@@ -229,8 +199,15 @@ fn dns_class(outcome: Outcome, at_gateway: bool) -> LeakClass {
 /// UDP port 53. For a resolver the agent is configured with, only resolving
 /// the name is a leak (the engine's embedded DNS answers every query, with
 /// an error for outside names); any other resolver must not answer at all.
-async fn dns_udp(ip: IpAddr, name: &str, configured: bool, at_gateway: bool) -> PathResult {
-    let path = format!("udp {} {name}", SocketAddr::new(ip, 53));
+async fn dns_udp(
+    ip: IpAddr,
+    name: &str,
+    configured: bool,
+    at_gateway: bool,
+    limit: Duration,
+) -> PathResult {
+    let started = Instant::now();
+    let path = path_name::dns_udp(ip, name);
     let result = async {
         let bind: SocketAddr = if ip.is_ipv4() {
             (Ipv4Addr::UNSPECIFIED, 0).into()
@@ -246,7 +223,7 @@ async fn dns_udp(ip: IpAddr, name: &str, configured: bool, at_gateway: bool) -> 
         buf.truncate(n);
         Ok::<_, io::Error>(buf)
     };
-    let (outcome, detail) = match timeout(limit(), result).await {
+    let (outcome, detail) = match timeout(limit, result).await {
         Ok(Ok(reply)) => {
             let (resolved, detail) = judge_answer(&reply);
             if resolved {
@@ -266,11 +243,13 @@ async fn dns_udp(ip: IpAddr, name: &str, configured: bool, at_gateway: bool) -> 
         path,
         outcome,
         detail,
+        ms: started.elapsed().as_millis() as u64,
     }
 }
 
 /// TCP port 53: connecting at all is a leak (a resolver is reachable).
-async fn dns_tcp(ip: IpAddr, name: &str, at_gateway: bool) -> PathResult {
+async fn dns_tcp(ip: IpAddr, name: &str, at_gateway: bool, limit: Duration) -> PathResult {
+    let started = Instant::now();
     let addr = SocketAddr::new(ip, 53);
     let result = async {
         let mut s = TcpStream::connect(addr).await?;
@@ -282,7 +261,7 @@ async fn dns_tcp(ip: IpAddr, name: &str, at_gateway: bool) -> PathResult {
         s.read_exact(&mut buf).await?;
         Ok::<_, io::Error>(buf)
     };
-    let (outcome, detail) = match timeout(limit(), result).await {
+    let (outcome, detail) = match timeout(limit, result).await {
         Ok(Ok(reply)) => match judge_answer(&reply) {
             (true, d) => (Outcome::Resolved, d),
             (false, d) => (Outcome::Open, d),
@@ -292,9 +271,10 @@ async fn dns_tcp(ip: IpAddr, name: &str, at_gateway: bool) -> PathResult {
     };
     PathResult {
         class: dns_class(outcome, at_gateway),
-        path: format!("tcp {addr} {name}"),
+        path: path_name::dns_tcp(ip, name),
         outcome,
         detail,
+        ms: started.elapsed().as_millis() as u64,
     }
 }
 
@@ -388,6 +368,7 @@ mod tests {
             host_ports: vec![closed_addr.port()],
             egress_addrs: vec![],
             proxy: proxy_addr,
+            timeout_ms: 1500,
         };
         // Not this machine's own gateways and resolvers: loopback only.
         let r = run_with(&targets, LocalView::default()).await;
@@ -404,7 +385,7 @@ mod tests {
         );
         assert_eq!(find(&format!("tcp {closed_addr}")).class, LeakClass::Host);
         assert!(r.proxy_ok, "{}", r.proxy_detail);
-        assert!(r.elapsed_ms < PROBE_TIMEOUT_MS + 1500, "{}", r.elapsed_ms);
+        assert!(r.elapsed_ms < 3000, "{}", r.elapsed_ms);
     }
 
     #[test]

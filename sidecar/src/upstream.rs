@@ -6,6 +6,7 @@
 //! keeping its connection alive keeps the upstream one alive too.
 
 use anyhow::{Context, Result};
+use bottlebar_policy::AddressPolicy;
 use bytes::Bytes;
 use hickory_resolver::TokioResolver;
 use http_body_util::combinators::BoxBody;
@@ -41,6 +42,8 @@ pub enum UpstreamError {
         port: u16,
         reason: String,
     },
+    #[error("`{host}` resolved only to addresses the proxy does not connect to: {detail}")]
+    PrivateAddress { host: String, detail: String },
     #[error("TLS verification of {host} failed: {reason}; the connection was not made")]
     TlsVerify { host: String, reason: String },
     #[error("TLS handshake with {host} failed: {reason}")]
@@ -113,16 +116,40 @@ impl Upstream {
         }
     }
 
-    /// A TCP connection to the first address of `host` that answers.
+    /// A TCP connection to the first address of `host` that answers. An
+    /// address pinned by the bottle is used as is; resolved addresses that
+    /// `addresses` refuses (loopback, private, the sidecar's own …) are
+    /// skipped, and if none is left the request fails saying why.
     pub async fn dial(
         &self,
         host: &str,
         port: u16,
         pinned: Option<IpAddr>,
+        addresses: &AddressPolicy,
     ) -> Result<TcpStream, UpstreamError> {
         let addrs = match pinned {
             Some(ip) => vec![ip],
-            None => self.resolve(host).await?,
+            None => {
+                let resolved = self.resolve(host).await?;
+                let (ok, refused): (Vec<IpAddr>, Vec<IpAddr>) = resolved
+                    .iter()
+                    .partition(|ip| addresses.check(**ip).is_ok());
+                if ok.is_empty() && !refused.is_empty() {
+                    let detail = refused
+                        .iter()
+                        .map(|ip| {
+                            let kind = addresses.check(*ip).err().map(|k| k.as_str()).unwrap_or("");
+                            format!("{ip} ({kind})")
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    return Err(UpstreamError::PrivateAddress {
+                        host: host.into(),
+                        detail,
+                    });
+                }
+                ok
+            }
         };
         let mut reason = format!("`{host}` has no addresses");
         for ip in addrs {
@@ -143,8 +170,14 @@ impl Upstream {
         })
     }
 
-    async fn connect(&self, dest: &Destination) -> Result<Sender, UpstreamError> {
-        let tcp = self.dial(&dest.host, dest.port, dest.pinned).await?;
+    async fn connect(
+        &self,
+        dest: &Destination,
+        addresses: &AddressPolicy,
+    ) -> Result<Sender, UpstreamError> {
+        let tcp = self
+            .dial(&dest.host, dest.port, dest.pinned, addresses)
+            .await?;
         let http_err = |e: hyper::Error| UpstreamError::Http {
             host: dest.host.clone(),
             reason: e.to_string(),
@@ -224,6 +257,7 @@ impl Pool {
         &self,
         upstream: &Upstream,
         dest: &Destination,
+        addresses: &AddressPolicy,
         build: impl FnOnce(Framing) -> Request<ReqBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let http_err = |e: hyper::Error| UpstreamError::Http {
@@ -250,7 +284,7 @@ impl Pool {
         };
         let mut h1 = match idle_h1 {
             Some(s) => s,
-            None => match upstream.connect(dest).await? {
+            None => match upstream.connect(dest, addresses).await? {
                 Sender::H2(mut h2) => {
                     self.h2.lock().unwrap().insert(dest.clone(), h2.clone());
                     return h2.send_request(build(Framing::H2)).await.map_err(http_err);

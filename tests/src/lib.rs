@@ -13,6 +13,7 @@
 //! the upstream's IP (`[hosts]`), so no name is ever looked up outside.
 
 pub mod double;
+pub mod escape;
 pub mod testkit;
 
 use serde_json::Value;

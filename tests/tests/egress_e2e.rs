@@ -149,10 +149,19 @@ fn the_sidecar_inspects_injects_scans_and_audits_real_traffic() {
     let e = echo(&ok);
     assert_eq!(e["token"], tok.as_str(), "answered by our upstream");
     assert_eq!(
-        e["headers"]["authorization"],
-        serde_json::json!([format!("Bearer {SECRET}")]),
+        e["header_sha256"]["authorization"],
+        serde_json::json!([bottlebar_e2e::testkit::server::sha256_hex(
+            format!("Bearer {SECRET}").as_bytes()
+        )]),
         "the real credential arrived upstream"
     );
+    // The upstream echoed it back; the agent sees it masked (issue 10.2).
+    assert_eq!(
+        e["headers"]["authorization"],
+        serde_json::json!([format!("Bearer {}", "*".repeat(SECRET.len()))]),
+        "the reflected credential reached the agent"
+    );
+    assert!(!ok.to_string().contains(SECRET));
     let h2 = fetch(&b, "--http2 https://api.example.com/echo");
     assert_eq!(h2["version"], "HTTP/2.0");
     assert_eq!(echo(&h2)["version"], "HTTP/2.0");

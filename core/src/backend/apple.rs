@@ -29,6 +29,79 @@ fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
 }
 
+/// The agent's confinement as far as Apple's CLI allows: only the
+/// capabilities it needs (no `NET_RAW`) and a process limit. Apple's CLI has
+/// no `no-new-privileges`, seccomp or sysctl flags (`docs/security.md`):
+/// each container is its own VM, which is the boundary there.
+fn agent_confinement() -> Vec<String> {
+    let mut v = s(&["--cap-drop", "ALL"]);
+    for c in launch::AGENT_CAPABILITIES {
+        v.extend(s(&["--cap-add", c]));
+    }
+    v.extend([
+        "--ulimit".into(),
+        format!("nproc={0}:{0}", launch::AGENT_PIDS_LIMIT),
+    ]);
+    v
+}
+
+/// The sidecar's confinement on Apple's runtime: no capabilities, a
+/// read-only root, a non-root user, process, file and memory limits.
+fn sidecar_confinement(spec: &LaunchSpec) -> Vec<String> {
+    let (uid, gid) = spec.sidecar_user;
+    let mut v = s(&["--cap-drop", "ALL", "--read-only"]);
+    v.extend([
+        "--uid".into(),
+        uid.to_string(),
+        "--gid".into(),
+        gid.to_string(),
+    ]);
+    v.extend([
+        "--ulimit".into(),
+        format!("nproc={0}:{0}", launch::SIDECAR_PIDS_LIMIT),
+        "--ulimit".into(),
+        format!("nofile={0}:{0}", launch::SIDECAR_NOFILE),
+        "--memory".into(),
+        format!("{}M", launch::SIDECAR_MEMORY_MIB),
+    ]);
+    v
+}
+
+/// The isolation probe on Apple's runtime, which cannot join another
+/// container's network namespace: a short-lived container from the
+/// sidecar's image on the agent's network, configured as the agent is
+/// (the sidecar its only nameserver), without capabilities, as nobody.
+pub fn probe_argv(
+    engine: &str,
+    internal_network: &str,
+    sidecar_ip: &str,
+    sidecar_image: &str,
+    targets_json: &str,
+) -> Vec<String> {
+    let mut v = s(&[
+        engine,
+        "run",
+        "--rm",
+        "--network",
+        internal_network,
+        "--dns",
+        sidecar_ip,
+    ]);
+    v.extend(s(&["--cap-drop", "ALL", "--read-only"]));
+    let id = launch::PROBE_USER.to_string();
+    v.extend(["--uid".into(), id.clone(), "--gid".into(), id]);
+    v.push(sidecar_image.into());
+    v.extend(launch::probe_command(targets_json));
+    v
+}
+
+/// `container exec -i SIDECAR bottlebar-sidecar reload`, fed the rules on stdin.
+pub fn reload_argv(engine: &str, sidecar: &str) -> Vec<String> {
+    let mut v = s(&[engine, "exec", "-i", sidecar]);
+    v.extend(launch::sidecar_reload_argv());
+    v
+}
+
 fn step(id: &str, title: &str, argv: Vec<String>, after: &[&str]) -> Step {
     Step {
         id: id.into(),
@@ -146,6 +219,7 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
     let mut run_sidecar = s(&[c, "run", "--detach", "--name", &sidecar]);
     run_sidecar.extend(label_args(b, Role::Sidecar));
     run_sidecar.extend(s(&["--network", &egress, "--network", &internal]));
+    run_sidecar.extend(sidecar_confinement(spec));
     for ns in &spec.dns {
         run_sidecar.extend(s(&["--dns", ns]));
     }
@@ -161,6 +235,7 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
     let mut run_agent = s(&[c, "run", "--detach", "--name", &agent]);
     run_agent.extend(label_args(b, Role::Agent));
     run_agent.extend(s(&["--network", &internal, "--init"]));
+    run_agent.extend(agent_confinement());
     run_agent.extend(launch::agent_dns_args());
     if let Some(n) = spec.resources.cpus {
         run_agent.extend(["--cpus".into(), n.to_string()]);

@@ -107,6 +107,7 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
     let mut create_sidecar = s(&[d, "create", "--name", &sidecar]);
     create_sidecar.extend(label_args(b, Role::Sidecar));
     create_sidecar.extend(s(&["--network", &egress]));
+    create_sidecar.extend(sidecar_confinement(spec));
     for ns in &spec.dns {
         create_sidecar.extend(s(&["--dns", ns]));
     }
@@ -122,6 +123,7 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
     let mut run_agent = s(&[d, "run", "--detach", "--name", &agent]);
     run_agent.extend(label_args(b, Role::Agent));
     run_agent.extend(s(&["--network", &internal, "--init"]));
+    run_agent.extend(agent_confinement(spec));
     run_agent.extend(launch::agent_dns_args());
     if let Some(c) = spec.resources.cpus {
         run_agent.extend(["--cpus".into(), c.to_string()]);
@@ -231,6 +233,89 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
         backend: spec.backend,
         steps,
     }
+}
+
+/// The agent's confinement: only the capabilities it needs (no `NET_RAW`),
+/// no privilege gain through setuid binaries, a process limit, and gVisor
+/// when asked for.
+fn agent_confinement(spec: &LaunchSpec) -> Vec<String> {
+    let mut v = s(&["--cap-drop", "ALL"]);
+    for c in launch::AGENT_CAPABILITIES {
+        v.extend(s(&["--cap-add", c]));
+    }
+    v.extend(s(&["--security-opt", "no-new-privileges"]));
+    v.extend(["--pids-limit".into(), launch::AGENT_PIDS_LIMIT.to_string()]);
+    if spec.gvisor {
+        v.extend(s(&["--runtime", "runsc"]));
+    }
+    v
+}
+
+/// The sidecar's confinement: no capabilities, a read-only root, a
+/// non-root user, limits, and IP forwarding off in its namespace (which
+/// would otherwise inherit the host's), so a frame addressed to it is
+/// never routed onto the egress network.
+fn sidecar_confinement(spec: &LaunchSpec) -> Vec<String> {
+    let (uid, gid) = spec.sidecar_user;
+    let mut v = s(&[
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--read-only",
+    ]);
+    v.extend(["--user".into(), format!("{uid}:{gid}")]);
+    v.extend([
+        "--pids-limit".into(),
+        launch::SIDECAR_PIDS_LIMIT.to_string(),
+    ]);
+    v.extend([
+        "--memory".into(),
+        format!("{}m", launch::SIDECAR_MEMORY_MIB),
+    ]);
+    v.extend([
+        "--ulimit".into(),
+        format!("nofile={0}:{0}", launch::SIDECAR_NOFILE),
+    ]);
+    v.extend(s(&["--sysctl", "net.ipv4.ip_forward=0"]));
+    v
+}
+
+/// The isolation probe: a short-lived container from the sidecar's image,
+/// joined to the agent's network namespace. The agent can neither replace
+/// it (its image is not the agent's to write) nor trace it (another
+/// container); it has no capabilities and runs as nobody.
+pub fn probe_argv(
+    engine: &str,
+    agent: &str,
+    sidecar_image: &str,
+    targets_json: &str,
+) -> Vec<String> {
+    let mut v = s(&[
+        engine,
+        "run",
+        "--rm",
+        "--network",
+        &format!("container:{agent}"),
+    ]);
+    v.extend(s(&[
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--read-only",
+    ]));
+    v.extend(["--user".into(), format!("{0}:{0}", launch::PROBE_USER)]);
+    v.extend(s(&["--pids-limit", "64", "--memory", "64m", sidecar_image]));
+    v.extend(launch::probe_command(targets_json));
+    v
+}
+
+/// `docker exec -i SIDECAR bottlebar-sidecar reload`, fed the rules on stdin.
+pub fn reload_argv(engine: &str, sidecar: &str) -> Vec<String> {
+    let mut v = s(&[engine, "exec", "-i", sidecar]);
+    v.extend(launch::sidecar_reload_argv());
+    v
 }
 
 #[derive(Deserialize)]

@@ -108,6 +108,43 @@ impl Engine {
     pub fn program_str(&self) -> String {
         self.program.display().to_string()
     }
+
+    /// The command that runs the isolation probe in `bottle`'s agent network,
+    /// from the sidecar's image, with `targets` (JSON).
+    pub fn probe_argv(
+        &self,
+        bottle: &crate::name::BottleName,
+        sidecar_image: &str,
+        sidecar_ip: std::net::IpAddr,
+        targets_json: &str,
+    ) -> Vec<String> {
+        let program = self.program_str();
+        match self.kind {
+            BackendKind::Docker => docker::probe_argv(
+                &program,
+                &bottle.resource(Role::Agent),
+                sidecar_image,
+                targets_json,
+            ),
+            BackendKind::Apple => apple::probe_argv(
+                &program,
+                &bottle.resource(Role::Internal),
+                &sidecar_ip.to_string(),
+                sidecar_image,
+                targets_json,
+            ),
+        }
+    }
+
+    /// The command that hands a running sidecar new live rules on stdin.
+    pub fn reload_argv(&self, bottle: &crate::name::BottleName) -> Vec<String> {
+        let program = self.program_str();
+        let sidecar = bottle.resource(Role::Sidecar);
+        match self.kind {
+            BackendKind::Docker => docker::reload_argv(&program, &sidecar),
+            BackendKind::Apple => apple::reload_argv(&program, &sidecar),
+        }
+    }
 }
 
 fn expand_home(p: &str) -> PathBuf {

@@ -268,12 +268,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
             } else {
                 print!("{}", plan.render());
+                let engine = bottlebar_core::backend::Engine {
+                    kind,
+                    program: program.clone().into(),
+                };
+                let probe = engine.probe_argv(
+                    &spec.bottle,
+                    &spec.sidecar_image.tag,
+                    std::net::IpAddr::from([0, 0, 0, 0]),
+                    "",
+                );
                 println!(
-                    "\nThen the isolation self-test [{}]: {program} exec {} {}/{} probe --targets …\n    ready only if every direct way out fails and the proxy answers",
+                    "\nThen the isolation self-test [{}]: {}\n    (in the agent's network; the sidecar's address for {{sidecar_ip}})\n    ready only if every direct way out fails and the proxy answers",
                     ops::SELF_TEST_STEP,
-                    spec.bottle.resource(bottlebar_core::name::Role::Agent),
-                    bottlebar_core::selftest::PROBE_DIR_IN_AGENT,
-                    bottlebar_core::selftest::PROBE_BIN,
+                    bottlebar_core::selftest::shown(&probe).replace("0.0.0.0", "{sidecar_ip}"),
                 );
             }
         }

@@ -50,7 +50,7 @@ fn fixture() -> &'static Fixture {
         std::fs::write(p("sidecar.json"), config).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let proxy = runtime.block_on(async {
-            let live = Arc::new(Live::load(&dir.path().join("sidecar.json")).unwrap());
+            let live = Arc::new(Live::load(&dir.path().join("sidecar.json"), vec![]).unwrap());
             Arc::new(Proxy::new(live).unwrap())
         });
         Fixture { runtime, proxy, _dir: dir }

@@ -18,8 +18,13 @@ pub const HOST_SERVICE_PORTS: &[u16] = &[
     22, 53, 80, 443, 2375, 2376, 3000, 3306, 5000, 5432, 6379, 8000, 8080, 8443, 11434,
 ];
 
-/// How long one path may take before it counts as blocked.
+/// How long one path may take before it counts as blocked, unless the
+/// targets say otherwise.
 pub const PROBE_TIMEOUT_MS: u64 = 1500;
+
+fn default_timeout_ms() -> u64 {
+    PROBE_TIMEOUT_MS
+}
 
 /// What the probe tries. The core fills it; the probe adds what only the
 /// agent can see (its default gateways, its resolv.conf nameservers).
@@ -34,12 +39,16 @@ pub struct ProbeTargets {
     pub dns_name: String,
     /// The host's own addresses, tried on [`ProbeTargets::host_ports`].
     pub host_addrs: Vec<IpAddr>,
+    /// The ports tried on every host address and gateway.
     pub host_ports: Vec<u16>,
     /// Addresses on the egress side (the sidecar's egress address, the
     /// egress network's gateway), tried on the proxy port, 80 and 443.
     pub egress_addrs: Vec<IpAddr>,
     /// The proxy as the agent reaches it: this path must work.
     pub proxy: SocketAddr,
+    /// How long a silent path is waited for before it counts as blocked.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
 }
 
 impl ProbeTargets {
@@ -69,7 +78,61 @@ impl ProbeTargets {
             host_ports: HOST_SERVICE_PORTS.to_vec(),
             egress_addrs: vec![],
             proxy,
+            timeout_ms: PROBE_TIMEOUT_MS,
         }
+    }
+
+    /// The ports tried on each egress-side address.
+    pub fn egress_ports(&self) -> Vec<u16> {
+        let mut ports = vec![self.proxy.port(), 80, 443];
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
+    /// Every path the probe must report for these targets (it may report
+    /// more: what only the agent's namespace shows, its gateways and its
+    /// configured resolvers). A report missing one of them is not trusted.
+    pub fn expected_paths(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.outside.iter().map(|a| path_name::tcp(*a)).collect();
+        for ip in &self.resolvers {
+            v.push(path_name::dns_udp(*ip, &self.dns_name));
+            v.push(path_name::dns_tcp(*ip, &self.dns_name));
+        }
+        for ip in &self.host_addrs {
+            for port in &self.host_ports {
+                v.push(path_name::tcp(SocketAddr::new(*ip, *port)));
+            }
+        }
+        for ip in &self.egress_addrs {
+            for port in self.egress_ports() {
+                v.push(path_name::tcp(SocketAddr::new(*ip, port)));
+            }
+        }
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+/// How each path is named in a report (the probe writes them; the core
+/// checks that none it asked for is missing).
+pub mod path_name {
+    use std::net::{IpAddr, SocketAddr};
+
+    /// A TCP connection attempt, e.g. `tcp 1.1.1.1:443`.
+    pub fn tcp(addr: SocketAddr) -> String {
+        format!("tcp {addr}")
+    }
+
+    /// A DNS query over UDP, e.g. `udp 1.1.1.1:53 example.com`.
+    pub fn dns_udp(ip: IpAddr, name: &str) -> String {
+        format!("udp {} {name}", SocketAddr::new(ip, 53))
+    }
+
+    /// A DNS query over TCP, e.g. `tcp 1.1.1.1:53 example.com`.
+    pub fn dns_tcp(ip: IpAddr, name: &str) -> String {
+        format!("tcp {} {name}", SocketAddr::new(ip, 53))
     }
 }
 
@@ -91,6 +154,7 @@ pub enum LeakClass {
 }
 
 impl LeakClass {
+    /// Every class, in the order reports list them.
     pub const ALL: [LeakClass; 5] = [
         LeakClass::OutsideIpv4,
         LeakClass::OutsideIpv6,
@@ -99,6 +163,7 @@ impl LeakClass {
         LeakClass::EgressNetwork,
     ];
 
+    /// The class's name in manifests and reports.
     pub fn as_str(self) -> &'static str {
         match self {
             LeakClass::OutsideIpv4 => "outside-ipv4",
@@ -109,6 +174,7 @@ impl LeakClass {
         }
     }
 
+    /// The class named `s`, if any.
     pub fn parse(s: &str) -> Option<LeakClass> {
         LeakClass::ALL.into_iter().find(|c| c.as_str() == s)
     }
@@ -145,21 +211,30 @@ impl Outcome {
 /// One path the probe tried.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PathResult {
+    /// What kind of path it is.
     pub class: LeakClass,
     /// e.g. `tcp 1.1.1.1:443`, `udp 10.0.0.1:53 example.com`.
     pub path: String,
+    /// What happened.
     pub outcome: Outcome,
     /// The error or answer, for the user.
     pub detail: String,
+    /// How long the attempt took; a path reported as timed out sooner than
+    /// the timeout is not believed.
+    #[serde(default)]
+    pub ms: u64,
 }
 
 /// Everything the probe found, printed as one JSON object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeReport {
+    /// Every path tried.
     pub paths: Vec<PathResult>,
     /// Whether the proxy answered its health endpoint from inside the agent.
     pub proxy_ok: bool,
+    /// What the proxy path answered.
     pub proxy_detail: String,
+    /// How long the whole probe took.
     pub elapsed_ms: u64,
 }
 
@@ -170,9 +245,11 @@ impl ProbeReport {
     }
 }
 
-/// The probe's exit codes.
+/// The probe's exit code: every direct path failed and the proxy answered.
 pub const PROBE_EXIT_ISOLATED: i32 = 0;
+/// The probe's exit code: a direct path reached something.
 pub const PROBE_EXIT_LEAK: i32 = 3;
+/// The probe's exit code: isolated, but the proxy did not answer.
 pub const PROBE_EXIT_NO_PROXY: i32 = 4;
 
 #[cfg(test)]
@@ -196,5 +273,20 @@ mod tests {
         assert!(t.outside.iter().any(|a| a.is_ipv6()));
         let json = serde_json::to_string(&t).unwrap();
         assert_eq!(serde_json::from_str::<ProbeTargets>(&json).unwrap(), t);
+    }
+
+    #[test]
+    fn expected_paths_cover_every_target() {
+        let mut t = ProbeTargets::real_world("10.0.0.2:3128".parse().unwrap());
+        t.host_addrs = vec!["192.0.2.1".parse().unwrap()];
+        t.egress_addrs = vec!["192.0.2.9".parse().unwrap()];
+        let paths = t.expected_paths();
+        assert!(paths.contains(&"tcp 1.1.1.1:443".to_string()));
+        assert!(paths.contains(&"udp 1.1.1.1:53 example.com".to_string()));
+        assert!(paths.contains(&"tcp [2606:4700:4700::1111]:53 example.com".to_string()));
+        assert!(paths.contains(&"tcp 192.0.2.1:22".to_string()));
+        assert!(paths.contains(&"tcp 192.0.2.9:3128".to_string()));
+        let n = 5 + 3 * 2 + HOST_SERVICE_PORTS.len() + 3;
+        assert_eq!(paths.len(), n, "{paths:#?}");
     }
 }

@@ -186,6 +186,7 @@ async fn main() -> Result<()> {
         "ca_cert_file": p("ca.crt").display().to_string(), "ca_key_file": p("ca.key").display().to_string(),
         "extra_roots_file": p("internet-ca.pem").display().to_string(),
         "secrets_file": p("secrets.json").display().to_string(),
+        "hosts": {"localhost": "127.0.0.1"},
     });
     std::fs::write(p("sidecar.json"), config.to_string())?;
     let sidecar = Command::new(&args.sidecar)

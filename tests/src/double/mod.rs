@@ -733,7 +733,107 @@ const RUN_OPTS: &[Opt] = &[
     value("progress", None),
     value("publish", Some('p')),
     value("tmpfs", None),
+    value("cap-add", None),
+    value("cap-drop", None),
+    value("uid", None),
+    value("gid", None),
+    value("ulimit", None),
 ];
+
+/// Linux capability names, as Apple's `CapabilityName` knows them.
+const CAPABILITIES: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// A `--cap-add`/`--cap-drop` value as Apple reads it: case-insensitive,
+/// `CAP_` optional, or `ALL`.
+fn capability(name: &str) -> Result<String, Failure> {
+    let upper = name.to_ascii_uppercase();
+    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    if bare == "ALL" || CAPABILITIES.contains(&bare) {
+        Ok(bare.to_string())
+    } else {
+        Err(Failure::failed(format!("invalid CapabilityName '{name}'")))
+    }
+}
+
+/// A `--ulimit type=soft[:hard]` value, checked as Apple checks it.
+fn ulimit(spec: &str) -> Result<(String, u64, u64), Failure> {
+    let bad = || {
+        Failure::usage(format!(
+            "The value '{spec}' is invalid for '--ulimit <ulimit>'"
+        ))
+    };
+    let (kind, limits) = spec.split_once('=').ok_or_else(bad)?;
+    let known = [
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
+        "as",
+    ];
+    if !known.contains(&kind) {
+        return Err(bad());
+    }
+    let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
+    let n = |v: &str| v.parse::<u64>().map_err(|_| bad());
+    let (soft, hard) = (n(soft)?, n(hard)?);
+    if soft > hard {
+        return Err(bad());
+    }
+    Ok((kind.to_string(), soft, hard))
+}
 
 /// `--mount type=bind,source=…,target=…[,readonly]` → Docker's `--mount`.
 fn translate_mount(spec: &str) -> Result<String, Failure> {
@@ -891,8 +991,37 @@ fn run_or_create(args: &[String], v: Version, start: bool) -> Out {
     if let Some(w) = p.one("workdir").or(p.one("cwd")) {
         argv.extend(["--workdir".into(), w]);
     }
-    if let Some(u) = p.one("user") {
-        argv.extend(["--user".into(), u]);
+    match (p.one("user"), p.one("uid"), p.one("gid")) {
+        (Some(u), _, _) => argv.extend(["--user".into(), u]),
+        (None, Some(uid), gid) => argv.extend([
+            "--user".into(),
+            format!("{uid}:{}", gid.unwrap_or_else(|| "0".into())),
+        ]),
+        (None, None, Some(gid)) => argv.extend(["--user".into(), format!("0:{gid}")]),
+        (None, None, None) => {}
+    }
+    if p.has("cap-add") || p.has("cap-drop") {
+        if v < Version(0, 12, 0) {
+            return Err(Failure::usage("Unknown option '--cap-drop'"));
+        }
+        for (flag, docker_flag) in [("cap-drop", "--cap-drop"), ("cap-add", "--cap-add")] {
+            for c in p.all(flag) {
+                argv.extend([docker_flag.into(), capability(&c)?]);
+            }
+        }
+    }
+    for u in p.all("ulimit") {
+        if v < Version(0, 9, 0) {
+            return Err(Failure::usage("Unknown option '--ulimit'"));
+        }
+        let (kind, soft, hard) = ulimit(&u)?;
+        argv.extend(["--ulimit".into(), format!("{kind}={soft}:{hard}")]);
+    }
+    if p.has("read-only") {
+        argv.push("--read-only".into());
+    }
+    if p.has("rm") || p.has("remove") {
+        argv.push("--rm".into());
     }
     if let Some(e) = p.one("entrypoint") {
         argv.extend(["--entrypoint".into(), e]);
@@ -909,6 +1038,15 @@ fn run_or_create(args: &[String], v: Version, start: bool) -> Out {
     };
     for n in networks.iter().skip(1) {
         docker(&["network", "connect", n, &id]).map_err(cleanup)?;
+    }
+    if start && !p.has("detach") {
+        // Foreground: the workload's output streams, and its exit code is the CLI's.
+        let status = Command::new("docker")
+            .args(["start", "--attach", &id])
+            .stdin(Stdio::null())
+            .status()
+            .map_err(|e| cleanup(Failure::failed(e.to_string())))?;
+        return Ok(status.code().unwrap_or(1));
     }
     if start {
         docker(&["start", &id]).map_err(cleanup)?;
@@ -969,19 +1107,31 @@ fn managed(c: &Value) -> Value {
     if running {
         status["startedDate"] = json!(iso(c["State"]["StartedAt"].as_str().unwrap_or("")));
     }
+    let caps = |k: &str| c["HostConfig"][k].as_array().cloned().unwrap_or_default();
+    let (uid, gid) = {
+        let user = c["Config"]["User"].as_str().unwrap_or("");
+        let (u, g) = user.split_once(':').unwrap_or((user, "0"));
+        (u.parse::<u64>().unwrap_or(0), g.parse::<u64>().unwrap_or(0))
+    };
+    let rlimits: Vec<Value> = c["HostConfig"]["Ulimits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|u| json!({ "hard": u["Hard"], "limit": u["Name"], "soft": u["Soft"] }))
+        .collect();
     json!({
         "configuration": {
-            "capAdd": [], "capDrop": [], "creationDate": iso(c["Created"].as_str().unwrap_or("")),
+            "capAdd": caps("CapAdd"), "capDrop": caps("CapDrop"), "creationDate": iso(c["Created"].as_str().unwrap_or("")),
             "dns": { "nameservers": dns, "options": [], "searchDomains": [] },
             "id": id,
             "image": { "descriptor": { "digest": c["Image"], "mediaType": "application/vnd.oci.image.index.v1+json", "size": 0 }, "reference": c["Config"]["Image"] },
             "initProcess": {
-                "arguments": c["Args"], "environment": c["Config"]["Env"], "executable": c["Path"], "rlimits": [], "supplementalGroups": [],
-                "terminal": c["Config"]["Tty"], "user": { "id": { "gid": 0, "uid": 0 } }, "workingDirectory": if c["Config"]["WorkingDir"] == "" { json!("/") } else { c["Config"]["WorkingDir"].clone() },
+                "arguments": c["Args"], "environment": c["Config"]["Env"], "executable": c["Path"], "rlimits": rlimits, "supplementalGroups": [],
+                "terminal": c["Config"]["Tty"], "user": { "id": { "gid": gid, "uid": uid } }, "workingDirectory": if c["Config"]["WorkingDir"] == "" { json!("/") } else { c["Config"]["WorkingDir"].clone() },
             },
             "labels": labels, "mounts": mounts,
             "networks": order.iter().map(|n| json!({ "network": n, "options": { "hostname": id, "mtu": 1280 } })).collect::<Vec<_>>(),
-            "platform": { "architecture": "arm64", "os": "linux" }, "publishedPorts": [], "publishedSockets": [], "readOnly": false,
+            "platform": { "architecture": "arm64", "os": "linux" }, "publishedPorts": [], "publishedSockets": [], "readOnly": c["HostConfig"]["ReadonlyRootfs"] == true,
             "resources": { "cpuOverhead": 1, "cpus": 4, "memoryInBytes": 1073741824u64 }, "rosetta": false, "runtimeHandler": "container-runtime-linux",
             "ssh": false, "sysctls": {}, "useInit": c["HostConfig"]["Init"] == true, "virtualization": false,
         },

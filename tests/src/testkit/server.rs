@@ -39,17 +39,25 @@ async fn respond(req: Request<Incoming>, token: Arc<String>) -> Response<Body> {
     let query = req.uri().query().unwrap_or("").to_string();
     match path.as_str() {
         "/echo" => {
+            let echo_header = req.headers().get("authorization").cloned();
             let method = req.method().to_string();
             let version = format!("{:?}", req.version());
             let mut headers = serde_json::Map::new();
+            let mut digests = serde_json::Map::new();
             for (name, value) in req.headers() {
-                let entry = headers
-                    .entry(name.as_str().to_string())
-                    .or_insert_with(|| serde_json::Value::Array(vec![]));
-                entry
-                    .as_array_mut()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(value.as_bytes()).into());
+                for (map, shown) in [
+                    (
+                        &mut headers,
+                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    ),
+                    (&mut digests, sha256_hex(value.as_bytes())),
+                ] {
+                    map.entry(name.as_str().to_string())
+                        .or_insert_with(|| serde_json::Value::Array(vec![]))
+                        .as_array_mut()
+                        .unwrap()
+                        .push(shown.into());
+                }
             }
             let authority = req.uri().authority().map(|a| a.to_string());
             let body = req
@@ -58,11 +66,30 @@ async fn respond(req: Request<Incoming>, token: Arc<String>) -> Response<Body> {
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
+            // What the upstream saw, echoed back as a debug endpoint would;
+            // `header_sha256` lets a test check a masked header's real value.
             let v = serde_json::json!({
                 "token": *token, "method": method, "path": path, "query": query, "version": version,
-                "authority": authority, "headers": headers, "body": String::from_utf8_lossy(&body),
+                "authority": authority, "headers": headers, "header_sha256": digests,
+                "body": String::from_utf8_lossy(&body), "body_sha256": sha256_hex(&body),
             });
-            let mut resp = Response::new(full(v.to_string()));
+            let gzip = query.split('&').any(|kv| kv == "gzip=1");
+            let text = v.to_string();
+            let mut resp = if gzip {
+                use std::io::Write;
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(text.as_bytes()).unwrap();
+                let mut r = Response::new(full(e.finish().unwrap()));
+                r.headers_mut()
+                    .insert("content-encoding", "gzip".parse().unwrap());
+                r
+            } else {
+                Response::new(full(text))
+            };
+            // Reflected in a response header too, as some debug servers do.
+            if let Some(v) = echo_header {
+                resp.headers_mut().insert("x-echo-authorization", v);
+            }
             resp.headers_mut()
                 .insert("content-type", "application/json".parse().unwrap());
             resp
@@ -91,8 +118,20 @@ async fn respond(req: Request<Incoming>, token: Arc<String>) -> Response<Body> {
             resp
         }
         "/bytes" => full(vec![b'b'; query_num(&query, "n", 1024) as usize]).into_response(),
+        // Answers before reading the request body, as some servers do.
+        "/early" => full("early\n").into_response(),
         _ => full(format!("{token}\n")).into_response(),
     }
+}
+
+/// The SHA-256 of `data`, in hex: how the echo shows what it saw without
+/// the value itself.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 trait IntoResponse {

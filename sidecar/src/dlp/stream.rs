@@ -1,0 +1,237 @@
+//! Scanning a body as it streams, through a window: a secret split across
+//! chunks is seen whole before any of it is released, and nothing is
+//! buffered beyond that window.
+
+use super::{Finding, Scanner};
+use bytes::{Bytes, BytesMut};
+use std::sync::Arc;
+
+/// What to do with a body that carries a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Stop the stream at the first secret.
+    Block,
+    /// Mask direct matches and carry on; a secret found only in a decoded
+    /// view still stops the stream (it cannot be masked in place).
+    Redact,
+}
+
+/// How deep a stream is looked into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Direct matches only (responses: fast, and enough to mask reflections).
+    Direct,
+    /// Direct matches and every decoded view (what the agent sends).
+    Views,
+}
+
+/// Scans a stream chunk by chunk, releasing bytes only once no needle can
+/// still end in them.
+pub struct StreamScanner {
+    scanner: Arc<Scanner>,
+    mode: Mode,
+    depth: Depth,
+    held: BytesMut,
+    /// Findings redacted so far.
+    pub redacted: usize,
+}
+
+impl StreamScanner {
+    /// A scanner for one stream.
+    pub fn new(scanner: Arc<Scanner>, mode: Mode, depth: Depth) -> Self {
+        Self {
+            scanner,
+            mode,
+            depth,
+            held: BytesMut::new(),
+            redacted: 0,
+        }
+    }
+
+    /// The scanner this stream uses.
+    pub fn scanner(&self) -> &Arc<Scanner> {
+        &self.scanner
+    }
+
+    fn hold_back(&self) -> usize {
+        self.scanner.deep_window().saturating_sub(1)
+    }
+
+    /// Takes the next chunk; returns the bytes now safe to send, or the
+    /// finding that blocks the stream.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Bytes, Finding> {
+        if self.scanner.is_empty() {
+            return Ok(Bytes::copy_from_slice(chunk));
+        }
+        self.held.extend_from_slice(chunk);
+        self.scan_held()?;
+        let keep = match self.depth {
+            // Only what could still become a match is held back, so a
+            // stream of small events (SSE) is not delayed.
+            Depth::Direct => self.scanner.open_tail(&self.held),
+            Depth::Views => self.hold_back().min(self.held.len()),
+        };
+        let release = self.held.len() - keep;
+        Ok(self.held.split_to(release).freeze())
+    }
+
+    /// The end of the stream: whatever was held back, scanned.
+    pub fn finish(&mut self) -> Result<Bytes, Finding> {
+        self.scan_held()?;
+        Ok(self.held.split().freeze())
+    }
+
+    fn first(&self) -> Option<Finding> {
+        match self.depth {
+            Depth::Direct => self.scanner.first(&self.held),
+            Depth::Views => self.scanner.first_deep(&self.held),
+        }
+    }
+
+    fn scan_held(&mut self) -> Result<(), Finding> {
+        if self.mode == Mode::Redact {
+            self.redacted += self.scanner.redact(&mut self.held);
+        }
+        match self.first() {
+            Some(f) => Err(f),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Needles;
+    use super::*;
+    use bottlebar_policy::HeldSecret;
+
+    const SECRET: &str = "s3cr3t-Token_value/with+chars";
+
+    fn scanner() -> Scanner {
+        Scanner::new(
+            &[HeldSecret {
+                name: "api".into(),
+                value: SECRET.into(),
+                placeholder: None,
+            }],
+            Needles::SecretsAndTokens,
+        )
+    }
+
+    #[test]
+    fn a_secret_split_across_chunks_is_blocked_before_any_of_it_is_released() {
+        let scanner = Arc::new(scanner());
+        let data = format!("{}{SECRET}{}", "x".repeat(700), "y".repeat(50));
+        for split in [1usize, 3, 7, 64, 701, 705] {
+            let mut stream = StreamScanner::new(scanner.clone(), Mode::Block, Depth::Direct);
+            let mut released = Vec::new();
+            let mut blocked = false;
+            for chunk in data.as_bytes().chunks(split) {
+                match stream.push(chunk) {
+                    Ok(b) => released.extend_from_slice(&b),
+                    Err(_) => {
+                        blocked = true;
+                        break;
+                    }
+                }
+            }
+            if !blocked {
+                blocked = stream.finish().is_err();
+            }
+            assert!(blocked, "chunk size {split}");
+            let released = String::from_utf8(released).unwrap();
+            assert!(
+                !released.contains(&SECRET[..4]),
+                "part of the secret left before the block (chunks of {split})"
+            );
+        }
+    }
+
+    #[test]
+    fn redacting_stream_is_byte_for_byte_except_the_secret() {
+        let scanner = Arc::new(scanner());
+        let data = format!("{}{SECRET}{}", "x".repeat(1000), "y".repeat(1000));
+        let expected = format!(
+            "{}{}{}",
+            "x".repeat(1000),
+            "*".repeat(SECRET.len()),
+            "y".repeat(1000)
+        );
+        for split in [1usize, 5, 100, 1024, 4096] {
+            let mut stream = StreamScanner::new(scanner.clone(), Mode::Redact, Depth::Direct);
+            let mut out = Vec::new();
+            for chunk in data.as_bytes().chunks(split) {
+                out.extend_from_slice(&stream.push(chunk).unwrap());
+            }
+            out.extend_from_slice(&stream.finish().unwrap());
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                expected,
+                "chunks of {split}"
+            );
+            assert_eq!(stream.redacted, 1, "chunks of {split}");
+        }
+    }
+
+    #[test]
+    fn clean_streams_pass_unchanged_with_bounded_holdback() {
+        let scanner = Arc::new(scanner());
+        let mut stream = StreamScanner::new(scanner.clone(), Mode::Block, Depth::Direct);
+        let chunk = vec![b'z'; 64 * 1024];
+        let first = stream.push(&chunk).unwrap();
+        assert_eq!(first.len(), chunk.len() - (scanner.window() - 1));
+        let rest = stream.finish().unwrap();
+        assert_eq!(first.len() + rest.len(), chunk.len());
+    }
+
+    #[test]
+    fn a_literal_only_stream_holds_back_just_a_possible_start() {
+        let scanner = Arc::new(Scanner::new(
+            &[HeldSecret {
+                name: "api".into(),
+                value: SECRET.into(),
+                placeholder: None,
+            }],
+            Needles::SecretsOnly,
+        ));
+        let mut stream = StreamScanner::new(scanner.clone(), Mode::Redact, Depth::Direct);
+        assert_eq!(
+            &stream.push(b"data: event 1\n\n").unwrap()[..],
+            b"data: event 1\n\n"
+        );
+        // The start of the secret is held until it can be told apart.
+        let out = stream
+            .push(format!("x {}", &SECRET[..6]).as_bytes())
+            .unwrap();
+        assert_eq!(&out[..], b"x ");
+        let out = stream
+            .push(format!("{} y", &SECRET[6..]).as_bytes())
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            format!("{} y", "*".repeat(SECRET.len()))
+        );
+    }
+
+    #[test]
+    fn an_encoded_secret_split_across_chunks_is_blocked_by_the_deep_scan() {
+        let scanner = Arc::new(scanner());
+        let json_u: String = SECRET
+            .chars()
+            .map(|c| format!("\\u{:04x}", c as u32))
+            .collect();
+        let data = format!("{}{json_u}{}", "x".repeat(3000), "y".repeat(100));
+        for split in [1usize, 13, 500, 3001, 3100] {
+            let mut stream = StreamScanner::new(scanner.clone(), Mode::Redact, Depth::Views);
+            let mut blocked = false;
+            for chunk in data.as_bytes().chunks(split) {
+                if stream.push(chunk).is_err() {
+                    blocked = true;
+                    break;
+                }
+            }
+            blocked = blocked || stream.finish().is_err();
+            assert!(blocked, "chunks of {split}");
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! The agent's request body on its way out: decoded if compressed, scanned
+//! through a bounded window (every decoded view too), blocked or redacted,
+//! and counted. A block is remembered so the audit line says so, even when
+//! the upstream had already answered.
+
+use crate::audit::{AuditLog, Entry};
+use crate::dlp::decode::BodyDecoder;
+use crate::dlp::{Finding, StreamScanner};
+use crate::upstream::BoxError;
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::HeaderMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+/// What the request body did, shared with the response side, which hands
+/// over the exchange's audit line: it is written once both the response
+/// and the request body are done, so a body stopped after the upstream
+/// answered is still recorded as refused.
+#[derive(Default)]
+pub struct BodyReport {
+    /// Bytes received from the agent.
+    pub bytes_up: AtomicU64,
+    /// Secrets masked.
+    pub redacted: AtomicU64,
+    /// Why the body was stopped, if it was.
+    pub blocked: Mutex<Option<String>>,
+    finish: Mutex<Finish>,
+}
+
+#[derive(Default)]
+struct Finish {
+    body_done: bool,
+    entry: Option<(Entry, Arc<AuditLog>)>,
+}
+
+impl BodyReport {
+    /// The reason the body was stopped, if it was.
+    pub fn blocked(&self) -> Option<String> {
+        self.blocked.lock().unwrap().clone()
+    }
+
+    /// The exchange's audit line, from the response side: written now if the
+    /// request body is done, else as soon as it is.
+    pub fn audit_when_done(&self, entry: Entry, audit: Arc<AuditLog>) {
+        let mut f = self.finish.lock().unwrap();
+        if f.body_done {
+            drop(f);
+            self.write(entry, &audit);
+        } else {
+            f.entry = Some((entry, audit));
+        }
+    }
+
+    /// The request body ended (or was dropped).
+    fn body_done(&self) {
+        let pending = {
+            let mut f = self.finish.lock().unwrap();
+            f.body_done = true;
+            f.entry.take()
+        };
+        if let Some((entry, audit)) = pending {
+            self.write(entry, &audit);
+        }
+    }
+
+    fn write(&self, mut e: Entry, audit: &AuditLog) {
+        e.bytes_up = self.bytes_up.load(Ordering::Relaxed);
+        e.redacted += self.redacted.load(Ordering::Relaxed) as usize;
+        if let Some(why) = self.blocked() {
+            // Stopped mid-body: a refusal, whatever the upstream said first.
+            e.decision = "deny".into();
+            e.reason = Some(if why.contains("encoding") || why.contains("inflates") {
+                "uninspectable".into()
+            } else {
+                "secret_detected".into()
+            });
+            e.detail = Some(why);
+        }
+        tracing::info!(
+            method = e.method,
+            host = e.host,
+            port = e.port,
+            status = e.status,
+            "{}",
+            e.decision
+        );
+        audit.record(&e);
+    }
+}
+
+/// The scanned body sent upstream.
+pub struct ScannedBody {
+    inner: Incoming,
+    decoder: Option<BodyDecoder>,
+    scanner: StreamScanner,
+    report: Arc<BodyReport>,
+    finished: bool,
+    trailers: Option<HeaderMap>,
+}
+
+impl ScannedBody {
+    /// Wraps the agent's body.
+    pub fn new(
+        inner: Incoming,
+        decoder: Option<BodyDecoder>,
+        scanner: StreamScanner,
+        report: Arc<BodyReport>,
+    ) -> Self {
+        Self {
+            inner,
+            decoder,
+            scanner,
+            report,
+            finished: false,
+            trailers: None,
+        }
+    }
+
+    fn stop(&mut self, why: String) -> Option<Result<Frame<Bytes>, BoxError>> {
+        *self.report.blocked.lock().unwrap() = Some(why.clone());
+        self.finished = true;
+        self.trailers = None;
+        self.report.body_done();
+        Some(Err(why.into()))
+    }
+
+    /// Scans the next piece of (encoded) body; `None` when nothing can be sent yet.
+    fn take(&mut self, data: &[u8]) -> Option<Result<Frame<Bytes>, BoxError>> {
+        let decoded = match &mut self.decoder {
+            None => None,
+            Some(d) => match d.push(data) {
+                Ok(v) => Some(v),
+                Err(e) => return self.stop(format!("the request body's {e}")),
+            },
+        };
+        let scanned = self.scanner.push(decoded.as_deref().unwrap_or(data));
+        self.release(scanned)
+    }
+
+    /// The end of the body: what the decoder and the scanner still hold.
+    fn end(&mut self) -> Option<Result<Frame<Bytes>, BoxError>> {
+        self.finished = true;
+        let mut out = bytes::BytesMut::new();
+        if let Some(d) = &mut self.decoder {
+            let rest = match d.finish() {
+                Ok(v) => v,
+                Err(e) => return self.stop(format!("the request body's {e}")),
+            };
+            match self.scanner.push(&rest) {
+                Ok(b) => out.extend_from_slice(&b),
+                Err(f) => return self.release(Err(f)),
+            }
+        }
+        match self.scanner.finish() {
+            Ok(b) => {
+                out.extend_from_slice(&b);
+                self.release(Ok(out.freeze()))
+            }
+            Err(f) => self.release(Err(f)),
+        }
+    }
+
+    fn release(&mut self, out: Result<Bytes, Finding>) -> Option<Result<Frame<Bytes>, BoxError>> {
+        self.report
+            .redacted
+            .store(self.scanner.redacted as u64, Ordering::Relaxed);
+        match out {
+            Ok(b) if b.is_empty() => None,
+            Ok(b) => Some(Ok(Frame::data(b))),
+            Err(f) => self.stop(format!("the request body carries {}", f.kind)),
+        }
+    }
+}
+
+impl Body for ScannedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            if self.finished {
+                let t = self.trailers.take();
+                if t.is_none() {
+                    self.report.body_done();
+                }
+                return Poll::Ready(t.map(|t| Ok(Frame::trailers(t))));
+            }
+            let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(Some(Ok(f))) => f,
+                Poll::Ready(None) => match self.end() {
+                    Some(out) => return Poll::Ready(Some(out)),
+                    None => continue,
+                },
+            };
+            match frame.into_data() {
+                Ok(data) => {
+                    self.report
+                        .bytes_up
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                    if let Some(out) = self.take(&data) {
+                        return Poll::Ready(Some(out));
+                    }
+                }
+                Err(frame) => {
+                    // Trailers end the body: release what was held back first.
+                    let trailers = frame.into_trailers().ok();
+                    let out = self.end();
+                    if self.report.blocked().is_none() {
+                        self.trailers = trailers;
+                    }
+                    if let Some(out) = out {
+                        return Poll::Ready(Some(out));
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.finished && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        // Redaction keeps lengths, and held-back bytes are all sent in the
+        // end; a decoded body's length is not known in advance.
+        if self.decoder.is_some() {
+            SizeHint::default()
+        } else {
+            self.inner.size_hint()
+        }
+    }
+}
+
+impl Drop for ScannedBody {
+    fn drop(&mut self) {
+        self.report.body_done();
+    }
+}
