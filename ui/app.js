@@ -304,6 +304,7 @@ async function renderSettings() {
           h("dt", {}, "Program"), h("dd", { class: "mono" }, e.program || "not found"),
           h("dt", {}, "Client"), h("dd", {}, e.client_version || "–"),
           h("dt", {}, "Engine"), h("dd", {}, e.server_version || "–"),
+          e.sandbox ? [h("dt", {}, "Agent sandbox"), h("dd", { class: "sandbox" }, e.sandbox)] : null,
           e.problem ? [h("dt", {}, "Problem"), h("dd", {}, e.problem)] : null,
           e.fix ? [h("dt", {}, "Fix"), h("dd", {}, e.fix)] : null,
         ),

@@ -208,8 +208,42 @@ pub fn host_nameservers(resolv_conf: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether a bottle's agent runs under gVisor (`runsc`, Docker on Linux).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GvisorChoice {
+    /// Where Docker has `runsc` registered.
+    Auto,
+    /// Required: the launch fails without it.
+    On,
+    /// Never.
+    Off,
+}
+
+/// Overrides the gVisor choice for every bottle: `auto`, `on` or `off`.
+pub const GVISOR_ENV: &str = "BOTTLEBAR_GVISOR";
+
+/// The bottle file's `[isolation] gvisor`, else `$BOTTLEBAR_GVISOR`, else auto.
+pub fn gvisor_choice(manifest: &Manifest) -> Result<GvisorChoice, String> {
+    match manifest.gvisor {
+        Some(true) => return Ok(GvisorChoice::On),
+        Some(false) => return Ok(GvisorChoice::Off),
+        None => {}
+    }
+    match std::env::var(GVISOR_ENV).as_deref() {
+        Err(_) | Ok("") | Ok("auto") => Ok(GvisorChoice::Auto),
+        Ok("on") => Ok(GvisorChoice::On),
+        Ok("off") => Ok(GvisorChoice::Off),
+        Ok(other) => Err(format!(
+            "{GVISOR_ENV}={other}: expected `auto`, `on` or `off`"
+        )),
+    }
+}
+
 /// Features a manifest may ask for that a backend cannot provide yet.
 pub fn check_support(manifest: &Manifest, backend: BackendKind) -> Result<(), String> {
+    if manifest.gvisor == Some(true) && backend == BackendKind::Apple {
+        return Err("`[isolation] gvisor = true` needs the docker backend on Linux: Apple's runtime already runs each container in its own VM; remove it or use `backend = \"docker\"`".into());
+    }
     if manifest.git_gate {
         return Err(match backend {
             BackendKind::Apple => "`git_gate` is not supported on the apple backend yet: there is no safe way to deliver the push key to its sidecar; use the docker backend or remove `git_gate`".into(),

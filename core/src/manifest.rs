@@ -163,6 +163,9 @@ pub struct Manifest {
     /// Leak classes of the isolation self-test the user accepts knowingly
     /// (`[isolation] accept_leaks`); empty by default: any leak fails closed.
     pub accept_leaks: Vec<LeakClass>,
+    /// Run the agent under gVisor: `Some(true)` requires it, `Some(false)`
+    /// turns it off, `None` uses it where Docker has it (`[isolation] gvisor`).
+    pub gvisor: Option<bool>,
 }
 
 /// Where a secret comes from. Its value is read at launch, never stored in
@@ -261,6 +264,8 @@ struct RawManifest {
 struct RawIsolation {
     #[serde(default)]
     accept_leaks: Vec<Spanned<String>>,
+    #[serde(default)]
+    gvisor: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -524,6 +529,7 @@ pub fn parse(
         supervise: raw.supervise,
         resources,
         accept_leaks,
+        gvisor: raw.isolation.gvisor,
     })
 }
 

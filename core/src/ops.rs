@@ -486,6 +486,13 @@ pub async fn up<R: Runner>(
         });
     }
     let mut spec = spec;
+    spec.gvisor = match use_gvisor(&engine, runner.as_ref(), &manifest, events).await {
+        Ok(g) => g,
+        Err(e) => {
+            discard_state(&spec);
+            return Err(e);
+        }
+    };
     let started = std::time::Instant::now();
     // Docker: the networks get subnets of Bottlebar's own pool. A clash with
     // a network created meanwhile (a concurrent launch) fails that step and
@@ -557,6 +564,45 @@ pub async fn up<R: Runner>(
             Err(failed.into())
         }
     }
+}
+
+/// Whether this launch runs its agent under gVisor: the manifest's or the
+/// environment's choice, and whether Docker has `runsc` registered.
+async fn use_gvisor<R: Runner>(
+    engine: &Engine,
+    runner: &R,
+    manifest: &manifest::Manifest,
+    events: &Events,
+) -> Result<bool, OpError> {
+    let bottle = manifest.name.to_string();
+    let unsupported = |message: String| OpError::Unsupported {
+        bottle: bottle.clone(),
+        message,
+    };
+    let choice = launch::gvisor_choice(manifest).map_err(unsupported)?;
+    if engine.kind != BackendKind::Docker || choice == launch::GvisorChoice::Off {
+        return Ok(false);
+    }
+    let runtimes = backend::docker_runtimes(engine, runner)
+        .await
+        .map_err(engine_err(&manifest.name))?;
+    let has = runtimes
+        .iter()
+        .any(|r| r == backend::docker::GVISOR_RUNTIME);
+    if !has && choice == launch::GvisorChoice::On {
+        return Err(unsupported(format!(
+            "gVisor is required (`[isolation] gvisor = true` or {}=on) but Docker has no `runsc` runtime (it has: {}); install gVisor and register it in /etc/docker/daemon.json",
+            launch::GVISOR_ENV,
+            runtimes.join(", ")
+        )));
+    }
+    if has {
+        events.emit(Event::Note {
+            bottle: bottle.clone(),
+            message: format!("bottle `{bottle}`: the agent runs under gVisor (runsc)"),
+        });
+    }
+    Ok(has)
 }
 
 /// Hands a running sidecar its rules through its control socket (the
@@ -680,10 +726,17 @@ async fn self_test<R: Runner>(
     };
     let egress: Vec<std::net::IpAddr> = ip_on(Role::Egress).into_iter().collect();
     let sidecar_image = sidecar.map(|s| s.image.clone()).unwrap_or_default();
+    let gvisor = live.container(Role::Agent).is_some_and(|a| a.gvisor);
     events.emit(Event::StepStarted {
         step: SELF_TEST_STEP.into(),
         title: title.clone(),
-        command: selftest::shown(&engine.probe_argv(bottle, &sidecar_image, sidecar_ip, "")),
+        command: selftest::shown(&engine.probe_argv(
+            bottle,
+            &sidecar_image,
+            sidecar_ip,
+            "",
+            gvisor,
+        )),
     });
     let subject = selftest::Subject {
         bottle,
@@ -691,6 +744,7 @@ async fn self_test<R: Runner>(
         sidecar_image: &sidecar_image,
         sidecar_ip,
         egress_addrs: egress,
+        gvisor,
     };
     let result = selftest::run(runner, engine, subject, policy).await;
     let duration_ms = started.elapsed().as_millis() as u64;
@@ -1096,6 +1150,7 @@ mod tests {
                 "exited".into()
             },
             started_at: Some("2026-01-01T00:00:00Z".into()),
+            gvisor: false,
             command: if role == Role::Agent {
                 vec!["sleep".into(), AGENT_KEEPALIVE_SECS.into()]
             } else {

@@ -320,6 +320,8 @@ pub struct Subject<'a> {
     pub sidecar_ip: IpAddr,
     /// The sidecar's addresses on the egress network.
     pub egress_addrs: Vec<IpAddr>,
+    /// The agent runs under gVisor.
+    pub gvisor: bool,
 }
 
 /// Runs the probe in a running bottle's agent network and judges it.
@@ -342,6 +344,7 @@ pub async fn run<R: Runner>(
         subject.sidecar_image,
         subject.sidecar_ip,
         &targets_json,
+        subject.gvisor,
     );
     let started = std::time::Instant::now();
     let out = runner.run(&argv).await;

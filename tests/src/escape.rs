@@ -15,6 +15,8 @@ pub const DOH: &str = "dns.google";
 pub const GIT: &str = "git.bottlebar.test";
 /// Allowed by a wildcard rule (`*.wild.bottlebar.test`).
 pub const WILD: &str = "doh.wild.bottlebar.test";
+/// A name some attacks allow with a path rule (pinned like the others).
+pub const PATHS: &str = "paths.bottlebar.test";
 
 /// Fields drop in order: the upstream leaves the bottle's egress network
 /// before the harness takes the bottle down.
@@ -25,6 +27,10 @@ pub struct Fixture {
     pub h: Harness,
     /// The bottle's name.
     pub name: String,
+    /// Its bottle file as written (with the host pins).
+    pub manifest: String,
+    /// What the upstream answers with: a response holding it is the upstream's.
+    pub token: String,
     _kit: tempfile::TempDir,
     _agent_context: Option<tempfile::TempDir>,
 }
@@ -78,12 +84,18 @@ pub fn denied_by_sidecar(v: &Value) -> bool {
 /// credential injected), and the upstream on its egress network standing
 /// in for every outside host.
 pub fn fixture(name: &str) -> Fixture {
-    fixture_with(name, "template = \"busybox\"", None)
+    fixture_with(name, "template = \"busybox\"", None, "")
 }
 
 /// [`fixture`] with another `[agent]` section (and the build context it
-/// names, kept until the fixture is dropped).
-pub fn fixture_with(name: &str, agent: &str, context: Option<tempfile::TempDir>) -> Fixture {
+/// names, kept until the fixture is dropped), and `extra` manifest text
+/// (more `[[egress]]` rules, top-level keys go before `[agent]`: none here).
+pub fn fixture_with(
+    name: &str,
+    agent: &str,
+    context: Option<tempfile::TempDir>,
+    extra: &str,
+) -> Fixture {
     let mut h = Harness::new();
     h.env
         .push(("BOTTLEBAR_ESCAPE_API_KEY".into(), SECRET.into()));
@@ -114,30 +126,33 @@ inject = {{ header = "authorization", secret = "api", value = "Bearer {{secret}}
 
 [[egress]]
 host = "*.wild.bottlebar.test"
-"#,
+{extra}"#,
         kit = kit.path().display(),
         ca = ca_path.display()
     );
     h.write_bottle(name, &manifest);
     h.up(name).0.expect_ok("launching the escape bottle");
-    let names = [ALLOWED, DENIED, DOH, GIT, WILD];
+    let names = [ALLOWED, DENIED, DOH, GIT, WILD, PATHS];
+    let tok = token(name);
     let upstream = TlsUpstream::start(
         &format!("bottlebar-test-{name}-upstream"),
         &format!("bottlebar-{name}-egress"),
         &names,
-        &token(name),
+        &tok,
         &ca,
     );
     let ip = upstream.ip.clone();
     let pins: Vec<(&str, &str)> = names.iter().map(|n| (*n, ip.as_str())).collect();
-    let f = Fixture {
+    let mut f = Fixture {
         h,
         name: name.to_string(),
+        manifest: String::new(),
+        token: tok,
         upstream,
         _kit: kit,
         _agent_context: context,
     };
-    f.h.pin_hosts(name, &manifest, &pins, || {
+    f.manifest = f.h.pin_hosts(name, &manifest, &pins, || {
         status(&f.fetch(&format!("https://{ALLOWED}/"))) == 200
     });
     f

@@ -187,6 +187,25 @@ pub fn docker(args: &[&str]) -> Run {
     run(Command::new("docker").args(args))
 }
 
+/// Runs `docker` with `args` and `input` on its stdin.
+pub fn docker_stdin(args: &[&str], input: &[u8]) -> Run {
+    use std::io::Write;
+    let mut child = Command::new("docker")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running docker {args:?}: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 fn json_of(r: &Run) -> Value {
     serde_json::from_str(&r.stdout).unwrap_or(Value::Null)
 }
@@ -651,7 +670,7 @@ impl Harness {
         manifest: &str,
         pins: &[(&str, &str)],
         ready: impl Fn() -> bool,
-    ) {
+    ) -> String {
         let mut text = manifest.to_string();
         text.push_str("\n[hosts]\n");
         for (host, ip) in pins {
@@ -676,6 +695,7 @@ impl Harness {
             ready,
             "the pinned upstream never answered",
         );
+        text
     }
 }
 
@@ -869,7 +889,7 @@ impl Drop for TlsUpstream {
 }
 
 /// The image of the static test kit (built once per test process).
-fn testkit_image() -> &'static str {
+pub fn testkit_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     const IMAGE: &str = "bottlebar-test/tls-upstream:2";
     BUILT.get_or_init(|| {
@@ -999,9 +1019,15 @@ pub fn fake_internet() -> &'static FakeInternet {
     })
 }
 
+/// Whether this run puts agents under gVisor (`BOTTLEBAR_GVISOR=on`).
+pub fn gvisor_run() -> bool {
+    std::env::var("BOTTLEBAR_GVISOR").as_deref() == Ok("on")
+}
+
 /// The engine as the security report names it.
 pub fn backend_label() -> &'static str {
     match engine() {
+        Engine::Docker if gvisor_run() => "docker + gVisor",
         Engine::Docker => "docker",
         Engine::Apple { double: true, .. } => "apple (double)",
         Engine::Apple { double: false, .. } => "apple",

@@ -378,7 +378,7 @@ fn attack_8_git_to_a_non_allowlisted_remote() {
     // An agent with the real git and ssh clients of this machine.
     let ctx = git_agent_context();
     let agent = format!("dockerfile = \"{}/Dockerfile\"", ctx.path().display());
-    let f = fixture_with("e2e-esc8", &agent, Some(ctx));
+    let f = fixture_with("e2e-esc8", &agent, Some(ctx), "");
     let ip = f.upstream.ip.clone();
     let mut a = Attack::new(8, "git over HTTPS and SSH to a non-allowlisted remote");
     a.control(

@@ -250,48 +250,65 @@ fn a_full_disk_under_the_state_directory_fails_cleanly() {
 }
 
 #[test]
-fn unreadable_rules_close_egress_and_an_unreadable_manifest_changes_nothing() {
+fn bad_rules_close_egress_a_rewritten_rules_file_changes_nothing_and_an_unreadable_manifest_changes_nothing(
+) {
     if !docker_only() {
         return;
     }
+    // One allowed name, pinned to the sidecar's own loopback where nothing
+    // listens: allowed requests get the proxy's 502, refused ones its 403.
+    const RULED: &str = "[agent]\ntemplate = \"busybox\"\n[[egress]]\nhost = \"allowed.bottlebar.test\"\n[hosts]\n\"allowed.bottlebar.test\" = \"127.0.0.1\"\n";
     let h = Harness::new();
-    h.write_bottle("e2e-rules", BOTTLE);
+    h.write_bottle("e2e-rules", RULED);
     h.up("e2e-rules").0.expect_ok("up");
-    let denied_reason = |h: &Harness| {
+    let answer = |h: &Harness| {
         h.agent_sh(
             "e2e-rules",
-            "timeout 5 wget -S -O /dev/null http://example.com/ 2>&1",
+            "timeout 5 wget -S -O /dev/null http://allowed.bottlebar.test/ 2>&1",
         )
         .stdout
     };
-    assert!(denied_reason(&h).contains("403"));
+    let allowed = |out: &str| out.contains("502");
+    assert!(
+        allowed(&answer(&h)),
+        "{}",
+        h.bottle(&["logs", "e2e-rules", "--json"]).stdout
+    );
 
-    // The sidecar's rules become unreadable: no egress at all (fail closed).
+    // The rules file rewritten behind the sidecar's back (what an agent
+    // with a stray mount would do, issue 10.4): nothing changes.
     let rules = h.state_dir("e2e-rules").join("sidecar/sidecar.json");
     let good = std::fs::read(&rules).unwrap();
     std::fs::write(&rules, b"{ not json").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let sup = h.agent_sh(
-            "e2e-rules",
-            "timeout 5 wget -q -O - \"$HTTP_PROXY/__bottlebar/supervise\"",
-        );
-        if sup.stdout.contains("error") || sup.stdout.contains("closed") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the sidecar never noticed: {sup:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let logs = h.bottle(&["logs", "e2e-rules", "--json"]).stdout;
-    let r = h.agent_sh(
-        "e2e-rules",
-        "timeout 5 wget -S -O /dev/null http://example.com/ 2>&1",
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(allowed(&answer(&h)), "the sidecar read the rewritten file");
+
+    // Rules the sidecar cannot take, pushed the way the core pushes: no
+    // egress at all (fail closed), and the refusal says why.
+    let pushed = docker_stdin(
+        &[
+            "exec",
+            "-i",
+            "bottlebar-e2e-rules-sidecar",
+            "/bottlebar-sidecar",
+            "reload",
+        ],
+        b"{ not json",
     );
-    assert!(r.stdout.contains("403"), "{r:?}");
-    let _ = logs;
+    assert!(
+        !pushed.ok() && pushed.stderr.contains("not valid JSON"),
+        "{pushed:?}"
+    );
+    let closed = answer(&h);
+    let logs = h.bottle(&["logs", "e2e-rules", "--json"]).stdout;
+    let last: serde_json::Value = serde_json::from_str(logs.lines().last().unwrap()).unwrap();
+    assert!(closed.contains("403"), "{closed}");
+    assert_eq!(last["reason"], "rules_unreadable", "{logs}");
+
+    // `bottle up` on the running bottle pushes its rules again: egress is back.
+    std::fs::write(&rules, &good).unwrap();
+    h.up("e2e-rules").0.expect_ok("up on the running bottle");
+    assert!(allowed(&answer(&h)), "{}", answer(&h));
 
     // An unreadable manifest (not UTF-8): a clear error naming the file; the
     // running bottle and its state are untouched.
@@ -306,11 +323,11 @@ fn unreadable_rules_close_egress_and_an_unreadable_manifest_changes_nothing() {
     assert!(r.stderr.contains("e2e-rules.toml"), "{}", r.stderr);
     assert_eq!(state_files(&h.state_dir("e2e-rules")), kept);
 
-    // Repaired: a good manifest and `up` rewrite the rules; egress is back
+    // Repaired: a good manifest and `up` push the rules; egress is back
     // under them.
-    h.write_bottle("e2e-rules", BOTTLE);
-    std::fs::write(&rules, &good).unwrap();
+    h.write_bottle("e2e-rules", RULED);
     h.up("e2e-rules").0.expect_ok("up after repair");
+    assert!(allowed(&answer(&h)));
     assert_eq!(h.ls_entry("e2e-rules")["state"], "running");
 }
 

@@ -443,6 +443,7 @@ pub fn parse_containers(json: &str) -> Result<Vec<LiveContainer>, String> {
                 .unwrap_or_default()
                 .to_string(),
             networks,
+            gvisor: false,
         });
     }
     Ok(out)

@@ -246,7 +246,7 @@ fn agent_confinement(spec: &LaunchSpec) -> Vec<String> {
     v.extend(s(&["--security-opt", "no-new-privileges"]));
     v.extend(["--pids-limit".into(), launch::AGENT_PIDS_LIMIT.to_string()]);
     if spec.gvisor {
-        v.extend(s(&["--runtime", "runsc"]));
+        v.extend(s(&["--runtime", GVISOR_RUNTIME]));
     }
     v
 }
@@ -311,6 +311,47 @@ pub fn probe_argv(
     v
 }
 
+/// The probe for an agent under gVisor, whose network stack lives in its
+/// sandbox (a runc container joined to its namespace would see none of
+/// it): a sibling on the agent's network, under gVisor too, configured as
+/// the agent is (the sidecar its only nameserver).
+pub fn probe_beside_argv(
+    engine: &str,
+    internal_network: &str,
+    sidecar_ip: &str,
+    sidecar_image: &str,
+    targets_json: &str,
+) -> Vec<String> {
+    let mut v = s(&[engine, "run", "--rm", "--runtime", GVISOR_RUNTIME]);
+    v.extend(s(&["--network", internal_network, "--dns", sidecar_ip]));
+    v.extend(s(&[
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--read-only",
+    ]));
+    v.extend(["--user".into(), format!("{0}:{0}", launch::PROBE_USER)]);
+    v.extend(s(&["--pids-limit", "64", "--memory", "64m", sidecar_image]));
+    v.extend(launch::probe_command(targets_json));
+    v
+}
+
+/// Docker's name for gVisor's runtime.
+pub const GVISOR_RUNTIME: &str = "runsc";
+
+/// `docker info` asking for the registered runtimes.
+pub fn runtimes_argv(engine: &str) -> Vec<String> {
+    s(&[engine, "info", "--format", "{{json .Runtimes}}"])
+}
+
+/// The runtime names in `docker info --format '{{json .Runtimes}}'` output.
+pub fn parse_runtimes(json: &str) -> Result<Vec<String>, String> {
+    let v: BTreeMap<String, serde_json::Value> = serde_json::from_str(json.trim())
+        .map_err(|e| format!("unexpected runtimes list ({e}): {}", json.trim()))?;
+    Ok(v.into_keys().collect())
+}
+
 /// `docker exec -i SIDECAR bottlebar-sidecar reload`, fed the rules on stdin.
 pub fn reload_argv(engine: &str, sidecar: &str) -> Vec<String> {
     let mut v = s(&[engine, "exec", "-i", sidecar]);
@@ -325,6 +366,8 @@ struct Inspect {
     id: String,
     #[serde(default)]
     name: String,
+    #[serde(default)]
+    host_config: Option<HostConfig>,
     #[serde(default)]
     config: Option<InspectConfig>,
     #[serde(default)]
@@ -341,6 +384,13 @@ struct InspectConfig {
     cmd: Option<Vec<String>>,
     #[serde(default)]
     image: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct HostConfig {
+    #[serde(default)]
+    runtime: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -428,6 +478,7 @@ pub fn parse_containers(inspect_json: &str) -> Result<Vec<LiveContainer>, String
             let labels = config.labels.unwrap_or_default();
             let bottle = labels.get(LABEL_BOTTLE)?.clone();
             let state = c.state.unwrap_or_default();
+            let gvisor = c.host_config.is_some_and(|h| h.runtime == GVISOR_RUNTIME);
             Some(LiveContainer {
                 id: c.id,
                 name: c.name.trim_start_matches('/').to_string(),
@@ -447,6 +498,7 @@ pub fn parse_containers(inspect_json: &str) -> Result<Vec<LiveContainer>, String
                     .into_iter()
                     .map(|(k, v)| (k, v.ip_address))
                     .collect(),
+                gvisor,
             })
         })
         .collect())

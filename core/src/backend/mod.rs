@@ -110,16 +110,26 @@ impl Engine {
     }
 
     /// The command that runs the isolation probe in `bottle`'s agent network,
-    /// from the sidecar's image, with `targets` (JSON).
+    /// from the sidecar's image, with `targets` (JSON). `gvisor`: the agent
+    /// runs under gVisor, whose network stack is its own (the probe then
+    /// runs beside it under gVisor too).
     pub fn probe_argv(
         &self,
         bottle: &crate::name::BottleName,
         sidecar_image: &str,
         sidecar_ip: std::net::IpAddr,
         targets_json: &str,
+        gvisor: bool,
     ) -> Vec<String> {
         let program = self.program_str();
         match self.kind {
+            BackendKind::Docker if gvisor => docker::probe_beside_argv(
+                &program,
+                &bottle.resource(Role::Internal),
+                &sidecar_ip.to_string(),
+                sidecar_image,
+                targets_json,
+            ),
             BackendKind::Docker => docker::probe_argv(
                 &program,
                 &bottle.resource(Role::Agent),
@@ -201,6 +211,18 @@ pub fn find_engine(kind: BackendKind) -> Result<Engine, EngineError> {
     Ok(Engine { kind, program })
 }
 
+/// The runtimes Docker has registered (`runc`, `runsc`, …).
+pub async fn docker_runtimes<R: Runner>(
+    engine: &Engine,
+    runner: &R,
+) -> Result<Vec<String>, EngineError> {
+    let out = checked(runner, &docker::runtimes_argv(&engine.program_str())).await?;
+    docker::parse_runtimes(&out.stdout).map_err(|why| EngineError::Parse {
+        command: "docker info".into(),
+        why,
+    })
+}
+
 /// Which backend to use when neither the command line nor the manifest says:
 /// `BOTTLEBAR_BACKEND`, else Apple's runtime on macOS when installed, else Docker.
 pub fn default_backend() -> BackendKind {
@@ -231,6 +253,8 @@ pub struct LiveContainer {
     pub image: String,
     /// Network name → IPv4 address.
     pub networks: BTreeMap<String, String>,
+    /// Runs under gVisor (Docker's `runsc` runtime).
+    pub gvisor: bool,
 }
 
 /// A labelled network as the engine reports it.
@@ -584,6 +608,9 @@ pub struct EngineStatus {
     pub problem: Option<String>,
     /// What to do about it.
     pub fix: Option<String>,
+    /// What agents run in beyond a container: gVisor where Docker has it,
+    /// a VM per container on Apple's runtime.
+    pub sandbox: Option<String>,
 }
 
 /// Checks whether `kind` is installed and its service answers.
@@ -596,6 +623,7 @@ pub async fn status<R: Runner>(kind: BackendKind, runner: &R) -> EngineStatus {
         running: false,
         problem: None,
         fix: None,
+        sandbox: None,
     };
     let engine = match find_engine(kind) {
         Ok(e) => e,
@@ -630,6 +658,15 @@ pub async fn status<R: Runner>(kind: BackendKind, runner: &R) -> EngineStatus {
                     out.stderr_tail()
                 ));
                 st.fix = Some("start Docker (Linux: `dockerd &` as root, or `scripts/setup`; macOS: open Docker Desktop / OrbStack / Colima)".into());
+            } else {
+                st.sandbox = Some(match docker_runtimes(&engine, runner).await {
+                    Ok(r) if r.iter().any(|r| r == docker::GVISOR_RUNTIME) => format!(
+                        "gVisor: agents run under `runsc` (turn off per bottle with `[isolation] gvisor = false`, or for all with {}=off)",
+                        crate::launch::GVISOR_ENV
+                    ),
+                    Ok(_) => "runc only: install gVisor (Debian: `apt-get install runsc`) and register it in /etc/docker/daemon.json for a stronger agent sandbox".into(),
+                    Err(e) => format!("unknown ({e})"),
+                });
             }
         }
         BackendKind::Apple => {
@@ -652,6 +689,7 @@ pub async fn status<R: Runner>(kind: BackendKind, runner: &R) -> EngineStatus {
                 .and_then(|s| s.as_str())
                 .filter(|s| !s.is_empty())
                 .map(str::to_string);
+            st.sandbox = Some("each container is its own lightweight VM".into());
             match apple::parse_version(&out.stdout) {
                 Some(v) if v < apple::MIN_VERSION => {
                     st.problem = Some(format!(

@@ -263,6 +263,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 &inputs,
                 launch::choose_dns(&m, kind),
             )?;
+            let mut spec = spec;
+            let gvisor = launch::gvisor_choice(&m).map_err(anyhow::Error::msg)?;
+            spec.gvisor = kind == BackendKind::Docker && gvisor == launch::GvisorChoice::On;
             let plan = launch::plan(&spec);
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
@@ -277,12 +280,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     &spec.sidecar_image.tag,
                     std::net::IpAddr::from([0, 0, 0, 0]),
                     "",
+                    spec.gvisor,
                 );
                 println!(
                     "\nThen the isolation self-test [{}]: {}\n    (in the agent's network; the sidecar's address for {{sidecar_ip}})\n    ready only if every direct way out fails and the proxy answers",
                     ops::SELF_TEST_STEP,
                     bottlebar_core::selftest::shown(&probe).replace("0.0.0.0", "{sidecar_ip}"),
                 );
+                if kind == BackendKind::Docker && gvisor == launch::GvisorChoice::Auto {
+                    println!("    The agent runs under gVisor (`--runtime runsc`) if Docker has it registered; `[isolation] gvisor` or {}=on|off decide.", launch::GVISOR_ENV);
+                }
             }
         }
         Command::Logs { name, follow, json } => return logs(&home, &name, follow, json).await,
@@ -629,6 +636,9 @@ async fn doctor(json: bool, fix: bool, runner: &ProcessRunner) -> Result<ExitCod
             }
             if let Some(v) = &r.server_version {
                 println!("  engine:  {v}");
+            }
+            if let Some(v) = &r.sandbox {
+                println!("  sandbox: {v}");
             }
             if let Some(p) = &r.problem {
                 println!("  problem: {p}");

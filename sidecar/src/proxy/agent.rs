@@ -41,7 +41,10 @@ impl Proxy {
             let (proxy, pool, admission) = (proxy.clone(), pool.clone(), admission.clone());
             async move { Ok::<_, Infallible>(proxy.handle(req, local, pool, admission).await) }
         });
+        // Half-close: clients such as busybox wget shut their write side
+        // once the request is sent, and still expect the response.
         let conn = hyper::server::conn::http1::Builder::new()
+            .half_close(true)
             .max_buf_size(MAX_REQUEST_HEAD_BYTES)
             .timer(TokioTimer::new())
             .header_read_timeout(self.limits.header_timeout)

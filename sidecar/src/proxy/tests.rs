@@ -1145,3 +1145,19 @@ async fn names_resolving_to_private_addresses_are_refused() {
         200
     );
 }
+
+/// busybox wget sends its request and shuts its write side: the answer must still come.
+#[tokio::test]
+async fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
+    let fx = fixture(|p, _| serde_json::json!([localhost(p)]), true).await;
+    let mut s = TcpStream::connect(fx.proxy).await.unwrap();
+    s.write_all(format!("GET https://localhost:{}/echo HTTP/1.1\r\nHost: localhost\r\nUser-Agent: Wget\r\nConnection: close\r\n\r\n", fx.https_port).as_bytes()).await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out)).await;
+    let out = String::from_utf8_lossy(&out);
+    assert!(
+        out.starts_with("HTTP/1.1 200") && out.contains("tok-upstream"),
+        "{out}"
+    );
+}

@@ -238,6 +238,7 @@ impl Proxy {
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
+            .half_close(true)
             .max_buf_size(MAX_REQUEST_HEAD_BYTES)
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout);

@@ -3,10 +3,13 @@
 //! - `serve`: the fake internet (HTTP, HTTPS, and DNS on port 53 over UDP and
 //!   TCP) inside an upstream container;
 //! - `fetch`: a request from inside an agent, through the bottle's proxy
-//!   (`HTTPS_PROXY`/`HTTP_PROXY`, `SSL_CERT_FILE`), printed as one JSON object.
+//!   (`HTTPS_PROXY`/`HTTP_PROXY`, `SSL_CERT_FILE`), printed as one JSON object;
+//! - `flood`: many half-open tunnels to the proxy, then a real request;
+//! - `rawframe`, `sniff`: crafted Ethernet frames, sent and watched for;
+//! - `idle`: does nothing, forever (a container that only holds a namespace).
 
 use anyhow::{Context, Result};
-use bottlebar_e2e::testkit::{client, server};
+use bottlebar_e2e::testkit::{client, raw, server};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -49,6 +52,9 @@ enum Command {
         headers: Vec<String>,
         #[arg(long)]
         data: Option<String>,
+        /// Send the data gzip-compressed (`Content-Encoding: gzip`).
+        #[arg(long)]
+        gzip: bool,
         #[arg(long)]
         http2: bool,
         #[arg(long)]
@@ -56,6 +62,53 @@ enum Command {
         #[arg(long)]
         connect_host: Option<String>,
     },
+    /// Opens `count` connections to the proxy, each a `CONNECT target`
+    /// followed by one TLS byte and nothing more; then fetches `url`
+    /// through the proxy; then waits `wait` seconds and counts how many of
+    /// the stalled connections the proxy closed. Prints one JSON object.
+    Flood {
+        #[arg(long)]
+        count: usize,
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 15)]
+        wait: u64,
+    },
+    /// Sends a crafted IPv4 frame (UDP with a marker, or a TCP SYN).
+    Rawframe {
+        #[arg(long, default_value = "eth0")]
+        iface: String,
+        #[arg(long)]
+        dst_mac: String,
+        #[arg(long)]
+        src_ip: std::net::Ipv4Addr,
+        #[arg(long)]
+        dst_ip: std::net::Ipv4Addr,
+        #[arg(long)]
+        dst_port: u16,
+        /// Tag the frame with this 802.1Q VLAN id (0 = priority tag).
+        #[arg(long)]
+        vlan: Option<u16>,
+        #[arg(long)]
+        syn: bool,
+        #[arg(long, default_value = "bottlebar-raw-marker")]
+        payload: String,
+        #[arg(long, default_value_t = 3)]
+        count: u32,
+    },
+    /// Watches every interface for the marker or a SYN to `syn_port`.
+    Sniff {
+        #[arg(long)]
+        marker: String,
+        #[arg(long)]
+        syn_port: u16,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
+    /// Sleeps forever.
+    Idle,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -94,11 +147,12 @@ async fn main() -> Result<()> {
             method,
             headers,
             data,
+            gzip,
             http2,
             sni,
             connect_host,
         } => {
-            let headers = headers
+            let mut headers = headers
                 .iter()
                 .map(|h| {
                     h.split_once(':')
@@ -106,10 +160,21 @@ async fn main() -> Result<()> {
                         .context("headers are `Name: value`")
                 })
                 .collect::<Result<Vec<_>>>()?;
+            let body = match (data, gzip) {
+                (Some(d), true) => {
+                    use std::io::Write;
+                    let mut e =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                    e.write_all(d.as_bytes())?;
+                    headers.push(("Content-Encoding".into(), "gzip".into()));
+                    Some(e.finish()?)
+                }
+                (d, _) => d.map(String::into_bytes),
+            };
             let opts = client::FetchOptions {
                 method,
                 headers,
-                body: data.map(String::into_bytes),
+                body,
                 http2,
                 sni,
                 connect_host,
@@ -124,7 +189,109 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
+        Command::Flood {
+            count,
+            target,
+            url,
+            wait,
+        } => flood(count, &target, &url, wait).await,
+        Command::Rawframe {
+            iface,
+            dst_mac,
+            src_ip,
+            dst_ip,
+            dst_port,
+            vlan,
+            syn,
+            payload,
+            count,
+        } => {
+            let src_mac = std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))
+                .with_context(|| format!("reading {iface}'s MAC"))?;
+            let spec = raw::FrameSpec {
+                dst_mac: raw::parse_mac(&dst_mac)?,
+                src_mac: raw::parse_mac(src_mac.trim())?,
+                vlan,
+                src_ip,
+                dst_ip,
+                dst_port,
+                tcp_syn: syn,
+                payload: payload.into_bytes(),
+            };
+            raw::send(&iface, &raw::build(&spec), count)?;
+            println!("sent");
+            Ok(())
+        }
+        Command::Sniff {
+            marker,
+            syn_port,
+            seconds,
+        } => raw::sniff(marker.as_bytes(), syn_port, seconds),
+        Command::Idle => loop {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        },
     }
+}
+
+/// The stalled-tunnel flood: see [`Command::Flood`].
+async fn flood(count: usize, target: &str, url: &str, wait: u64) -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let proxy = std::env::var("HTTPS_PROXY")
+        .or_else(|_| std::env::var("HTTP_PROXY"))
+        .context("HTTPS_PROXY is not set")?;
+    let addr = proxy
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut held = Vec::with_capacity(count);
+    for _ in 0..count {
+        let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await else {
+            break;
+        };
+        if s.write_all(
+            format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n\x16").as_bytes(),
+        )
+        .await
+        .is_ok()
+        {
+            held.push(s);
+        }
+    }
+    let opened = held.len();
+    let started = std::time::Instant::now();
+    let c = client::Client::from_env(url.starts_with("https://"))?;
+    let fetched = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        c.fetch(url, &client::FetchOptions::default()),
+    )
+    .await;
+    let fetch_ms = started.elapsed().as_millis() as u64;
+    let status = match fetched {
+        Ok(Ok(f)) => serde_json::json!(f.status),
+        Ok(Err(e)) => serde_json::json!(format!("error: {e:#}")),
+        Err(_) => serde_json::json!("timed out"),
+    };
+    // How many stalled tunnels the proxy closes within `wait` seconds.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
+    let mut closed = 0;
+    for mut s in held {
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    closed += 1;
+                    break;
+                }
+                Ok(Ok(_)) => continue, // the 200 for the CONNECT
+                Err(_) => break,
+            }
+        }
+    }
+    println!(
+        "{}",
+        serde_json::json!({ "opened": opened, "fetch_status": status, "fetch_ms": fetch_ms, "closed": closed })
+    );
+    Ok(())
 }
 
 /// Listens on every address, IPv6 and IPv4 (dual stack), or IPv4 only where

@@ -942,7 +942,15 @@ fn run_or_create(args: &[String], v: Version, start: bool) -> Out {
             "--no-dns cannot be combined with other DNS options",
         ));
     }
-    let mut argv: Vec<String> = vec!["create".into(), "--name".into(), id.clone()];
+    // Each Apple container is its own VM, whose kernel starts with IP
+    // forwarding off; a Docker namespace would inherit the host's.
+    let mut argv: Vec<String> = vec![
+        "create".into(),
+        "--name".into(),
+        id.clone(),
+        "--sysctl".into(),
+        "net.ipv4.ip_forward=0".into(),
+    ];
     for l in p.all("label") {
         if l.split_once('=').is_some_and(|(_, v)| v.contains('=')) {
             return Err(Failure::usage(format!("invalid label format {l}")));

@@ -5,4 +5,5 @@
 
 pub mod client;
 pub mod pki;
+pub mod raw;
 pub mod server;
