@@ -59,23 +59,51 @@ pub enum Needles {
     SecretsOnly,
 }
 
-/// Held-secret encodings matched exactly, and those matched ignoring ASCII case.
+/// The held secrets' encodings, matched ignoring ASCII case: hex and
+/// percent escapes mean the same in either case, and a case-changed copy of
+/// any other encoding is as suspicious (and, at these lengths, never chance).
 struct Literals {
-    exact: Option<AhoCorasick>,
-    exact_kinds: Vec<String>,
-    folded: Option<AhoCorasick>,
-    folded_kinds: Vec<String>,
-    /// Every needle (folded ones lower-cased) with whether it is folded:
-    /// what a stream's tail is compared against.
-    all: Vec<(Vec<u8>, bool)>,
+    needles: Option<AhoCorasick>,
+    kinds: Vec<String>,
+    /// Every proper prefix of every needle, reversed, matched anchored: the
+    /// longest one at the start of a reversed window is the longest end of
+    /// the window that may still become a needle.
+    prefixes_reversed: Option<AhoCorasick>,
 }
 
-/// The token formats: one combined expression finds candidates in a single
-/// pass; the individual ones name what was found.
+/// The token formats: their literal prefixes gate the expressions (clean
+/// data costs one fast literal pass); one combined expression finds
+/// candidates in a single pass; the individual ones name what was found.
 struct Tokens {
+    prefixes: AhoCorasick,
     any: Regex,
     each: Vec<(&'static str, Regex)>,
 }
+
+/// The literal starts of [`TOKEN_PATTERNS`]: no token can occur where none of these does.
+const TOKEN_PREFIXES: &[&str] = &[
+    "AKIA",
+    "ASIA",
+    "AGPA",
+    "AIDA",
+    "AROA",
+    "ANPA",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "sk-",
+    "xoxa-",
+    "xoxb-",
+    "xoxp-",
+    "xoxo-",
+    "xoxs-",
+    "xoxr-",
+    "AIza",
+    "-----BEGIN ",
+];
 
 /// Finds secrets in bytes.
 pub struct Scanner {
@@ -118,6 +146,7 @@ impl Tokens {
             .collect::<Vec<_>>()
             .join("|");
         Tokens {
+            prefixes: AhoCorasick::new(TOKEN_PREFIXES).expect("token prefixes build"),
             any: Regex::new(&any).expect("built-in patterns compile"),
             each: TOKEN_PATTERNS
                 .iter()
@@ -126,7 +155,14 @@ impl Tokens {
         }
     }
 
+    fn is_match(&self, data: &[u8]) -> bool {
+        self.prefixes.is_match(data) && self.any.is_match(data)
+    }
+
     fn find(&self, data: &[u8], out: &mut Vec<Finding>) {
+        if !self.prefixes.is_match(data) {
+            return;
+        }
         for m in self.any.find_iter(data) {
             // The longest individual match at this start names it.
             let named = self
@@ -152,17 +188,15 @@ impl Tokens {
     }
 }
 
-/// The encoded forms of `secret` worth scanning for, with a label for each,
-/// and whether the form is matched ignoring ASCII case (hex and percent
-/// escapes mean the same in either case).
-pub fn encodings(secret: &[u8]) -> Vec<(String, &'static str, bool)> {
+/// The encoded forms of `secret` worth scanning for, with a label for each
+/// (forms that differ only in case are one: matching ignores case).
+pub fn encodings(secret: &[u8]) -> Vec<(String, &'static str)> {
     use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
-    let mut out: Vec<(String, &'static str, bool)> = Vec::new();
+    let mut out: Vec<(String, &'static str)> = Vec::new();
     if let Ok(raw) = std::str::from_utf8(secret) {
-        out.push((raw.to_string(), "raw", false));
+        out.push((raw.to_string(), "raw"));
     }
-    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-    out.push((hex, "hex", true));
+    out.push((secret.iter().map(|b| format!("{b:02x}")).collect(), "hex"));
     // base64 depends on where the secret falls in 3-byte groups: encode it at
     // each alignment and keep only the characters fixed by the secret's own bytes.
     for (engine, label) in [
@@ -177,37 +211,31 @@ pub fn encodings(secret: &[u8]) -> Vec<(String, &'static str, bool)> {
             let full_groups = buf.len() / 3;
             let end = full_groups * 4;
             if end > start {
-                out.push((enc[start..end].to_string(), label, false));
+                out.push((enc[start..end].to_string(), label));
             }
             if offset == 0 {
-                out.push((enc, label, false)); // the whole secret encoded on its own
+                out.push((enc, label)); // the whole secret encoded on its own
             }
         }
     }
-    let all: String = secret.iter().map(|b| format!("%{b:02x}")).collect();
-    out.push((all, "percent-encoded", true));
+    out.push((
+        secret.iter().map(|b| format!("%{b:02x}")).collect(),
+        "percent-encoded",
+    ));
     out.push((
         percent_encoding::percent_encode(secret, percent_encoding::NON_ALPHANUMERIC).to_string(),
         "percent-encoded",
-        true,
     ));
     let mut seen = std::collections::HashSet::new();
-    out.retain(|(s, _, folded)| {
-        s.len() >= MIN_NEEDLE_LEN
-            && seen.insert(if *folded {
-                s.to_ascii_lowercase()
-            } else {
-                s.clone()
-            })
-    });
+    out.retain(|(s, _)| s.len() >= MIN_NEEDLE_LEN && seen.insert(s.to_ascii_lowercase()));
     out
 }
 
-fn automaton(needles: &[String], folded: bool) -> Option<AhoCorasick> {
+fn automaton(needles: &[String]) -> Option<AhoCorasick> {
     (!needles.is_empty()).then(|| {
         AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
-            .ascii_case_insensitive(folded)
+            .ascii_case_insensitive(true)
             .build(needles)
             .expect("literal needles build")
     })
@@ -216,46 +244,44 @@ fn automaton(needles: &[String], folded: bool) -> Option<AhoCorasick> {
 impl Scanner {
     /// A scanner for `secrets` (and, with [`Needles::SecretsAndTokens`], token formats).
     pub fn new(secrets: &[HeldSecret], needles: Needles) -> Self {
-        let (mut exact, mut exact_kinds, mut folded, mut folded_kinds) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut all, mut kinds) = (Vec::new(), Vec::new());
         let mut longest_raw = 0;
         for s in secrets {
             longest_raw = longest_raw.max(s.value.len());
-            for (needle, label, fold) in encodings(s.value.as_bytes()) {
-                let kind = format!("held secret `{}` ({label})", s.name);
-                if fold {
-                    folded.push(needle);
-                    folded_kinds.push(kind);
-                } else {
-                    exact.push(needle);
-                    exact_kinds.push(kind);
-                }
+            for (needle, label) in encodings(s.value.as_bytes()) {
+                all.push(needle);
+                kinds.push(format!("held secret `{}` ({label})", s.name));
             }
         }
-        let tokens = (needles == Needles::SecretsAndTokens).then(Tokens::new);
-        let all = exact
+        let mut prefixes: Vec<Vec<u8>> = all
             .iter()
-            .map(|n| (n.as_bytes().to_vec(), false))
-            .chain(
-                folded
-                    .iter()
-                    .map(|n| (n.to_ascii_lowercase().into_bytes(), true)),
-            )
+            .flat_map(|n| {
+                (1..n.len()).map(|k| {
+                    n.as_bytes()[..k]
+                        .iter()
+                        .rev()
+                        .map(u8::to_ascii_lowercase)
+                        .collect()
+                })
+            })
             .collect();
-        let longest_needle = exact
-            .iter()
-            .chain(&folded)
-            .map(String::len)
-            .max()
-            .unwrap_or(0);
+        prefixes.sort();
+        prefixes.dedup();
+        let tokens = (needles == Needles::SecretsAndTokens).then(Tokens::new);
+        let longest_needle = all.iter().map(String::len).max().unwrap_or(0);
         let pattern_len = if tokens.is_some() { MAX_PATTERN_LEN } else { 0 };
         Self {
             literals: Literals {
-                exact: automaton(&exact, false),
-                exact_kinds,
-                folded: automaton(&folded, true),
-                folded_kinds,
-                all,
+                needles: automaton(&all),
+                kinds,
+                prefixes_reversed: (!prefixes.is_empty()).then(|| {
+                    AhoCorasick::builder()
+                        .match_kind(MatchKind::LeftmostLongest)
+                        .start_kind(aho_corasick::StartKind::Anchored)
+                        .ascii_case_insensitive(true)
+                        .build(&prefixes)
+                        .expect("prefixes build")
+                }),
             },
             tokens,
             window: longest_needle.max(pattern_len),
@@ -265,7 +291,7 @@ impl Scanner {
 
     /// Whether this scanner looks for anything at all.
     pub fn is_empty(&self) -> bool {
-        self.literals.exact.is_none() && self.literals.folded.is_none() && self.tokens.is_none()
+        self.literals.needles.is_none() && self.tokens.is_none()
     }
 
     /// The longest direct match this scanner can report.
@@ -286,38 +312,37 @@ impl Scanner {
         if self.tokens.is_some() {
             return self.window.saturating_sub(1).min(data.len());
         }
-        let from = data.len().saturating_sub(self.window.saturating_sub(1));
-        (from..data.len())
-            .find(|&p| {
-                let tail = &data[p..];
-                self.literals.all.iter().any(|(needle, folded)| {
-                    needle.len() > tail.len()
-                        && if *folded {
-                            needle[..tail.len()].eq_ignore_ascii_case(tail)
-                        } else {
-                            needle.starts_with(tail)
-                        }
-                })
-            })
-            .map_or(0, |p| data.len() - p)
+        let Some(prefixes) = &self.literals.prefixes_reversed else {
+            return 0;
+        };
+        let tail = &data[data.len().saturating_sub(self.window.saturating_sub(1))..];
+        let reversed: Vec<u8> = tail.iter().rev().copied().collect();
+        let input = aho_corasick::Input::new(&reversed).anchored(aho_corasick::Anchored::Yes);
+        prefixes.find(input).map_or(0, |m| m.end())
+    }
+
+    /// Whether `data` holds any direct match (cheaper than finding them).
+    pub fn is_match(&self, data: &[u8]) -> bool {
+        self.literals
+            .needles
+            .as_ref()
+            .is_some_and(|a| a.is_match(data))
+            || self.tokens.as_ref().is_some_and(|t| t.is_match(data))
     }
 
     /// Every direct match in `data`, in position order, overlapping ones merged.
     pub fn find_all(&self, data: &[u8]) -> Vec<Finding> {
+        if !self.is_match(data) {
+            return Vec::new();
+        }
         let mut found = Vec::new();
-        let lit = &self.literals;
-        for (ac, kinds) in [
-            (&lit.exact, &lit.exact_kinds),
-            (&lit.folded, &lit.folded_kinds),
-        ] {
-            if let Some(ac) = ac {
-                for m in ac.find_iter(data) {
-                    found.push(Finding {
-                        kind: kinds[m.pattern().as_usize()].clone(),
-                        start: m.start(),
-                        end: m.end(),
-                    });
-                }
+        if let Some(ac) = &self.literals.needles {
+            for m in ac.find_iter(data) {
+                found.push(Finding {
+                    kind: self.literals.kinds[m.pattern().as_usize()].clone(),
+                    start: m.start(),
+                    end: m.end(),
+                });
             }
         }
         if let Some(t) = &self.tokens {
@@ -338,6 +363,9 @@ impl Scanner {
 
     /// The first direct match in `data`.
     pub fn first(&self, data: &[u8]) -> Option<Finding> {
+        if !self.is_match(data) {
+            return None;
+        }
         self.find_all(data).into_iter().next()
     }
 
@@ -349,16 +377,22 @@ impl Scanner {
             return Some(f);
         }
         let budget = 4 * data.len() + 64 * 1024;
-        views::decoded(data, budget).into_iter().find_map(|v| {
-            self.first(&v.data).map(|f| Finding {
-                kind: format!("{} ({})", f.kind, v.how),
-                ..f
+        views::decoded(data, budget)
+            .into_iter()
+            .find(|v| self.is_match(&v.data))
+            .and_then(|v| {
+                self.first(&v.data).map(|f| Finding {
+                    kind: format!("{} ({})", f.kind, v.how),
+                    ..f
+                })
             })
-        })
     }
 
     /// Masks every direct finding in `data`; returns how many there were.
     pub fn redact(&self, data: &mut [u8]) -> usize {
+        if !self.is_match(data) {
+            return 0;
+        }
         let found = self.find_all(data);
         for f in &found {
             data[f.start..f.end].fill(REDACTION_BYTE);

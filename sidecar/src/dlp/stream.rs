@@ -91,6 +91,10 @@ impl StreamScanner {
     fn scan_held(&mut self) -> Result<(), Finding> {
         if self.mode == Mode::Redact {
             self.redacted += self.scanner.redact(&mut self.held);
+            if self.depth == Depth::Direct {
+                // Every direct match is masked; nothing is left to refuse.
+                return Ok(());
+            }
         }
         match self.first() {
             Some(f) => Err(f),
@@ -205,11 +209,11 @@ mod tests {
             .unwrap();
         assert_eq!(&out[..], b"x ");
         let out = stream
-            .push(format!("{} y", &SECRET[6..]).as_bytes())
+            .push(format!("{} !", &SECRET[6..]).as_bytes())
             .unwrap();
         assert_eq!(
             String::from_utf8_lossy(&out),
-            format!("{} y", "*".repeat(SECRET.len()))
+            format!("{} !", "*".repeat(SECRET.len()))
         );
     }
 

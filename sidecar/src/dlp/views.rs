@@ -28,37 +28,47 @@ pub struct View {
 pub fn decoded(data: &[u8], budget: usize) -> Vec<View> {
     let mut out: Vec<View> = Vec::new();
     let mut used = 0usize;
-    let mut frontier = vec![View {
-        data: data.to_vec(),
-        how: String::new(),
-    }];
-    for _ in 0..MAX_DEPTH {
+    // The first layer decodes `data` itself; later ones the views before them.
+    let mut layer = peel(data, "", &mut out, &mut used, budget);
+    for _ in 1..MAX_DEPTH {
         let mut next = Vec::new();
-        for v in &frontier {
-            for (decoder, label) in DECODERS {
-                let Some(d) = decoder(&v.data) else { continue };
-                if d.is_empty() || d == v.data || used + d.len() > budget {
-                    continue;
-                }
-                if out.iter().any(|o| o.data == d) {
-                    continue;
-                }
-                used += d.len();
-                let how = if v.how.is_empty() {
-                    label.to_string()
-                } else {
-                    format!("{}, {label}", v.how)
-                };
-                next.push(View { data: d, how });
-            }
+        for i in layer {
+            let (d, how) = (out[i].data.clone(), out[i].how.clone());
+            next.extend(peel(&d, &how, &mut out, &mut used, budget));
         }
         if next.is_empty() {
             break;
         }
-        out.extend(next.iter().cloned());
-        frontier = next;
+        layer = next;
     }
     out
+}
+
+/// Applies every decoder to `data`, adding new views to `out`; returns their indices.
+fn peel(
+    data: &[u8],
+    how: &str,
+    out: &mut Vec<View>,
+    used: &mut usize,
+    budget: usize,
+) -> Vec<usize> {
+    let mut added = Vec::new();
+    for (decoder, label) in DECODERS {
+        let Some(d) = decoder(data) else { continue };
+        if d.is_empty() || d == data || *used + d.len() > budget || out.iter().any(|o| o.data == d)
+        {
+            continue;
+        }
+        *used += d.len();
+        let how = if how.is_empty() {
+            label.to_string()
+        } else {
+            format!("{how}, {label}")
+        };
+        out.push(View { data: d, how });
+        added.push(out.len() - 1);
+    }
+    added
 }
 
 type Decoder = fn(&[u8]) -> Option<Vec<u8>>;
@@ -71,11 +81,12 @@ const DECODERS: &[(Decoder, &str)] = &[
     (hex_runs, "hex-decoded"),
 ];
 
-/// Without whitespace and the escaped line breaks of JSON strings, so
-/// line-wrapped base64 (PEM's 64 columns, MIME's 76, any width) reads whole.
+/// Without line breaks (and the escaped ones of JSON strings), so
+/// line-wrapped base64 (PEM's 64 columns, MIME's 76, any width) reads whole;
+/// other whitespace goes too once a break is there.
 fn strip_breaks(data: &[u8]) -> Option<Vec<u8>> {
     let escaped = data.windows(2).any(|w| w == b"\\n" || w == b"\\r");
-    if !escaped && !data.iter().any(u8::is_ascii_whitespace) {
+    if !escaped && !data.iter().any(|b| matches!(b, b'\n' | b'\r' | b'\t')) {
         return None;
     }
     let mut out = Vec::with_capacity(data.len());

@@ -15,8 +15,9 @@ use hyper::Uri;
 /// so any finding refuses the request whatever its rule says. Checked
 /// before the name is looked up or decided on.
 pub fn check_destination(method: &str, host: &str, snap: &Snapshot) -> Result<(), DenyReason> {
-    // Labels joined too, so hex split across labels reads whole.
-    let text = format!("{method} {host} {}", host.replace('.', ""));
+    // Labels joined too, so hex split across labels reads whole. NUL
+    // separates the parts (it ends every run a view decodes).
+    let text = format!("{method}\0{host}\0{}", host.replace('.', ""));
     match snap.scanner.first_deep(text.as_bytes()) {
         Some(f) => Err(DenyReason::SecretDetected {
             kind: f.kind,
@@ -115,17 +116,18 @@ pub fn scan_head(
     redacted += redact_header_values(&mut parts.headers, scanner, redact)
         .map_err(|(kind, name)| detected(kind, format!("header `{name}`")))?;
     // Then the whole head as one text, decoded every way, and with the
-    // header values joined, so nothing encoded or split passes.
-    let mut text = format!("{} {}\n", parts.method, parts.uri);
+    // header values joined, so nothing encoded or split passes. NUL
+    // separates the parts (it ends every run a view decodes).
+    let mut text = format!("{}\0{}", parts.method, parts.uri).into_bytes();
     let mut joined = Vec::new();
     for (name, value) in &parts.headers {
-        text.push_str(name.as_str());
-        text.push_str(": ");
-        text.push_str(&String::from_utf8_lossy(value.as_bytes()));
-        text.push('\n');
+        text.push(0);
+        text.extend_from_slice(name.as_str().as_bytes());
+        text.push(0);
+        text.extend_from_slice(value.as_bytes());
         joined.extend_from_slice(value.as_bytes());
     }
-    for data in [text.as_bytes(), &joined] {
+    for data in [&text, &joined] {
         if let Some(f) = scanner.first_deep(data) {
             return Err(detected(f.kind, "request head".into()));
         }
