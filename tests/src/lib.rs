@@ -13,6 +13,7 @@
 //! the upstream's IP (`[hosts]`), so no name is ever looked up outside.
 
 pub mod double;
+pub mod double_kit;
 pub mod escape;
 pub mod testkit;
 
@@ -52,16 +53,34 @@ impl Run {
     }
 }
 
-fn run(cmd: &mut Command) -> Run {
-    let out: Output = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+impl From<Output> for Run {
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
+}
+
+fn run(cmd: &mut Command) -> Run {
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
+        .into()
+}
+
+/// Runs `cmd` with `input` on its stdin.
+pub fn run_stdin(cmd: &mut Command, input: &[u8]) -> Run {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap().into()
 }
 
 fn workspace_root() -> PathBuf {
@@ -187,23 +206,19 @@ pub fn docker(args: &[&str]) -> Run {
     run(Command::new("docker").args(args))
 }
 
+/// The Docker container that owns `container`'s network namespace: itself
+/// on Docker; on the apple double, its namespace holder (the double gives
+/// each container Apple's interface order that way).
+pub fn netns_owner(container: &str) -> String {
+    match engine() {
+        Engine::Apple { double: true, .. } => format!("bbdouble-netns-{container}"),
+        _ => container.to_string(),
+    }
+}
+
 /// Runs `docker` with `args` and `input` on its stdin.
 pub fn docker_stdin(args: &[&str], input: &[u8]) -> Run {
-    use std::io::Write;
-    let mut child = Command::new("docker")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("running docker {args:?}: {e}"));
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run_stdin(Command::new("docker").args(args), input)
 }
 
 fn json_of(r: &Run) -> Value {

@@ -210,8 +210,8 @@ fn attack_10_reaching_the_sidecars_private_state() {
     a.finish();
 }
 
-/// A MAC address from Docker's own view of a container (the double's
-/// containers are Docker containers of the same name).
+/// A MAC address from Docker's own view of a container (for one the
+/// engine under test made, pass its [`netns_owner`]).
 fn mac(container: &str, network: &str) -> String {
     let v: Value =
         serde_json::from_str(&docker(&["inspect", container]).stdout).unwrap_or_default();
@@ -274,9 +274,9 @@ fn attack_11_packets_around_the_proxy() {
     let sniffer = format!("bottlebar-test-sniffer-{pid}");
     let _helpers = Helpers(vec![router.clone(), sniffer.clone()]);
     let image = helper_image();
-    let upstream_ip = docker_ip(&f.upstream.name, &f.egress());
-    let agent_ip = docker_ip(&agent, &internal);
-    let sidecar_mac = mac(&sidecar, &internal);
+    let upstream_ip = docker_ip(&netns_owner(&f.upstream.name), &f.egress());
+    let agent_ip = docker_ip(&netns_owner(&agent), &internal);
+    let sidecar_mac = mac(&netns_owner(&sidecar), &internal);
     a.control(
         !upstream_ip.is_empty() && !agent_ip.is_empty() && !sidecar_mac.is_empty(),
         "the upstream, the agent and the sidecar's MAC are known",
@@ -299,7 +299,7 @@ fn attack_11_packets_around_the_proxy() {
         "--label",
         TEST_LABEL,
         "--network",
-        &format!("container:{}", f.upstream.name),
+        &format!("container:{}", netns_owner(&f.upstream.name)),
         "--cap-add",
         "NET_RAW",
         image,
@@ -342,7 +342,7 @@ fn attack_11_packets_around_the_proxy() {
                 "run",
                 "--rm",
                 "--network",
-                &format!("container:{agent}"),
+                &format!("container:{}", netns_owner(&agent)),
                 "--cap-add",
                 "NET_RAW",
                 image,
@@ -380,7 +380,10 @@ fn attack_11_packets_around_the_proxy() {
     );
     a.control(
         sent_control.stdout.contains("sent"),
-        "a helper in the agent's namespace can send raw frames",
+        format!(
+            "a helper in the agent's namespace can send raw frames ({})",
+            sent_control.stderr.trim()
+        ),
     );
     let attempts = [
         (
@@ -428,7 +431,7 @@ fn attack_11_packets_around_the_proxy() {
         "run",
         "--rm",
         "--network",
-        &format!("container:{sidecar}"),
+        &format!("container:{}", netns_owner(&sidecar)),
         upstream_image(),
         "cat",
         "/proc/sys/net/ipv4/ip_forward",
@@ -675,7 +678,7 @@ fn attack_13_limits_parsing_and_the_egress_side() {
             "an allowed name that resolves to a private address",
         );
         let subnet = {
-            let ip = docker_ip(&name, &f.egress());
+            let ip = docker_ip(&netns_owner(&name), &f.egress());
             let o: Vec<&str> = ip.split('.').collect();
             format!("{}.{}.{}.0/24", o[0], o[1], o[2])
         };

@@ -4,79 +4,10 @@
 //! drifts, a test fails, instead of the backend passing against a double
 //! that no longer matches the real CLI.
 
+use bottlebar_e2e::double_kit::*;
 use bottlebar_e2e::*;
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::Command;
-
-fn reference() -> &'static str {
-    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    TEXT.get_or_init(|| {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/reference/apple-container-cli.md");
-        std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "the reference {} is needed to check the double: {e}",
-                path.display()
-            )
-        })
-    })
-}
-
-#[track_caller]
-fn documented(text: &str) {
-    assert!(
-        reference().contains(text),
-        "the reference no longer says {text:?}; update the double and this test together"
-    );
-}
-
-/// Runs the double as `version`, with its own builder state.
-struct Double {
-    version: &'static str,
-    state: tempfile::TempDir,
-}
-
-impl Double {
-    fn new(version: &'static str) -> Self {
-        Self {
-            version,
-            state: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        let out = Command::new(double_bin())
-            .args(args)
-            .env("BOTTLEBAR_DOUBLE_VERSION", self.version)
-            .env("BOTTLEBAR_DOUBLE_STATE", self.state.path())
-            .output()
-            .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::from_utf8_lossy(&out.stderr).into(),
-        }
-    }
-
-    #[track_caller]
-    fn fails(&self, args: &[&str], code: i32, message: &str) {
-        let r = self.run(args);
-        assert_eq!(r.code, code, "{args:?}: {r:?}");
-        assert!(
-            r.stderr.lines().any(|l| l.starts_with("Error: ")),
-            "{args:?}: {r:?}"
-        );
-        assert!(
-            r.stderr.contains(message),
-            "{args:?}: expected {message:?} in {r:?}"
-        );
-    }
-}
-
-fn unique(tag: &str) -> String {
-    format!("bbdouble-{tag}-{}", std::process::id())
-}
 
 #[test]
 fn version_and_service_status() {
@@ -490,21 +421,14 @@ fn bottles_launch_on_each_supported_version_and_older_ones_are_refused() {
         let bottle = |args: &[&str]| {
             let mut cmd = Command::new(bottle_bin());
             selftest_env(&mut cmd);
-            let out = cmd
-                .args(args)
+            cmd.args(args)
                 .env("BOTTLEBAR_HOME", home.path())
                 .env("BOTTLEBAR_BACKEND", "apple")
                 .env("BOTTLEBAR_CONTAINER", double_bin())
                 .env("BOTTLEBAR_DOUBLE_VERSION", version)
                 .env("BOTTLEBAR_DOUBLE_STATE", d.state.path())
-                .env("BOTTLEBAR_SIDECAR_BIN", sidecar_bin())
-                .output()
-                .unwrap();
-            Run {
-                code: out.status.code().unwrap_or(-1),
-                stdout: String::from_utf8_lossy(&out.stdout).into(),
-                stderr: String::from_utf8_lossy(&out.stderr).into(),
-            }
+                .env("BOTTLEBAR_SIDECAR_BIN", sidecar_bin());
+            run_stdin(&mut cmd, b"")
         };
         let up = bottle(&["up", "e2e-ver", "--json"]);
         let downed = bottle(&["down", "e2e-ver"]);
