@@ -1,18 +1,6 @@
 // The UI's logic, free of the DOM and of Tauri, so it is tested with
 // node's test runner (ui/tests/). app.js wires it to the page.
 
-/** A bottle state as people read it. */
-export function stateLabel(state) {
-  return {
-    running: "Running",
-    stopped: "Stopped",
-    partial: "Needs attention",
-    not_launched: "Not launched",
-    unknown: "Unknown",
-    isolation_leak: "Isolation leak",
-  }[state] ?? state;
-}
-
 /** The isolation panel: the last self-test, when it ran, and what it found. */
 export function isolation(bottle) {
   const t = bottle?.self_test;
@@ -139,29 +127,6 @@ export function filterActivity(entries, { text = "", decision = "all" } = {}) {
     if (!needle) return true;
     return [e.host, e.path, e.method, e.reason, e.rule == null ? "" : `#${e.rule}`].some((f) => String(f ?? "").toLowerCase().includes(needle));
   });
-}
-
-/**
- * The form field a manifest error key belongs to. The editor writes the
- * workspace folder as the first mount, so `mounts[N]` shifts by one then.
- */
-export function fieldForKey(key, form) {
-  if (!key) return "form";
-  if (key === "name") return "name";
-  if (key.startsWith("agent.template")) return "template";
-  if (key.startsWith("agent.command")) return "agent_command";
-  if (key.startsWith("agent.dockerfile") || key.startsWith("agent.context") || key === "agent") return "dockerfile";
-  let m = key.match(/^mounts\[(\d+)\]/);
-  if (m) {
-    const i = Number(m[1]);
-    if (form && form.workspace && form.workspace.trim()) return i === 0 ? "workspace" : `mount-${i - 1}`;
-    return `mount-${i}`;
-  }
-  m = key.match(/^egress(?:\[(\d+)\])?/);
-  if (m) return m[1] == null ? "egress" : `egress-${m[1]}`;
-  if (key.startsWith("env")) return "env";
-  if (key.startsWith("secrets")) return "secrets";
-  return "form";
 }
 
 /** Text for "Copy diagnostics": what failed, where, and the engine's own words. */

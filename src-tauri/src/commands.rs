@@ -5,7 +5,7 @@
 use crate::{notify, now, AppState, FailureRecord};
 use bottlebar_core::audit::{self, AuditEntry};
 use bottlebar_core::backend::{self, EngineStatus};
-use bottlebar_core::editor::{self, BottleForm, FieldError};
+use bottlebar_core::editor::{self, BottleForm, BottleText, FieldError};
 use bottlebar_core::events::{Event, Events};
 use bottlebar_core::manifest::{self, BackendKind};
 use bottlebar_core::name::BottleName;
@@ -303,38 +303,47 @@ pub struct BottleEventAudit {
     pub entry: AuditEntry,
 }
 
-/// The editor's form for a bottle (a new one when `name` is empty or unknown).
+/// The editor's form for a bottle (a new one when `name` is empty). A file
+/// the form cannot read comes back as an error carrying its text, for the
+/// text editor.
 #[tauri::command]
 pub async fn load_bottle<R: Runtime>(
     app: AppHandle<R>,
     name: String,
-) -> Result<BottleForm, String> {
-    let state = app.state::<AppState>();
-    if name.is_empty() {
-        return Ok(BottleForm {
-            template: "busybox".into(),
-            ..Default::default()
-        });
-    }
-    let bottle = BottleName::parse(&name).map_err(|e| e.to_string())?;
-    match std::fs::read_to_string(state.home.bottle_file(&bottle)) {
-        Ok(text) => Ok(editor::from_toml(&name, &text)),
-        Err(_) if name == manifest::DEMO_BOTTLE => {
-            Ok(editor::from_toml(&name, manifest::DEMO_MANIFEST))
-        }
-        Err(e) => Err(format!("reading bottle `{name}`: {e}")),
-    }
+) -> Result<BottleForm, editor::OpenError> {
+    editor::open(&app.state::<AppState>().home, &name)
 }
 
-/// Validates and saves the editor's form; errors name the manifest key of
-/// the field they belong to.
+/// A bottle's file as text, for the text editor.
+#[tauri::command]
+pub async fn load_bottle_text<R: Runtime>(
+    app: AppHandle<R>,
+    name: String,
+) -> Result<BottleText, editor::OpenError> {
+    editor::open_text(&app.state::<AppState>().home, &name)
+}
+
+/// Validates and saves the editor's form into the bottle's file, changing
+/// only what the form shows; errors name the form field they belong to.
 #[tauri::command]
 pub async fn save_bottle<R: Runtime>(
     app: AppHandle<R>,
     form: BottleForm,
 ) -> Result<String, Vec<FieldError>> {
-    let state = app.state::<AppState>();
-    let path = editor::save(&state.home, &form)?;
+    let path = editor::save(&app.state::<AppState>().home, &form)?;
+    refresh(&app).await;
+    Ok(path.display().to_string())
+}
+
+/// Validates and saves the text editor's text as the bottle's file.
+#[tauri::command]
+pub async fn save_bottle_text<R: Runtime>(
+    app: AppHandle<R>,
+    name: String,
+    text: String,
+    revision: String,
+) -> Result<String, Vec<FieldError>> {
+    let path = editor::save_text(&app.state::<AppState>().home, &name, &text, &revision)?;
     refresh(&app).await;
     Ok(path.display().to_string())
 }

@@ -111,6 +111,8 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>, home: Home) -> tauri::B
             commands::follow_audit,
             commands::load_bottle,
             commands::save_bottle,
+            commands::load_bottle_text,
+            commands::save_bottle_text,
             commands::open_shell,
             commands::start_agent,
             commands::notifications,

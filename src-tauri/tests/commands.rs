@@ -106,14 +106,14 @@ fn the_editor_loads_the_demo_and_saves_with_field_errors() {
     let demo = call(&a.window, "load_bottle", json!({ "name": "demo" })).unwrap();
     assert_eq!(demo["template"], "busybox");
     assert_eq!(demo["egress"][0]["host"], "example.com");
-    let blank = call(&a.window, "load_bottle", json!({ "name": "" })).unwrap();
-    assert_eq!(blank["template"], "busybox");
+    let mut form = call(&a.window, "load_bottle", json!({ "name": "" })).unwrap();
+    assert_eq!(form["template"], "busybox");
 
-    let mut form = demo.clone();
     form["name"] = json!("mine");
-    form["egress"][0]["host"] = json!("Not a host");
+    form["egress"] = json!([{ "host": "Not a host" }]);
     let errs = call(&a.window, "save_bottle", json!({ "form": form })).unwrap_err();
     assert_eq!(errs[0]["key"], "egress[0]");
+    assert_eq!(errs[0]["field"], "egress-0");
     form["egress"][0]["host"] = json!("example.com");
     let saved = call(&a.window, "save_bottle", json!({ "form": form })).unwrap();
     assert!(
@@ -121,8 +121,32 @@ fn the_editor_loads_the_demo_and_saves_with_field_errors() {
         "{saved}"
     );
     let again = call(&a.window, "load_bottle", json!({ "name": "mine" })).unwrap();
-    assert_eq!(again["egress"], demo["egress"]);
+    assert_eq!(again["egress"][0]["host"], "example.com");
+    assert_eq!(again["egress"][0]["origin"], 0);
     assert!(call(&a.window, "load_bottle", json!({ "name": "Bad Name" })).is_err());
+
+    // A broken file opens as text, with the error's position.
+    let text = call(&a.window, "load_bottle_text", json!({ "name": "mine" })).unwrap();
+    let broken = "[agent\n";
+    std::fs::write(saved.as_str().unwrap(), broken).unwrap();
+    let err = call(&a.window, "load_bottle", json!({ "name": "mine" })).unwrap_err();
+    assert_eq!((err["kind"].as_str(), err["line"].as_u64()), (Some("unparseable"), Some(1)), "{err}");
+    assert_eq!(err["text"], broken);
+    // Saving the text needs the revision it was opened at.
+    let stale = call(
+        &a.window,
+        "save_bottle_text",
+        json!({ "name": "mine", "text": text["text"], "revision": text["revision"] }),
+    )
+    .unwrap_err();
+    assert!(stale[0]["message"].as_str().unwrap().contains("changed on disk"), "{stale}");
+    call(
+        &a.window,
+        "save_bottle_text",
+        json!({ "name": "mine", "text": text["text"], "revision": err["revision"] }),
+    )
+    .unwrap();
+    assert!(call(&a.window, "load_bottle", json!({ "name": "mine" })).is_ok());
 }
 
 #[test]

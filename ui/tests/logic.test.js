@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { reduceTimeline, emptyTimeline, counters, filterActivity, fieldForKey, keepalive, isolation, formatUptime, diagnostics, stateLabel } from "../logic.js";
+import { reduceTimeline, emptyTimeline, counters, filterActivity, keepalive, isolation, formatUptime, diagnostics } from "../logic.js";
 
 const plan = { event: "plan_started", bottle: "demo", backend: "docker", steps: [{ id: "build", title: "Build" }, { id: "run", title: "Run" }] };
 
@@ -66,19 +66,6 @@ test("activity filters by decision and text", () => {
   assert.equal(filterActivity(e, {}).length, 2);
 });
 
-test("manifest error keys map to form fields", () => {
-  assert.equal(fieldForKey("name"), "name");
-  assert.equal(fieldForKey("egress[2]"), "egress-2");
-  assert.equal(fieldForKey("egress[0].inject.secret"), "egress-0");
-  assert.equal(fieldForKey("mounts[0].host", { workspace: "/w" }), "workspace");
-  assert.equal(fieldForKey("mounts[2].host", { workspace: "/w" }), "mount-1");
-  assert.equal(fieldForKey("mounts[2].host", { workspace: "" }), "mount-2");
-  assert.equal(fieldForKey("env.HTTP_PROXY"), "env");
-  assert.equal(fieldForKey("agent.dockerfile"), "dockerfile");
-  assert.equal(fieldForKey("agent.command[0]"), "agent_command");
-  assert.equal(fieldForKey(""), "form");
-});
-
 test("keep-alive explains itself", () => {
   assert.equal(keepalive({ state: "running", keepalive_alive: true, started_at: "t" }).status, "alive");
   assert.equal(keepalive({ state: "partial", keepalive_alive: false }).status, "dead");
@@ -90,7 +77,6 @@ test("formatting", () => {
   assert.equal(formatUptime(9), "9s");
   assert.equal(formatUptime(7500), "2h 5m");
   assert.equal(formatUptime(null), "–");
-  assert.equal(stateLabel("partial"), "Needs attention");
 });
 
 test("diagnostics carry the step, command and stderr", () => {
@@ -120,5 +106,4 @@ test("the isolation panel says when the self-test ran and what it found", () => 
   const leak = isolation({ state: "isolation_leak", self_test: { ready: false, at: "T", summary: "isolation leak: tcp 10.0.0.1:22" } });
   assert.equal(leak.status, "leak");
   assert.match(leak.sentence, /10\.0\.0\.1:22.*stopped/);
-  assert.equal(stateLabel("isolation_leak"), "Isolation leak");
 });

@@ -1,0 +1,527 @@
+//! Validation stages: each part of a [`RawManifest`](super::raw::RawManifest)
+//! checked and turned into its part of the [`Manifest`](super::Manifest),
+//! with errors naming the key and its position.
+
+use super::raw::*;
+use super::*;
+use bottlebar_policy::selftest::LeakClass;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+use toml::Spanned;
+
+/// `backend`: `docker` or `apple`.
+pub(super) fn backend(
+    cx: &Ctx<'_>,
+    b: Option<&Spanned<String>>,
+) -> Result<Option<BackendKind>, ManifestError> {
+    let Some(b) = b else { return Ok(None) };
+    BackendKind::parse(b.get_ref()).map(Some).ok_or_else(|| {
+        cx.err(
+            Some(b.span()),
+            "backend",
+            format!("unknown backend `{}`; expected `docker` or `apple`", b.get_ref()),
+        )
+    })
+}
+
+/// `agent.command`: non-empty arguments without NUL bytes.
+pub(super) fn agent_command(
+    cx: &Ctx<'_>,
+    command: &[Spanned<String>],
+) -> Result<Vec<String>, ManifestError> {
+    let mut out = Vec::with_capacity(command.len());
+    for (i, a) in command.iter().enumerate() {
+        if a.get_ref().is_empty() || a.get_ref().contains('\0') {
+            return Err(cx.err(
+                Some(a.span()),
+                &format!("agent.command[{i}]"),
+                "arguments must be non-empty and contain no NUL byte",
+            ));
+        }
+        out.push(a.get_ref().clone());
+    }
+    Ok(out)
+}
+
+/// `egress`: each rule valid, each injection naming a declared secret.
+pub(super) fn egress(
+    cx: &Ctx<'_>,
+    rules: &[Spanned<EgressRule>],
+    secrets: &[SecretSpec],
+) -> Result<Vec<EgressRule>, ManifestError> {
+    let mut egress = Vec::with_capacity(rules.len());
+    for (i, r) in rules.iter().enumerate() {
+        let rule = r.get_ref().clone();
+        let key = format!("egress[{i}]");
+        rule.validate()
+            .map_err(|e| cx.err(Some(r.span()), &key, e.to_string()))?;
+        if let Some(inj) = &rule.inject {
+            if !secrets.iter().any(|s| s.name == inj.secret) {
+                return Err(cx.err(
+                    Some(r.span()),
+                    &format!("{key}.inject.secret"),
+                    format!(
+                        "no secret named `{}`; declare it as [secrets.{}]",
+                        inj.secret, inj.secret
+                    ),
+                ));
+            }
+        }
+        egress.push(rule);
+    }
+    Ok(egress)
+}
+
+/// `dns`: IP addresses.
+pub(super) fn dns(cx: &Ctx<'_>, dns: &[Spanned<String>]) -> Result<Vec<String>, ManifestError> {
+    dns.iter()
+        .enumerate()
+        .map(|(i, d)| {
+            d.get_ref()
+                .parse::<std::net::IpAddr>()
+                .map(|ip| ip.to_string())
+                .map_err(|_| {
+                    cx.err(
+                        Some(d.span()),
+                        &format!("dns[{i}]"),
+                        format!("`{}` is not an IP address", d.get_ref()),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// `[hosts]`: host names (no wildcard, no IP literal) pinned to addresses.
+pub(super) fn hosts(
+    cx: &Ctx<'_>,
+    hosts: &BTreeMap<String, Spanned<String>>,
+) -> Result<BTreeMap<String, String>, ManifestError> {
+    let mut out = BTreeMap::new();
+    for (name, ip) in hosts {
+        let key = format!("hosts.{name}");
+        let probe = EgressRule {
+            host: name.clone(),
+            ports: vec![],
+            methods: vec![],
+            paths: vec![],
+            inject: None,
+            dlp: Default::default(),
+        };
+        if name.starts_with("*.")
+            || bottlebar_policy::is_ip_literal(name)
+            || probe.validate().is_err()
+        {
+            return Err(cx.err(
+                Some(ip.span()),
+                &key,
+                format!("`{name}` is not a host name (lowercase, no wildcard)"),
+            ));
+        }
+        let addr = ip.get_ref().parse::<std::net::IpAddr>().map_err(|_| {
+            cx.err(
+                Some(ip.span()),
+                &key,
+                format!("`{}` is not an IP address", ip.get_ref()),
+            )
+        })?;
+        out.insert(name.clone(), addr.to_string());
+    }
+    Ok(out)
+}
+
+/// `allow_private_ranges`: CIDR blocks.
+pub(super) fn private_ranges(
+    cx: &Ctx<'_>,
+    ranges: &[Spanned<String>],
+) -> Result<Vec<String>, ManifestError> {
+    let mut out = Vec::with_capacity(ranges.len());
+    for (i, r) in ranges.iter().enumerate() {
+        bottlebar_policy::Cidr::parse(r.get_ref())
+            .map_err(|e| cx.err(Some(r.span()), &format!("allow_private_ranges[{i}]"), e))?;
+        out.push(r.get_ref().clone());
+    }
+    Ok(out)
+}
+
+/// `isolation.accept_leaks`: leak classes, each once.
+pub(super) fn accept_leaks(
+    cx: &Ctx<'_>,
+    classes: &[Spanned<String>],
+) -> Result<Vec<LeakClass>, ManifestError> {
+    let mut out = Vec::new();
+    for c in classes {
+        let class = LeakClass::parse(c.get_ref()).ok_or_else(|| {
+            cx.err(
+                Some(c.span()),
+                "isolation.accept_leaks",
+                format!(
+                    "`{}` is not a leak class; the classes are {}",
+                    c.get_ref(),
+                    LeakClass::ALL.map(|c| format!("`{c}`")).join(", ")
+                ),
+            )
+        })?;
+        if !out.contains(&class) {
+            out.push(class);
+        }
+    }
+    Ok(out)
+}
+
+
+pub(super) fn agent(
+    cx: &Ctx<'_>,
+    agent: &Spanned<RawAgent>,
+    base_dir: &Path,
+) -> Result<AgentImage, ManifestError> {
+    let a = agent.get_ref();
+    match (&a.template, &a.dockerfile) {
+        (Some(_), Some(d)) => Err(cx.err(Some(d.span()), "agent.dockerfile", "give either `template` or `dockerfile`, not both")),
+        (None, None) => Err(cx.err(Some(agent.span()), "agent", "needs `template` (one of: busybox) or `dockerfile` (a path relative to the bottle file)")),
+        (Some(t), None) => {
+            if let Some(c) = &a.context {
+                return Err(cx.err(Some(c.span()), "agent.context", "`context` goes with `dockerfile`, not with `template`"));
+            }
+            if !TEMPLATES.contains(&t.get_ref().as_str()) {
+                return Err(cx.err(Some(t.span()), "agent.template", format!("unknown template `{}`; built-in templates: {}", t.get_ref(), TEMPLATES.join(", "))));
+            }
+            Ok(AgentImage::Template(t.get_ref().clone()))
+        }
+        (None, Some(d)) => {
+            let dockerfile = resolve_from(base_dir, d.get_ref());
+            if !dockerfile.is_file() {
+                return Err(cx.err(Some(d.span()), "agent.dockerfile", format!("no such file: {}", dockerfile.display())));
+            }
+            let context = match &a.context {
+                Some(c) => {
+                    let p = resolve_from(base_dir, c.get_ref());
+                    if !p.is_dir() {
+                        return Err(cx.err(Some(c.span()), "agent.context", format!("no such directory: {}", p.display())));
+                    }
+                    p
+                }
+                None => dockerfile.parent().map(Path::to_path_buf).unwrap_or_else(|| base_dir.to_path_buf()),
+            };
+            Ok(AgentImage::Dockerfile { dockerfile, context })
+        }
+    }
+}
+
+fn resolve_from(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// Characters that would break a `--mount type=bind,source=…,target=…` spec.
+fn bad_mount_char(s: &str) -> Option<char> {
+    s.chars()
+        .find(|c| matches!(c, ',' | '"' | '\'' | '=' | '\n' | '\r' | '\0'))
+}
+
+pub(super) fn mounts(
+    cx: &Ctx<'_>,
+    mounts: &[Spanned<RawMount>],
+    home: &Path,
+) -> Result<Vec<Mount>, ManifestError> {
+    let mut out = Vec::with_capacity(mounts.len());
+    let mut targets = BTreeSet::new();
+    for (i, m) in mounts.iter().enumerate() {
+        let m = m.get_ref();
+        let hkey = format!("mounts[{i}].host");
+        let ckey = format!("mounts[{i}].container");
+        let host = m.host.get_ref();
+        let hspan = Some(m.host.span());
+        if let Some(c) = bad_mount_char(host) {
+            return Err(cx.err(hspan, &hkey, format!("host path may not contain {c:?}")));
+        }
+        let host_path = Path::new(host);
+        if !host_path.is_absolute() {
+            return Err(cx.err(hspan, &hkey, format!("host path `{host}` must be absolute")));
+        }
+        let meta = std::fs::metadata(host_path).map_err(|e| {
+            cx.err(
+                hspan.clone(),
+                &hkey,
+                format!("host path `{host}` is not accessible: {e}"),
+            )
+        })?;
+        if !meta.is_dir() && !meta.is_file() {
+            return Err(cx.err(
+                hspan,
+                &hkey,
+                format!("host path `{host}` is neither a directory nor a regular file"),
+            ));
+        }
+        if let Some(why) = crate::boundary::forbidden_mount(host_path, home) {
+            return Err(cx.err(
+                hspan,
+                &hkey,
+                format!("host path `{host}` cannot be mounted: {why}"),
+            ));
+        }
+
+        let container = m.container.get_ref();
+        let cspan = Some(m.container.span());
+        if let Some(c) = bad_mount_char(container) {
+            return Err(cx.err(
+                cspan,
+                &ckey,
+                format!("container path may not contain {c:?}"),
+            ));
+        }
+        let cpath = Path::new(container);
+        let normal = cpath.is_absolute()
+            && cpath
+                .components()
+                .skip(1)
+                .all(|c| matches!(c, Component::Normal(_)))
+            && !container.contains("//")
+            && (container.len() == 1 || !container.ends_with('/'));
+        if !normal || container == "/" {
+            return Err(cx.err(cspan, &ckey, format!("container path `{container}` must be an absolute, normalised path other than `/` (no `.`, `..`, `//` or trailing `/`)")));
+        }
+        if let Some(r) = RESERVED_CONTAINER_DIRS
+            .iter()
+            .find(|r| cpath.starts_with(r))
+        {
+            return Err(cx.err(
+                cspan,
+                &ckey,
+                format!("container path `{container}` is inside `{r}`, which Bottlebar reserves"),
+            ));
+        }
+        if !targets.insert(container.clone()) {
+            return Err(cx.err(
+                cspan,
+                &ckey,
+                format!("container path `{container}` is mounted twice"),
+            ));
+        }
+        out.push(Mount {
+            host: host_path.to_path_buf(),
+            container: container.clone(),
+            readonly: m.readonly,
+            is_file: meta.is_file(),
+        });
+    }
+    // Single files are staged into a directory mounted at their container parent,
+    // so no other mount may sit at or under that parent, and vice versa.
+    for (i, f) in out.iter().enumerate().filter(|(_, m)| m.is_file) {
+        let parent = Path::new(&f.container).parent().unwrap_or(Path::new("/"));
+        if parent == Path::new("/") {
+            return Err(cx.err(Some(mounts[i].get_ref().container.span()), &format!("mounts[{i}].container"), format!("single file `{}` cannot be mounted directly under `/`: Bottlebar mounts files through their parent directory, so choose a directory such as `/data/...`", f.container)));
+        }
+        for (j, d) in out.iter().enumerate().filter(|(_, m)| !m.is_file) {
+            let dp = Path::new(&d.container);
+            if dp.starts_with(parent) || parent.starts_with(dp) {
+                return Err(cx.err(Some(mounts[i].get_ref().container.span()), &format!("mounts[{i}].container"), format!("file `{}` is mounted through its directory `{}`, which overlaps the directory mount `{}` (mounts[{j}])", f.container, parent.display(), d.container)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn env(
+    cx: &Ctx<'_>,
+    env: &BTreeMap<String, Spanned<String>>,
+) -> Result<BTreeMap<String, String>, ManifestError> {
+    let mut out = BTreeMap::new();
+    for (k, v) in env {
+        let key = format!("env.{k}");
+        let span = Some(v.span());
+        if !valid_env_name(k) {
+            return Err(cx.err(span, &key, format!("`{k}` is not a valid environment variable name (letters, digits, `_`; not starting with a digit)")));
+        }
+        if RESERVED_ENV.contains(&k.as_str()) {
+            return Err(cx.err(
+                span,
+                &key,
+                format!(
+                    "`{k}` is set by Bottlebar (proxy and CA settings) and cannot be overridden"
+                ),
+            ));
+        }
+        if v.get_ref().contains('\0') {
+            return Err(cx.err(span, &key, "value contains a NUL byte"));
+        }
+        out.insert(k.clone(), v.get_ref().clone());
+    }
+    Ok(out)
+}
+
+fn valid_env_name(k: &str) -> bool {
+    k.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+pub(super) fn secrets(
+    cx: &Ctx<'_>,
+    secrets: &BTreeMap<String, Spanned<RawSecret>>,
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<SecretSpec>, ManifestError> {
+    let mut out = Vec::new();
+    let mut placeholders = BTreeSet::new();
+    for (name, raw) in secrets {
+        let key = format!("secrets.{name}");
+        let span = Some(raw.span());
+        let name_ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err(cx.err(
+                span,
+                &key,
+                format!("secret name `{name}` must be lowercase letters, digits, `-` or `_`"),
+            ));
+        }
+        let r = raw.get_ref();
+        let source = match (&r.env, &r.file) {
+            (None, None) if r.keychain => SecretSource::Keychain,
+            (Some(e), None) if !r.keychain => {
+                if !valid_env_name(e.get_ref()) {
+                    return Err(cx.err(Some(e.span()), &format!("{key}.env"), format!("`{}` is not an environment variable name", e.get_ref())));
+                }
+                SecretSource::Env(e.get_ref().clone())
+            }
+            (None, Some(f)) if !r.keychain => {
+                let p = Path::new(f.get_ref());
+                if !p.is_absolute() {
+                    return Err(cx.err(Some(f.span()), &format!("{key}.file"), format!("`{}` must be an absolute path", f.get_ref())));
+                }
+                SecretSource::File(p.to_path_buf())
+            }
+            _ => return Err(cx.err(span, &key, "give exactly one of `env` (a variable of the launching process), `file` (an absolute path) or `keychain = true` (the OS keychain)")),
+        };
+        let placeholder_env = match &r.placeholder_env {
+            None => None,
+            Some(p) => {
+                let v = p.get_ref();
+                let pkey = format!("{key}.placeholder_env");
+                if !valid_env_name(v) {
+                    return Err(cx.err(
+                        Some(p.span()),
+                        &pkey,
+                        format!("`{v}` is not an environment variable name"),
+                    ));
+                }
+                if RESERVED_ENV.contains(&v.as_str())
+                    || env.contains_key(v)
+                    || !placeholders.insert(v.clone())
+                {
+                    return Err(cx.err(
+                        Some(p.span()),
+                        &pkey,
+                        format!("`{v}` is already set (by Bottlebar, [env] or another secret)"),
+                    ));
+                }
+                Some(v.clone())
+            }
+        };
+        out.push(SecretSpec {
+            name: name.clone(),
+            source,
+            placeholder_env,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn extra_roots(
+    cx: &Ctx<'_>,
+    roots: &[Spanned<String>],
+) -> Result<Vec<PathBuf>, ManifestError> {
+    let mut out = Vec::new();
+    for (i, r) in roots.iter().enumerate() {
+        let key = format!("tls.extra_roots[{i}]");
+        let p = Path::new(r.get_ref());
+        if !p.is_absolute() {
+            return Err(cx.err(
+                Some(r.span()),
+                &key,
+                format!("`{}` must be an absolute path", r.get_ref()),
+            ));
+        }
+        let text = std::fs::read_to_string(p).map_err(|e| {
+            cx.err(
+                Some(r.span()),
+                &key,
+                format!("cannot read `{}`: {e}", p.display()),
+            )
+        })?;
+        if !text.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(cx.err(
+                Some(r.span()),
+                &key,
+                format!("`{}` holds no PEM certificate", p.display()),
+            ));
+        }
+        out.push(p.to_path_buf());
+    }
+    Ok(out)
+}
+
+pub(super) fn resources(cx: &Ctx<'_>, r: &RawResources) -> Result<Resources, ManifestError> {
+    let cpus = match &r.cpus {
+        None => None,
+        Some(c) => {
+            let n = *c.get_ref();
+            if !(1..=MAX_CPUS).contains(&n) {
+                return Err(cx.err(
+                    Some(c.span()),
+                    "resources.cpus",
+                    format!("must be a whole number from 1 to {MAX_CPUS}, got {n}"),
+                ));
+            }
+            Some(n as u32)
+        }
+    };
+    let memory_mib = match &r.memory {
+        None => None,
+        Some(m) => {
+            let mib = parse_memory_mib(m.get_ref()).ok_or_else(|| {
+                cx.err(
+                    Some(m.span()),
+                    "resources.memory",
+                    format!(
+                        "`{}` is not a size; write a whole number with a unit: `512m`, `4g`",
+                        m.get_ref()
+                    ),
+                )
+            })?;
+            if mib < MIN_MEMORY_MIB {
+                return Err(cx.err(
+                    Some(m.span()),
+                    "resources.memory",
+                    format!("{mib} MiB is too little; at least {MIN_MEMORY_MIB}m"),
+                ));
+            }
+            Some(mib)
+        }
+    };
+    Ok(Resources { cpus, memory_mib })
+}
+
+/// `512m`, `4g`, `4G`, `1t` → MiB. Whole numbers only; bytes and KiB are too small to matter.
+pub fn parse_memory_mib(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (num, mult) = match s.chars().last()? {
+        'm' => (&s[..s.len() - 1], 1u64),
+        'g' => (&s[..s.len() - 1], 1024),
+        't' => (&s[..s.len() - 1], 1024 * 1024),
+        _ => return None,
+    };
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    num.parse::<u64>().ok()?.checked_mul(mult)
+}
+

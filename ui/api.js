@@ -1,0 +1,30 @@
+// The app's commands and events (src-tauri/src/commands.rs), one function
+// each. Nothing else in the UI talks to Tauri.
+
+const tauri = window.__TAURI__;
+const invoke = (cmd, args) => tauri.core.invoke(cmd, args);
+
+export const api = {
+  appInfo: () => invoke("app_info"),
+  listBottles: () => invoke("list_bottles"),
+  launch: (name) => invoke("launch_bottle", { name }),
+  stop: (name) => invoke("stop_bottle", { name }),
+  verify: (name) => invoke("verify_bottle", { name }),
+  openShell: (name) => invoke("open_shell", { name }),
+  startAgent: (name) => invoke("start_agent", { name }),
+  audit: (name, limit) => invoke("audit", { name, limit }),
+  followAudit: (name) => invoke("follow_audit", { name }),
+  lastFailure: (name) => invoke("last_failure", { name }),
+  loadBottle: (name) => invoke("load_bottle", { name }),
+  loadBottleText: (name) => invoke("load_bottle_text", { name }),
+  saveBottle: (form) => invoke("save_bottle", { form }),
+  saveBottleText: (name, text, revision) => invoke("save_bottle_text", { name, text, revision }),
+  doctor: () => invoke("doctor"),
+  fixEngine: () => invoke("fix_engine"),
+};
+
+/** Calls `f` with each payload of the app event `event`. */
+export const on = (event, f) => tauri.event.listen(event, (e) => f(e.payload));
+
+/** The folder picker, when the dialog plugin is there. */
+export const pickFolder = async () => (tauri.dialog?.open ? tauri.dialog.open({ directory: true }) : null);

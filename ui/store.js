@@ -1,0 +1,58 @@
+// What the window shows, and loading it. Views read the store and never
+// load anything: data is loaded when the route changes or an event says it
+// changed, never because something re-rendered.
+
+import { api } from "./api.js";
+import { emptyTimeline, reduceTimeline } from "./logic.js";
+
+export const store = {
+  info: null,
+  listing: { bottles: [], problems: [] },
+  timelines: {}, // bottle → launch timeline
+  activity: {}, // bottle → audit entries
+  failures: {}, // bottle → last launch failure, or null
+  filter: { text: "", decision: "all" },
+  busy: new Set(),
+  doctor: null, // the settings report, loaded on opening Settings
+  editor: null, // { form } or { error } or { text }, loaded on opening the editor
+};
+
+export const bottle = (name) => store.listing.bottles.find((b) => b.name === name);
+
+export async function loadListing() {
+  store.listing = await api.listBottles();
+}
+
+export async function loadActivity(name) {
+  store.activity[name] = await api.audit(name, 500).catch(() => []);
+}
+
+export async function loadFailure(name) {
+  store.failures[name] = await api.lastFailure(name).catch(() => null);
+}
+
+export async function loadDoctor() {
+  store.doctor = await api.doctor().catch((e) => ({ error: String(e) }));
+}
+
+/** The editor for `name` ("" for a new bottle): its form, or why the form cannot show it. */
+export async function loadEditor(name) {
+  try {
+    store.editor = { name, form: await api.loadBottle(name) };
+  } catch (error) {
+    store.editor = { name, error };
+  }
+}
+
+/** The text editor for `name`. */
+export async function loadText(name) {
+  try {
+    store.editor = { name, text: await api.loadBottleText(name) };
+  } catch (error) {
+    store.editor = { name, error };
+  }
+}
+
+export function applyEvent(name, event) {
+  store.timelines[name] = reduceTimeline(store.timelines[name] || emptyTimeline(), event);
+}

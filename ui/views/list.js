@@ -1,0 +1,30 @@
+// The bottle list (#/).
+
+import { h } from "../dom.js";
+import { counters, formatUptime } from "../logic.js";
+import { store } from "../store.js";
+import { actions } from "./actions.js";
+
+export function listView() {
+  const now = Date.now();
+  const cards = store.listing.bottles.map((b) => {
+    const c = counters(store.activity[b.name] || [], now);
+    return h("section", { class: "card bottle", dataset: { name: b.name, state: b.state } },
+      h("div", { class: "row" },
+        h("a", { href: `#/bottle/${encodeURIComponent(b.name)}`, class: "name" }, h("strong", {}, b.name)),
+        h("span", { class: `badge ${b.state}` }, b.state_label),
+        h("span", { class: "muted" }, b.backend),
+        h("span", { class: "spacer" }),
+        actions(b),
+      ),
+      h("dl", { class: "facts" },
+        h("dt", {}, "Uptime"), h("dd", {}, formatUptime(b.uptime_secs)),
+        h("dt", {}, "Sidecar IP"), h("dd", { class: "mono" }, b.sidecar_ip || "–"),
+        h("dt", {}, "Egress (last hour)"), h("dd", { class: "egress-counters" }, `${c.allowed} allowed, ${c.denied} denied`),
+        b.problem ? [h("dt", {}, "Problem"), h("dd", {}, b.problem)] : null,
+      ),
+    );
+  });
+  const problems = store.listing.problems.map((p) => h("p", { class: "field-error" }, p));
+  return h("div", { id: "bottles" }, cards.length ? cards : h("p", { class: "muted" }, "No bottles yet."), problems);
+}
