@@ -2,7 +2,7 @@
 //! failure a rollback of what this run created, in reverse order.
 
 use crate::events::{Event, Events, StepInfo};
-use crate::plan::{display_command, Capture, Plan, ProbeCheck, Step};
+use crate::plan::{display_command, Plan, Step};
 use crate::runner::{Output, Runner};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -168,7 +168,7 @@ async fn run_step<R: Runner>(
 ) -> StepResult {
     if let Some(probe) = &step.skip_if {
         let out = runner.run(&probe.argv).await;
-        if out.success() && probe_matches(&probe.check, &out.stdout) {
+        if out.success() && crate::backend::probe_matches(&probe.check, &out.stdout) {
             return StepResult::Skipped {
                 reason: "already up to date".into(),
             };
@@ -195,7 +195,7 @@ async fn run_step<R: Runner>(
         let Some(capture) = &step.capture else {
             return StepResult::Done { captured: None };
         };
-        match read_capture(capture, &out.stdout) {
+        match crate::backend::capture(capture, &out.stdout) {
             Ok(value) => {
                 return StepResult::Done {
                     captured: Some((capture.placeholder().to_string(), value)),
@@ -216,30 +216,6 @@ async fn run_step<R: Runner>(
     StepResult::Failed {
         command,
         output: last,
-    }
-}
-
-fn probe_matches(check: &ProbeCheck, stdout: &str) -> bool {
-    match check {
-        ProbeCheck::StdoutEquals { value } => stdout.trim() == value,
-        ProbeCheck::AppleBuilderDns {
-            nameservers,
-            absent_ok,
-        } => crate::backend::apple::builder_dns_matches(stdout, nameservers, *absent_ok),
-        ProbeCheck::AppleImageLabel { key, value } => {
-            crate::backend::apple::image_has_label(stdout, key, value)
-        }
-    }
-}
-
-fn read_capture(capture: &Capture, stdout: &str) -> Result<String, String> {
-    match capture {
-        Capture::DockerNetworkIp { network, .. } => {
-            crate::backend::docker::container_ip(stdout, network)
-        }
-        Capture::AppleNetworkIp { network, .. } => {
-            crate::backend::apple::container_ip(stdout, network)
-        }
     }
 }
 
@@ -296,7 +272,7 @@ async fn rollback<R: Runner>(
 mod tests {
     use super::*;
     use crate::manifest::BackendKind;
-    use crate::plan::{Probe, Retry, SIDECAR_IP};
+    use crate::plan::{Capture, Probe, ProbeCheck, Retry, SIDECAR_IP};
     use std::sync::Mutex;
 
     /// A scripted engine: records every argv; fails commands whose argv[1] is

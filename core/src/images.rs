@@ -101,11 +101,11 @@ pub fn find_sidecar_binary() -> Result<PathBuf, ImageError> {
         }
         looked.push(format!("BOTTLEBAR_SIDECAR_BIN={}", p.display()));
     }
-    if let Some(dir) = std::env::current_exe()
+    let exe_dir = std::env::current_exe()
         .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-    {
-        let p = dir.join("bottlebar-sidecar");
+        .and_then(|e| e.canonicalize().ok())
+        .and_then(|e| e.parent().map(Path::to_path_buf));
+    for p in exe_dir.iter().flat_map(|d| sidecar_places(d)) {
         if p.is_file() {
             return Ok(p);
         }
@@ -114,6 +114,24 @@ pub fn find_sidecar_binary() -> Result<PathBuf, ImageError> {
     Err(ImageError::SidecarNotFound {
         looked: looked.join(", "),
     })
+}
+
+/// Where the sidecar is, relative to the directory of the running program:
+/// beside it (as `scripts/demo` installs them, and the app bundle), in an
+/// installed `libexec`, or where the project's scripts build it (a static
+/// build for the Linux target, beside the `release`/`debug` directory).
+fn sidecar_places(exe_dir: &Path) -> Vec<PathBuf> {
+    const BIN: &str = "bottlebar-sidecar";
+    let mut v = vec![
+        exe_dir.join(BIN),
+        exe_dir.join("../libexec/bottlebar").join(BIN),
+    ];
+    for arch in ["x86_64", "aarch64"] {
+        for libc in ["gnu", "musl"] {
+            v.push(exe_dir.join(format!("../{arch}-unknown-linux-{libc}/release/{BIN}")));
+        }
+    }
+    v
 }
 
 /// Finds a static busybox for the `busybox` template: `$BOTTLEBAR_BUSYBOX`, else

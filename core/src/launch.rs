@@ -4,14 +4,13 @@
 //! [`describe`] only reads files (to hash image inputs); [`materialize`]
 //! writes the state directory; [`plan`] is a pure function of the spec.
 
-use crate::backend;
-use crate::home::Home;
+use crate::home::{Home, HomeId};
 use crate::images::{self, ImageError, ImageSpec};
 use crate::manifest::{
     AgentImage, BackendKind, Manifest, Mount, Resources, SecretSource, SecretSpec, AGENT_CA_DIR,
 };
 use crate::name::BottleName;
-use crate::plan::{Plan, SIDECAR_IP};
+use crate::plan::SIDECAR_IP;
 use crate::state::{
     self, StagedDir, StateDirs, StateError, CA_CERT_FILE, SIDECAR_AUDIT_IN_CONTAINER,
     SIDECAR_STATE_IN_CONTAINER,
@@ -26,15 +25,12 @@ use std::path::PathBuf;
 /// `sleep` accepts). It keeps the container up so `exec` always has a target.
 pub const AGENT_KEEPALIVE_SECS: &str = "2147483647";
 
-/// The agent container's command.
-pub fn agent_keepalive_command() -> Vec<String> {
-    vec!["sleep".into(), AGENT_KEEPALIVE_SECS.into()]
-}
-
 /// Everything a plan is made from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LaunchSpec {
     pub bottle: BottleName,
+    /// The id of the home launching it (every resource is labelled with it).
+    pub home_id: String,
     pub backend: BackendKind,
     /// The engine program, argv[0] of every step.
     pub engine: String,
@@ -89,6 +85,7 @@ impl BuildInputs {
 /// Builds the launch spec for `manifest` on `backend`, run with `engine`.
 pub fn describe(
     home: &Home,
+    home_id: &HomeId,
     manifest: &Manifest,
     backend: BackendKind,
     engine: &str,
@@ -110,6 +107,7 @@ pub fn describe(
     let staged = state::plan_staging(&state, &manifest.mounts);
     Ok(LaunchSpec {
         bottle: manifest.name.clone(),
+        home_id: home_id.to_string(),
         backend,
         engine: engine.to_string(),
         sidecar_image,
@@ -325,37 +323,12 @@ pub fn materialize(spec: &LaunchSpec, secrets: &[HeldSecret]) -> Result<(), Mate
     Ok(())
 }
 
-/// The launch plan for `spec` on its backend.
-pub fn plan(spec: &LaunchSpec) -> Plan {
-    match spec.backend {
-        BackendKind::Docker => backend::docker::plan(spec),
-        BackendKind::Apple => backend::apple::plan(spec),
-    }
-}
-
 /// A directory bind mount (no backend mounts single files; see `state::plan_staging`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindMount {
     pub host: PathBuf,
     pub container: String,
     pub readonly: bool,
-}
-
-impl BindMount {
-    /// `type=bind,source=…,target=…[,readonly]`, understood by both `docker
-    /// --mount` and `container --mount`. Manifest validation keeps `,` and `=`
-    /// out of the paths.
-    pub fn mount_arg(&self) -> String {
-        let mut s = format!(
-            "type=bind,source={},target={}",
-            self.host.display(),
-            self.container
-        );
-        if self.readonly {
-            s.push_str(",readonly");
-        }
-        s
-    }
 }
 
 /// The sidecar's mounts: its private state (read-only) and the audit directory.
@@ -435,35 +408,6 @@ pub fn agent_env(spec: &LaunchSpec) -> Vec<(String, String)> {
     env
 }
 
-/// `KEY=VALUE` for `-e`.
-pub fn env_arg((k, v): &(String, String)) -> String {
-    format!("{k}={v}")
-}
-
-/// The label arguments (`--label k=v`) every resource of `bottle` in `role` carries.
-pub fn label_args(bottle: &BottleName, role: crate::name::Role) -> Vec<String> {
-    use crate::name::{LABEL_BOTTLE, LABEL_ROLE};
-    vec![
-        "--label".into(),
-        format!("{LABEL_BOTTLE}={bottle}"),
-        "--label".into(),
-        format!("{LABEL_ROLE}={}", role.as_str()),
-    ]
-}
-
-/// Where the sidecar's binary is inside its image, as an argv element.
-pub fn sidecar_health_argv() -> Vec<String> {
-    vec![images::SIDECAR_BIN_IN_IMAGE.into(), "health".into()]
-}
-
-/// The agent's DNS: its only nameserver is the sidecar, which serves no DNS.
-/// So the agent resolves nothing by itself (a DNS tunnel has no channel), and
-/// Docker's embedded resolver never forwards its queries to the host's
-/// resolvers. Names are resolved by the proxy, for allowed hosts only.
-pub fn agent_dns_args() -> Vec<String> {
-    vec!["--dns".into(), SIDECAR_IP.into()]
-}
-
 /// Capabilities the agent keeps, of the 14 OCI defaults: what package
 /// managers and build tools need to run as root in their own container.
 /// Dropped: `NET_RAW` (raw frames could go around the proxy), `MKNOD`,
@@ -490,26 +434,6 @@ pub const SIDECAR_NOFILE: u32 = 8192;
 
 /// The user the isolation probe runs as: nobody.
 pub const PROBE_USER: u32 = 65534;
-
-/// The probe's command inside the sidecar's image (whose entrypoint is the
-/// sidecar binary): try every direct way out of the agent's network.
-pub fn probe_command(targets_json: &str) -> Vec<String> {
-    vec!["probe".into(), "--targets".into(), targets_json.into()]
-}
-
-/// The command that hands new live rules (on stdin) to a running sidecar.
-pub fn sidecar_reload_argv() -> Vec<String> {
-    vec![images::SIDECAR_BIN_IN_IMAGE.into(), "reload".into()]
-}
-
-/// The sidecar container's command.
-pub fn sidecar_serve_argv() -> Vec<String> {
-    vec![
-        "serve".into(),
-        "--config".into(),
-        images::SIDECAR_CONFIG_IN_CONTAINER.into(),
-    ]
-}
 
 /// Helper for tests and tools: a spec with fixed, fake paths and hashes.
 pub fn example_spec(backend: BackendKind, engine: &str) -> LaunchSpec {
@@ -581,6 +505,7 @@ pub fn example_spec(backend: BackendKind, engine: &str) -> LaunchSpec {
         subnets: (backend == BackendKind::Docker)
             .then(|| ("10.213.4.16/28".to_string(), "10.213.9.32/28".to_string())),
         bottle,
+        home_id: "0123456789abcdef".into(),
         backend,
         engine: engine.into(),
         state,

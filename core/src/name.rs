@@ -105,6 +105,9 @@ impl Role {
 pub const LABEL_BOTTLE: &str = "bottlebar.bottle";
 pub const LABEL_ROLE: &str = "bottlebar.role";
 pub const LABEL_CONTENT_HASH: &str = "bottlebar.content-hash";
+/// Label carrying the id of the Bottlebar home that made a resource, so
+/// two homes on one engine never list or remove each other's bottles.
+pub const LABEL_HOME: &str = "bottlebar.home";
 
 #[cfg(test)]
 mod tests {

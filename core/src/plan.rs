@@ -45,6 +45,53 @@ pub struct Step {
     pub capture: Option<Capture>,
 }
 
+impl Step {
+    /// A step running `argv`, waiting for nothing, undoing nothing.
+    pub fn new(id: &str, title: &str, argv: Vec<String>) -> Self {
+        Step {
+            id: id.into(),
+            title: title.into(),
+            argv,
+            after: Vec::new(),
+            undo: None,
+            skip_if: None,
+            retry: None,
+            capture: None,
+        }
+    }
+
+    /// Waits for the steps `ids`.
+    pub fn after(mut self, ids: &[&str]) -> Self {
+        self.after = ids.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Undone on rollback by `argv`.
+    pub fn undo(mut self, argv: Vec<String>) -> Self {
+        self.undo = Some(argv);
+        self
+    }
+
+    /// Skipped when `probe` says its result exists.
+    pub fn skip_if(mut self, probe: Probe) -> Self {
+        self.skip_if = Some(probe);
+        self
+    }
+
+    /// Retried `attempts` times, `delay_ms` apart.
+    pub fn retry(mut self, attempts: u32, delay_ms: u64) -> Self {
+        self.retry = Some(Retry { attempts, delay_ms });
+        self
+    }
+
+    /// Captures a value from its output.
+    pub fn capture(mut self, capture: Capture) -> Self {
+        self.capture = Some(capture);
+        self
+    }
+}
+
+/// A command whose output says whether a step's result already exists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Probe {
     pub argv: Vec<String>,

@@ -130,9 +130,68 @@ async fn spawn(argv: &[String], input: Option<Vec<u8>>) -> Output {
     }
 }
 
+/// Runs `argv` with this process's stdin, stdout and stderr (an
+/// interactive `exec` into a bottle); its exit code (1 if killed).
+pub fn run_attached(argv: &[String]) -> std::io::Result<i32> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("empty command"))?;
+    let status = std::process::Command::new(program).args(args).status()?;
+    Ok(status.code().unwrap_or(1))
+}
+
+/// A long-running engine command whose stdout is read line by line (an
+/// event stream); the process is killed when this is dropped.
+pub struct LineStream {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl LineStream {
+    /// Starts `argv` with stdin closed and stderr discarded.
+    pub fn start(argv: &[String]) -> std::io::Result<Self> {
+        use tokio::io::AsyncBufReadExt;
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| std::io::Error::other("empty command"))?;
+        let mut child = tokio::process::Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = child.stdout.take().expect("piped");
+        Ok(LineStream {
+            child,
+            lines: tokio::io::BufReader::new(stdout).lines(),
+        })
+    }
+
+    /// The next line; `None` when the command has ended.
+    pub async fn next_line(&mut self) -> Option<String> {
+        self.lines.next_line().await.ok().flatten()
+    }
+
+    /// Waits for the command to end.
+    pub async fn wait(mut self) {
+        let _ = self.child.wait().await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_line_stream_yields_lines_until_the_command_ends() {
+        let argv: Vec<String> = ["sh", "-c", "echo a; echo b"].iter().map(|s| s.to_string()).collect();
+        let mut s = LineStream::start(&argv).unwrap();
+        assert_eq!(s.next_line().await.as_deref(), Some("a"));
+        assert_eq!(s.next_line().await.as_deref(), Some("b"));
+        assert_eq!(s.next_line().await, None);
+        assert_eq!(run_attached(&["true".to_string()]).unwrap(), 0);
+    }
 
     #[test]
     fn tail_keeps_the_end_on_a_char_boundary() {
@@ -183,6 +242,7 @@ pub fn lock_taken(file: &std::fs::File) {
     let _ = file;
 }
 
+/// Forgets a lock file this process no longer holds.
 pub fn lock_released(file: &std::fs::File) {
     #[cfg(unix)]
     {

@@ -2,7 +2,7 @@
 //! Regenerate after an intended change with `BOTTLEBAR_BLESS=1 cargo test -p bottlebar-core --test plan_golden`
 //! and review the diff.
 
-use bottlebar_core::launch::{self, example_spec};
+use bottlebar_core::launch::example_spec;
 use bottlebar_core::manifest::BackendKind;
 use std::path::Path;
 
@@ -33,7 +33,7 @@ fn check(name: &str, actual: &str) {
 
 #[test]
 fn docker_plan_matches_golden() {
-    let plan = launch::plan(&example_spec(BackendKind::Docker, "docker"));
+    let plan = bottlebar_core::backend::plan(&example_spec(BackendKind::Docker, "docker"));
     plan.check().unwrap();
     check(
         "docker-plan.json",
@@ -44,7 +44,7 @@ fn docker_plan_matches_golden() {
 
 #[test]
 fn apple_plan_matches_golden() {
-    let plan = launch::plan(&example_spec(BackendKind::Apple, "container"));
+    let plan = bottlebar_core::backend::plan(&example_spec(BackendKind::Apple, "container"));
     plan.check().unwrap();
     check(
         "apple-plan.json",
@@ -57,7 +57,7 @@ fn apple_plan_matches_golden() {
 fn apple_plan_before_1_2_1_recreates_the_builder_with_the_dns() {
     let mut spec = example_spec(BackendKind::Apple, "container");
     spec.engine_version = Some((1, 2, 0));
-    let plan = launch::plan(&spec);
+    let plan = bottlebar_core::backend::plan(&spec);
     plan.check().unwrap();
     check("apple-1.2.0-plan.txt", &plan.render());
     let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
@@ -75,7 +75,7 @@ fn apple_plan_before_1_2_1_recreates_the_builder_with_the_dns() {
     assert!(!build.argv.contains(&"--dns".to_string()));
     // From 1.2.1, `build --dns` does the job.
     spec.engine_version = Some((1, 2, 1));
-    let plan = launch::plan(&spec);
+    let plan = bottlebar_core::backend::plan(&spec);
     assert!(plan.step("start-builder").is_none());
     assert!(plan
         .step("build-agent-image")
@@ -92,7 +92,7 @@ fn plans_never_leak_secret_paths_into_the_agent() {
         (BackendKind::Apple, "container"),
     ] {
         let spec = example_spec(kind, engine);
-        let plan = launch::plan(&spec);
+        let plan = bottlebar_core::backend::plan(&spec);
         let agent = plan.step("run-agent").unwrap();
         let joined = agent.argv.join(" ");
         // The agent gets the CA certificate directory, never the sidecar's state (key, rules).
@@ -112,7 +112,7 @@ fn plans_never_leak_secret_paths_into_the_agent() {
 
 #[test]
 fn apple_sidecar_gets_egress_network_first() {
-    let plan = launch::plan(&example_spec(BackendKind::Apple, "container"));
+    let plan = bottlebar_core::backend::plan(&example_spec(BackendKind::Apple, "container"));
     let run = &plan.step("run-sidecar").unwrap().argv;
     let nets: Vec<&String> = run
         .iter()
@@ -125,7 +125,7 @@ fn apple_sidecar_gets_egress_network_first() {
 
 #[test]
 fn docker_sidecar_is_created_on_egress_then_connected_to_internal() {
-    let plan = launch::plan(&example_spec(BackendKind::Docker, "docker"));
+    let plan = bottlebar_core::backend::plan(&example_spec(BackendKind::Docker, "docker"));
     let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
     let pos = |id| ids.iter().position(|x| *x == id).unwrap();
     assert!(pos("create-sidecar") < pos("connect-sidecar-internal"));

@@ -1,8 +1,13 @@
 //! The Bottlebar menu-bar app: a thin Tauri shell over `bottlebar-core`.
 //!
 //! - `commands`: what the window may call; each one is a wrapper over
-//!   `bottlebar_core::ops` (no engine logic lives here);
-//! - `tray`: the menu-bar icon and its menu, rebuilt when bottle states change;
+//!   `bottlebar_core` or `actions` (no engine logic lives here);
+//! - `actions`: one runner for a bottle's actions from the window or the
+//!   tray (busy → events to the window → the operation → failure kept and
+//!   notified → states refreshed);
+//! - `terminal`: the user's terminal on a bottle's shell or agent;
+//! - `tray`: the menu-bar icon and its menu, rebuilt whenever the states
+//!   change (it listens for `bottles-changed`; nothing calls it);
 //! - `watch`: engine events (Docker's event stream; a slow refresh on Apple's
 //!   runtime, which has none) → refreshed states, tray, and notifications for
 //!   bottles that stop unexpectedly.
@@ -10,16 +15,19 @@
 //! Everything long-running streams `bottlebar_core` events to the window as
 //! the `bottle-event` event; nothing polls while idle except the watchers.
 
+mod actions;
 pub mod commands;
+pub mod terminal;
 mod tray;
 mod watch;
 
 use bottlebar_core::home::Home;
+use bottlebar_core::ops::{self, Listing};
 use bottlebar_core::runner::ProcessRunner;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use tauri::{Manager, Runtime};
+use tauri::{AppHandle, Emitter, Manager, Runtime};
 
 /// A notification the app raised, kept so the window (and tests) can list them.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -54,6 +62,8 @@ pub struct AppState {
     pub follow: Mutex<Option<tauri::async_runtime::JoinHandle<()>>>,
     /// Why there is no tray icon, when there is none.
     pub tray_problem: Mutex<Option<String>>,
+    /// The states at the last refresh (the tray draws its menu from them).
+    pub listing: Mutex<Listing>,
 }
 
 impl AppState {
@@ -67,10 +77,26 @@ impl AppState {
             running: Mutex::default(),
             follow: Mutex::default(),
             tray_problem: Mutex::default(),
+            listing: Mutex::new(Listing {
+                bottles: vec![],
+                problems: vec![],
+                notes: vec![],
+            }),
         }
     }
 }
 
+/// Re-reads this home's bottle states, keeps them, and announces them as
+/// `bottles-changed` (the window and the tray follow that event).
+pub async fn refresh<R: Runtime>(app: &AppHandle<R>) -> Listing {
+    let state = app.state::<AppState>();
+    let listing = ops::list(&state.home, state.runner.as_ref()).await;
+    *state.listing.lock().unwrap() = listing.clone();
+    let _ = app.emit("bottles-changed", &listing);
+    listing
+}
+
+/// The time now, for records shown to people.
 pub fn now() -> String {
     bottlebar_core::now_rfc3339()
 }

@@ -6,31 +6,20 @@
 //! libayatana-appindicator3 makes the tray library panic: that is caught, and
 //! the window stays open instead, saying why.
 
-use crate::commands;
-use crate::AppState;
+use crate::actions::{self, Action};
+use crate::{terminal, AppState};
 use bottlebar_core::ops::{BottleState, Listing};
 use tauri::menu::{Menu, MenuBuilder, MenuItemBuilder, SubmenuBuilder};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIconBuilder, TrayIconEvent};
-use tauri::{AppHandle, Emitter, Manager, Runtime};
+use tauri::{AppHandle, Emitter, Listener, Manager, Runtime};
 
 const TRAY_ID: &str = "bottlebar-tray";
-
-fn state_label(state: BottleState) -> &'static str {
-    match state {
-        BottleState::Running => "running",
-        BottleState::Stopped => "stopped",
-        BottleState::Partial => "needs attention",
-        BottleState::NotLaunched => "not launched",
-        BottleState::Unknown => "unknown",
-        BottleState::IsolationLeak => "isolation leak",
-    }
-}
 
 fn build_menu<R: Runtime>(app: &AppHandle<R>, listing: &Listing) -> tauri::Result<Menu<R>> {
     let mut menu = MenuBuilder::new(app);
     for b in &listing.bottles {
         let running = b.state == BottleState::Running;
-        let sub = SubmenuBuilder::new(app, format!("{} — {}", b.name, state_label(b.state)))
+        let sub = SubmenuBuilder::new(app, format!("{} — {}", b.name, b.state.label()))
             .item(
                 &MenuItemBuilder::with_id(format!("launch:{}", b.name), "Launch")
                     .enabled(!running)
@@ -79,24 +68,24 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
         "launch" => {
             show(&app, &format!("#/bottle/{name}"));
             tauri::async_runtime::spawn(async move {
-                let _ = commands::launch_bottle(app, name).await;
+                let _ = actions::run(&app, Action::Launch, &name).await;
             });
         }
         "stop" => {
             tauri::async_runtime::spawn(async move {
-                let _ = commands::stop_bottle(app, name).await;
+                let _ = actions::run(&app, Action::Stop, &name).await;
             });
         }
         "shell" => {
             tauri::async_runtime::spawn(async move {
-                if let Err(e) = commands::open_shell(app.clone(), name.clone()).await {
+                if let Err(e) = terminal::open_shell(&app, &name).await {
                     crate::notify(&app, &format!("Cannot open a shell in {name}"), &e);
                 }
             });
         }
         "agent" => {
             tauri::async_runtime::spawn(async move {
-                if let Err(e) = commands::start_agent(app.clone(), name.clone()).await {
+                if let Err(e) = terminal::start_agent(&app, &name).await {
                     crate::notify(&app, &format!("Cannot start the agent in {name}"), &e);
                 }
             });
@@ -117,13 +106,7 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) {
         return;
     }
     let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> tauri::Result<()> {
-        let menu = build_menu(
-            app,
-            &Listing {
-                bottles: vec![],
-                problems: vec![],
-            },
-        )?;
+        let menu = build_menu(app, &app.state::<AppState>().listing.lock().unwrap())?;
         let icon =
             tauri::image::Image::from_bytes(include_bytes!("../../icons/tray-template@2x.png"))?;
         TrayIconBuilder::with_id(TRAY_ID)
@@ -165,15 +148,21 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) {
     if let Some(p) = &problem {
         eprintln!("bottlebar: {p}; showing the window instead");
         show(app, "#/");
+    } else {
+        // The menu follows the states: rebuilt whenever they are refreshed.
+        let handle = app.clone();
+        app.listen("bottles-changed", move |_| rebuild(&handle));
     }
     *app.state::<AppState>().tray_problem.lock().unwrap() = problem;
 }
 
-/// Rebuilds the tray menu for new bottle states.
-pub fn update<R: Runtime>(app: &AppHandle<R>, listing: &Listing) {
-    if let Some(tray) = app.tray_by_id(TRAY_ID) {
-        if let Ok(menu) = build_menu(app, listing) {
-            let _ = tray.set_menu(Some(menu));
-        }
+/// Rebuilds the tray menu from the states of the last refresh.
+fn rebuild<R: Runtime>(app: &AppHandle<R>) {
+    let Some(tray) = app.tray_by_id(TRAY_ID) else {
+        return;
+    };
+    let menu = build_menu(app, &app.state::<AppState>().listing.lock().unwrap());
+    if let Ok(menu) = menu {
+        let _ = tray.set_menu(Some(menu));
     }
 }

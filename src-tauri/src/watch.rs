@@ -4,15 +4,14 @@
 //! refresh runs instead. A bottle that stops while nothing of Bottlebar's
 //! was launching or stopping it raises a notification.
 
-use crate::commands::refresh;
-use crate::{notify, AppState};
+use crate::{notify, refresh, AppState};
 use bottlebar_core::backend::{self, find_engine};
 use bottlebar_core::manifest::BackendKind;
 use bottlebar_core::ops::BottleState;
+use bottlebar_core::runner::LineStream;
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tauri::{AppHandle, Manager, Runtime};
-use tokio::io::AsyncBufReadExt;
 
 /// How often states are re-read where the engine has no event stream.
 const APPLE_REFRESH: Duration = Duration::from_secs(10);
@@ -39,33 +38,20 @@ async fn docker_events<R: Runtime>(app: &AppHandle<R>) {
             tokio::time::sleep(Duration::from_secs(30)).await;
             continue;
         };
-        let child = tokio::process::Command::new(&engine.program)
-            .args([
-                "events",
-                "--format",
-                "{{.Status}}",
-                "--filter",
-                "type=container",
-                "--filter",
-                "label=bottlebar.bottle",
-            ])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn();
-        let Ok(mut child) = child else {
+        let Some(argv) = engine.events_argv() else {
+            return;
+        };
+        let Ok(mut events) = LineStream::start(&argv) else {
             tokio::time::sleep(Duration::from_secs(30)).await;
             continue;
         };
-        let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped")).lines();
-        while let Ok(Some(_)) = lines.next_line().await {
+        while events.next_line().await.is_some() {
             // Drain the rest of the burst, then refresh once.
-            while let Ok(Ok(Some(_))) = tokio::time::timeout(DEBOUNCE, lines.next_line()).await {}
+            while let Ok(Some(_)) = tokio::time::timeout(DEBOUNCE, events.next_line()).await {}
             check(app).await;
         }
         // The daemon went away; try again later.
-        let _ = child.wait().await;
+        events.wait().await;
         tokio::time::sleep(Duration::from_secs(5)).await;
         check(app).await;
     }

@@ -184,7 +184,7 @@ fn terminal_commands_run_exec_in_the_users_terminal() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let (program, args) = bottlebar_app::commands::terminal_command(&argv);
+    let (program, args) = bottlebar_app::terminal::terminal_command(&argv);
     if cfg!(target_os = "macos") {
         assert_eq!(program, "osascript");
         assert!(args[1].contains("docker exec --interactive --tty bottlebar-demo-agent sh"));

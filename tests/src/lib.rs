@@ -247,7 +247,7 @@ impl Engine {
     }
 
     /// Environment for the `bottle` CLI so it drives this engine.
-    fn bottle_env(&self, cmd: &mut Command) {
+    pub fn bottle_env(&self, cmd: &mut Command) {
         cmd.env("BOTTLEBAR_BACKEND", self.backend());
         if let Engine::Apple { program, .. } = self {
             cmd.env("BOTTLEBAR_CONTAINER", program);
@@ -401,6 +401,16 @@ impl Engine {
     }
 
     /// The image a container runs (its reference).
+    /// The value of label `key` on a container (empty when it has none).
+    pub fn label(&self, container: &str, key: &str) -> String {
+        let v = self.inspect(container);
+        let labels = match self {
+            Engine::Docker => &v["Config"]["Labels"],
+            Engine::Apple { .. } => &v["configuration"]["labels"],
+        };
+        labels[key].as_str().unwrap_or_default().to_string()
+    }
+
     pub fn image_of(&self, container: &str) -> String {
         let v = self.inspect(container);
         match self {

@@ -1,6 +1,7 @@
-//! `bottle cleanup` sweeps every non-running bottle on the engine, so it runs
-//! in its own test binary (cargo runs test binaries one at a time), never
-//! beside other suites' launches.
+//! `bottle cleanup` sweeps every non-running bottle of its home. It runs in
+//! its own test binary (cargo runs test binaries one at a time), never
+//! beside other suites' launches, so a mistake in telling homes apart could
+//! not hide behind another suite's timing.
 
 use bottlebar_e2e::*;
 
@@ -25,7 +26,7 @@ fn cleanup_sweeps_broken_bottles_and_keeps_running_ones() {
     let ls = h.bottle(&["ls"]).expect_ok("ls");
     assert!(
         ls.stdout.lines().any(|l| l.starts_with("e2e-orphan")
-            && l.contains("partial")
+            && l.contains("Needs attention")
             && l.contains("no manifest")),
         "{}",
         ls.stdout

@@ -29,7 +29,7 @@ export function settingsView() {
         ),
         e.kind === "apple" && e.program && !e.running ? h("button", { class: "primary", onclick: async () => { showBanner((await api.fixEngine()).join("; ") || "nothing to do"); await refresh(); } }, "Start the container service") : null,
       )),
-      h("p", {}, "Sidecar binary: ", h("span", { class: "mono" }, d.sidecar.Ok || d.sidecar.Err)),
+      h("p", {}, "Sidecar binary: ", h("span", { class: `mono ${d.sidecar.ok ? "" : "field-error"}` }, d.sidecar.detail)),
       h("p", {}, "Secrets store: ", h("span", { id: "secrets-store" }, d.secrets_store)),
     ),
     info ? h("section", { class: "card" }, h("h2", {}, "About"), h("p", {}, `Bottlebar ${info.version} — bottles in `, h("span", { class: "mono" }, info.home))) : null,

@@ -1,0 +1,112 @@
+//! The command line: `bottle <command> [options]`.
+
+use bottlebar_core::manifest::BackendKind;
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// `bottle`: run AI coding agents in bottles.
+#[derive(Parser)]
+#[command(
+    name = "bottle",
+    version,
+    about = "Run AI coding agents in bottles: containers whose only way out is an egress proxy."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--backend`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Backend {
+    Docker,
+    Apple,
+}
+
+impl From<Backend> for BackendKind {
+    fn from(b: Backend) -> Self {
+        match b {
+            Backend::Docker => BackendKind::Docker,
+            Backend::Apple => BackendKind::Apple,
+        }
+    }
+}
+
+/// The commands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Launch a bottle (a no-op if it is already up).
+    Up {
+        name: String,
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+        /// Print progress events as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove everything of a bottle: containers, networks, state. Idempotent.
+    Down {
+        name: String,
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List this home's bottles with their live state.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the launch plan without touching the engine.
+    Plan {
+        name: String,
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+        /// Plan for this engine version (Apple's builder DNS steps depend on it);
+        /// default: the newest known.
+        #[arg(long, value_name = "X.Y.Z")]
+        engine_version: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a bottle's egress audit log: every request its agent made and what the sidecar decided.
+    Logs {
+        name: String,
+        /// Keep printing new entries as they arrive.
+        #[arg(long, short)]
+        follow: bool,
+        /// Print the raw JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command in a bottle's agent: `bottle exec NAME -- CMD...`.
+    Exec {
+        name: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Open an interactive shell in a bottle's agent.
+    Shell { name: String },
+    /// Check the container engines and say what to fix.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+        /// Fix what can be fixed without questions (start Apple's container service).
+        #[arg(long)]
+        fix: bool,
+    },
+    /// Rerun the isolation self-test in a running bottle. A leak stops it.
+    /// Exit 0 isolated, 3 isolation leak.
+    Verify {
+        name: String,
+        /// Print the full record (every path tried) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the resources of every one of this home's bottles that is not fully running.
+    Cleanup {
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+        #[arg(long)]
+        json: bool,
+    },
+}

@@ -1,0 +1,42 @@
+//! `bottle logs NAME [-f]`: the egress audit log.
+
+use anyhow::{Context, Result};
+use bottlebar_core::home::Home;
+use std::process::ExitCode;
+use std::time::Duration;
+
+pub async fn run(home: &Home, name: &str, follow: bool, json: bool) -> Result<ExitCode> {
+    use bottlebar_core::audit;
+    let bottle = bottlebar_core::name::BottleName::parse(name)?;
+    let show = |line: Result<audit::AuditEntry, String>, raw: Option<&str>| match (json, line) {
+        (true, Ok(e)) => println!(
+            "{}",
+            raw.map(str::to_string)
+                .unwrap_or_else(|| serde_json::to_string(&e).expect("entry serializes"))
+        ),
+        (false, Ok(e)) => println!("{}", audit::render(&e)),
+        (_, Err(bad)) => eprintln!("warning: {bad}"),
+    };
+    // Start following before reading the backlog so nothing falls between.
+    let mut follower = follow.then(|| audit::Follower::from_end(home, &bottle));
+    let backlog = audit::read_all(home, &bottle)
+        .with_context(|| format!("reading the audit log of `{name}`"))?;
+    if backlog.is_empty() && !follow && !home.state_dir(&bottle).exists() {
+        anyhow::bail!("bottle `{name}` has no audit log (it has not been launched, or was removed with `bottle down`)");
+    }
+    for entry in backlog {
+        show(entry, None);
+    }
+    if let Some(f) = &mut follower {
+        loop {
+            for line in f.poll() {
+                show(audit::parse_line(&line), Some(&line));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,153 @@
+//! Command-line pieces both planners use: labels, image builds, the
+//! sidecar's and the agent's common arguments, and the commands run inside
+//! a bottle's containers. Each backend adds what is its own (networks,
+//! confinement flags, step order).
+
+use crate::images::{self, ImageSpec};
+use crate::launch::{self, agent_env, agent_mounts, sidecar_mounts, BindMount, LaunchSpec};
+use crate::name::{Role, LABEL_BOTTLE, LABEL_CONTENT_HASH, LABEL_HOME, LABEL_ROLE};
+use crate::plan::SIDECAR_IP;
+
+/// Owned argv from string slices.
+pub(super) fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+/// The engine names of a bottle's four resources.
+pub(super) struct Names {
+    pub internal: String,
+    pub egress: String,
+    pub sidecar: String,
+    pub agent: String,
+}
+
+impl Names {
+    pub fn of(spec: &LaunchSpec) -> Self {
+        let b = &spec.bottle;
+        Names {
+            internal: b.resource(Role::Internal),
+            egress: b.resource(Role::Egress),
+            sidecar: b.resource(Role::Sidecar),
+            agent: b.resource(Role::Agent),
+        }
+    }
+}
+
+/// `--label k=v` for every label a resource of the bottle in `role` carries:
+/// its bottle, its role, and the home that made it.
+pub(super) fn labels(spec: &LaunchSpec, role: Role) -> Vec<String> {
+    vec![
+        "--label".into(),
+        format!("{LABEL_BOTTLE}={}", spec.bottle),
+        "--label".into(),
+        format!("{LABEL_ROLE}={}", role.as_str()),
+        "--label".into(),
+        format!("{LABEL_HOME}={}", spec.home_id),
+    ]
+}
+
+/// `PROGRAM build --quiet --tag TAG` with the image's labels (its content
+/// hash among them, which the skip probe reads).
+pub(super) fn build_head(program: &str, spec: &LaunchSpec, img: &ImageSpec) -> Vec<String> {
+    let mut argv = s(&[program, "build", "--quiet", "--tag", &img.tag]);
+    argv.extend(labels(spec, img.role));
+    argv.extend([
+        "--label".into(),
+        format!("{LABEL_CONTENT_HASH}={}", img.content_hash),
+    ]);
+    argv
+}
+
+/// `--file DOCKERFILE CONTEXT`, the end of a build.
+pub(super) fn build_source(img: &ImageSpec) -> Vec<String> {
+    vec![
+        "--file".into(),
+        img.dockerfile.display().to_string(),
+        img.context.display().to_string(),
+    ]
+}
+
+/// `type=bind,source=…,target=…[,readonly]`, understood by both `docker
+/// --mount` and `container --mount`. Manifest validation keeps `,` and `=`
+/// out of the paths.
+pub(super) fn mount_arg(m: &BindMount) -> String {
+    let mut s = format!(
+        "type=bind,source={},target={}",
+        m.host.display(),
+        m.container
+    );
+    if m.readonly {
+        s.push_str(",readonly");
+    }
+    s
+}
+
+fn mounts(list: Vec<BindMount>) -> Vec<String> {
+    list.iter()
+        .flat_map(|m| ["--mount".to_string(), mount_arg(m)])
+        .collect()
+}
+
+/// The end of the sidecar's `run`/`create`: its nameservers, mounts, image
+/// and command.
+pub(super) fn sidecar_tail(spec: &LaunchSpec) -> Vec<String> {
+    let mut v = Vec::new();
+    for ns in &spec.dns {
+        v.extend(s(&["--dns", ns]));
+    }
+    v.extend(mounts(sidecar_mounts(spec)));
+    v.push(spec.sidecar_image.tag.clone());
+    v.extend(sidecar_serve_command());
+    v
+}
+
+/// The end of the agent's `run`: the sidecar as its only nameserver, its
+/// CPUs and memory (`memory_unit`: the engine's suffix for MiB), its
+/// environment, mounts, image, and the keep-alive command.
+pub(super) fn agent_tail(spec: &LaunchSpec, memory_unit: &str) -> Vec<String> {
+    // Its only nameserver is the sidecar, which serves no DNS: the agent
+    // resolves nothing by itself (a DNS tunnel has no channel), and the
+    // engine's resolver never forwards its queries. The proxy resolves
+    // allowed names.
+    let mut v = s(&["--dns", SIDECAR_IP]);
+    if let Some(c) = spec.resources.cpus {
+        v.extend(["--cpus".into(), c.to_string()]);
+    }
+    if let Some(m) = spec.resources.memory_mib {
+        v.extend(["--memory".into(), format!("{m}{memory_unit}")]);
+    }
+    for (k, val) in agent_env(spec) {
+        v.extend(["--env".into(), format!("{k}={val}")]);
+    }
+    v.extend(mounts(agent_mounts(spec)));
+    v.push(spec.agent_image.tag.clone());
+    v.extend(["sleep".into(), launch::AGENT_KEEPALIVE_SECS.into()]);
+    v
+}
+
+/// `PROGRAM exec SIDECAR bottlebar-sidecar health`.
+pub(super) fn health_argv(program: &str, sidecar: &str) -> Vec<String> {
+    s(&[program, "exec", sidecar, images::SIDECAR_BIN_IN_IMAGE, "health"])
+}
+
+/// `PROGRAM exec -i SIDECAR bottlebar-sidecar reload`, the rules on stdin.
+pub(super) fn reload_argv(program: &str, sidecar: &str) -> Vec<String> {
+    s(&[program, "exec", "-i", sidecar, images::SIDECAR_BIN_IN_IMAGE, "reload"])
+}
+
+/// The sidecar container's command.
+fn sidecar_serve_command() -> Vec<String> {
+    s(&["serve", "--config", images::SIDECAR_CONFIG_IN_CONTAINER])
+}
+
+/// The probe's command inside the sidecar's image (whose entrypoint is the
+/// sidecar binary): try every direct way out of the agent's network.
+pub(super) fn probe_command(targets_json: &str) -> Vec<String> {
+    s(&["probe", "--targets", targets_json])
+}
+
+/// The probe's confinement on both engines: no capabilities, a read-only
+/// root, nobody.
+pub(super) fn probe_user() -> String {
+    launch::PROBE_USER.to_string()
+}

@@ -1,0 +1,409 @@
+//! `up`: launch a bottle, in named stages.
+//!
+//! 1. `preflight` — the manifest, the engine (ready, and its version), the
+//!    home's id; before the lock, so a missing engine fails fast.
+//! 2. `reconcile` — under the lock, what the engine has of the bottle: up
+//!    already (its rules and secrets refreshed live), half there (removed
+//!    first), another home's (refused), or nothing.
+//! 3. `prepare` — everything read or written before the engine is touched:
+//!    the self-test's policy, secrets, the launch spec, the state directory
+//!    (kept by a [`StateGuard`] only if the launch succeeds).
+//! 4. `execute` — the plan, choosing subnets again when another network
+//!    took them meanwhile.
+//! 5. `verify` — the isolation self-test; anything but isolated removes the
+//!    bottle (fail closed).
+
+use super::lock::{lock_waiting, LOCK_WAIT};
+use super::ownership::{home_inventory, Owned};
+use super::status::{evaluate, with_self_test, BottleState};
+use super::verify::{self_test, self_test_policy};
+use super::{
+    choose_backend, down::remove_resources, engine_err, image_err, prepare_err, secret_err,
+    state_err, unsupported, OpError,
+};
+use crate::backend::{self, Engine};
+use crate::events::{Event, Events};
+use crate::executor;
+use crate::home::{Home, HomeId};
+use crate::launch::{self, BuildInputs, LaunchSpec};
+use crate::manifest::{self, BackendKind, Manifest};
+use crate::name::{BottleName, Role};
+use crate::runner::Runner;
+use crate::selftest;
+use crate::state::{self, StateDirs};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// What `up` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum UpOutcome {
+    /// Launched and verified isolated.
+    Launched {
+        /// The sidecar's address on the internal network.
+        sidecar_ip: String,
+        /// From the plan's start to the self-test's end.
+        duration_ms: u64,
+    },
+    /// It was running: its rules and secrets were brought up to date.
+    AlreadyUp {
+        /// The sidecar's address on the internal network.
+        sidecar_ip: Option<String>,
+        /// Whether the sidecar was handed changed rules.
+        rules_updated: bool,
+    },
+}
+
+/// Options for [`up`].
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// Overrides the manifest's backend.
+    pub backend: Option<BackendKind>,
+    /// Where images are built from; located automatically when `None`.
+    pub inputs: Option<BuildInputs>,
+}
+
+/// Launches a bottle. Already up: a no-op that says so (and refreshes its
+/// rules). Half there: removed first, then launched afresh. Any failure
+/// removes what this launch created.
+pub async fn up<R: Runner>(
+    home: &Home,
+    name: &str,
+    opts: UpOptions,
+    runner: Arc<R>,
+    events: &Events,
+) -> Result<UpOutcome, OpError> {
+    let pre = preflight(home, name, &opts, runner.as_ref()).await?;
+    let bottle = pre.manifest.name.clone();
+    let _lock = lock_waiting(home, &bottle, LOCK_WAIT, events).await?;
+    if let Some(done) = reconcile(home, &pre, runner.as_ref(), events).await? {
+        return Ok(done);
+    }
+    let mut launch = prepare(home, &pre, opts.inputs, runner.as_ref(), events).await?;
+    let started = std::time::Instant::now();
+    let sidecar_ip = execute(&pre, &mut launch.spec, runner.clone(), events).await?;
+    if let Err(e) = self_test(home, &pre.engine, runner.as_ref(), &bottle, pre.kind, &launch.policy, events).await {
+        let live = mine(home, &pre, runner.as_ref()).await.unwrap_or_default();
+        remove_resources(&pre.engine, runner.as_ref(), &bottle, &live.mine.of_bottle(bottle.as_str()), events).await?;
+        return Err(e);
+    }
+    launch.state.keep();
+    let duration_ms = started.elapsed().as_millis() as u64;
+    events.emit(Event::Ready {
+        bottle: bottle.to_string(),
+        sidecar_ip: sidecar_ip.clone(),
+        duration_ms,
+    });
+    Ok(UpOutcome::Launched {
+        sidecar_ip,
+        duration_ms,
+    })
+}
+
+/// What stage 1 found.
+struct Preflight {
+    manifest: Manifest,
+    kind: BackendKind,
+    engine: Engine,
+    version: Option<(u64, u64, u64)>,
+    home_id: HomeId,
+}
+
+async fn preflight<R: Runner>(
+    home: &Home,
+    name: &str,
+    opts: &UpOptions,
+    runner: &R,
+) -> Result<Preflight, OpError> {
+    let manifest = manifest::load(home, name)?;
+    let bottle = &manifest.name;
+    let kind = choose_backend(opts.backend, manifest.backend);
+    let engine = backend::find_engine(kind).map_err(engine_err(bottle))?;
+    launch::check_support(&manifest, kind).map_err(unsupported(bottle))?;
+    let version = backend::ensure_ready(&engine, runner)
+        .await
+        .map_err(engine_err(bottle))?;
+    let home_id = home.id()?;
+    Ok(Preflight {
+        manifest,
+        kind,
+        engine,
+        version,
+        home_id,
+    })
+}
+
+async fn mine<R: Runner>(home: &Home, pre: &Preflight, runner: &R) -> Result<Owned, OpError> {
+    home_inventory(home, &pre.home_id, &pre.engine, runner)
+        .await
+        .map_err(engine_err(&pre.manifest.name))
+}
+
+/// Stage 2: `Some` when the bottle was up already (nothing more to do).
+async fn reconcile<R: Runner>(
+    home: &Home,
+    pre: &Preflight,
+    runner: &R,
+    events: &Events,
+) -> Result<Option<UpOutcome>, OpError> {
+    let bottle = &pre.manifest.name;
+    let owned = mine(home, pre, runner).await?;
+    for (b, note) in owned.adoption_notes() {
+        events.emit(Event::Note { bottle: b, message: note });
+    }
+    let foreign = owned.foreign.of_bottle(bottle.as_str());
+    if !foreign.is_empty() {
+        let home = foreign
+            .containers
+            .iter()
+            .filter_map(|c| c.home.clone())
+            .chain(foreign.networks.iter().filter_map(|n| n.home.clone()))
+            .next()
+            .unwrap_or_else(|| "none: made by an older Bottlebar, with no state here".into());
+        return Err(OpError::Foreign {
+            bottle: bottle.to_string(),
+            home,
+        });
+    }
+    let live = owned.mine.of_bottle(bottle.as_str());
+    let source = Some(pre.manifest.source.clone());
+    let status = with_self_test(home, bottle, evaluate(bottle, pre.kind, source, &live));
+    let state_dir = home.state_dir(bottle);
+    let note = |message: String| {
+        events.emit(Event::Note {
+            bottle: bottle.to_string(),
+            message,
+        })
+    };
+    match status.state {
+        // Running, but its state directory is gone: its sidecar's mounts
+        // are dangling, so it cannot be managed from here. Replace it.
+        BottleState::Running if !state_dir.join("sidecar").is_dir() => {
+            note(format!("bottle `{bottle}` is running but its state directory {} is missing; replacing it", state_dir.display()));
+            remove_resources(&pre.engine, runner, bottle, &live, events).await?;
+        }
+        BottleState::Running => {
+            let rules_updated = refresh_rules(home, pre, runner).await?;
+            note(if rules_updated {
+                format!("bottle `{bottle}` is already up; its egress rules changed and the sidecar applied them (live connections stay up)")
+            } else {
+                format!("bottle `{bottle}` is already up")
+            });
+            return Ok(Some(UpOutcome::AlreadyUp {
+                sidecar_ip: status.sidecar_ip,
+                rules_updated,
+            }));
+        }
+        BottleState::NotLaunched => {}
+        _ => {
+            note(format!(
+                "bottle `{bottle}` is half there ({}); removing it before launching",
+                status.problem.unwrap_or_default()
+            ));
+            remove_resources(&pre.engine, runner, bottle, &live, events).await?;
+        }
+    }
+    Ok(None)
+}
+
+/// A running bottle's rules and secrets, brought up to date: written to
+/// its state and handed to the sidecar live. Whether they changed.
+async fn refresh_rules<R: Runner>(home: &Home, pre: &Preflight, runner: &R) -> Result<bool, OpError> {
+    let m = &pre.manifest;
+    let secrets = launch::resolve_secrets(&m.name, &m.secrets).map_err(secret_err(&m.name))?;
+    let dirs = StateDirs::new(home.state_dir(&m.name));
+    let egress = state::Egress {
+        rules: &m.egress,
+        secrets: &secrets,
+        extra_roots: &m.extra_roots,
+        hosts: &m.hosts,
+        allow_private_ranges: &m.allow_private_ranges,
+    };
+    let changed = state::write_sidecar_files(&dirs, &m.name, &egress).map_err(state_err(&m.name))?;
+    push_rules(&pre.engine, runner, &m.name, &egress).await?;
+    Ok(changed)
+}
+
+/// Hands a running sidecar its rules through its control socket (the
+/// engine's `exec`, the rules on stdin): the sidecar never re-reads its
+/// files, so nothing an agent could write changes what it enforces.
+async fn push_rules<R: Runner>(
+    engine: &Engine,
+    runner: &R,
+    bottle: &BottleName,
+    egress: &state::Egress<'_>,
+) -> Result<(), OpError> {
+    let argv = engine.reload_argv(bottle);
+    let rules = serde_json::to_vec(&state::live_rules(egress)).expect("rules serialize");
+    let out = runner.run_input(&argv, rules).await;
+    if out.success() {
+        return Ok(());
+    }
+    Err(OpError::Rules {
+        bottle: bottle.to_string(),
+        command: crate::plan::display_command(&argv),
+        detail: format!("exit {:?}: {} {}", out.code, out.stdout.trim(), out.stderr_tail())
+            .trim()
+            .to_string(),
+    })
+}
+
+/// What stage 3 made ready.
+struct Prepared {
+    spec: LaunchSpec,
+    policy: selftest::Policy,
+    state: StateGuard,
+}
+
+/// Stage 3: reads what can fail before anything is created on the engine
+/// (policy, secrets, images' inputs) and writes the state directory.
+async fn prepare<R: Runner>(
+    home: &Home,
+    pre: &Preflight,
+    inputs: Option<BuildInputs>,
+    runner: &R,
+    events: &Events,
+) -> Result<Prepared, OpError> {
+    let m = &pre.manifest;
+    let bottle = &m.name;
+    let policy = self_test_policy(home, m)?;
+    let secrets = launch::resolve_secrets(bottle, &m.secrets).map_err(secret_err(bottle))?;
+    let inputs = match inputs {
+        Some(i) => i,
+        None => BuildInputs::locate().map_err(image_err(bottle))?,
+    };
+    let dns = launch::choose_dns(m, pre.kind);
+    let program = pre.engine.program_str();
+    let mut spec = launch::describe(home, &pre.home_id, m, pre.kind, &program, pre.version, &inputs, dns)
+        .map_err(image_err(bottle))?;
+    let state = StateGuard::new(&spec.state);
+    launch::materialize(&spec, &secrets).map_err(prepare_err(bottle))?;
+    spec.gvisor = use_gvisor(&pre.engine, runner, m, events).await?;
+    Ok(Prepared { spec, policy, state })
+}
+
+/// Removes a state directory this launch created, unless the launch
+/// succeeded: every way out of `up` (an error, a `?`, a panic) cleans up.
+struct StateGuard {
+    dirs: StateDirs,
+    existed: bool,
+    keep: bool,
+}
+
+impl StateGuard {
+    fn new(dirs: &StateDirs) -> Self {
+        StateGuard {
+            dirs: dirs.clone(),
+            existed: dirs.root.exists(),
+            keep: false,
+        }
+    }
+
+    fn keep(&mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for StateGuard {
+    fn drop(&mut self) {
+        if !self.keep && !self.existed {
+            let _ = state::remove(&self.dirs);
+        }
+    }
+}
+
+/// How many times a launch chooses subnets again after a clash.
+const SUBNET_ATTEMPTS: u32 = 4;
+
+/// Stage 4: runs the plan (rolling back on failure); the sidecar's IP.
+async fn execute<R: Runner>(
+    pre: &Preflight,
+    spec: &mut LaunchSpec,
+    runner: Arc<R>,
+    events: &Events,
+) -> Result<String, OpError> {
+    let bottle = &pre.manifest.name;
+    // Docker: the networks get subnets of Bottlebar's own pool. A clash with
+    // a network created meanwhile (a concurrent launch) fails that step and
+    // rolls back; choose again, a few times.
+    let mut attempt = 0;
+    loop {
+        if pre.kind == BackendKind::Docker {
+            spec.subnets = Some(choose_subnets(&pre.engine, runner.as_ref(), bottle, attempt).await?);
+        }
+        let plan = backend::plan(spec);
+        match executor::execute(&plan, runner.clone(), events).await {
+            Ok(outcome) => {
+                return Ok(outcome
+                    .captured
+                    .get(crate::plan::SIDECAR_IP)
+                    .cloned()
+                    .unwrap_or_default())
+            }
+            Err(f) if attempt < SUBNET_ATTEMPTS && backend::is_subnet_clash(&f.step, &f.stderr_tail) => {
+                attempt += 1;
+                events.emit(Event::Note {
+                    bottle: bottle.to_string(),
+                    message: format!("bottle `{bottle}`: its network's subnet was taken meanwhile; choosing another"),
+                });
+            }
+            Err(f) => return Err(f.into()),
+        }
+    }
+}
+
+/// Two free subnets (internal, egress) for a bottle's Docker networks.
+async fn choose_subnets<R: Runner>(
+    engine: &Engine,
+    runner: &R,
+    bottle: &BottleName,
+    attempt: u32,
+) -> Result<(String, String), OpError> {
+    let pool = crate::subnets::pool().map_err(unsupported(bottle))?;
+    let mut taken = backend::docker_subnets(engine, runner)
+        .await
+        .map_err(engine_err(bottle))?;
+    taken.extend(crate::subnets::host_networks());
+    let keys = [Role::Internal, Role::Egress].map(|r| bottle.resource(r));
+    match crate::subnets::choose(&keys, attempt, pool, &taken) {
+        Some(v) => Ok((v[0].to_string(), v[1].to_string())),
+        None => Err(unsupported(bottle)(format!(
+            "no free /{} subnet left in {pool} for its networks; remove unused networks or set {} to a larger pool",
+            crate::subnets::BOTTLE_PREFIX,
+            crate::subnets::POOL_ENV
+        ))),
+    }
+}
+
+/// Whether this launch runs its agent under gVisor: the manifest's or the
+/// environment's choice, and whether Docker has `runsc` registered.
+async fn use_gvisor<R: Runner>(
+    engine: &Engine,
+    runner: &R,
+    manifest: &Manifest,
+    events: &Events,
+) -> Result<bool, OpError> {
+    let bottle = &manifest.name;
+    let choice = launch::gvisor_choice(manifest).map_err(unsupported(bottle))?;
+    if engine.kind != BackendKind::Docker || choice == launch::GvisorChoice::Off {
+        return Ok(false);
+    }
+    let runtimes = backend::docker_runtimes(engine, runner)
+        .await
+        .map_err(engine_err(bottle))?;
+    let has = runtimes.iter().any(|r| r == backend::docker::GVISOR_RUNTIME);
+    if !has && choice == launch::GvisorChoice::On {
+        return Err(unsupported(bottle)(format!(
+            "gVisor is required (`[isolation] gvisor = true` or {}=on) but Docker has no `runsc` runtime (it has: {}); install gVisor and register it in /etc/docker/daemon.json",
+            launch::GVISOR_ENV,
+            runtimes.join(", ")
+        )));
+    }
+    if has {
+        events.emit(Event::Note {
+            bottle: bottle.to_string(),
+            message: format!("bottle `{bottle}`: the agent runs under gVisor (runsc)"),
+        });
+    }
+    Ok(has)
+}

@@ -1,0 +1,53 @@
+//! Opening the user's terminal on a bottle: a shell, or its agent program.
+
+use crate::AppState;
+use bottlebar_core::manifest;
+use bottlebar_core::ops;
+use tauri::{AppHandle, Manager, Runtime};
+
+/// Opens the user's terminal on a shell in the bottle's agent.
+pub async fn open_shell<R: Runtime>(app: &AppHandle<R>, name: &str) -> Result<(), String> {
+    open_on(app, name, &["sh".to_string()]).await
+}
+
+/// Opens the user's terminal on the bottle's agent program (`agent.command`).
+pub async fn start_agent<R: Runtime>(app: &AppHandle<R>, name: &str) -> Result<(), String> {
+    let state = app.state::<AppState>();
+    let m = manifest::load(&state.home, name).map_err(|e| e.to_string())?;
+    if m.agent_command.is_empty() {
+        return Err(format!("bottle `{name}` has no agent command; set `agent.command` in the editor (e.g. `claude`)"));
+    }
+    open_on(app, name, &m.agent_command).await
+}
+
+async fn open_on<R: Runtime>(app: &AppHandle<R>, name: &str, command: &[String]) -> Result<(), String> {
+    let state = app.state::<AppState>();
+    let argv = ops::exec_argv(&state.home, name, command, true, state.runner.as_ref())
+        .await
+        .map_err(|e| e.to_string())?;
+    use tauri_plugin_shell::ShellExt;
+    let (program, args) = terminal_command(&argv);
+    app.shell()
+        .command(&program)
+        .args(args)
+        .spawn()
+        .map_err(|e| format!("opening a terminal ({program}): {e}"))?;
+    Ok(())
+}
+
+/// The terminal command that runs `argv`: Terminal.app on macOS, `$TERMINAL`
+/// or `x-terminal-emulator` elsewhere.
+pub fn terminal_command(argv: &[String]) -> (String, Vec<String>) {
+    let line = bottlebar_core::plan::display_command(argv);
+    if cfg!(target_os = "macos") {
+        let script = format!("tell application \"Terminal\" to do script \"{}\"\ntell application \"Terminal\" to activate", line.replace('\\', "\\\\").replace('"', "\\\""));
+        return ("osascript".into(), vec!["-e".into(), script]);
+    }
+    let term = std::env::var("TERMINAL")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "x-terminal-emulator".into());
+    let mut args = vec!["-e".to_string()];
+    args.extend(argv.iter().cloned());
+    (term, args)
+}
