@@ -47,14 +47,27 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let home = Home::from_env()?;
     let runner = Arc::new(ProcessRunner);
     match cli.command {
-        Command::Up { name, backend, json } => cmd::up::run(&home, &name, backend, json, runner).await,
-        Command::Down { name, backend, json } => cmd::down::run(&home, &name, backend, json, runner).await,
+        Command::Up {
+            name,
+            backend,
+            json,
+        } => cmd::up::run(&home, &name, backend, json, runner).await,
+        Command::Down {
+            name,
+            backend,
+            json,
+        } => cmd::down::run(&home, &name, backend, json, runner).await,
         Command::Ls { json } => cmd::ls::run(&home, json, runner.as_ref()).await,
-        Command::Plan { name, backend, engine_version, json } => {
-            cmd::plan::run(&home, &name, backend, engine_version.as_deref(), json)
-        }
+        Command::Plan {
+            name,
+            backend,
+            engine_version,
+            json,
+        } => cmd::plan::run(&home, &name, backend, engine_version.as_deref(), json),
         Command::Logs { name, follow, json } => cmd::logs::run(&home, &name, follow, json).await,
-        Command::Exec { name, command } => cmd::exec::run(&home, &name, &command, runner.as_ref()).await,
+        Command::Exec { name, command } => {
+            cmd::exec::run(&home, &name, &command, runner.as_ref()).await
+        }
         Command::Shell { name } => cmd::exec::shell(&home, &name, runner.as_ref()).await,
         Command::Doctor { json, fix } => cmd::doctor::run(json, fix, runner.as_ref()).await,
         Command::Verify { name, json } => cmd::verify::run(&home, &name, json, runner).await,

@@ -13,7 +13,11 @@ use std::time::Duration;
 /// Runs `op` with an event sink, rendering its events as they come. When
 /// `launching` is given, it is set once a launch plan starts running. If this
 /// future is dropped (Ctrl-C), the operation is aborted with it.
-pub async fn with_events<F, Fut, T>(json: bool, launching: Option<Arc<AtomicBool>>, op: F) -> Result<T>
+pub async fn with_events<F, Fut, T>(
+    json: bool,
+    launching: Option<Arc<AtomicBool>>,
+    op: F,
+) -> Result<T>
 where
     F: FnOnce(Events) -> Fut,
     Fut: std::future::Future<Output = T> + Send + 'static,
@@ -165,4 +169,3 @@ fn plain_line(e: &Event) -> Option<String> {
         Event::Removed { kind, name, .. } => format!("  removed {kind} {name}"),
     })
 }
-

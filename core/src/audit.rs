@@ -30,7 +30,7 @@ pub fn render(e: &AuditEntry) -> String {
     let mut line = format!(
         "{}  {:<5}  {:<7} {target}  {}",
         e.time,
-        e.decision.to_uppercase(),
+        e.decision.as_str().to_uppercase(),
         e.method,
         e.status
     );
@@ -171,7 +171,7 @@ mod tests {
     fn entry(host: &str) -> String {
         serde_json::to_string(&AuditEntry {
             host: host.into(),
-            decision: "allow".into(),
+            decision: bottlebar_policy::Verdict::Allow,
             scheme: "https".into(),
             port: 443,
             method: "GET".into(),
@@ -227,14 +227,14 @@ mod tests {
     fn rendering() {
         let e = AuditEntry {
             time: "T".into(),
-            decision: "deny".into(),
+            decision: bottlebar_policy::Verdict::Deny,
             method: "GET".into(),
             scheme: "http".into(),
             host: "example.org".into(),
             port: 80,
             path: "/x".into(),
             status: 403,
-            reason: Some("host_not_allowed".into()),
+            reason: Some(bottlebar_policy::ReasonCode::HostNotAllowed),
             ..Default::default()
         };
         assert_eq!(

@@ -44,8 +44,10 @@ impl HomeId {
 
     fn parse(text: &str) -> Option<Self> {
         let t = text.trim();
-        (t.len() == 16 && t.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
-            .then(|| HomeId(t.to_string()))
+        (t.len() == 16
+            && t.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+        .then(|| HomeId(t.to_string()))
     }
 }
 
@@ -184,6 +186,9 @@ mod tests {
         std::fs::write(d.path().join("home-id"), "not an id\n").unwrap();
         let e = Home::at(d.path()).id().unwrap_err();
         assert!(e.to_string().contains("not a home id"), "{e}");
-        assert_eq!(std::fs::read_to_string(d.path().join("home-id")).unwrap(), "not an id\n");
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("home-id")).unwrap(),
+            "not an id\n"
+        );
     }
 }

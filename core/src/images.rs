@@ -34,15 +34,29 @@ pub const BUSYBOX_APPLETS: &[&str] = &[
 /// Public base image used for the busybox template where no static busybox exists locally.
 pub const BUSYBOX_FALLBACK_IMAGE: &str = "docker.io/library/busybox:1.37-musl";
 
+/// Why an image could not be prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    /// No sidecar binary where Bottlebar looks.
     #[error("the sidecar binary was not found (looked in: {looked}); build it with `scripts/build-sidecar` or set BOTTLEBAR_SIDECAR_BIN")]
-    SidecarNotFound { looked: String },
+    SidecarNotFound {
+        /// Where it looked.
+        looked: String,
+    },
+    /// A binary for a `FROM scratch` image is not a static Linux executable.
     #[error("{path} is not usable in a FROM scratch image: {why}")]
-    NotStatic { path: PathBuf, why: String },
+    NotStatic {
+        /// The binary.
+        path: PathBuf,
+        /// What it is instead.
+        why: String,
+    },
+    /// Reading or writing a file failed.
     #[error("reading build input {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The OS's reason.
         source: std::io::Error,
     },
 }
@@ -50,13 +64,17 @@ pub enum ImageError {
 /// One image to build: where its inputs are and what it will be called.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImageSpec {
+    /// Which of the bottle's images.
     pub role: Role,
     /// `bottlebar/<bottle>-<role>:<hash prefix>`.
     pub tag: String,
     /// Hex SHA-256 of every build input; also the `bottlebar.content-hash` label.
     pub content_hash: String,
+    /// The Dockerfile it is built from.
     pub dockerfile: PathBuf,
+    /// The build context.
     pub context: PathBuf,
+    /// Where the Dockerfile and context come from.
     pub source: ImageSource,
 }
 
@@ -66,20 +84,25 @@ pub struct ImageSpec {
 pub enum ImageSource {
     /// Context prepared by Bottlebar in the state directory from these files.
     Prepared {
+        /// The Dockerfile's text.
         dockerfile_text: String,
+        /// The files the build context holds.
         files: Vec<PreparedFile>,
     },
     /// The user's own Dockerfile and context, used in place.
     User,
 }
 
+/// A file put into a prepared build context.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PreparedFile {
     /// Path inside the context.
     pub dest: String,
     /// Copy of this host file, or a symlink to `link` when `from` is None.
     pub from: Option<PathBuf>,
+    /// A symlink target instead of a file (busybox applets).
     pub link: Option<String>,
+    /// Its mode bits.
     pub mode: u32,
 }
 

@@ -9,10 +9,13 @@ use crate::name::BottleName;
 /// The keychain service name of every Bottlebar entry.
 pub const SERVICE: &str = "bottlebar";
 
+/// A keychain operation that failed.
 #[derive(Debug, thiserror::Error)]
 #[error("keychain entry `{account}`: {message}")]
 pub struct KeychainError {
+    /// The entry (`bottle/secret`).
     pub account: String,
+    /// What went wrong.
     pub message: String,
 }
 
@@ -75,6 +78,7 @@ fn detect_store() -> Store {
     Store::PlatformDefault
 }
 
+/// The keychain account of a bottle's secret: `bottle/secret`.
 pub fn account(bottle: &BottleName, secret: &str) -> String {
     format!("{bottle}/{secret}")
 }

@@ -7,6 +7,8 @@
 //! launched bottle's isolation. Nothing here knows about
 //! any user interface.
 
+#![warn(missing_docs)]
+
 pub mod audit;
 pub mod backend;
 pub mod boundary;

@@ -14,12 +14,16 @@ pub const MAX_BOTTLE_NAME_LEN: usize = 40;
 /// Prefix of every engine resource Bottlebar creates.
 pub const RESOURCE_PREFIX: &str = "bottlebar";
 
+/// Why a string is not a bottle name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
+    /// Nothing given.
     #[error("bottle name is empty")]
     Empty,
+    /// Longer than the engines allow.
     #[error("bottle name `{0}` is longer than {MAX_BOTTLE_NAME_LEN} characters")]
     TooLong(String),
+    /// Characters the engines' names do not take.
     #[error("bottle name `{0}` must start with a lowercase letter and contain only lowercase letters, digits and single `-` between them")]
     BadCharacters(String),
 }
@@ -30,6 +34,7 @@ pub enum NameError {
 pub struct BottleName(String);
 
 impl BottleName {
+    /// Checks `name` against the rules above.
     pub fn parse(name: &str) -> Result<Self, NameError> {
         if name.is_empty() {
             return Err(NameError::Empty);
@@ -49,6 +54,7 @@ impl BottleName {
         Ok(Self(name.to_string()))
     }
 
+    /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -74,13 +80,18 @@ impl fmt::Display for BottleName {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// The agent container.
     Agent,
+    /// The sidecar container.
     Sidecar,
+    /// The internal network (the agent's only one).
     Internal,
+    /// The egress network (the sidecar's way out).
     Egress,
 }
 
 impl Role {
+    /// The role as labels and names spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Agent => "agent",
@@ -90,6 +101,7 @@ impl Role {
         }
     }
 
+    /// The role a label names, if any.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "agent" => Role::Agent,
@@ -103,7 +115,9 @@ impl Role {
 
 /// Label keys put on every resource.
 pub const LABEL_BOTTLE: &str = "bottlebar.bottle";
+/// Label: what the resource is to its bottle.
 pub const LABEL_ROLE: &str = "bottlebar.role";
+/// Label on images: the hash of every build input.
 pub const LABEL_CONTENT_HASH: &str = "bottlebar.content-hash";
 /// Label carrying the id of the Bottlebar home that made a resource, so
 /// two homes on one engine never list or remove each other's bottles.

@@ -14,19 +14,25 @@ use std::fmt::Write as _;
 /// Placeholder for the sidecar's address on the internal network.
 pub const SIDECAR_IP: &str = "{sidecar_ip}";
 
+/// Every engine command of one launch, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
+    /// The bottle.
     pub bottle: String,
+    /// The backend the commands are for.
     pub backend: BackendKind,
+    /// The steps; each comes after the ones it waits for.
     pub steps: Vec<Step>,
 }
 
+/// One engine command of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {
     /// Stable identifier, e.g. `create-internal-network`.
     pub id: String,
     /// What the step does, for people.
     pub title: String,
+    /// The command, as an argv vector (never a shell string).
     pub argv: Vec<String>,
     /// Steps that must finish first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -94,47 +100,71 @@ impl Step {
 /// A command whose output says whether a step's result already exists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Probe {
+    /// The probe's command.
     pub argv: Vec<String>,
+    /// What its output must show.
     pub check: ProbeCheck,
 }
 
+/// What a probe's output must show for its step to be skipped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ProbeCheck {
     /// The probe succeeds and its trimmed stdout equals this.
-    StdoutEquals { value: String },
+    /// The probe succeeds and its trimmed stdout equals `value`.
+    StdoutEquals {
+        /// The expected output.
+        value: String,
+    },
     /// `container image inspect` JSON carries this label on some variant.
-    AppleImageLabel { key: String, value: String },
+    /// `container image inspect` JSON carries label `key=value` on some variant.
+    AppleImageLabel {
+        /// The label's key.
+        key: String,
+        /// Its value.
+        value: String,
+    },
     /// `container builder status --format json` shows a running builder using
     /// exactly these nameservers (or no builder at all, when `absent_ok`).
     AppleBuilderDns {
+        /// The nameservers the builder must use.
         nameservers: Vec<String>,
+        /// No builder at all also counts.
         absent_ok: bool,
     },
 }
 
+/// How often, and how far apart, a failing step is tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Retry {
+    /// Attempts in all.
     pub attempts: u32,
+    /// Pause between attempts.
     pub delay_ms: u64,
 }
 
+/// A value a step reads from its output for later steps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Capture {
     /// The container's IPv4 address on `network`, from `docker inspect`.
     DockerNetworkIp {
+        /// The network.
         network: String,
+        /// The placeholder it fills (`{sidecar_ip}`).
         placeholder: String,
     },
     /// The container's IPv4 address on `network`, from `container inspect` (1.x shape).
     AppleNetworkIp {
+        /// The network.
         network: String,
+        /// The placeholder it fills.
         placeholder: String,
     },
 }
 
 impl Capture {
+    /// The placeholder this capture fills.
     pub fn placeholder(&self) -> &str {
         match self {
             Capture::DockerNetworkIp { placeholder, .. }
@@ -144,6 +174,7 @@ impl Capture {
 }
 
 impl Plan {
+    /// The step `id`, if the plan has it.
     pub fn step(&self, id: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.id == id)
     }

@@ -14,15 +14,19 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Bytes of stderr kept for error reports.
 pub const STDERR_TAIL_BYTES: usize = 2000;
 
+/// What a finished command printed and returned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Output {
     /// `None` when the command could not be started or was killed.
     pub code: Option<i32>,
+    /// Everything it wrote to stdout.
     pub stdout: String,
+    /// Everything it wrote to stderr.
     pub stderr: String,
 }
 
 impl Output {
+    /// Whether it exited 0.
     pub fn success(&self) -> bool {
         self.code == Some(0)
     }
@@ -33,6 +37,7 @@ impl Output {
     }
 }
 
+/// The last `max` bytes of `s`, trimmed, on a character boundary.
 pub fn tail(s: &str, max: usize) -> String {
     let s = s.trim_end();
     if s.len() <= max {
@@ -185,7 +190,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_line_stream_yields_lines_until_the_command_ends() {
-        let argv: Vec<String> = ["sh", "-c", "echo a; echo b"].iter().map(|s| s.to_string()).collect();
+        let argv: Vec<String> = ["sh", "-c", "echo a; echo b"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let mut s = LineStream::start(&argv).unwrap();
         assert_eq!(s.next_line().await.as_deref(), Some("a"));
         assert_eq!(s.next_line().await.as_deref(), Some("b"));

@@ -28,26 +28,39 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+/// The bottle CA's certificate.
 pub const CA_CERT_FILE: &str = "ca.crt";
+/// The bottle CA's key (the sidecar's only).
 pub const CA_KEY_FILE: &str = "ca.key";
+/// The sidecar's configuration.
 pub const SIDECAR_CONFIG_FILE: &str = "sidecar.json";
+/// The secrets the sidecar holds.
 pub const SECRETS_FILE: &str = "secrets.json";
+/// Extra CA roots the sidecar trusts upstream.
 pub const EXTRA_ROOTS_FILE: &str = "extra-roots.pem";
 /// Rotate the audit log at this size, keeping this many old files.
 pub const AUDIT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// Rotated audit files kept.
 pub const AUDIT_KEEP: u32 = 5;
+/// The audit log's file name.
 pub const AUDIT_FILE: &str = "egress.jsonl";
 /// Where the sidecar sees its state directory and audit directory.
 pub const SIDECAR_STATE_IN_CONTAINER: &str = "/etc/bottlebar";
+/// Where the sidecar finds its audit directory.
 pub const SIDECAR_AUDIT_IN_CONTAINER: &str = "/var/log/bottlebar";
 
+/// Why the state directory could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    /// A file operation failed.
     #[error("preparing {path}: {source}")]
     Io {
+        /// The path.
         path: PathBuf,
+        /// The OS's reason.
         source: std::io::Error,
     },
+    /// The bottle CA could not be made or read.
     #[error("generating the bottle's CA: {0}")]
     Ca(String),
 }
@@ -62,15 +75,22 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
 /// The paths of one bottle's state directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StateDirs {
+    /// The bottle's state directory.
     pub root: PathBuf,
+    /// The sidecar's private files (CA key, rules, secrets).
     pub sidecar: PathBuf,
+    /// The CA certificate the agent trusts.
     pub agent_ca: PathBuf,
+    /// The audit log.
     pub audit: PathBuf,
+    /// Staging for single-file mounts.
     pub files: PathBuf,
+    /// Build contexts.
     pub build: PathBuf,
 }
 
 impl StateDirs {
+    /// The layout under `root`.
     pub fn new(root: PathBuf) -> Self {
         Self {
             sidecar: root.join("sidecar"),
@@ -86,8 +106,11 @@ impl StateDirs {
 /// A directory of staged single files, mounted at `container_dir`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StagedDir {
+    /// The staging directory on the host.
     pub host_dir: PathBuf,
+    /// Where it appears in the agent.
     pub container_dir: String,
+    /// Mounted read-only.
     pub readonly: bool,
     /// (source file, file name inside the directory)
     pub files: Vec<(PathBuf, String)>,
@@ -131,10 +154,15 @@ pub fn plan_staging(dirs: &StateDirs, mounts: &[Mount]) -> Vec<StagedDir> {
 /// What the sidecar is told about a bottle's egress.
 #[derive(Debug, Clone, Copy)]
 pub struct Egress<'a> {
+    /// The egress rules.
     pub rules: &'a [EgressRule],
+    /// The secrets, with their values.
     pub secrets: &'a [HeldSecret],
+    /// Extra CA roots.
     pub extra_roots: &'a [PathBuf],
+    /// Pinned host names.
     pub hosts: &'a BTreeMap<String, String>,
+    /// Private ranges allowed names may resolve to.
     pub allow_private_ranges: &'a [String],
 }
 

@@ -14,6 +14,7 @@ use std::net::Ipv4Addr;
 /// The pool bottles' networks come from, unless `BOTTLEBAR_SUBNET_POOL` says
 /// otherwise.
 pub const DEFAULT_POOL: &str = "10.213.0.0/16";
+/// The variable that replaces the pool.
 pub const POOL_ENV: &str = "BOTTLEBAR_SUBNET_POOL";
 /// Each network's size: 16 addresses, of which Docker reserves three.
 pub const BOTTLE_PREFIX: u8 = 28;
@@ -26,6 +27,7 @@ pub struct Net {
 }
 
 impl Net {
+    /// `A.B.C.D/N`.
     pub fn parse(s: &str) -> Option<Net> {
         let (addr, prefix) = s.trim().split_once('/')?;
         let addr: Ipv4Addr = addr.parse().ok()?;
@@ -33,6 +35,7 @@ impl Net {
         (prefix <= 32).then(|| Net::new(addr, prefix))
     }
 
+    /// The network of `addr` with `prefix` bits (host bits cleared).
     pub fn new(addr: Ipv4Addr, prefix: u8) -> Net {
         Net {
             base: u32::from(addr) & Self::mask(prefix),
@@ -52,6 +55,7 @@ impl Net {
         self.base | !Self::mask(self.prefix)
     }
 
+    /// Whether the two share an address.
     pub fn overlaps(&self, other: &Net) -> bool {
         self.base <= other.last() && other.base <= self.last()
     }

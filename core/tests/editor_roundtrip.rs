@@ -27,7 +27,11 @@ fn home_with(file: &str) -> (tempfile::TempDir, Home, String) {
     .unwrap();
     let home = Home::at(tmp.path().join("home"));
     fs::create_dir_all(home.bottles_dir().join("agent")).unwrap();
-    fs::write(home.bottles_dir().join("agent/Dockerfile"), "FROM scratch\n").unwrap();
+    fs::write(
+        home.bottles_dir().join("agent/Dockerfile"),
+        "FROM scratch\n",
+    )
+    .unwrap();
     let text = fs::read_to_string(corpus().join(file))
         .unwrap()
         .replace("@FIXTURES@", &fixtures.display().to_string());
@@ -207,7 +211,10 @@ fn one_changed_field_changes_only_its_lines_and_its_meaning() {
             editor::save(&home, &form).unwrap_or_else(|e| panic!("{ctx}: {e:?}"));
             let after = file_text(&home, &name);
             let (removed, added) = diff(&before, &after);
-            assert!(!added.is_empty() || !removed.is_empty(), "{ctx}: nothing changed");
+            assert!(
+                !added.is_empty() || !removed.is_empty(),
+                "{ctx}: nothing changed"
+            );
             for l in removed.iter().chain(&added) {
                 assert!(
                     edit.lines.iter().any(|k| l.contains(k)),
@@ -236,7 +243,11 @@ fn removing_renaming_and_adding_keep_everything_else() {
     // Drop the gitconfig mount, rename a secret (and the rule using it),
     // drop an env var, add one.
     form.mounts.clear();
-    let s = form.secrets.iter_mut().find(|s| s.name == "anthropic").unwrap();
+    let s = form
+        .secrets
+        .iter_mut()
+        .find(|s| s.name == "anthropic")
+        .unwrap();
     s.name = "claude".into();
     form.egress[0].inject_secret = "claude".into();
     form.env.retain(|e| e.key != "LANG");
@@ -262,8 +273,14 @@ fn removing_renaming_and_adding_keep_everything_else() {
     ] {
         assert!(after.contains(kept), "lost {kept:?}:\n{after}");
     }
-    assert!(!after.contains("gitconfig") && !after.contains("LANG"), "{after}");
-    assert!(after.contains("[secrets.claude]") && !after.contains("[secrets.anthropic]"), "{after}");
+    assert!(
+        !after.contains("gitconfig") && !after.contains("LANG"),
+        "{after}"
+    );
+    assert!(
+        after.contains("[secrets.claude]") && !after.contains("[secrets.anthropic]"),
+        "{after}"
+    );
     let m = manifest::load(&home, &name).unwrap();
     assert_eq!(m.mounts.len(), 1);
     assert_eq!(m.env.get("NEW_VAR").map(String::as_str), Some("1"));
@@ -291,9 +308,16 @@ fn the_form_says_what_it_keeps_as_written() {
         "resources.cpus",
         "isolation.gvisor",
     ] {
-        assert!(form.kept.contains(&k.to_string()), "{k} not in {:?}", form.kept);
+        assert!(
+            form.kept.contains(&k.to_string()),
+            "{k} not in {:?}",
+            form.kept
+        );
     }
-    assert!(!form.kept.iter().any(|k| k.starts_with("env") || k == "description"));
+    assert!(!form
+        .kept
+        .iter()
+        .any(|k| k.starts_with("env") || k == "description"));
     let s = form.secrets.iter().find(|s| s.name == "github").unwrap();
     assert_eq!(s.source, "env GITHUB_TOKEN");
 }
@@ -305,7 +329,9 @@ fn an_unparseable_file_is_refused_and_never_overwritten() {
     let broken = "# mine\n[agent]\ntemplate = \"busybox\nnext = 1\n";
     fs::write(&path, broken).unwrap();
     match editor::open(&home, &name) {
-        Err(OpenError::Unparseable { line, column, text, .. }) => {
+        Err(OpenError::Unparseable {
+            line, column, text, ..
+        }) => {
             assert_eq!(line, 3, "{column}");
             assert_eq!(text, broken);
         }
@@ -359,14 +385,33 @@ fn errors_point_at_the_form_field_and_write_nothing() {
     let (_tmp, home, name) = home_with("claude-code.toml");
     let before = file_text(&home, &name);
     let form = editor::open(&home, &name).unwrap();
-    let cases: Vec<(Box<dyn Fn(&mut BottleForm)>, &str)> = vec![
-        (Box::new(|f| f.egress[1].host = "Not A Host".into()), "egress-1"),
-        (Box::new(|f| f.workspace = "relative/path".into()), "workspace"),
-        (Box::new(|f| f.mounts[0].container = "/etc/bottlebar".into()), "mount-0"),
+    type Change = Box<dyn Fn(&mut BottleForm)>;
+    let cases: Vec<(Change, &str)> = vec![
+        (
+            Box::new(|f| f.egress[1].host = "Not A Host".into()),
+            "egress-1",
+        ),
+        (
+            Box::new(|f| f.workspace = "relative/path".into()),
+            "workspace",
+        ),
+        (
+            Box::new(|f| f.mounts[0].container = "/etc/bottlebar".into()),
+            "mount-0",
+        ),
         (Box::new(|f| f.env[1].key = "1BAD".into()), "env-1"),
-        (Box::new(|f| f.secrets[0].name = "Bad Name".into()), "secrets-0"),
-        (Box::new(|f| f.dockerfile = "missing/Dockerfile".into()), "dockerfile"),
-        (Box::new(|f| f.agent_command = "sh -c 'unclosed".into()), "agent_command"),
+        (
+            Box::new(|f| f.secrets[0].name = "Bad Name".into()),
+            "secrets-0",
+        ),
+        (
+            Box::new(|f| f.dockerfile = "missing/Dockerfile".into()),
+            "dockerfile",
+        ),
+        (
+            Box::new(|f| f.agent_command = "sh -c 'unclosed".into()),
+            "agent_command",
+        ),
         (Box::new(|f| f.env.push(f.env[0].clone())), "env-2"),
         // A value for a secret that comes from an env var.
         (Box::new(|f| f.secrets[1].value = "x".into()), "secrets-1"),

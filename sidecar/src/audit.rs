@@ -19,6 +19,7 @@ struct Writer {
     size: u64,
 }
 
+/// The audit log, rotated by size.
 pub struct AuditLog {
     writer: Option<Mutex<Writer>>,
     max_bytes: u64,
@@ -26,6 +27,7 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
+    /// Opens (or, with `None`, discards) the log at `path`.
     pub fn open(path: Option<&str>, max_bytes: u64, keep: u32) -> std::io::Result<Self> {
         let writer = match path {
             Some(p) => {
@@ -46,6 +48,7 @@ impl AuditLog {
         })
     }
 
+    /// Appends one line.
     pub fn record(&self, entry: &Entry) {
         let Some(writer) = &self.writer else { return };
         let mut line = match serde_json::to_vec(entry) {
@@ -85,6 +88,7 @@ impl AuditLog {
     }
 }
 
+/// The time now, RFC 3339 in UTC.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }

@@ -14,6 +14,8 @@
 //! - [`audit`]: the rotated JSONL audit log;
 //! - [`probe`]: the isolation self-test, run in the agent's network.
 
+#![warn(missing_docs)]
+
 pub mod audit;
 pub mod config;
 pub mod control;

@@ -21,6 +21,7 @@ const MAX_CACHED_HOSTS: usize = 4096;
 const LEAF_VALID_BEFORE: time::Duration = time::Duration::days(1);
 const LEAF_VALID_AFTER: time::Duration = time::Duration::days(30);
 
+/// The bottle's CA and the leaves made from it.
 pub struct Mitm {
     issuer: Issuer<'static, KeyPair>,
     leaf_key: KeyPair,
@@ -28,11 +29,13 @@ pub struct Mitm {
     minted: AtomicU64,
 }
 
+/// The crypto provider everything TLS here uses.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
 impl Mitm {
+    /// Loads the bottle CA from its PEM files.
     pub fn load(cert_path: &str, key_path: &str) -> Result<Self> {
         let cert = std::fs::read_to_string(cert_path)
             .with_context(|| format!("reading the CA certificate {cert_path}"))?;

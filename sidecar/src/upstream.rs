@@ -22,7 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
+/// Any error in a body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// A request body going upstream.
 pub type ReqBody = BoxBody<Bytes, BoxError>;
 
 /// HTTP/1.1 upstream connections kept per destination and agent connection.
@@ -34,29 +36,66 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why an upstream request failed; the `Display` is what the agent reads in the 502.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
+    /// The name did not resolve.
     #[error("could not resolve `{host}`: {reason}")]
-    Resolve { host: String, reason: String },
-    #[error("could not connect to {host}:{port}: {reason}")]
-    Connect {
+    Resolve {
+        /// The host.
         host: String,
-        port: u16,
+        /// The resolver's reason.
         reason: String,
     },
+    /// No connection could be made.
+    #[error("could not connect to {host}:{port}: {reason}")]
+    Connect {
+        /// The host.
+        host: String,
+        /// The port.
+        port: u16,
+        /// The OS's reason.
+        reason: String,
+    },
+    /// The name resolved to a private address the bottle does not allow.
     #[error("`{host}` resolved only to addresses the proxy does not connect to: {detail}")]
-    PrivateAddress { host: String, detail: String },
+    PrivateAddress {
+        /// The host.
+        host: String,
+        /// Which address, and why it is refused.
+        detail: String,
+    },
+    /// The upstream's certificate did not verify.
     #[error("TLS verification of {host} failed: {reason}; the connection was not made")]
-    TlsVerify { host: String, reason: String },
+    TlsVerify {
+        /// The host.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// The TLS handshake failed.
     #[error("TLS handshake with {host} failed: {reason}")]
-    Tls { host: String, reason: String },
+    Tls {
+        /// The host.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// The HTTP exchange failed.
     #[error("HTTP exchange with {host} failed: {reason}")]
-    Http { host: String, reason: String },
+    Http {
+        /// The host.
+        host: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Where a request goes: host, port, and whether over TLS.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Destination {
+    /// The host.
     pub host: String,
+    /// The port.
     pub port: u16,
+    /// Whether the leg is TLS.
     pub tls: bool,
     /// An address the bottle pins this host to, used instead of DNS.
     pub pinned: Option<IpAddr>,
@@ -67,6 +106,7 @@ enum Sender {
     H2(http2::SendRequest<ReqBody>),
 }
 
+/// Resolving, connecting and TLS-verifying upstream legs.
 pub struct Upstream {
     tls: Arc<ClientConfig>,
     resolver: TokioResolver,
@@ -247,7 +287,9 @@ pub struct Pool {
 
 /// Whether the request will travel as HTTP/2 (absolute URI, no `Host`) or HTTP/1.1.
 pub enum Framing {
+    /// HTTP/1.1.
     H1,
+    /// HTTP/2.
     H2,
 }
 

@@ -44,7 +44,11 @@ pub enum Done {
 
 /// Runs `action` on bottle `name`. A launch that fails, or a self-test that
 /// finds a leak, is kept for the failure view and notified.
-pub async fn run<R: Runtime>(app: &AppHandle<R>, action: Action, name: &str) -> Result<Done, String> {
+pub async fn run<R: Runtime>(
+    app: &AppHandle<R>,
+    action: Action,
+    name: &str,
+) -> Result<Done, String> {
     let state = app.state::<AppState>();
     let busy = Busy::mark(&state, name);
     if action == Action::Launch {
@@ -52,9 +56,15 @@ pub async fn run<R: Runtime>(app: &AppHandle<R>, action: Action, name: &str) -> 
     }
     let (events, forwarding) = forward(app, name);
     let result = match action {
-        Action::Launch => ops::up(&state.home, name, UpOptions::default(), state.runner.clone(), &events)
-            .await
-            .map(Done::Launched),
+        Action::Launch => ops::up(
+            &state.home,
+            name,
+            UpOptions::default(),
+            state.runner.clone(),
+            &events,
+        )
+        .await
+        .map(Done::Launched),
         Action::Stop => ops::down(&state.home, name, None, state.runner.as_ref(), &events)
             .await
             .map(|()| Done::Stopped),
@@ -97,7 +107,10 @@ impl Drop for Busy<'_> {
 }
 
 /// The events of one operation, forwarded to the window as they come.
-fn forward<R: Runtime>(app: &AppHandle<R>, bottle: &str) -> (Events, tauri::async_runtime::JoinHandle<()>) {
+fn forward<R: Runtime>(
+    app: &AppHandle<R>,
+    bottle: &str,
+) -> (Events, tauri::async_runtime::JoinHandle<()>) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let (app, bottle) = (app.clone(), bottle.to_string());
     let task = tauri::async_runtime::spawn(async move {
@@ -131,7 +144,11 @@ fn report_failure<R: Runtime>(app: &AppHandle<R>, state: &AppState, name: &str, 
         None => first_line(&record.message),
     };
     notify(app, &title, &body);
-    state.failures.lock().unwrap().insert(name.to_string(), record);
+    state
+        .failures
+        .lock()
+        .unwrap()
+        .insert(name.to_string(), record);
 }
 
 fn first_line(s: &str) -> String {
@@ -146,8 +163,16 @@ fn first_line(s: &str) -> String {
 
 fn failure_record(bottle: &str, e: &OpError) -> FailureRecord {
     let (step, command, stderr_tail) = match e {
-        OpError::Launch(f) => (Some(f.step.clone()), Some(f.command.clone()), Some(f.stderr_tail.clone())),
-        OpError::IsolationLeak { summary, .. } => (Some(ops::SELF_TEST_STEP.into()), None, Some(summary.clone())),
+        OpError::Launch(f) => (
+            Some(f.step.clone()),
+            Some(f.command.clone()),
+            Some(f.stderr_tail.clone()),
+        ),
+        OpError::IsolationLeak { summary, .. } => (
+            Some(ops::SELF_TEST_STEP.into()),
+            None,
+            Some(summary.clone()),
+        ),
         _ => (None, None, None),
     };
     FailureRecord {

@@ -12,6 +12,7 @@ use bottlebar_core::ops::{self, DoctorReport, Listing};
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, Manager, Runtime};
 
+/// Every bottle of this home and its state (and refreshes the tray).
 #[tauri::command]
 pub async fn list_bottles<R: Runtime>(app: AppHandle<R>) -> Result<Listing, String> {
     Ok(refresh(&app).await)
@@ -47,7 +48,9 @@ pub async fn doctor<R: Runtime>(app: AppHandle<R>) -> Result<DoctorReport, Strin
 /// Applies the fixes the core can make (starting Apple's container service).
 #[tauri::command]
 pub async fn fix_engine<R: Runtime>(app: AppHandle<R>) -> Result<Vec<String>, String> {
-    Ok(ops::doctor(app.state::<AppState>().runner.as_ref(), true).await.fixed)
+    Ok(ops::doctor(app.state::<AppState>().runner.as_ref(), true)
+        .await
+        .fixed)
 }
 
 /// The most recent audit entries of a bottle (newest last).
@@ -97,9 +100,12 @@ pub async fn follow_audit<R: Runtime>(app: AppHandle<R>, name: String) -> Result
     Ok(())
 }
 
+/// An audit entry, for the window's `audit-entry` event.
 #[derive(Debug, Clone, Serialize)]
 pub struct BottleEventAudit {
+    /// The bottle.
     pub bottle: String,
+    /// The entry.
     pub entry: AuditEntry,
 }
 
@@ -160,6 +166,7 @@ pub async fn start_agent<R: Runtime>(app: AppHandle<R>, name: String) -> Result<
     terminal::start_agent(&app, &name).await
 }
 
+/// The notifications the app raised.
 #[tauri::command]
 pub async fn notifications<R: Runtime>(
     app: AppHandle<R>,
@@ -172,6 +179,7 @@ pub async fn notifications<R: Runtime>(
         .clone())
 }
 
+/// The last failed launch of a bottle, for the failure view.
 #[tauri::command]
 pub async fn last_failure<R: Runtime>(
     app: AppHandle<R>,
@@ -186,13 +194,18 @@ pub async fn last_failure<R: Runtime>(
         .cloned())
 }
 
+/// What the About card shows.
 #[derive(Debug, Serialize)]
 pub struct AppInfo {
+    /// The app's version.
     pub version: String,
+    /// The home directory.
     pub home: String,
+    /// Why there is no menu-bar icon, if there is none.
     pub tray_problem: Option<String>,
 }
 
+/// The app's version, home and tray status.
 #[tauri::command]
 pub async fn app_info<R: Runtime>(app: AppHandle<R>) -> Result<AppInfo, String> {
     let state = app.state::<AppState>();

@@ -15,6 +15,8 @@
 //! Everything long-running streams `bottlebar_core` events to the window as
 //! the `bottle-event` event; nothing polls while idle except the watchers.
 
+#![warn(missing_docs)]
+
 mod actions;
 pub mod commands;
 pub mod terminal;
@@ -32,27 +34,40 @@ use tauri::{AppHandle, Emitter, Manager, Runtime};
 /// A notification the app raised, kept so the window (and tests) can list them.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct NotificationRecord {
+    /// When.
     pub time: String,
+    /// Its title.
     pub title: String,
+    /// Its text.
     pub body: String,
 }
 
 /// The last failed launch of a bottle: what the failure view shows.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct FailureRecord {
+    /// The bottle.
     pub bottle: String,
+    /// The step that failed, if a step did.
     pub step: Option<String>,
+    /// Its command line.
     pub command: Option<String>,
+    /// The end of its stderr.
     pub stderr_tail: Option<String>,
+    /// The whole error.
     pub message: String,
+    /// When.
     pub time: String,
 }
 
 /// The app's state, shared by commands, the tray and the watchers.
 pub struct AppState {
+    /// This app's home.
     pub home: Home,
+    /// Runs engine commands.
     pub runner: Arc<ProcessRunner>,
+    /// Notifications raised, newest last.
     pub notifications: Mutex<Vec<NotificationRecord>>,
+    /// The last failure of each bottle.
     pub failures: Mutex<BTreeMap<String, FailureRecord>>,
     /// Bottles with a launch or stop in progress (their state changes are expected).
     pub busy: Mutex<BTreeSet<String>>,
@@ -67,6 +82,7 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Fresh state for `home`.
     pub fn new(home: Home) -> Self {
         Self {
             home,
@@ -147,6 +163,7 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>, home: Home) -> tauri::B
         ])
 }
 
+/// Runs the app.
 pub fn run() {
     let home = match Home::from_env() {
         Ok(h) => h,

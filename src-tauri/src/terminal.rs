@@ -20,7 +20,11 @@ pub async fn start_agent<R: Runtime>(app: &AppHandle<R>, name: &str) -> Result<(
     open_on(app, name, &m.agent_command).await
 }
 
-async fn open_on<R: Runtime>(app: &AppHandle<R>, name: &str, command: &[String]) -> Result<(), String> {
+async fn open_on<R: Runtime>(
+    app: &AppHandle<R>,
+    name: &str,
+    command: &[String],
+) -> Result<(), String> {
     let state = app.state::<AppState>();
     let argv = ops::exec_argv(&state.home, name, command, true, state.runner.as_ref())
         .await

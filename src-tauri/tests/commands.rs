@@ -130,7 +130,11 @@ fn the_editor_loads_the_demo_and_saves_with_field_errors() {
     let broken = "[agent\n";
     std::fs::write(saved.as_str().unwrap(), broken).unwrap();
     let err = call(&a.window, "load_bottle", json!({ "name": "mine" })).unwrap_err();
-    assert_eq!((err["kind"].as_str(), err["line"].as_u64()), (Some("unparseable"), Some(1)), "{err}");
+    assert_eq!(
+        (err["kind"].as_str(), err["line"].as_u64()),
+        (Some("unparseable"), Some(1)),
+        "{err}"
+    );
     assert_eq!(err["text"], broken);
     // Saving the text needs the revision it was opened at.
     let stale = call(
@@ -139,7 +143,13 @@ fn the_editor_loads_the_demo_and_saves_with_field_errors() {
         json!({ "name": "mine", "text": text["text"], "revision": text["revision"] }),
     )
     .unwrap_err();
-    assert!(stale[0]["message"].as_str().unwrap().contains("changed on disk"), "{stale}");
+    assert!(
+        stale[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("changed on disk"),
+        "{stale}"
+    );
     call(
         &a.window,
         "save_bottle_text",

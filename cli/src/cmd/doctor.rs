@@ -12,7 +12,11 @@ pub async fn run(json: bool, fix: bool, runner: &ProcessRunner) -> Result<ExitCo
     } else {
         print(&report);
     }
-    Ok(if report.ready { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.ready {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn print(r: &DoctorReport) {
@@ -24,7 +28,10 @@ fn print(r: &DoctorReport) {
         let ok = e.problem.is_none() && e.running;
         println!("\n{} {}", if ok { "✓" } else { "✗" }, e.kind);
         let rows = [
-            ("program", e.program.as_ref().map(|p| p.display().to_string())),
+            (
+                "program",
+                e.program.as_ref().map(|p| p.display().to_string()),
+            ),
             ("client", e.client_version.clone()),
             ("engine", e.server_version.clone()),
             ("sandbox", e.sandbox.clone()),
@@ -38,7 +45,11 @@ fn print(r: &DoctorReport) {
         }
     }
     let mark = |ok: bool| if ok { "✓" } else { "✗" };
-    println!("\n{} sidecar binary: {}", mark(r.sidecar.ok), r.sidecar.detail);
+    println!(
+        "\n{} sidecar binary: {}",
+        mark(r.sidecar.ok),
+        r.sidecar.detail
+    );
     println!("✓ secrets store: {}", r.secrets_store);
     println!(
         "{} static busybox for the demo template: {}",
@@ -46,6 +57,9 @@ fn print(r: &DoctorReport) {
         r.busybox.detail
     );
     if !r.ready {
-        eprintln!("\nbottle doctor: the {} backend is not ready", r.default_backend);
+        eprintln!(
+            "\nbottle doctor: the {} backend is not ready",
+            r.default_backend
+        );
     }
 }

@@ -18,7 +18,14 @@ pub async fn run(
 ) -> Result<ExitCode> {
     let (home2, name2) = (home.clone(), name.to_string());
     with_events(json, None, move |events| async move {
-        ops::down(&home2, &name2, backend.map(Into::into), runner.as_ref(), &events).await
+        ops::down(
+            &home2,
+            &name2,
+            backend.map(Into::into),
+            runner.as_ref(),
+            &events,
+        )
+        .await
     })
     .await??;
     if !json {

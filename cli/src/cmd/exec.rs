@@ -8,7 +8,12 @@ use bottlebar_core::runner::{self, ProcessRunner};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-pub async fn run(home: &Home, name: &str, command: &[String], runner: &ProcessRunner) -> Result<ExitCode> {
+pub async fn run(
+    home: &Home,
+    name: &str,
+    command: &[String],
+    runner: &ProcessRunner,
+) -> Result<ExitCode> {
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let argv = ops::exec_argv(home, name, command, tty, runner).await?;
     attached(&argv)

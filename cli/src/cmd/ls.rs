@@ -29,7 +29,9 @@ fn print(listing: &Listing) {
             b.backend,
             if b.keepalive_alive { "alive" } else { "-" },
             b.sidecar_ip.as_deref().unwrap_or("-"),
-            b.uptime_secs.map(format_uptime).unwrap_or_else(|| "-".into()),
+            b.uptime_secs
+                .map(format_uptime)
+                .unwrap_or_else(|| "-".into()),
             b.problem.as_deref().unwrap_or("")
         );
     }

@@ -22,7 +22,8 @@ pub fn run(
     launch::check_support(&m, kind).map_err(anyhow::Error::msg)?;
     let version = match engine_version {
         Some(v) => Some(
-            backend::apple::parse_semver(v).with_context(|| format!("`{v}` is not a version like 1.2.2"))?,
+            backend::apple::parse_semver(v)
+                .with_context(|| format!("`{v}` is not a version like 1.2.2"))?,
         ),
         None => None,
     };
@@ -31,13 +32,16 @@ pub fn run(
         .map(|e| e.program_str())
         .unwrap_or_else(|_| default_program(kind).into());
     let inputs = BuildInputs::locate()?;
+    let target = launch::Target {
+        backend: kind,
+        program: &program,
+        version,
+    };
     let mut spec = launch::describe(
         home,
         &home.id()?,
         &m,
-        kind,
-        &program,
-        version,
+        target,
         &inputs,
         launch::choose_dns(&m, kind),
     )?;
@@ -53,7 +57,13 @@ pub fn run(
         kind,
         program: program.into(),
     };
-    let probe = engine.probe_argv(&spec.bottle, &spec.sidecar_image.tag, [0, 0, 0, 0].into(), "", spec.gvisor);
+    let probe = engine.probe_argv(
+        &spec.bottle,
+        &spec.sidecar_image.tag,
+        [0, 0, 0, 0].into(),
+        "",
+        spec.gvisor,
+    );
     println!(
         "\nThen the isolation self-test [{}]: {}\n    (in the agent's network; the sidecar's address for {{sidecar_ip}})\n    ready only if every direct way out fails and the proxy answers",
         ops::SELF_TEST_STEP,

@@ -11,7 +11,12 @@ use bottlebar_core::selftest;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-pub async fn run(home: &Home, name: &str, json: bool, runner: Arc<ProcessRunner>) -> Result<ExitCode> {
+pub async fn run(
+    home: &Home,
+    name: &str,
+    json: bool,
+    runner: Arc<ProcessRunner>,
+) -> Result<ExitCode> {
     let (home2, name2) = (home.clone(), name.to_string());
     let result = with_events(false, None, move |events| async move {
         ops::verify(&home2, &name2, runner.as_ref(), &events).await

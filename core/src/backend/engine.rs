@@ -20,37 +20,62 @@ const DOCKER_PATHS: &[&str] = &[
 ];
 const CONTAINER_PATHS: &[&str] = &["/usr/local/bin/container", "/opt/homebrew/bin/container"];
 
+/// Why an engine could not be found, asked, or understood.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// The engine's CLI is not installed where Bottlebar looks.
     #[error("{program} not found: looked on PATH and in {looked}")]
     NotFound {
+        /// `docker` or `container`.
         program: &'static str,
+        /// Where it looked.
         looked: String,
     },
+    /// A command failed.
     #[error("`{command}` failed{}: {stderr}", code.map(|c| format!(" (exit code {c})")).unwrap_or_default())]
     Command {
+        /// The command line.
         command: String,
+        /// Its exit code, if it exited.
         code: Option<i32>,
+        /// The end of its stderr.
         stderr: String,
     },
+    /// A command printed something Bottlebar cannot read.
     #[error("`{command}` printed output Bottlebar does not understand: {why}")]
-    Parse { command: String, why: String },
+    Parse {
+        /// The command line.
+        command: String,
+        /// What was wrong with its output.
+        why: String,
+    },
+    /// An Apple CLI command failed, as the CLI explained it.
     #[error("`{command}` failed: {message}")]
     Apple {
+        /// The command line.
         command: String,
+        /// How it failed (usage, refusal, service down).
         failure: apple::CliFailure,
+        /// Its message, with advice.
         message: String,
     },
+    /// The engine is installed but cannot run bottles now.
     #[error("{kind} is not ready: {problem}; {fix}")]
     NotReady {
+        /// Which engine.
         kind: BackendKind,
+        /// What is wrong.
         problem: String,
+        /// What to do about it.
         fix: String,
     },
 }
 
 /// Runs an Apple CLI command, turning a failure into the CLI's own message.
-pub(super) async fn apple_checked<R: Runner>(runner: &R, argv: &[String]) -> Result<Output, EngineError> {
+pub(super) async fn apple_checked<R: Runner>(
+    runner: &R,
+    argv: &[String],
+) -> Result<Output, EngineError> {
     let out = runner.run(argv).await;
     if out.success() {
         return Ok(out);
@@ -96,11 +121,14 @@ pub async fn ensure_ready<R: Runner>(
 /// A located engine CLI.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Engine {
+    /// Docker or Apple's runtime.
     pub kind: BackendKind,
+    /// Its CLI.
     pub program: PathBuf,
 }
 
 impl Engine {
+    /// The CLI's path, as argv[0].
     pub fn program_str(&self) -> String {
         self.program.display().to_string()
     }
@@ -299,10 +327,15 @@ pub async fn fix<R: Runner>(runner: &R) -> Vec<String> {
 /// What `doctor` reports about one engine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EngineStatus {
+    /// Which engine.
     pub kind: BackendKind,
+    /// Its CLI, when found.
     pub program: Option<PathBuf>,
+    /// The CLI's version.
     pub client_version: Option<String>,
+    /// The engine's (daemon's or service's) version.
     pub server_version: Option<String>,
+    /// Whether it answers.
     pub running: bool,
     /// What is wrong, if anything.
     pub problem: Option<String>,

@@ -12,17 +12,26 @@ use std::collections::BTreeMap;
 /// A labelled container as the engine reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LiveContainer {
+    /// The engine's id.
     pub id: String,
+    /// Its name (`bottlebar-NAME-ROLE`).
     pub name: String,
+    /// The bottle it belongs to (`bottlebar.bottle`).
     pub bottle: String,
+    /// What it is to the bottle (`bottlebar.role`).
     pub role: Option<Role>,
     /// The id of the Bottlebar home that made it (`bottlebar.home`); `None`
     /// for resources made before homes were told apart.
     pub home: Option<String>,
+    /// Whether it runs now.
     pub running: bool,
+    /// The engine's word for its state (`exited`, …).
     pub status: String,
+    /// When it started (RFC 3339), if running.
     pub started_at: Option<String>,
+    /// Its command.
     pub command: Vec<String>,
+    /// Its image.
     pub image: String,
     /// Network name → IPv4 address.
     pub networks: BTreeMap<String, String>,
@@ -33,12 +42,17 @@ pub struct LiveContainer {
 /// A labelled network as the engine reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LiveNetwork {
+    /// The engine's id.
     pub id: String,
+    /// Its name.
     pub name: String,
+    /// The bottle it belongs to.
     pub bottle: String,
+    /// What it is to the bottle.
     pub role: Option<Role>,
     /// The id of the Bottlebar home that made it; `None` before homes.
     pub home: Option<String>,
+    /// Whether it is internal (no route out).
     pub internal: bool,
     /// Names of the containers attached to it.
     pub attached: Vec<String>,
@@ -47,11 +61,14 @@ pub struct LiveNetwork {
 /// Every labelled resource the engine has.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Inventory {
+    /// Labelled containers.
     pub containers: Vec<LiveContainer>,
+    /// Labelled networks.
     pub networks: Vec<LiveNetwork>,
 }
 
 impl Inventory {
+    /// What belongs to bottle `bottle`.
     pub fn of_bottle(&self, bottle: &str) -> Inventory {
         Inventory {
             containers: self
@@ -69,14 +86,17 @@ impl Inventory {
         }
     }
 
+    /// The container in `role`, if any.
     pub fn container(&self, role: Role) -> Option<&LiveContainer> {
         self.containers.iter().find(|c| c.role == Some(role))
     }
 
+    /// The network in `role`, if any.
     pub fn network(&self, role: Role) -> Option<&LiveNetwork> {
         self.networks.iter().find(|n| n.role == Some(role))
     }
 
+    /// Whether nothing is there.
     pub fn is_empty(&self) -> bool {
         self.containers.is_empty() && self.networks.is_empty()
     }
@@ -200,7 +220,9 @@ async fn labelled_inventory<R: Runner>(
         BackendKind::Apple => {
             let p = engine.program_str();
             let containers = apple_checked(runner, &apple::list_argv(&p)).await?.stdout;
-            let networks = apple_checked(runner, &apple::network_list_argv(&p)).await?.stdout;
+            let networks = apple_checked(runner, &apple::network_list_argv(&p))
+                .await?
+                .stdout;
             let parse_err = |command: &str| {
                 let command = command.to_string();
                 move |why| EngineError::Parse { command, why }

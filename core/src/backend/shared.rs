@@ -127,12 +127,25 @@ pub(super) fn agent_tail(spec: &LaunchSpec, memory_unit: &str) -> Vec<String> {
 
 /// `PROGRAM exec SIDECAR bottlebar-sidecar health`.
 pub(super) fn health_argv(program: &str, sidecar: &str) -> Vec<String> {
-    s(&[program, "exec", sidecar, images::SIDECAR_BIN_IN_IMAGE, "health"])
+    s(&[
+        program,
+        "exec",
+        sidecar,
+        images::SIDECAR_BIN_IN_IMAGE,
+        "health",
+    ])
 }
 
 /// `PROGRAM exec -i SIDECAR bottlebar-sidecar reload`, the rules on stdin.
 pub(super) fn reload_argv(program: &str, sidecar: &str) -> Vec<String> {
-    s(&[program, "exec", "-i", sidecar, images::SIDECAR_BIN_IN_IMAGE, "reload"])
+    s(&[
+        program,
+        "exec",
+        "-i",
+        sidecar,
+        images::SIDECAR_BIN_IN_IMAGE,
+        "reload",
+    ])
 }
 
 /// The sidecar container's command.

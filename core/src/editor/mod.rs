@@ -209,7 +209,8 @@ pub fn save_text(
     base_revision: &str,
 ) -> Result<PathBuf, Vec<FieldError>> {
     let bottle = BottleName::parse(name).map_err(|e| vec![FieldError::form(e.to_string())])?;
-    let (path, base) = base_text(home, &bottle).map_err(|e| vec![FieldError::form(e.to_string())])?;
+    let (path, base) =
+        base_text(home, &bottle).map_err(|e| vec![FieldError::form(e.to_string())])?;
     check_revision(&bottle, base.as_deref(), base_revision)?;
     manifest::parse(&bottle, &path.display().to_string(), text, home)
         .map_err(|e| vec![FieldError::form(e.to_string())])?;
@@ -219,13 +220,20 @@ pub fn save_text(
 
 /// Refuses to save over a file that changed since the form was opened, or
 /// over an existing bottle from the "New bottle" form.
-fn check_revision(name: &BottleName, base: Option<&str>, opened: &str) -> Result<(), Vec<FieldError>> {
+fn check_revision(
+    name: &BottleName,
+    base: Option<&str>,
+    opened: &str,
+) -> Result<(), Vec<FieldError>> {
     let now = revision(base);
     if now == opened {
         return Ok(());
     }
     let (field, message) = if opened.is_empty() {
-        ("name", format!("a bottle named `{name}` already exists; open it to edit it"))
+        (
+            "name",
+            format!("a bottle named `{name}` already exists; open it to edit it"),
+        )
     } else {
         (
             "form",
@@ -253,8 +261,16 @@ fn check_duplicates(form: &BottleForm) -> Result<(), Vec<FieldError>> {
         }
         Ok(())
     };
-    dup(form.env.iter().map(|e| e.key.trim()).collect(), "the variable", "env")?;
-    dup(form.secrets.iter().map(|s| s.name.trim()).collect(), "the secret", "secrets")
+    dup(
+        form.env.iter().map(|e| e.key.trim()).collect(),
+        "the variable",
+        "env",
+    )?;
+    dup(
+        form.secrets.iter().map(|s| s.name.trim()).collect(),
+        "the secret",
+        "secrets",
+    )
 }
 
 /// New values typed for keychain secrets go to the keychain; a secret that
@@ -281,7 +297,12 @@ fn store_secret_values(
                 message,
             }]
         };
-        match parsed.secrets.iter().find(|p| p.name == secret).map(|p| &p.source) {
+        match parsed
+            .secrets
+            .iter()
+            .find(|p| p.name == secret)
+            .map(|p| &p.source)
+        {
             Some(manifest::SecretSource::Keychain) => {}
             Some(other) => {
                 return Err(error(format!(
@@ -327,7 +348,8 @@ fn field_error(e: ManifestError, layout: &Layout) -> FieldError {
 /// The form field a manifest key (`mounts[2].host`, `env.PATH`) belongs
 /// to, or `form` for the keys the form does not show.
 fn field_for_key(key: &str, layout: &Layout) -> String {
-    let index = |rest: &str| -> Option<usize> { rest.strip_prefix('[')?.split(']').next()?.parse().ok() };
+    let index =
+        |rest: &str| -> Option<usize> { rest.strip_prefix('[')?.split(']').next()?.parse().ok() };
     let head = key.split(['.', '[']).next().unwrap_or("");
     let rest = &key[head.len()..];
     let named = |list: &[(String, String)]| {

@@ -27,7 +27,12 @@ pub fn form(name: &str, doc: &DocumentMut, revision: String) -> BottleForm {
             form.workspace = host;
             form.workspace_origin = Some(i);
         } else {
-            form.mounts.push(FormMount { host, container, readonly, origin: Some(i) });
+            form.mounts.push(FormMount {
+                host,
+                container,
+                readonly,
+                origin: Some(i),
+            });
         }
     }
     for (i, r) in entries(root.get("egress")).into_iter().enumerate() {
@@ -58,7 +63,9 @@ pub fn form(name: &str, doc: &DocumentMut, revision: String) -> BottleForm {
                 let s = v.as_table_like();
                 FormSecret {
                     name: k.to_string(),
-                    placeholder_env: s.map(|s| text(s.get("placeholder_env"))).unwrap_or_default(),
+                    placeholder_env: s
+                        .map(|s| text(s.get("placeholder_env")))
+                        .unwrap_or_default(),
                     value: String::new(),
                     source: s.map(source).unwrap_or_default(),
                     origin: Some(k.to_string()),
@@ -97,7 +104,12 @@ fn command(item: Option<&Item>) -> String {
 
 fn words(item: Option<&Item>, sep: &str) -> String {
     item.and_then(Item::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(sep))
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(sep)
+        })
         .unwrap_or_default()
 }
 
@@ -125,7 +137,13 @@ pub fn kept(doc: &DocumentMut) -> Vec<String> {
 /// schema names keys.
 fn walk(t: &dyn TableLike, path: &str, shape: &str, out: &mut Vec<String>) {
     for (k, item) in t.iter() {
-        let join = |base: &str, k: &str| if base.is_empty() { k.to_string() } else { format!("{base}.{k}") };
+        let join = |base: &str, k: &str| {
+            if base.is_empty() {
+                k.to_string()
+            } else {
+                format!("{base}.{k}")
+            }
+        };
         let (p, s) = (join(path, k), join(shape, k));
         let s_any = join(shape, "*");
         let shape = if schema::is_known(&s) { s } else { s_any };

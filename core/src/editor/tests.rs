@@ -45,7 +45,10 @@ fn a_new_form_is_written_as_toml_the_cli_accepts_and_reads_back_the_same() {
     assert_eq!(m.agent_command, vec!["claude", "--verbose"]);
     assert_eq!(m.egress[0].methods, vec!["GET", "POST"]);
     assert_eq!(m.egress[0].inject.as_ref().unwrap().render("x"), "Bearer x");
-    assert!(matches!(m.secrets[0].source, manifest::SecretSource::Keychain));
+    assert!(matches!(
+        m.secrets[0].source,
+        manifest::SecretSource::Keychain
+    ));
     let back = open(&home, "work").unwrap();
     let mut expected = form();
     expected.workspace_origin = Some(0);
@@ -66,12 +69,21 @@ fn saving_reports_the_cli_error_for_the_field_and_writes_nothing() {
     let mut f = form();
     f.egress[0].host = "Not A Host".into();
     let errs = save(&home, &f).unwrap_err();
-    assert_eq!((errs[0].field.as_str(), errs[0].key.as_str()), ("egress-0", "egress[0]"), "{errs:?}");
-    assert!(errs[0].message.contains("not a valid host name"), "{errs:?}");
+    assert_eq!(
+        (errs[0].field.as_str(), errs[0].key.as_str()),
+        ("egress-0", "egress[0]"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[0].message.contains("not a valid host name"),
+        "{errs:?}"
+    );
     f.egress[0].host = "api.example.com".into();
     f.name = "Bad Name".into();
     assert_eq!(save(&home, &f).unwrap_err()[0].field, "name");
-    let files = std::fs::read_dir(home.bottles_dir()).map(|d| d.count()).unwrap_or(0);
+    let files = std::fs::read_dir(home.bottles_dir())
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(files, 0);
 }
 

@@ -217,7 +217,11 @@ fn rewrite_list<T>(
                 .unwrap_or_default();
             let mut new = ArrayOfTables::new();
             for w in &wanted {
-                let mut t = w.origin.and_then(|o| old.get(o)).cloned().unwrap_or_default();
+                let mut t = w
+                    .origin
+                    .and_then(|o| old.get(o))
+                    .cloned()
+                    .unwrap_or_default();
                 write(&mut t, w.entry);
                 new.push(t);
             }
@@ -235,13 +239,20 @@ fn env(root: &mut Table, form: &BottleForm) -> Vec<(String, String)> {
         .filter(|(_, e)| !e.key.trim().is_empty())
         .map(|(i, e)| (i, e.key.trim(), e.value.as_str(), e.origin.as_deref()))
         .collect();
-    let fields = rows.iter().map(|(i, k, _, _)| (k.to_string(), format!("env-{i}"))).collect();
+    let fields = rows
+        .iter()
+        .map(|(i, k, _, _)| (k.to_string(), format!("env-{i}")))
+        .collect();
     let Some(table) = table_for(root, "env", !rows.is_empty(), false) else {
         return fields;
     };
     let before = key_names(table);
     // Variables removed in the form, or renamed, leave the file first.
-    let keep: Vec<&str> = rows.iter().filter(|r| r.3 == Some(r.1)).map(|r| r.1).collect();
+    let keep: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.3 == Some(r.1))
+        .map(|r| r.1)
+        .collect();
     let gone: Vec<String> = table
         .iter()
         .map(|(k, _)| k.to_string())
@@ -274,7 +285,10 @@ fn secrets(root: &mut Table, form: &BottleForm) -> Vec<(String, String)> {
     let before = key_names(table);
     // Entries the form no longer has leave; renamed ones move, keeping
     // their contents; the others are edited where they are.
-    let kept: Vec<&str> = rows.iter().filter_map(|(_, s)| s.origin.as_deref()).collect();
+    let kept: Vec<&str> = rows
+        .iter()
+        .filter_map(|(_, s)| s.origin.as_deref())
+        .collect();
     let gone: Vec<String> = table
         .iter()
         .map(|(k, _)| k.to_string())
@@ -304,7 +318,10 @@ fn secrets(root: &mut Table, form: &BottleForm) -> Vec<(String, String)> {
         table.insert(&name, item);
     }
     for (_, s) in &rows {
-        if let Some(t) = table.get_mut(s.name.trim()).and_then(Item::as_table_like_mut) {
+        if let Some(t) = table
+            .get_mut(s.name.trim())
+            .and_then(Item::as_table_like_mut)
+        {
             set_or_remove(t, "placeholder_env", s.placeholder_env.trim());
         }
     }
@@ -394,7 +411,11 @@ fn set_list(t: &mut dyn TableLike, key: &str, items: &[String]) {
     if items.is_empty() {
         t.remove(key);
     } else {
-        set(t, key, Value::Array(items.iter().map(String::as_str).collect()));
+        set(
+            t,
+            key,
+            Value::Array(items.iter().map(String::as_str).collect()),
+        );
     }
 }
 

@@ -11,6 +11,7 @@
 //! file only); [`validate`] turns each part into the checked
 //! [`Manifest`]; `parse` runs the stages in order.
 
+mod mounts;
 mod raw;
 pub mod schema;
 mod validate;
@@ -19,14 +20,13 @@ use crate::home::Home;
 use crate::name::{BottleName, NameError};
 use bottlebar_policy::selftest::LeakClass;
 use bottlebar_policy::EgressRule;
+pub(crate) use raw::line_col;
+use raw::{Ctx, RawManifest};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
-use raw::{Ctx, RawManifest};
-pub(crate) use raw::line_col;
 pub use validate::parse_memory_mib;
-
 
 /// The built-in bottle that exists without a file.
 pub const DEMO_BOTTLE: &str = "demo";
@@ -80,11 +80,13 @@ pub const RESERVED_ENV: &[&str] = &[
 /// A validated error in a manifest, pointing at the offending key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ManifestError {
+    /// The manifest file (or `<built-in demo>`).
     pub file: String,
     /// 1-based line and column, where the parser knows them.
     pub position: Option<(usize, usize)>,
     /// Dotted key path, e.g. `mounts[2].host`.
     pub key: String,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -104,15 +106,26 @@ impl fmt::Display for ManifestError {
 /// Errors loading a bottle by name.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The name is not a bottle name.
     #[error(transparent)]
     Name(#[from] NameError),
+    /// There is no such bottle.
     #[error("no bottle named `{name}`: expected a manifest at {path}")]
-    NotFound { name: String, path: PathBuf },
+    NotFound {
+        /// The bottle.
+        name: String,
+        /// Where its file would be.
+        path: PathBuf,
+    },
+    /// The file could not be read.
     #[error("reading {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The OS's reason.
         source: std::io::Error,
     },
+    /// The file is not a valid manifest.
     #[error(transparent)]
     Invalid(#[from] ManifestError),
 }
@@ -121,11 +134,14 @@ pub enum LoadError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
+    /// Docker Engine, through the `docker` CLI.
     Docker,
+    /// Apple's `container` (macOS 26).
     Apple,
 }
 
 impl BackendKind {
+    /// `docker` or `apple`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "docker" => Some(Self::Docker),
@@ -134,6 +150,7 @@ impl BackendKind {
         }
     }
 
+    /// `docker` or `apple`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Docker => "docker",
@@ -151,16 +168,23 @@ impl fmt::Display for BackendKind {
 /// A manifest that passed validation. Paths are absolute.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Manifest {
+    /// Its name (the file's stem).
     pub name: BottleName,
     /// Where it came from: a file path, or `<built-in demo>`.
     pub source: String,
+    /// `description`.
     pub description: Option<String>,
+    /// `backend`, when the bottle insists on one.
     pub backend: Option<BackendKind>,
+    /// The agent's image: a template or a Dockerfile.
     pub agent: AgentImage,
     /// The agent program "Start agent" runs in the bottle (e.g. `["claude"]`).
     pub agent_command: Vec<String>,
+    /// `[[mounts]]`.
     pub mounts: Vec<Mount>,
+    /// `[env]`.
     pub env: BTreeMap<String, String>,
+    /// `[[egress]]` rules.
     pub egress: Vec<EgressRule>,
     /// Credentials the sidecar holds: injected by rules, and scanned for in
     /// everything the agent sends.
@@ -176,7 +200,9 @@ pub struct Manifest {
     pub allow_private_ranges: Vec<String>,
     /// Gated `git push` through the sidecar.
     pub git_gate: bool,
+    /// `supervise`: offer the agent the MCP supervise endpoint.
     pub supervise: bool,
+    /// `[resources]`.
     pub resources: Resources,
     /// Leak classes of the isolation self-test the user accepts knowingly
     /// (`[isolation] accept_leaks`); empty by default: any leak fails closed.
@@ -190,13 +216,16 @@ pub struct Manifest {
 /// the manifest, and never given to the agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SecretSpec {
+    /// Its name (`[secrets.NAME]`).
     pub name: String,
+    /// Where its value comes from.
     pub source: SecretSource,
     /// An environment variable the agent gets holding [`SecretSpec::placeholder`],
     /// so its tools start; the sidecar swaps in the real value.
     pub placeholder_env: Option<String>,
 }
 
+/// Where a secret's value comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SecretSource {
@@ -228,6 +257,7 @@ impl SecretSpec {
     }
 }
 
+/// The agent's image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AgentImage {
@@ -235,27 +265,34 @@ pub enum AgentImage {
     Template(String),
     /// The bottle's own Dockerfile and its build context directory.
     Dockerfile {
+        /// The Dockerfile.
         dockerfile: PathBuf,
+        /// Its build context.
         context: PathBuf,
     },
 }
 
+/// One `[[mounts]]` entry, validated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mount {
+    /// The host path (absolute, existing).
     pub host: PathBuf,
+    /// Where it appears in the container.
     pub container: String,
+    /// Mounted read-only.
     pub readonly: bool,
     /// True when `host` is a single file (it is staged, never bind-mounted itself).
     pub is_file: bool,
 }
 
+/// `[resources]`: the agent's CPUs and memory (the engine's default when unset).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Resources {
+    /// CPUs.
     pub cpus: Option<u32>,
+    /// Memory, in MiB.
     pub memory_mib: Option<u64>,
 }
-
-
 
 /// Parses and validates manifest text. `file` names it in errors; a
 /// relative Dockerfile path is resolved from `home`'s bottles directory,
@@ -279,7 +316,7 @@ pub fn parse(
         backend: validate::backend(&cx, raw.backend.as_ref())?,
         agent,
         agent_command,
-        mounts: validate::mounts(&cx, &raw.mounts, home.root())?,
+        mounts: mounts::mounts(&cx, &raw.mounts, home.root())?,
         egress: validate::egress(&cx, &raw.egress, &secrets)?,
         env,
         secrets,

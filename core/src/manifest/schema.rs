@@ -154,10 +154,22 @@ mod tests {
 
     #[test]
     fn the_form_owns_what_the_editor_writes_and_nothing_it_cannot_show() {
-        for k in ["description", "agent.command", "egress[].inject.secret", "env.*"] {
+        for k in [
+            "description",
+            "agent.command",
+            "egress[].inject.secret",
+            "env.*",
+        ] {
             assert!(form_owns(k), "{k}");
         }
-        for k in ["backend", "dns", "hosts", "egress[].ports", "egress[].inject.value", "secrets.*.env"] {
+        for k in [
+            "backend",
+            "dns",
+            "hosts",
+            "egress[].ports",
+            "egress[].inject.value",
+            "secrets.*.env",
+        ] {
             assert!(!form_owns(k) && is_known(k), "{k}");
         }
         assert!(is_list("egress") && is_table("egress[].inject") && !is_known("nope"));

@@ -88,4 +88,3 @@ pub async fn cleanup<R: Runner>(
     }
     Ok(swept)
 }
-

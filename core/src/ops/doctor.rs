@@ -44,25 +44,46 @@ pub struct Check {
 /// Checks this machine; with `fix`, first fixes what can be fixed without
 /// asking (starting Apple's container service).
 pub async fn doctor<R: Runner>(runner: &R, fix: bool) -> DoctorReport {
-    let fixed = if fix { backend::fix(runner).await } else { Vec::new() };
+    let fixed = if fix {
+        backend::fix(runner).await
+    } else {
+        Vec::new()
+    };
     let mut engines = Vec::new();
     for kind in [BackendKind::Docker, BackendKind::Apple] {
         // Apple's runtime only exists on macOS: no nagging on Linux.
-        if kind == BackendKind::Apple && !cfg!(target_os = "macos") && backend::find_engine(kind).is_err() {
+        if kind == BackendKind::Apple
+            && !cfg!(target_os = "macos")
+            && backend::find_engine(kind).is_err()
+        {
             continue;
         }
         engines.push(backend::status(kind, runner).await);
     }
     let default_backend = choose_backend(None, None);
-    let sidecar = match images::find_sidecar_binary().and_then(|p| images::check_static_linux_elf(&p).map(|_| p)) {
-        Ok(p) => Check { ok: true, detail: p.display().to_string() },
-        Err(e) => Check { ok: false, detail: e.to_string() },
+    let sidecar = match images::find_sidecar_binary()
+        .and_then(|p| images::check_static_linux_elf(&p).map(|_| p))
+    {
+        Ok(p) => Check {
+            ok: true,
+            detail: p.display().to_string(),
+        },
+        Err(e) => Check {
+            ok: false,
+            detail: e.to_string(),
+        },
     };
     let busybox = match images::find_static_busybox() {
-        Some(p) => Check { ok: true, detail: p.display().to_string() },
+        Some(p) => Check {
+            ok: true,
+            detail: p.display().to_string(),
+        },
         None => Check {
             ok: false,
-            detail: format!("no static busybox; the demo template will pull {}", images::BUSYBOX_FALLBACK_IMAGE),
+            detail: format!(
+                "no static busybox; the demo template will pull {}",
+                images::BUSYBOX_FALLBACK_IMAGE
+            ),
         },
     };
     let backend_ready = engines

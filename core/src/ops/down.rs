@@ -33,7 +33,9 @@ pub async fn down<R: Runner>(
     if live.is_empty() && !owned.foreign.of_bottle(bottle.as_str()).is_empty() {
         events.emit(Event::Note {
             bottle: bottle.to_string(),
-            message: format!("bottle `{bottle}` on this engine belongs to another Bottlebar home; left alone"),
+            message: format!(
+                "bottle `{bottle}` on this engine belongs to another Bottlebar home; left alone"
+            ),
         });
     }
     remove_resources(&engine, runner, &bottle, &live, events).await?;
@@ -81,4 +83,3 @@ pub(super) async fn remove_resources<R: Runner>(
     }
     Ok(())
 }
-

@@ -25,4 +25,3 @@ pub async fn exec_argv<R: Runner>(
     let engine = backend::find_engine(st.backend).map_err(engine_err(&bottle))?;
     Ok(engine.exec_argv(&bottle, command, tty))
 }
-

@@ -79,7 +79,6 @@ pub fn lock(home: &Home, name: &BottleName) -> Result<BottleLock, OpError> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,71 +39,124 @@ use crate::state::StateError;
 /// Why an operation failed, naming the bottle and the step.
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {
+    /// This home's id could not be read or made.
     #[error("bottle home: {0}")]
     HomeId(#[from] HomeIdError),
     /// The bottle's resources on the engine belong to another home.
     #[error("bottle `{bottle}` on this engine belongs to another Bottlebar home (id {home}); engine names are shared, so remove it from that home (`bottle down {bottle}` with its BOTTLEBAR_HOME) or give this bottle another name")]
-    Foreign { bottle: String, home: String },
+    Foreign {
+        /// The bottle.
+        bottle: String,
+        /// The other home's id.
+        home: String,
+    },
+    /// The name is not a bottle name.
     #[error(transparent)]
     Name(#[from] NameError),
+    /// The manifest could not be loaded.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// The engine failed.
     #[error("bottle `{bottle}`: {source}")]
-    Engine { bottle: String, source: EngineError },
+    Engine {
+        /// The bottle.
+        bottle: String,
+        /// What failed.
+        source: EngineError,
+    },
+    /// An image could not be prepared.
     #[error("bottle `{bottle}`: {source}")]
-    Image { bottle: String, source: ImageError },
+    Image {
+        /// The bottle.
+        bottle: String,
+        /// What failed.
+        source: ImageError,
+    },
+    /// The state directory could not be written.
     #[error("bottle `{bottle}`: preparing its state: {source}")]
     Prepare {
+        /// The bottle.
         bottle: String,
+        /// What failed.
         source: MaterializeError,
     },
+    /// The state directory could not be read or changed.
     #[error("bottle `{bottle}`: {source}")]
-    State { bottle: String, source: StateError },
+    State {
+        /// The bottle.
+        bottle: String,
+        /// What failed.
+        source: StateError,
+    },
+    /// A secret could not be read.
     #[error("bottle `{bottle}`: {source}")]
     Secret {
+        /// The bottle.
         bottle: String,
+        /// What failed.
         source: launch::SecretError,
     },
+    /// A launch step failed (the launch was rolled back).
     #[error(transparent)]
     Launch(#[from] crate::executor::StepFailed),
     /// The self-test found a direct way out (or no proxy path): the bottle
     /// was removed, nothing runs.
     #[error("bottle `{bottle}`: {summary}\n  the bottle was stopped and removed (fail closed); details: `bottle verify {bottle}` after fixing, or {record}\n  to accept a documented leak class knowingly, see docs/security.md")]
     IsolationLeak {
+        /// The bottle.
         bottle: String,
+        /// Which path leaked.
         summary: String,
+        /// Where the full record is.
         record: String,
     },
+    /// The self-test could not run.
     #[error("bottle `{bottle}`: isolation self-test: {source}")]
     SelfTest {
+        /// The bottle.
         bottle: String,
+        /// What failed.
         source: crate::selftest::SelfTestError,
     },
     #[error(
         "bottle `{0}` is being launched or removed by another process; try again when it finishes"
     )]
+    /// Another process holds the bottle's lock.
     Busy(String),
+    /// The bottle is not running.
     #[error("bottle `{0}` is not running; start it with `bottle up {0}`")]
     NotRunning(String),
+    /// The bottle asks for something this machine or backend cannot do.
     #[error("bottle `{bottle}`: {message}")]
-    Unsupported { bottle: String, message: String },
+    Unsupported {
+        /// The bottle.
+        bottle: String,
+        /// What, and what to do.
+        message: String,
+    },
     /// A running sidecar refused (or could not be given) new rules; its
     /// egress is closed until it has valid ones.
     #[error("bottle `{bottle}`: the sidecar did not take the new rules (`{command}`): {detail}\n  its egress is closed until it has valid rules; fix the bottle file and run `bottle up {bottle}` again")]
     Rules {
+        /// The bottle.
         bottle: String,
+        /// The reload command.
         command: String,
+        /// What it said.
         detail: String,
     },
+    /// `cleanup` could not ask the engine.
     #[error("cleanup: {0}")]
     Sweep(EngineError),
+    /// A lock file could not be made or taken.
     #[error("lock file {path}: {source}")]
     Lock {
+        /// The lock file.
         path: String,
+        /// The OS's reason.
         source: std::io::Error,
     },
 }
-
 
 /// Chooses the backend: command line, then manifest, then the machine default.
 pub fn choose_backend(cli: Option<BackendKind>, manifest: Option<BackendKind>) -> BackendKind {

@@ -129,7 +129,11 @@ mod tests {
                 container("legacy", None),
                 container("stranger", None),
             ],
-            networks: vec![network("mine", Some(id.as_str())), network("legacy", None), network("theirs", Some(other))],
+            networks: vec![
+                network("mine", Some(id.as_str())),
+                network("legacy", None),
+                network("theirs", Some(other)),
+            ],
         };
         let owned = split(inv, &id, |b| b == "legacy");
         assert_eq!(owned.mine.bottles(), ["legacy", "mine"]);

@@ -49,15 +49,21 @@ impl BottleState {
 /// What the engine has of one bottle, as `ls`, the app and the tray show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BottleStatus {
+    /// The bottle.
     pub name: String,
+    /// Its state.
     pub state: BottleState,
+    /// The backend it runs on.
     pub backend: BackendKind,
     /// Where the manifest came from; `None` for resources with no manifest.
     pub manifest: Option<String>,
     /// The agent's keep-alive process (`sleep 2147483647`) is its running main process.
     pub keepalive_alive: bool,
+    /// When its agent started (RFC 3339), while running.
     pub started_at: Option<String>,
+    /// How long its agent has run.
     pub uptime_secs: Option<u64>,
+    /// The sidecar's address on the internal network, while running.
     pub sidecar_ip: Option<String>,
     /// What is wrong, for partial and unknown bottles.
     pub problem: Option<String>,
@@ -102,8 +108,11 @@ impl Serialize for BottleStatus {
 /// The last self-test of a bottle, as the app and `ls` show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SelfTestSummary {
+    /// When it ran (RFC 3339).
     pub at: String,
+    /// Isolated.
     pub ready: bool,
+    /// What it found, in one line.
     pub summary: String,
 }
 

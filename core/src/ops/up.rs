@@ -82,9 +82,26 @@ pub async fn up<R: Runner>(
     let mut launch = prepare(home, &pre, opts.inputs, runner.as_ref(), events).await?;
     let started = std::time::Instant::now();
     let sidecar_ip = execute(&pre, &mut launch.spec, runner.clone(), events).await?;
-    if let Err(e) = self_test(home, &pre.engine, runner.as_ref(), &bottle, pre.kind, &launch.policy, events).await {
+    if let Err(e) = self_test(
+        home,
+        &pre.engine,
+        runner.as_ref(),
+        &bottle,
+        pre.kind,
+        &launch.policy,
+        events,
+    )
+    .await
+    {
         let live = mine(home, &pre, runner.as_ref()).await.unwrap_or_default();
-        remove_resources(&pre.engine, runner.as_ref(), &bottle, &live.mine.of_bottle(bottle.as_str()), events).await?;
+        remove_resources(
+            &pre.engine,
+            runner.as_ref(),
+            &bottle,
+            &live.mine.of_bottle(bottle.as_str()),
+            events,
+        )
+        .await?;
         return Err(e);
     }
     launch.state.keep();
@@ -149,7 +166,10 @@ async fn reconcile<R: Runner>(
     let bottle = &pre.manifest.name;
     let owned = mine(home, pre, runner).await?;
     for (b, note) in owned.adoption_notes() {
-        events.emit(Event::Note { bottle: b, message: note });
+        events.emit(Event::Note {
+            bottle: b,
+            message: note,
+        });
     }
     let foreign = owned.foreign.of_bottle(bottle.as_str());
     if !foreign.is_empty() {
@@ -179,7 +199,10 @@ async fn reconcile<R: Runner>(
         // Running, but its state directory is gone: its sidecar's mounts
         // are dangling, so it cannot be managed from here. Replace it.
         BottleState::Running if !state_dir.join("sidecar").is_dir() => {
-            note(format!("bottle `{bottle}` is running but its state directory {} is missing; replacing it", state_dir.display()));
+            note(format!(
+                "bottle `{bottle}` is running but its state directory {} is missing; replacing it",
+                state_dir.display()
+            ));
             remove_resources(&pre.engine, runner, bottle, &live, events).await?;
         }
         BottleState::Running => {
@@ -208,7 +231,11 @@ async fn reconcile<R: Runner>(
 
 /// A running bottle's rules and secrets, brought up to date: written to
 /// its state and handed to the sidecar live. Whether they changed.
-async fn refresh_rules<R: Runner>(home: &Home, pre: &Preflight, runner: &R) -> Result<bool, OpError> {
+async fn refresh_rules<R: Runner>(
+    home: &Home,
+    pre: &Preflight,
+    runner: &R,
+) -> Result<bool, OpError> {
     let m = &pre.manifest;
     let secrets = launch::resolve_secrets(&m.name, &m.secrets).map_err(secret_err(&m.name))?;
     let dirs = StateDirs::new(home.state_dir(&m.name));
@@ -219,7 +246,8 @@ async fn refresh_rules<R: Runner>(home: &Home, pre: &Preflight, runner: &R) -> R
         hosts: &m.hosts,
         allow_private_ranges: &m.allow_private_ranges,
     };
-    let changed = state::write_sidecar_files(&dirs, &m.name, &egress).map_err(state_err(&m.name))?;
+    let changed =
+        state::write_sidecar_files(&dirs, &m.name, &egress).map_err(state_err(&m.name))?;
     push_rules(&pre.engine, runner, &m.name, &egress).await?;
     Ok(changed)
 }
@@ -242,9 +270,14 @@ async fn push_rules<R: Runner>(
     Err(OpError::Rules {
         bottle: bottle.to_string(),
         command: crate::plan::display_command(&argv),
-        detail: format!("exit {:?}: {} {}", out.code, out.stdout.trim(), out.stderr_tail())
-            .trim()
-            .to_string(),
+        detail: format!(
+            "exit {:?}: {} {}",
+            out.code,
+            out.stdout.trim(),
+            out.stderr_tail()
+        )
+        .trim()
+        .to_string(),
     })
 }
 
@@ -274,12 +307,21 @@ async fn prepare<R: Runner>(
     };
     let dns = launch::choose_dns(m, pre.kind);
     let program = pre.engine.program_str();
-    let mut spec = launch::describe(home, &pre.home_id, m, pre.kind, &program, pre.version, &inputs, dns)
-        .map_err(image_err(bottle))?;
+    let target = launch::Target {
+        backend: pre.kind,
+        program: &program,
+        version: pre.version,
+    };
+    let mut spec =
+        launch::describe(home, &pre.home_id, m, target, &inputs, dns).map_err(image_err(bottle))?;
     let state = StateGuard::new(&spec.state);
     launch::materialize(&spec, &secrets).map_err(prepare_err(bottle))?;
     spec.gvisor = use_gvisor(&pre.engine, runner, m, events).await?;
-    Ok(Prepared { spec, policy, state })
+    Ok(Prepared {
+        spec,
+        policy,
+        state,
+    })
 }
 
 /// Removes a state directory this launch created, unless the launch
@@ -329,7 +371,8 @@ async fn execute<R: Runner>(
     let mut attempt = 0;
     loop {
         if pre.kind == BackendKind::Docker {
-            spec.subnets = Some(choose_subnets(&pre.engine, runner.as_ref(), bottle, attempt).await?);
+            spec.subnets =
+                Some(choose_subnets(&pre.engine, runner.as_ref(), bottle, attempt).await?);
         }
         let plan = backend::plan(spec);
         match executor::execute(&plan, runner.clone(), events).await {
@@ -340,7 +383,10 @@ async fn execute<R: Runner>(
                     .cloned()
                     .unwrap_or_default())
             }
-            Err(f) if attempt < SUBNET_ATTEMPTS && backend::is_subnet_clash(&f.step, &f.stderr_tail) => {
+            Err(f)
+                if attempt < SUBNET_ATTEMPTS
+                    && backend::is_subnet_clash(&f.step, &f.stderr_tail) =>
+            {
                 attempt += 1;
                 events.emit(Event::Note {
                     bottle: bottle.to_string(),
@@ -391,7 +437,9 @@ async fn use_gvisor<R: Runner>(
     let runtimes = backend::docker_runtimes(engine, runner)
         .await
         .map_err(engine_err(bottle))?;
-    let has = runtimes.iter().any(|r| r == backend::docker::GVISOR_RUNTIME);
+    let has = runtimes
+        .iter()
+        .any(|r| r == backend::docker::GVISOR_RUNTIME);
     if !has && choice == launch::GvisorChoice::On {
         return Err(unsupported(bottle)(format!(
             "gVisor is required (`[isolation] gvisor = true` or {}=on) but Docker has no `runsc` runtime (it has: {}); install gVisor and register it in /etc/docker/daemon.json",

@@ -172,4 +172,3 @@ pub(super) async fn self_test<R: Runner>(
         })
     }
 }
-

@@ -24,11 +24,11 @@ pub struct AuditEntry {
     /// 1-based index of the rule that allowed the request or refused it, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<usize>,
-    /// `allow` or `deny`.
-    pub decision: String,
+    /// Whether the request went out.
+    pub decision: Verdict,
     /// Why it was denied (or what went wrong upstream), as a short code.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<ReasonCode>,
     /// What the request was refused or changed for, in words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -51,6 +51,151 @@ pub struct AuditEntry {
     pub duration_ms: u64,
 }
 
+/// Whether a request went out (`allow`) or was refused (`deny`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Sent upstream (it may still have failed there).
+    #[default]
+    Allow,
+    /// Refused by the sidecar.
+    Deny,
+}
+
+impl Verdict {
+    /// `allow` or `deny`, as in the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+        }
+    }
+}
+
+/// Why a request was refused, or what went wrong upstream: the short code
+/// in the audit log and the `x-bottlebar-deny` header.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonCode {
+    /// An address no rule names exactly.
+    IpLiteral,
+    /// No rule names the host.
+    HostNotAllowed,
+    /// Rules name the host, not the port.
+    PortNotAllowed,
+    /// The rule limits methods.
+    MethodNotAllowed,
+    /// The rule limits paths.
+    PathNotAllowed,
+    /// `TRACE`/`TRACK` refused.
+    TraceRefused,
+    /// An injecting rule over a connection that is not verified TLS.
+    InjectionNeedsTls,
+    /// A blind tunnel where the rule limits methods or paths.
+    TunnelNeedsInspection,
+    /// DNS over HTTPS to a host no rule names exactly.
+    Doh,
+    /// The names in one request disagree.
+    Fronting,
+    /// A credential placeholder to a rule that does not inject it.
+    Placeholder,
+    /// Outbound data carries a secret.
+    SecretDetected,
+    /// A body the proxy cannot inspect.
+    Uninspectable,
+    /// An allowed name resolved to a private address.
+    PrivateAddress,
+    /// A malformed request.
+    BadRequest,
+    /// The sidecar has no valid rules: egress is closed.
+    RulesUnreadable,
+    /// The upstream failed (connect, DNS, HTTP).
+    UpstreamFailed,
+    /// The upstream's certificate did not verify.
+    UpstreamTlsVerify,
+    /// A connection from outside the agent's networks.
+    NotAgentNetwork,
+    /// A code this version does not know (a newer sidecar's log).
+    #[serde(other)]
+    Other,
+}
+
+impl ReasonCode {
+    /// The code as the log and the header write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::IpLiteral => "ip_literal",
+            ReasonCode::HostNotAllowed => "host_not_allowed",
+            ReasonCode::PortNotAllowed => "port_not_allowed",
+            ReasonCode::MethodNotAllowed => "method_not_allowed",
+            ReasonCode::PathNotAllowed => "path_not_allowed",
+            ReasonCode::TraceRefused => "trace_refused",
+            ReasonCode::InjectionNeedsTls => "injection_needs_tls",
+            ReasonCode::TunnelNeedsInspection => "tunnel_needs_inspection",
+            ReasonCode::Doh => "doh",
+            ReasonCode::Fronting => "fronting",
+            ReasonCode::Placeholder => "placeholder",
+            ReasonCode::SecretDetected => "secret_detected",
+            ReasonCode::Uninspectable => "uninspectable",
+            ReasonCode::PrivateAddress => "private_address",
+            ReasonCode::BadRequest => "bad_request",
+            ReasonCode::RulesUnreadable => "rules_unreadable",
+            ReasonCode::UpstreamFailed => "upstream_failed",
+            ReasonCode::UpstreamTlsVerify => "upstream_tls_verify",
+            ReasonCode::NotAgentNetwork => "not_agent_network",
+            ReasonCode::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_read_and_write_as_the_log_spells_them() {
+        use ReasonCode::*;
+        for c in [
+            IpLiteral,
+            HostNotAllowed,
+            PortNotAllowed,
+            MethodNotAllowed,
+            PathNotAllowed,
+            TraceRefused,
+            InjectionNeedsTls,
+            TunnelNeedsInspection,
+            Doh,
+            Fronting,
+            Placeholder,
+            SecretDetected,
+            Uninspectable,
+            PrivateAddress,
+            BadRequest,
+            RulesUnreadable,
+            UpstreamFailed,
+            UpstreamTlsVerify,
+            NotAgentNetwork,
+            Other,
+        ] {
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(json, format!("\"{}\"", c.as_str()));
+            assert_eq!(serde_json::from_str::<ReasonCode>(&json).unwrap(), c);
+        }
+        let old: AuditEntry =
+            serde_json::from_str(r#"{"decision":"deny","reason":"from_the_future"}"#).unwrap();
+        assert_eq!(
+            (old.decision, old.reason),
+            (Verdict::Deny, Some(ReasonCode::Other))
+        );
+    }
 }

@@ -30,7 +30,7 @@ pub mod rule;
 pub mod selftest;
 
 pub use addresses::{AddressPolicy, Cidr, SpecialAddress};
-pub use audit::AuditEntry;
+pub use audit::{AuditEntry, ReasonCode, Verdict};
 pub use config::{HeldSecret, ListenSpec, LiveRules, SecretsFile, SidecarConfig, CONTROL_SOCKET};
 pub use decide::{decide, Decision, DenyReason, Request};
 pub use doh::{DOH_HOSTS, DOH_MEDIA_TYPES};

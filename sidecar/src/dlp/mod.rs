@@ -19,6 +19,7 @@
 
 pub mod decode;
 pub mod stream;
+mod tokens;
 pub mod views;
 
 pub use stream::{Depth, Mode, StreamScanner};
@@ -26,7 +27,7 @@ pub use stream::{Depth, Mode, StreamScanner};
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine as _;
 use bottlebar_policy::HeldSecret;
-use regex::bytes::Regex;
+use tokens::Tokens;
 
 /// Longest token-pattern match considered; patterns are written to stay under it.
 const MAX_PATTERN_LEN: usize = 512;
@@ -71,40 +72,6 @@ struct Literals {
     prefixes_reversed: Option<AhoCorasick>,
 }
 
-/// The token formats: their literal prefixes gate the expressions (clean
-/// data costs one fast literal pass); one combined expression finds
-/// candidates in a single pass; the individual ones name what was found.
-struct Tokens {
-    prefixes: AhoCorasick,
-    any: Regex,
-    each: Vec<(&'static str, Regex)>,
-}
-
-/// The literal starts of [`TOKEN_PATTERNS`]: no token can occur where none of these does.
-const TOKEN_PREFIXES: &[&str] = &[
-    "AKIA",
-    "ASIA",
-    "AGPA",
-    "AIDA",
-    "AROA",
-    "ANPA",
-    "ghp_",
-    "gho_",
-    "ghu_",
-    "ghs_",
-    "ghr_",
-    "github_pat_",
-    "sk-",
-    "xoxa-",
-    "xoxb-",
-    "xoxp-",
-    "xoxo-",
-    "xoxs-",
-    "xoxr-",
-    "AIza",
-    "-----BEGIN ",
-];
-
 /// Finds secrets in bytes.
 pub struct Scanner {
     literals: Literals,
@@ -113,79 +80,6 @@ pub struct Scanner {
     window: usize,
     /// Longest stretch the views must see whole.
     deep_window: usize,
-}
-
-const TOKEN_PATTERNS: &[(&str, &str)] = &[
-    (
-        "an AWS access key",
-        r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[0-9A-Z]{16}\b",
-    ),
-    (
-        "a GitHub token",
-        r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}\b",
-    ),
-    ("a GitHub token", r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b"),
-    ("an Anthropic API key", r"\bsk-ant-[A-Za-z0-9_\-]{20,255}"),
-    (
-        "an OpenAI API key",
-        r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,255}",
-    ),
-    ("a Slack token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,255}"),
-    ("a Google API key", r"\bAIza[0-9A-Za-z_\-]{35}"),
-    (
-        "a PEM private key",
-        r"-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY-----",
-    ),
-];
-
-impl Tokens {
-    fn new() -> Self {
-        let any = TOKEN_PATTERNS
-            .iter()
-            .map(|(_, p)| format!("(?:{p})"))
-            .collect::<Vec<_>>()
-            .join("|");
-        Tokens {
-            prefixes: AhoCorasick::new(TOKEN_PREFIXES).expect("token prefixes build"),
-            any: Regex::new(&any).expect("built-in patterns compile"),
-            each: TOKEN_PATTERNS
-                .iter()
-                .map(|(k, p)| (*k, Regex::new(p).expect("built-in pattern compiles")))
-                .collect(),
-        }
-    }
-
-    fn is_match(&self, data: &[u8]) -> bool {
-        self.prefixes.is_match(data) && self.any.is_match(data)
-    }
-
-    fn find(&self, data: &[u8], out: &mut Vec<Finding>) {
-        if !self.prefixes.is_match(data) {
-            return;
-        }
-        for m in self.any.find_iter(data) {
-            // The longest individual match at this start names it.
-            let named = self
-                .each
-                .iter()
-                .filter_map(|(k, re)| {
-                    re.find_at(data, m.start())
-                        .filter(|x| x.start() == m.start())
-                        .map(|x| (k, x.end()))
-                })
-                // Ties go to the pattern listed first (the more specific).
-                .fold(None, |best: Option<(&&str, usize)>, (k, end)| match best {
-                    Some((_, e)) if e >= end => best,
-                    _ => Some((k, end)),
-                });
-            let (kind, end) = named.unwrap_or((&"a token", m.end()));
-            out.push(Finding {
-                kind: kind.to_string(),
-                start: m.start(),
-                end: end.max(m.end()),
-            });
-        }
-    }
 }
 
 /// The encoded forms of `secret` worth scanning for, with a label for each
@@ -417,179 +311,4 @@ impl Scanner {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-
-    const SECRET: &str = "s3cr3t-Token_value/with+chars";
-
-    fn scanner() -> Scanner {
-        Scanner::new(
-            &[HeldSecret {
-                name: "api".into(),
-                value: SECRET.into(),
-                placeholder: None,
-            }],
-            Needles::SecretsAndTokens,
-        )
-    }
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
-
-    #[test]
-    fn finds_a_held_secret_in_every_encoding_and_alignment() {
-        let s = scanner();
-        let mut forms = vec![
-            SECRET.to_string(),
-            hex(SECRET.as_bytes()),
-            hex(SECRET.as_bytes()).to_uppercase(),
-            percent_encoding::percent_encode(SECRET.as_bytes(), percent_encoding::NON_ALPHANUMERIC)
-                .to_string(),
-            SECRET.bytes().map(|b| format!("%{b:02x}")).collect(),
-        ];
-        // The secret inside a longer base64 payload, at each alignment.
-        for prefix in ["", "a", "ab", "abc", "abcd"] {
-            let payload = format!("{prefix}{{\"key\":\"{SECRET}\"}}");
-            forms.push(STANDARD.encode(&payload));
-            forms.push(URL_SAFE_NO_PAD.encode(&payload));
-        }
-        for form in forms {
-            let data = format!("junk before {form} junk after");
-            let f = s
-                .first(data.as_bytes())
-                .unwrap_or_else(|| panic!("missed {form}"));
-            assert!(f.kind.contains("held secret `api`"), "{form}: {f:?}");
-        }
-        assert!(s.first(b"nothing to see here, just text").is_none());
-    }
-
-    #[test]
-    fn finds_token_formats() {
-        let s = Scanner::new(&[], Needles::SecretsAndTokens);
-        for (token, kind) in [
-            ("AKIAIOSFODNN7EXAMPLE", "AWS"),
-            ("ghp_abcdefghijklmnopqrstuvwxyz0123456789", "GitHub"),
-            ("sk-ant-api03-abcdefghijklmnopqrstuvwxyz", "Anthropic"),
-            ("sk-proj-abcdefghijklmnopqrstuvwxyz012345", "OpenAI"),
-            ("xoxb-123456789012-abcdefghij", "Slack"),
-            ("AIzaSyA1234567890abcdefghijklmnopqrstuv", "Google"),
-            ("-----BEGIN RSA PRIVATE KEY-----", "PEM"),
-            ("-----BEGIN PRIVATE KEY-----", "PEM"),
-        ] {
-            let data = format!("x={token}&y=1");
-            let f = s
-                .first(data.as_bytes())
-                .unwrap_or_else(|| panic!("missed {token}"));
-            assert!(f.kind.contains(kind), "{token}: {f:?}");
-        }
-        assert!(s.first(b"-----BEGIN CERTIFICATE-----").is_none());
-        assert!(s.first(b"AKIA is a prefix; sk-short").is_none());
-    }
-
-    #[test]
-    fn redaction_keeps_length_and_masks_only_the_secret() {
-        let s = scanner();
-        let (out, changed) = s.redact_str(&format!("a={SECRET}&b=2"));
-        assert!(changed);
-        assert_eq!(out, format!("a={}&b=2", "*".repeat(SECRET.len())));
-    }
-
-    #[test]
-    fn mixed_case_hex_and_percent_are_direct_matches() {
-        let s = scanner();
-        let mixed: String = SECRET
-            .bytes()
-            .enumerate()
-            .map(|(i, b)| {
-                if i % 2 == 0 {
-                    format!("{b:02X}")
-                } else {
-                    format!("{b:02x}")
-                }
-            })
-            .collect();
-        let pct: String = SECRET
-            .bytes()
-            .enumerate()
-            .map(|(i, b)| {
-                if i % 3 == 0 {
-                    format!("%{b:02X}")
-                } else {
-                    format!("%{b:02x}")
-                }
-            })
-            .collect();
-        for form in [mixed, pct] {
-            let mut data = format!("x={form}&y").into_bytes();
-            assert!(s.first(&data).is_some(), "{form}");
-            assert_eq!(s.redact(&mut data), 1);
-            assert!(!String::from_utf8(data).unwrap().contains(&form));
-        }
-    }
-
-    /// Every encoding the issue found leaking is caught by the deep scan.
-    #[test]
-    fn deep_scan_sees_through_layered_encodings() {
-        let s = scanner();
-        let b64 = STANDARD.encode(format!("{{\"k\":\"{SECRET}\"}}"));
-        let mime: String = b64
-            .as_bytes()
-            .chunks(76)
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect::<Vec<_>>()
-            .join("\r\n");
-        let col9: String = b64
-            .as_bytes()
-            .chunks(9)
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect::<Vec<_>>()
-            .join("\n");
-        let json_u: String = SECRET
-            .chars()
-            .map(|c| format!("\\u{:04x}", c as u32))
-            .collect();
-        let partly = format!("%{:02x}{}", SECRET.as_bytes()[0], &SECRET[1..]);
-        let token_b64 = STANDARD.encode("key=AKIAIOSFODNN7EXAMPLE");
-        let token_hex: String = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
-            .bytes()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        for (form, want) in [
-            (mime, "held secret"),
-            (col9, "held secret"),
-            (json_u, "held secret"),
-            (partly, "held secret"),
-            (token_b64, "AWS"),
-            (token_hex, "GitHub"),
-        ] {
-            assert!(
-                s.first(form.as_bytes()).is_none() || want == "held secret",
-                "{form}"
-            );
-            let f = s
-                .first_deep(format!("{{\"data\": \"{form}\"}}").as_bytes())
-                .unwrap_or_else(|| panic!("missed {form}"));
-            assert!(f.kind.contains(want), "{form}: {f:?}");
-        }
-        assert!(s
-            .first_deep(b"{\"data\": \"a perfectly ordinary sentence\"}")
-            .is_none());
-    }
-
-    #[test]
-    fn a_secrets_only_scanner_ignores_token_formats() {
-        let s = Scanner::new(
-            &[HeldSecret {
-                name: "api".into(),
-                value: SECRET.into(),
-                placeholder: None,
-            }],
-            Needles::SecretsOnly,
-        );
-        assert!(s.first(b"AKIAIOSFODNN7EXAMPLE").is_none());
-        assert!(s.first(SECRET.as_bytes()).is_some());
-        assert!(Scanner::new(&[], Needles::SecretsOnly).is_empty());
-    }
-}
+mod tests;

@@ -12,6 +12,7 @@ use super::{Origin, Proxy, MAX_REQUEST_HEAD_BYTES};
 use crate::audit::now_rfc3339;
 use crate::mitm::Mitm;
 use crate::upstream::Pool;
+use bottlebar_policy::Verdict;
 use bottlebar_policy::{normalize_host, DenyReason, HEALTH_PATH, SUPERVISE_PATH};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -65,8 +66,8 @@ impl Proxy {
             detail: format!("unreadable request from {peer}: {e}"),
         };
         let mut entry = self.entry("-", "http", "-", 0, "");
-        entry.decision = "deny".into();
-        entry.reason = Some(reason.code().into());
+        entry.decision = Verdict::Deny;
+        entry.reason = Some(reason.code());
         entry.detail = Some(reason.to_string());
         entry.status = if e.is_parse_too_large() { 431 } else { 400 };
         entry.time = now_rfc3339();

@@ -38,6 +38,7 @@ use crate::upstream::Upstream;
 use accept::{Admission, Slots};
 use anyhow::{bail, Context, Result};
 use bottlebar_policy::{ListenSpec, CONTROL_SOCKET};
+use bottlebar_policy::{ReasonCode, Verdict};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -241,8 +242,8 @@ impl Proxy {
     fn record_refused_peer(&self, peer: SocketAddr) {
         self.denied.fetch_add(1, Ordering::Relaxed);
         let mut entry = self.entry("-", "tcp", &peer.ip().to_string(), peer.port(), "");
-        entry.decision = "deny".into();
-        entry.reason = Some("not_agent_network".into());
+        entry.decision = Verdict::Deny;
+        entry.reason = Some(ReasonCode::NotAgentNetwork);
         entry.detail = Some(format!(
             "connection from {peer}, which is not on the agent's networks, refused"
         ));

@@ -20,6 +20,7 @@ use crate::config::Snapshot;
 use crate::dlp::{Depth, Mode, StreamScanner};
 use crate::upstream::{Destination, Framing, Pool, ReqBody, UpstreamError};
 use bottlebar_policy::{decide, Decision, DenyReason, DlpAction, Request as PolicyRequest};
+use bottlebar_policy::{ReasonCode, Verdict};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -87,7 +88,7 @@ impl Proxy {
         };
         self.allowed.fetch_add(1, Ordering::Relaxed);
         rparts.version = agent_version;
-        entry.decision = "allow".into();
+        entry.decision = Verdict::Allow;
         entry.status = rparts.status.as_u16();
         let body = ResponseBody::new(
             rbody,
@@ -250,7 +251,7 @@ impl Proxy {
             }
             Stop::Deny(reason) => {
                 self.denied.fetch_add(1, Ordering::Relaxed);
-                entry.decision = "deny".into();
+                entry.decision = Verdict::Deny;
                 if entry.rule.is_none() {
                     entry.rule = reason.rule().map(|r| r + 1);
                 }
@@ -258,28 +259,28 @@ impl Proxy {
             }
             Stop::Closed(why) => {
                 self.denied.fetch_add(1, Ordering::Relaxed);
-                entry.decision = "deny".into();
+                entry.decision = Verdict::Deny;
                 let message = format!("egress is closed until the sidecar has valid rules: {why}");
-                (403, "rules_unreadable", message)
+                (403, ReasonCode::RulesUnreadable, message)
             }
             Stop::Upstream(error) => {
                 tracing::info!(host = entry.host, "upstream failure: {error}");
-                entry.decision = "allow".into();
+                entry.decision = Verdict::Allow;
                 let code = match error {
-                    UpstreamError::TlsVerify { .. } => "upstream_tls_verify",
-                    _ => "upstream_failed",
+                    UpstreamError::TlsVerify { .. } => ReasonCode::UpstreamTlsVerify,
+                    _ => ReasonCode::UpstreamFailed,
                 };
                 let message = format!("Bottlebar: upstream failure: {error}\n");
-                entry.reason = Some(code.into());
+                entry.reason = Some(code);
                 entry.detail = Some(error.to_string());
                 self.finish(entry, 502, started);
                 return text(StatusCode::BAD_GATEWAY, &message);
             }
         };
-        entry.reason = Some(code.into());
+        entry.reason = Some(code);
         entry.detail = Some(message.clone());
         self.finish(entry, status, started);
-        refusal(&self.bottle, status, code, &message)
+        refusal(&self.bottle, status, code.as_str(), &message)
     }
 
     fn finish(&self, mut entry: Entry, status: u16, started: Instant) {
@@ -291,9 +292,9 @@ impl Proxy {
             host = entry.host,
             port = entry.port,
             status,
-            reason = entry.reason.as_deref().unwrap_or(""),
+            reason = entry.reason.map_or("", ReasonCode::as_str),
             "{}",
-            entry.decision
+            entry.decision.as_str()
         );
         self.audit.record(&entry);
     }

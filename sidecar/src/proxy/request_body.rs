@@ -7,6 +7,7 @@ use crate::audit::{AuditLog, Entry};
 use crate::dlp::decode::BodyDecoder;
 use crate::dlp::{Finding, StreamScanner};
 use crate::upstream::BoxError;
+use bottlebar_policy::{ReasonCode, Verdict};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::HeaderMap;
@@ -71,11 +72,11 @@ impl BodyReport {
         e.redacted += self.redacted.load(Ordering::Relaxed) as usize;
         if let Some(why) = self.blocked() {
             // Stopped mid-body: a refusal, whatever the upstream said first.
-            e.decision = "deny".into();
+            e.decision = Verdict::Deny;
             e.reason = Some(if why.contains("encoding") || why.contains("inflates") {
-                "uninspectable".into()
+                ReasonCode::Uninspectable
             } else {
-                "secret_detected".into()
+                ReasonCode::SecretDetected
             });
             e.detail = Some(why);
         }
@@ -85,7 +86,7 @@ impl BodyReport {
             port = e.port,
             status = e.status,
             "{}",
-            e.decision
+            e.decision.as_str()
         );
         audit.record(&e);
     }

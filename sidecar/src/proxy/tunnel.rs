@@ -16,6 +16,7 @@ use super::reply::{empty, RespBody, Stop};
 use super::rewind::Rewind;
 use super::{Origin, Proxy, MAX_REQUEST_HEAD_BYTES};
 use crate::upstream::Pool;
+use bottlebar_policy::Verdict;
 use bottlebar_policy::{
     decide, normalize_host, Decision, DenyReason, Request as PolicyRequest, TLS_PORT,
 };
@@ -141,7 +142,7 @@ impl Proxy {
                 }
                 Err(_) => (0, 0),
             };
-            entry.decision = "allow".into();
+            entry.decision = Verdict::Allow;
             entry.status = 200;
             entry.bytes_up = up;
             entry.bytes_down = down;

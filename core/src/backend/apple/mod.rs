@@ -39,7 +39,15 @@ pub fn probe_argv(
     sidecar_image: &str,
     targets_json: &str,
 ) -> Vec<String> {
-    let mut v = s(&[engine, "run", "--rm", "--network", internal_network, "--dns", sidecar_ip]);
+    let mut v = s(&[
+        engine,
+        "run",
+        "--rm",
+        "--network",
+        internal_network,
+        "--dns",
+        sidecar_ip,
+    ]);
     v.extend(s(&["--cap-drop", "ALL", "--read-only"]));
     let id = probe_user();
     v.extend(["--uid".into(), id.clone(), "--gid".into(), id]);

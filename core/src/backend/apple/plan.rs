@@ -17,18 +17,56 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
     // Before 1.2.1 `build --dns` is ignored while a builder runs: recreate
     // the builder with the DNS, only when it differs.
     let recreate_builder = version < BUILD_DNS_FLAG_VERSION && !spec.dns.is_empty();
-    let mut steps = if recreate_builder { builder_steps(spec) } else { Vec::new() };
-    let build_after: &[&str] = if recreate_builder { &["start-builder"] } else { &[] };
+    let mut steps = if recreate_builder {
+        builder_steps(spec)
+    } else {
+        Vec::new()
+    };
+    let build_after: &[&str] = if recreate_builder {
+        &["start-builder"]
+    } else {
+        &[]
+    };
     steps.extend([
-        build(spec, &spec.sidecar_image, "build-sidecar-image", "Build sidecar image", recreate_builder)
-            .after(build_after),
-        build(spec, &spec.agent_image, "build-agent-image", "Build agent image", recreate_builder)
-            .after(build_after),
-        network(spec, Role::Internal, "create-internal-network", "Create internal (host-only) network"),
-        network(spec, Role::Egress, "create-egress-network", "Create egress (NAT) network"),
-        Step::new("run-sidecar", "Start sidecar on egress, then internal network", run_sidecar(spec, &n))
-            .after(&["build-sidecar-image", "create-internal-network", "create-egress-network"])
-            .undo(s(&[c, "delete", "--force", &n.sidecar])),
+        build(
+            spec,
+            &spec.sidecar_image,
+            "build-sidecar-image",
+            "Build sidecar image",
+            recreate_builder,
+        )
+        .after(build_after),
+        build(
+            spec,
+            &spec.agent_image,
+            "build-agent-image",
+            "Build agent image",
+            recreate_builder,
+        )
+        .after(build_after),
+        network(
+            spec,
+            Role::Internal,
+            "create-internal-network",
+            "Create internal (host-only) network",
+        ),
+        network(
+            spec,
+            Role::Egress,
+            "create-egress-network",
+            "Create egress (NAT) network",
+        ),
+        Step::new(
+            "run-sidecar",
+            "Start sidecar on egress, then internal network",
+            run_sidecar(spec, &n),
+        )
+        .after(&[
+            "build-sidecar-image",
+            "create-internal-network",
+            "create-egress-network",
+        ])
+        .undo(s(&[c, "delete", "--force", &n.sidecar])),
         Step::new(
             "wait-sidecar-healthy",
             "Wait for the sidecar proxy to answer",
@@ -36,16 +74,28 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
         )
         .after(&["run-sidecar"])
         .retry(50, 200),
-        Step::new("discover-sidecar-ip", "Read the sidecar's internal IP", s(&[c, "inspect", &n.sidecar]))
-            .after(&["run-sidecar"])
-            .retry(20, 250)
-            .capture(Capture::AppleNetworkIp {
-                network: n.internal.clone(),
-                placeholder: SIDECAR_IP.into(),
-            }),
-        Step::new("run-agent", "Start agent on the internal network", run_agent(spec, &n))
-            .after(&["build-agent-image", "wait-sidecar-healthy", "discover-sidecar-ip"])
-            .undo(s(&[c, "delete", "--force", &n.agent])),
+        Step::new(
+            "discover-sidecar-ip",
+            "Read the sidecar's internal IP",
+            s(&[c, "inspect", &n.sidecar]),
+        )
+        .after(&["run-sidecar"])
+        .retry(20, 250)
+        .capture(Capture::AppleNetworkIp {
+            network: n.internal.clone(),
+            placeholder: SIDECAR_IP.into(),
+        }),
+        Step::new(
+            "run-agent",
+            "Start agent on the internal network",
+            run_agent(spec, &n),
+        )
+        .after(&[
+            "build-agent-image",
+            "wait-sidecar-healthy",
+            "discover-sidecar-ip",
+        ])
+        .undo(s(&[c, "delete", "--force", &n.agent])),
     ]);
     Plan {
         bottle: spec.bottle.to_string(),
@@ -70,14 +120,26 @@ fn builder_steps(spec: &LaunchSpec) -> Vec<Step> {
         start.extend(s(&["--dns", ns]));
     }
     vec![
-        Step::new("stop-builder", "Stop the image builder (to change its DNS)", s(&[c, "builder", "stop"]))
-            .skip_if(probe(true)),
-        Step::new("delete-builder", "Delete the image builder", s(&[c, "builder", "delete", "--force"]))
-            .after(&["stop-builder"])
-            .skip_if(probe(true)),
-        Step::new("start-builder", "Start the image builder with the bottle's DNS", start)
-            .after(&["delete-builder"])
-            .skip_if(probe(false)),
+        Step::new(
+            "stop-builder",
+            "Stop the image builder (to change its DNS)",
+            s(&[c, "builder", "stop"]),
+        )
+        .skip_if(probe(true)),
+        Step::new(
+            "delete-builder",
+            "Delete the image builder",
+            s(&[c, "builder", "delete", "--force"]),
+        )
+        .after(&["stop-builder"])
+        .skip_if(probe(true)),
+        Step::new(
+            "start-builder",
+            "Start the image builder with the bottle's DNS",
+            start,
+        )
+        .after(&["delete-builder"])
+        .skip_if(probe(false)),
     ]
 }
 
@@ -139,7 +201,10 @@ fn agent_confinement() -> Vec<String> {
     for c in launch::AGENT_CAPABILITIES {
         v.extend(s(&["--cap-add", c]));
     }
-    v.extend(["--ulimit".into(), format!("nproc={0}:{0}", launch::AGENT_PIDS_LIMIT)]);
+    v.extend([
+        "--ulimit".into(),
+        format!("nproc={0}:{0}", launch::AGENT_PIDS_LIMIT),
+    ]);
     v
 }
 
@@ -148,9 +213,23 @@ fn agent_confinement() -> Vec<String> {
 fn sidecar_confinement(spec: &LaunchSpec) -> Vec<String> {
     let (uid, gid) = spec.sidecar_user;
     let mut v = s(&["--cap-drop", "ALL", "--read-only"]);
-    v.extend(["--uid".into(), uid.to_string(), "--gid".into(), gid.to_string()]);
-    v.extend(["--ulimit".into(), format!("nproc={0}:{0}", launch::SIDECAR_PIDS_LIMIT)]);
-    v.extend(["--ulimit".into(), format!("nofile={0}:{0}", launch::SIDECAR_NOFILE)]);
-    v.extend(["--memory".into(), format!("{}M", launch::SIDECAR_MEMORY_MIB)]);
+    v.extend([
+        "--uid".into(),
+        uid.to_string(),
+        "--gid".into(),
+        gid.to_string(),
+    ]);
+    v.extend([
+        "--ulimit".into(),
+        format!("nproc={0}:{0}", launch::SIDECAR_PIDS_LIMIT),
+    ]);
+    v.extend([
+        "--ulimit".into(),
+        format!("nofile={0}:{0}", launch::SIDECAR_NOFILE),
+    ]);
+    v.extend([
+        "--memory".into(),
+        format!("{}M", launch::SIDECAR_MEMORY_MIB),
+    ]);
     v
 }

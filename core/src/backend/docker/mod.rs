@@ -40,15 +40,35 @@ pub fn all_networks_argv(engine: &str) -> Vec<String> {
 /// refreshes when a burst of them arrives).
 pub fn events_argv(engine: &str) -> Vec<String> {
     let filter = format!("label={LABEL_BOTTLE}");
-    s(&[engine, "events", "--format", "{{.Status}}", "--filter", "type=container", "--filter", &filter])
+    s(&[
+        engine,
+        "events",
+        "--format",
+        "{{.Status}}",
+        "--filter",
+        "type=container",
+        "--filter",
+        &filter,
+    ])
 }
 
 /// The isolation probe: a short-lived container from the sidecar's image,
 /// joined to the agent's network namespace. The agent can neither replace
 /// it (its image is not the agent's to write) nor trace it (another
 /// container); it has no capabilities and runs as nobody.
-pub fn probe_argv(engine: &str, agent: &str, sidecar_image: &str, targets_json: &str) -> Vec<String> {
-    let mut v = s(&[engine, "run", "--rm", "--network", &format!("container:{agent}")]);
+pub fn probe_argv(
+    engine: &str,
+    agent: &str,
+    sidecar_image: &str,
+    targets_json: &str,
+) -> Vec<String> {
+    let mut v = s(&[
+        engine,
+        "run",
+        "--rm",
+        "--network",
+        &format!("container:{agent}"),
+    ]);
     v.extend(probe_confinement(sidecar_image));
     v.extend(probe_command(targets_json));
     v
@@ -73,7 +93,13 @@ pub fn probe_beside_argv(
 }
 
 fn probe_confinement(sidecar_image: &str) -> Vec<String> {
-    let mut v = s(&["--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--read-only"]);
+    let mut v = s(&[
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--read-only",
+    ]);
     v.extend(["--user".into(), format!("{0}:{0}", probe_user())]);
     v.extend(s(&["--pids-limit", "64", "--memory", "64m", sidecar_image]));
     v
@@ -104,18 +130,21 @@ pub fn list_argv(engine: &str) -> (Vec<String>, Vec<String>) {
     )
 }
 
+/// `docker inspect` of containers by id.
 pub fn inspect_argv(engine: &str, ids: &[String]) -> Vec<String> {
     let mut v = s(&[engine, "inspect", "--type", "container"]);
     v.extend(ids.iter().cloned());
     v
 }
 
+/// `docker network inspect` by id.
 pub fn network_inspect_argv(engine: &str, ids: &[String]) -> Vec<String> {
     let mut v = s(&[engine, "network", "inspect"]);
     v.extend(ids.iter().cloned());
     v
 }
 
+/// `docker rm --force` of containers by name.
 pub fn remove_containers_argv(engine: &str, names: &[String]) -> Vec<String> {
     let mut v = s(&[engine, "rm", "--force"]);
     v.extend(names.iter().cloned());
@@ -134,9 +163,9 @@ pub fn disconnect_argv(engine: &str, network: &str, container: &str) -> Vec<Stri
     ])
 }
 
+/// `docker network rm` by name.
 pub fn remove_networks_argv(engine: &str, names: &[String]) -> Vec<String> {
     let mut v = s(&[engine, "network", "rm"]);
     v.extend(names.iter().cloned());
     v
 }
-

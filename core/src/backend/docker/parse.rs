@@ -132,7 +132,9 @@ pub fn parse_containers(inspect_json: &str) -> Result<Vec<LiveContainer>, String
             let labels = config.labels.unwrap_or_default();
             let bottle = labels.get(LABEL_BOTTLE)?.clone();
             let state = c.state.unwrap_or_default();
-            let gvisor = c.host_config.is_some_and(|h| h.runtime == super::GVISOR_RUNTIME);
+            let gvisor = c
+                .host_config
+                .is_some_and(|h| h.runtime == super::GVISOR_RUNTIME);
             Some(LiveContainer {
                 id: c.id,
                 name: c.name.trim_start_matches('/').to_string(),

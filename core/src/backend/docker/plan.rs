@@ -14,21 +14,53 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
     let d = spec.engine.as_str();
     let n = Names::of(spec);
     let steps = vec![
-        build(spec, &spec.sidecar_image, "build-sidecar-image", "Build sidecar image"),
-        build(spec, &spec.agent_image, "build-agent-image", "Build agent image"),
-        network(spec, Role::Internal, "create-internal-network", "Create internal network"),
-        network(spec, Role::Egress, "create-egress-network", "Create egress network"),
-        Step::new("create-sidecar", "Create sidecar on the egress network", create_sidecar(spec, &n))
-            .after(&["build-sidecar-image", "create-internal-network", "create-egress-network"])
-            .undo(s(&[d, "rm", "--force", &n.sidecar])),
+        build(
+            spec,
+            &spec.sidecar_image,
+            "build-sidecar-image",
+            "Build sidecar image",
+        ),
+        build(
+            spec,
+            &spec.agent_image,
+            "build-agent-image",
+            "Build agent image",
+        ),
+        network(
+            spec,
+            Role::Internal,
+            "create-internal-network",
+            "Create internal network",
+        ),
+        network(
+            spec,
+            Role::Egress,
+            "create-egress-network",
+            "Create egress network",
+        ),
+        Step::new(
+            "create-sidecar",
+            "Create sidecar on the egress network",
+            create_sidecar(spec, &n),
+        )
+        .after(&[
+            "build-sidecar-image",
+            "create-internal-network",
+            "create-egress-network",
+        ])
+        .undo(s(&[d, "rm", "--force", &n.sidecar])),
         Step::new(
             "connect-sidecar-internal",
             "Attach sidecar to the internal network",
             s(&[d, "network", "connect", &n.internal, &n.sidecar]),
         )
         .after(&["create-sidecar"]),
-        Step::new("start-sidecar", "Start sidecar", s(&[d, "start", &n.sidecar]))
-            .after(&["connect-sidecar-internal"]),
+        Step::new(
+            "start-sidecar",
+            "Start sidecar",
+            s(&[d, "start", &n.sidecar]),
+        )
+        .after(&["connect-sidecar-internal"]),
         Step::new(
             "wait-sidecar-healthy",
             "Wait for the sidecar proxy to answer",
@@ -36,16 +68,28 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
         )
         .after(&["start-sidecar"])
         .retry(50, 200),
-        Step::new("discover-sidecar-ip", "Read the sidecar's internal IP", s(&[d, "inspect", &n.sidecar]))
-            .after(&["start-sidecar"])
-            .retry(20, 250)
-            .capture(Capture::DockerNetworkIp {
-                network: n.internal.clone(),
-                placeholder: SIDECAR_IP.into(),
-            }),
-        Step::new("run-agent", "Start agent on the internal network", run_agent(spec, &n))
-            .after(&["build-agent-image", "wait-sidecar-healthy", "discover-sidecar-ip"])
-            .undo(s(&[d, "rm", "--force", &n.agent])),
+        Step::new(
+            "discover-sidecar-ip",
+            "Read the sidecar's internal IP",
+            s(&[d, "inspect", &n.sidecar]),
+        )
+        .after(&["start-sidecar"])
+        .retry(20, 250)
+        .capture(Capture::DockerNetworkIp {
+            network: n.internal.clone(),
+            placeholder: SIDECAR_IP.into(),
+        }),
+        Step::new(
+            "run-agent",
+            "Start agent on the internal network",
+            run_agent(spec, &n),
+        )
+        .after(&[
+            "build-agent-image",
+            "wait-sidecar-healthy",
+            "discover-sidecar-ip",
+        ])
+        .undo(s(&[d, "rm", "--force", &n.agent])),
     ];
     Plan {
         bottle: spec.bottle.to_string(),
@@ -75,13 +119,20 @@ fn network(spec: &LaunchSpec, role: Role, id: &str, title: &str) -> Step {
     let internal_only = role == Role::Internal;
     let mut argv = s(&[d, "network", "create"]);
     if let Some((internal, egress)) = &spec.subnets {
-        argv.extend(s(&["--subnet", if internal_only { internal } else { egress }]));
+        argv.extend(s(&[
+            "--subnet",
+            if internal_only { internal } else { egress },
+        ]));
     }
     if internal_only {
         // No route out, and no host address on the bridge: without its
         // IPv4 address the host is not the agent's gateway, so host
         // services (even ones bound to 0.0.0.0) are out of reach.
-        argv.extend(s(&["--internal", "--opt", "com.docker.network.bridge.inhibit_ipv4=true"]));
+        argv.extend(s(&[
+            "--internal",
+            "--opt",
+            "com.docker.network.bridge.inhibit_ipv4=true",
+        ]));
     }
     argv.extend(shared::labels(spec, role));
     argv.push(name.clone());
@@ -128,11 +179,26 @@ fn agent_confinement(spec: &LaunchSpec) -> Vec<String> {
 /// never routed onto the egress network.
 fn sidecar_confinement(spec: &LaunchSpec) -> Vec<String> {
     let (uid, gid) = spec.sidecar_user;
-    let mut v = s(&["--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--read-only"]);
+    let mut v = s(&[
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--read-only",
+    ]);
     v.extend(["--user".into(), format!("{uid}:{gid}")]);
-    v.extend(["--pids-limit".into(), launch::SIDECAR_PIDS_LIMIT.to_string()]);
-    v.extend(["--memory".into(), format!("{}m", launch::SIDECAR_MEMORY_MIB)]);
-    v.extend(["--ulimit".into(), format!("nofile={0}:{0}", launch::SIDECAR_NOFILE)]);
+    v.extend([
+        "--pids-limit".into(),
+        launch::SIDECAR_PIDS_LIMIT.to_string(),
+    ]);
+    v.extend([
+        "--memory".into(),
+        format!("{}m", launch::SIDECAR_MEMORY_MIB),
+    ]);
+    v.extend([
+        "--ulimit".into(),
+        format!("nofile={0}:{0}", launch::SIDECAR_NOFILE),
+    ]);
     v.extend(s(&["--sysctl", "net.ipv4.ip_forward=0"]));
     v
 }

@@ -28,23 +28,35 @@ pub const AGENT_KEEPALIVE_SECS: &str = "2147483647";
 /// Everything a plan is made from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LaunchSpec {
+    /// The bottle.
     pub bottle: BottleName,
     /// The id of the home launching it (every resource is labelled with it).
     pub home_id: String,
+    /// The backend it runs on.
     pub backend: BackendKind,
     /// The engine program, argv[0] of every step.
     pub engine: String,
+    /// Its state directory.
     pub state: StateDirs,
+    /// The sidecar's image.
     pub sidecar_image: ImageSpec,
+    /// The agent's image.
     pub agent_image: ImageSpec,
+    /// The manifest's directory mounts.
     pub dir_mounts: Vec<Mount>,
+    /// Staging directories for its single-file mounts.
     pub staged: Vec<StagedDir>,
+    /// The agent's environment, as the manifest sets it.
     pub env: BTreeMap<String, String>,
+    /// The egress rules.
     pub egress: Vec<EgressRule>,
     /// Where the credentials come from (their values are read at launch only).
     pub secrets: Vec<SecretSpec>,
+    /// Extra CA roots the sidecar trusts upstream.
     pub extra_roots: Vec<PathBuf>,
+    /// Whether the agent gets the supervise (MCP) endpoint.
     pub supervise: bool,
+    /// The agent's CPUs and memory.
     pub resources: Resources,
     /// Nameservers for the sidecar and the image builder (Apple's NAT gateway
     /// may not resolve). Empty on Docker unless set: its embedded DNS works.
@@ -68,7 +80,9 @@ pub struct LaunchSpec {
 /// Files on this machine that images are built from.
 #[derive(Debug, Clone)]
 pub struct BuildInputs {
+    /// The static sidecar binary.
     pub sidecar_bin: PathBuf,
+    /// A static busybox for the template, if there is one.
     pub busybox: Option<PathBuf>,
 }
 
@@ -82,17 +96,32 @@ impl BuildInputs {
     }
 }
 
-/// Builds the launch spec for `manifest` on `backend`, run with `engine`.
+/// The engine a launch is planned for.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// Which backend.
+    pub backend: BackendKind,
+    /// Its CLI, argv[0] of every step.
+    pub program: &'a str,
+    /// The CLI's version where the plan depends on it (Apple's).
+    pub version: Option<(u64, u64, u64)>,
+}
+
+/// Builds the launch spec for `manifest` on `target`, for the home `home`
+/// (whose id labels every resource).
 pub fn describe(
     home: &Home,
     home_id: &HomeId,
     manifest: &Manifest,
-    backend: BackendKind,
-    engine: &str,
-    engine_version: Option<(u64, u64, u64)>,
+    target: Target<'_>,
     inputs: &BuildInputs,
     dns: Vec<String>,
 ) -> Result<LaunchSpec, ImageError> {
+    let Target {
+        backend,
+        program: engine,
+        version: engine_version,
+    } = target;
     let state = StateDirs::new(home.state_dir(&manifest.name));
     let sidecar_image = images::sidecar_image(&manifest.name, &inputs.sidecar_bin, &state.build)?;
     let agent_image = match &manifest.agent {
@@ -136,10 +165,13 @@ pub fn describe(
     })
 }
 
+/// Why the state directory or the build contexts could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum MaterializeError {
+    /// The state directory.
     #[error(transparent)]
     State(#[from] StateError),
+    /// A build context.
     #[error(transparent)]
     Image(#[from] ImageError),
 }
@@ -147,22 +179,52 @@ pub enum MaterializeError {
 /// A secret that could not be read at launch.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
+    /// The secret's environment variable is unset or empty.
     #[error("secret `{name}`: environment variable {var} is not set (or is empty) in the process launching the bottle")]
-    EnvMissing { name: String, var: String },
+    EnvMissing {
+        /// The secret.
+        name: String,
+        /// The variable.
+        var: String,
+    },
+    /// The secret's file could not be read.
     #[error("secret `{name}`: reading {path}: {source}")]
     File {
+        /// The secret.
         name: String,
+        /// The file.
         path: PathBuf,
+        /// The OS's reason.
         source: std::io::Error,
     },
+    /// The keychain has no entry for the secret.
     #[error("secret `{name}`: the OS keychain has no entry `{account}` (service `bottlebar`); set it in the app's bottle editor")]
-    KeychainMissing { name: String, account: String },
+    KeychainMissing {
+        /// The secret.
+        name: String,
+        /// The entry looked for.
+        account: String,
+    },
+    /// The keychain could not be read.
     #[error("secret `{name}`: reading the OS keychain: {message}")]
-    Keychain { name: String, message: String },
+    Keychain {
+        /// The secret.
+        name: String,
+        /// The keychain's reason.
+        message: String,
+    },
+    /// The secret is empty.
     #[error("secret `{name}` is empty")]
-    Empty { name: String },
+    Empty {
+        /// The secret.
+        name: String,
+    },
+    /// The secret holds a control character (it could split a header).
     #[error("secret `{name}` contains a line break or other control character, so it cannot be sent in a header")]
-    Control { name: String },
+    Control {
+        /// The secret.
+        name: String,
+    },
 }
 
 /// The public resolver used when nothing better is known (Cloudflare's).
@@ -326,8 +388,11 @@ pub fn materialize(spec: &LaunchSpec, secrets: &[HeldSecret]) -> Result<(), Mate
 /// A directory bind mount (no backend mounts single files; see `state::plan_staging`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindMount {
+    /// The host directory.
     pub host: PathBuf,
+    /// Where it appears in the container.
     pub container: String,
+    /// Mounted read-only.
     pub readonly: bool,
 }
 
@@ -435,79 +500,5 @@ pub const SIDECAR_NOFILE: u32 = 8192;
 /// The user the isolation probe runs as: nobody.
 pub const PROBE_USER: u32 = 65534;
 
-/// Helper for tests and tools: a spec with fixed, fake paths and hashes.
-pub fn example_spec(backend: BackendKind, engine: &str) -> LaunchSpec {
-    use crate::images::{ImageSource, PreparedFile};
-    use crate::name::Role;
-    let bottle = BottleName::parse("demo").unwrap();
-    let state = StateDirs::new(PathBuf::from("/home/user/.bottlebar/state/demo"));
-    let image = |role: Role, hash: &str| ImageSpec {
-        role,
-        tag: format!("{}:{}", bottle.image_repo(role), &hash[..16]),
-        content_hash: hash.to_string(),
-        dockerfile: state.build.join(role.as_str()).join("Dockerfile"),
-        context: state.build.join(role.as_str()),
-        source: ImageSource::Prepared {
-            dockerfile_text: String::new(),
-            files: Vec::<PreparedFile>::new(),
-        },
-    };
-    LaunchSpec {
-        sidecar_image: image(
-            Role::Sidecar,
-            "5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e",
-        ),
-        agent_image: image(
-            Role::Agent,
-            "a9e47a9e47a9e47a9e47a9e47a9e47a9e47a9e47a9e47a9e47a9e47a9e47a9e4",
-        ),
-        dir_mounts: vec![Mount {
-            host: PathBuf::from("/home/user/src/project"),
-            container: "/workspace".into(),
-            readonly: false,
-            is_file: false,
-        }],
-        staged: vec![StagedDir {
-            host_dir: state.files.join("0"),
-            container_dir: "/root".into(),
-            readonly: true,
-            files: vec![(PathBuf::from("/home/user/.gitconfig"), ".gitconfig".into())],
-        }],
-        env: BTreeMap::from([("EDITOR".to_string(), "vi".to_string())]),
-        egress: vec![EgressRule {
-            host: "example.com".into(),
-            ports: vec![],
-            methods: vec![],
-            paths: vec![],
-            inject: None,
-            dlp: Default::default(),
-        }],
-        secrets: vec![crate::manifest::SecretSpec {
-            name: "api".into(),
-            source: crate::manifest::SecretSource::Env("EXAMPLE_API_KEY".into()),
-            placeholder_env: Some("EXAMPLE_API_KEY".into()),
-        }],
-        extra_roots: vec![],
-        supervise: true,
-        resources: Resources {
-            cpus: Some(2),
-            memory_mib: Some(2048),
-        },
-        dns: vec!["192.0.2.53".into()],
-        engine_version: None,
-        hosts: BTreeMap::from([("internal.example.com".to_string(), "192.0.2.10".to_string())]),
-        allow_private_ranges: vec![],
-        gvisor: false,
-        sidecar_user: (
-            state::SIDECAR_UNPRIVILEGED_ID,
-            state::SIDECAR_UNPRIVILEGED_ID,
-        ),
-        subnets: (backend == BackendKind::Docker)
-            .then(|| ("10.213.4.16/28".to_string(), "10.213.9.32/28".to_string())),
-        bottle,
-        home_id: "0123456789abcdef".into(),
-        backend,
-        engine: engine.into(),
-        state,
-    }
-}
+mod example;
+pub use example::example_spec;

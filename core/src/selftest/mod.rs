@@ -37,17 +37,29 @@ pub const TEST_RUN_ENV: &str = "BOTTLEBAR_TEST_RUN";
 /// Most host addresses probed (a machine with many bridges has many).
 const MAX_HOST_ADDRS: usize = 64;
 
+/// Why the self-test could not run or be kept.
 #[derive(Debug, thiserror::Error)]
 pub enum SelfTestError {
+    /// A test run without its own targets (it would reach the real internet).
     #[error("this is a test run ({TEST_RUN_ENV} is set) but {TARGETS_ENV} is not: refusing to probe real-world addresses from a test; point {TARGETS_ENV} at the test's own targets")]
     RealWorldInTest,
+    /// The targets file is unusable.
     #[error("{TARGETS_ENV}={path}: {message}")]
-    BadTargets { path: String, message: String },
+    BadTargets {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The probe did not run or said nothing usable.
     #[error("the probe did not run: {0}")]
     ProbeFailed(String),
+    /// The record could not be written.
     #[error("writing the self-test record {path}: {source}")]
     Record {
+        /// The record's file.
         path: String,
+        /// The OS's reason.
         source: std::io::Error,
     },
 }
@@ -56,9 +68,13 @@ pub enum SelfTestError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutsideTargets {
+    /// Addresses outside that the agent must not reach (TCP and UDP).
     pub outside: Vec<SocketAddr>,
+    /// Resolvers the agent must not reach on port 53.
     pub resolvers: Vec<IpAddr>,
+    /// A name the agent must not be able to resolve.
     pub dns_name: String,
+    /// Host ports to try on the gateways (the `host` class); default a fixed set.
     #[serde(default)]
     pub host_ports: Option<Vec<u16>>,
 }
@@ -145,17 +161,30 @@ pub fn targets(
 pub enum Verdict {
     /// Every direct path failed (or leaked only in accepted classes) and
     /// the proxy answered.
-    Isolated { accepted: Vec<PathResult> },
+    Isolated {
+        /// Paths that got through in accepted classes.
+        accepted: Vec<PathResult>,
+    },
     /// A direct path reached something in a class not accepted.
-    Leak { leaks: Vec<PathResult> },
+    Leak {
+        /// The paths that got through.
+        leaks: Vec<PathResult>,
+    },
     /// Isolated, but the agent cannot reach its proxy either.
-    NoProxy { detail: String },
+    NoProxy {
+        /// What the probe saw.
+        detail: String,
+    },
     /// The report cannot be believed: a path asked for is missing, or a
     /// result came faster than the path could have been tried.
-    Untrusted { detail: String },
+    Untrusted {
+        /// What gave it away.
+        detail: String,
+    },
 }
 
 impl Verdict {
+    /// Whether the bottle may run: isolated.
     pub fn is_ready(&self) -> bool {
         matches!(self, Verdict::Isolated { .. })
     }
@@ -259,20 +288,27 @@ pub fn judge(report: &ProbeReport, accepted: &[LeakClass]) -> Verdict {
 /// say why).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
+    /// The bottle.
     pub bottle: String,
+    /// The backend it ran on.
     pub backend: BackendKind,
     /// When it ran (RFC 3339, UTC).
     pub at: String,
+    /// The judgement.
     #[serde(flatten)]
     pub verdict: Verdict,
+    /// The judgement in one line.
     pub summary: String,
+    /// Every path the probe tried and what happened.
     pub report: ProbeReport,
 }
 
+/// Where a bottle's last self-test record is kept.
 pub fn record_path(home: &Home, bottle: &BottleName) -> PathBuf {
     home.root().join("selftest").join(format!("{bottle}.json"))
 }
 
+/// Keeps `record` as the bottle's last self-test.
 pub fn save(home: &Home, record: &Record) -> Result<(), SelfTestError> {
     let bottle = BottleName::parse(&record.bottle).expect("records are made for valid names");
     let path = record_path(home, &bottle);
@@ -296,7 +332,9 @@ pub fn load(home: &Home, bottle: &BottleName) -> Option<Record> {
 /// creates anything.
 #[derive(Debug, Clone)]
 pub struct Policy {
+    /// Where the probe tries to go.
     pub outside: OutsideTargets,
+    /// Leak classes this bottle accepts knowingly.
     pub accepted: Vec<LeakClass>,
 }
 
@@ -416,131 +454,4 @@ pub fn accepted_in_settings(home: &Home) -> Result<Vec<LeakClass>, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn path(class: LeakClass, p: &str, outcome: Outcome) -> PathResult {
-        PathResult {
-            class,
-            path: p.into(),
-            outcome,
-            detail: "x".into(),
-            ms: 1500,
-        }
-    }
-
-    fn report(paths: Vec<PathResult>, proxy_ok: bool) -> ProbeReport {
-        ProbeReport {
-            paths,
-            proxy_ok,
-            proxy_detail: "proxy at 10.0.0.2:3128 answered".into(),
-            elapsed_ms: 1500,
-        }
-    }
-
-    #[test]
-    fn judges_leaks_accepted_classes_and_the_proxy_path() {
-        let blocked = path(LeakClass::OutsideIpv4, "tcp 10.9.9.9:443", Outcome::Blocked);
-        let host = path(LeakClass::Host, "tcp 10.0.0.1:22", Outcome::Refused);
-        let r = report(vec![blocked.clone()], true);
-        assert_eq!(judge(&r, &[]), Verdict::Isolated { accepted: vec![] });
-        let r = report(vec![blocked.clone(), host.clone()], true);
-        let v = judge(&r, &[]);
-        assert_eq!(
-            v,
-            Verdict::Leak {
-                leaks: vec![host.clone()]
-            }
-        );
-        assert!(v.summary().contains("tcp 10.0.0.1:22"), "{}", v.summary());
-        assert!(!v.is_ready());
-        // Accepting the class makes it ready, and says what was accepted.
-        let v = judge(&r, &[LeakClass::Host]);
-        assert!(v.is_ready());
-        assert!(v.summary().contains("accepted"), "{}", v.summary());
-        // Accepting another class does not.
-        assert!(!judge(&r, &[LeakClass::Dns]).is_ready());
-        // No proxy: not ready, even when nothing leaked.
-        let v = judge(&report(vec![blocked], false), &[]);
-        assert!(matches!(v, Verdict::NoProxy { .. }));
-    }
-
-    #[test]
-    fn targets_leave_out_the_bottles_own_proxy() {
-        let outside = OutsideTargets {
-            outside: vec!["10.9.9.9:443".parse().unwrap()],
-            resolvers: vec!["10.9.9.9".parse().unwrap()],
-            dns_name: "outside.test".into(),
-            host_ports: None,
-        };
-        let sidecar: IpAddr = "10.0.0.2".parse().unwrap();
-        let t = targets(
-            outside,
-            sidecar,
-            vec!["10.1.0.2".parse().unwrap()],
-            vec![sidecar, "192.168.1.5".parse().unwrap()],
-        );
-        assert_eq!(t.host_addrs, vec!["192.168.1.5".parse::<IpAddr>().unwrap()]);
-        assert_eq!(t.proxy, "10.0.0.2:3128".parse().unwrap());
-        assert_eq!(t.host_ports, HOST_SERVICE_PORTS);
-    }
-
-    /// Issue 10.5: a fake probe (nothing tried, instant "isolated") is not believed.
-    #[test]
-    fn a_report_missing_paths_or_too_fast_is_untrusted() {
-        let outside = OutsideTargets {
-            outside: vec!["10.9.9.9:443".parse().unwrap()],
-            resolvers: vec!["10.9.9.53".parse().unwrap()],
-            dns_name: "outside.test".into(),
-            host_ports: Some(vec![22]),
-        };
-        let t = targets(
-            outside,
-            "10.0.0.2".parse().unwrap(),
-            vec![],
-            vec!["192.168.1.5".parse().unwrap()],
-        );
-        let timed_out = |class, p: &str, ms| PathResult {
-            class,
-            path: p.into(),
-            outcome: Outcome::Blocked,
-            detail: "timed out".into(),
-            ms,
-        };
-        let full = |ms| ProbeReport {
-            paths: vec![
-                timed_out(LeakClass::OutsideIpv4, "tcp 10.9.9.9:443", ms),
-                timed_out(LeakClass::Dns, "udp 10.9.9.53:53 outside.test", ms),
-                timed_out(LeakClass::Dns, "tcp 10.9.9.53:53 outside.test", ms),
-                timed_out(LeakClass::Host, "tcp 192.168.1.5:22", ms),
-            ],
-            proxy_ok: true,
-            proxy_detail: "ok".into(),
-            elapsed_ms: ms,
-        };
-        assert_eq!(implausible(&full(1500), &t, 1600), None);
-        // What `mv /.bottlebar /.x` and a fake script gave: nothing tried, 1 ms.
-        let fake = ProbeReport {
-            paths: vec![],
-            proxy_ok: true,
-            proxy_detail: "ok".into(),
-            elapsed_ms: 1,
-        };
-        assert!(implausible(&fake, &t, 3).unwrap().contains("missing"));
-        assert!(implausible(&full(2), &t, 5)
-            .unwrap()
-            .contains("under the 1500 ms"));
-        assert!(implausible(&full(1500), &t, 20)
-            .unwrap()
-            .contains("ran for 20 ms"));
-        let v = Verdict::Untrusted { detail: "x".into() };
-        assert!(!v.is_ready());
-    }
-
-    #[test]
-    fn host_addresses_exclude_loopback_and_link_local() {
-        for a in host_addresses() {
-            assert!(!a.is_loopback(), "{a}");
-        }
-    }
-}
+mod tests;

@@ -1,0 +1,174 @@
+use super::*;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+const SECRET: &str = "s3cr3t-Token_value/with+chars";
+
+fn scanner() -> Scanner {
+    Scanner::new(
+        &[HeldSecret {
+            name: "api".into(),
+            value: SECRET.into(),
+            placeholder: None,
+        }],
+        Needles::SecretsAndTokens,
+    )
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn finds_a_held_secret_in_every_encoding_and_alignment() {
+    let s = scanner();
+    let mut forms = vec![
+        SECRET.to_string(),
+        hex(SECRET.as_bytes()),
+        hex(SECRET.as_bytes()).to_uppercase(),
+        percent_encoding::percent_encode(SECRET.as_bytes(), percent_encoding::NON_ALPHANUMERIC)
+            .to_string(),
+        SECRET.bytes().map(|b| format!("%{b:02x}")).collect(),
+    ];
+    // The secret inside a longer base64 payload, at each alignment.
+    for prefix in ["", "a", "ab", "abc", "abcd"] {
+        let payload = format!("{prefix}{{\"key\":\"{SECRET}\"}}");
+        forms.push(STANDARD.encode(&payload));
+        forms.push(URL_SAFE_NO_PAD.encode(&payload));
+    }
+    for form in forms {
+        let data = format!("junk before {form} junk after");
+        let f = s
+            .first(data.as_bytes())
+            .unwrap_or_else(|| panic!("missed {form}"));
+        assert!(f.kind.contains("held secret `api`"), "{form}: {f:?}");
+    }
+    assert!(s.first(b"nothing to see here, just text").is_none());
+}
+
+#[test]
+fn finds_token_formats() {
+    let s = Scanner::new(&[], Needles::SecretsAndTokens);
+    for (token, kind) in [
+        ("AKIAIOSFODNN7EXAMPLE", "AWS"),
+        ("ghp_abcdefghijklmnopqrstuvwxyz0123456789", "GitHub"),
+        ("sk-ant-api03-abcdefghijklmnopqrstuvwxyz", "Anthropic"),
+        ("sk-proj-abcdefghijklmnopqrstuvwxyz012345", "OpenAI"),
+        ("xoxb-123456789012-abcdefghij", "Slack"),
+        ("AIzaSyA1234567890abcdefghijklmnopqrstuv", "Google"),
+        ("-----BEGIN RSA PRIVATE KEY-----", "PEM"),
+        ("-----BEGIN PRIVATE KEY-----", "PEM"),
+    ] {
+        let data = format!("x={token}&y=1");
+        let f = s
+            .first(data.as_bytes())
+            .unwrap_or_else(|| panic!("missed {token}"));
+        assert!(f.kind.contains(kind), "{token}: {f:?}");
+    }
+    assert!(s.first(b"-----BEGIN CERTIFICATE-----").is_none());
+    assert!(s.first(b"AKIA is a prefix; sk-short").is_none());
+}
+
+#[test]
+fn redaction_keeps_length_and_masks_only_the_secret() {
+    let s = scanner();
+    let (out, changed) = s.redact_str(&format!("a={SECRET}&b=2"));
+    assert!(changed);
+    assert_eq!(out, format!("a={}&b=2", "*".repeat(SECRET.len())));
+}
+
+#[test]
+fn mixed_case_hex_and_percent_are_direct_matches() {
+    let s = scanner();
+    let mixed: String = SECRET
+        .bytes()
+        .enumerate()
+        .map(|(i, b)| {
+            if i % 2 == 0 {
+                format!("{b:02X}")
+            } else {
+                format!("{b:02x}")
+            }
+        })
+        .collect();
+    let pct: String = SECRET
+        .bytes()
+        .enumerate()
+        .map(|(i, b)| {
+            if i % 3 == 0 {
+                format!("%{b:02X}")
+            } else {
+                format!("%{b:02x}")
+            }
+        })
+        .collect();
+    for form in [mixed, pct] {
+        let mut data = format!("x={form}&y").into_bytes();
+        assert!(s.first(&data).is_some(), "{form}");
+        assert_eq!(s.redact(&mut data), 1);
+        assert!(!String::from_utf8(data).unwrap().contains(&form));
+    }
+}
+
+/// Every encoding the issue found leaking is caught by the deep scan.
+#[test]
+fn deep_scan_sees_through_layered_encodings() {
+    let s = scanner();
+    let b64 = STANDARD.encode(format!("{{\"k\":\"{SECRET}\"}}"));
+    let mime: String = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    let col9: String = b64
+        .as_bytes()
+        .chunks(9)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let json_u: String = SECRET
+        .chars()
+        .map(|c| format!("\\u{:04x}", c as u32))
+        .collect();
+    let partly = format!("%{:02x}{}", SECRET.as_bytes()[0], &SECRET[1..]);
+    let token_b64 = STANDARD.encode("key=AKIAIOSFODNN7EXAMPLE");
+    let token_hex: String = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    for (form, want) in [
+        (mime, "held secret"),
+        (col9, "held secret"),
+        (json_u, "held secret"),
+        (partly, "held secret"),
+        (token_b64, "AWS"),
+        (token_hex, "GitHub"),
+    ] {
+        assert!(
+            s.first(form.as_bytes()).is_none() || want == "held secret",
+            "{form}"
+        );
+        let f = s
+            .first_deep(format!("{{\"data\": \"{form}\"}}").as_bytes())
+            .unwrap_or_else(|| panic!("missed {form}"));
+        assert!(f.kind.contains(want), "{form}: {f:?}");
+    }
+    assert!(s
+        .first_deep(b"{\"data\": \"a perfectly ordinary sentence\"}")
+        .is_none());
+}
+
+#[test]
+fn a_secrets_only_scanner_ignores_token_formats() {
+    let s = Scanner::new(
+        &[HeldSecret {
+            name: "api".into(),
+            value: SECRET.into(),
+            placeholder: None,
+        }],
+        Needles::SecretsOnly,
+    );
+    assert!(s.first(b"AKIAIOSFODNN7EXAMPLE").is_none());
+    assert!(s.first(SECRET.as_bytes()).is_some());
+    assert!(Scanner::new(&[], Needles::SecretsOnly).is_empty());
+}

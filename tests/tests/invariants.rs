@@ -1,0 +1,246 @@
+//! The code map's invariants (ARCHITECTURE.md), checked on the source:
+//! no import cycles between a crate's modules, only `runner` spawns
+//! processes in the core, the sidecar never depends on the core, the core
+//! knows nothing of the UI, and no source file grows past 500 lines without
+//! saying why in its header. No engine needed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(rust_files(&p));
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The top-level module a file of `src` belongs to (`None` for the crate
+/// root and binaries' roots).
+fn module_of(src: &Path, file: &Path) -> Option<String> {
+    let rel = file.strip_prefix(src).ok()?;
+    let first = rel
+        .components()
+        .next()?
+        .as_os_str()
+        .to_string_lossy()
+        .to_string();
+    let name = first.trim_end_matches(".rs").to_string();
+    (!["lib", "main", "bin"].contains(&name.as_str())).then_some(name)
+}
+
+/// The top-level modules `text` refers to through `crate::…`, including
+/// grouped imports (`use crate::{a::b, c}`).
+fn crate_refs(text: &str) -> BTreeSet<String> {
+    let mut refs = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("crate::") {
+        rest = &rest[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let mut depth = 1;
+            let end = group
+                .char_indices()
+                .find(|(_, c)| {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => depth -= 1,
+                        _ => {}
+                    }
+                    depth == 0
+                })
+                .map_or(group.len(), |(i, _)| i);
+            let mut depth = 0;
+            let mut item = String::new();
+            for c in group[..end].chars().chain([',']) {
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        if let Some(head) = item.trim().split("::").next().filter(|h| !h.is_empty())
+                        {
+                            refs.insert(head.to_string());
+                        }
+                        item.clear();
+                        continue;
+                    }
+                    _ => {}
+                }
+                item.push(c);
+            }
+        } else {
+            let ident: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !ident.is_empty() {
+                refs.insert(ident);
+            }
+        }
+    }
+    refs
+}
+
+/// Module → the modules it uses, for the crate whose sources are in `src`.
+fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let files = rust_files(src);
+    let modules: BTreeSet<String> = files.iter().filter_map(|f| module_of(src, f)).collect();
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in &files {
+        let Some(m) = module_of(src, f) else { continue };
+        let text = std::fs::read_to_string(f).unwrap();
+        // Tests may reach anywhere, and comments link anywhere; the shape
+        // is about the code itself.
+        let code: String = text
+            .split("#[cfg(test)]")
+            .next()
+            .unwrap_or("")
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let uses = graph.entry(m.clone()).or_default();
+        for r in crate_refs(&code) {
+            if r != m && modules.contains(&r) {
+                uses.insert(r);
+            }
+        }
+    }
+    graph
+}
+
+/// A cycle in `graph`, if there is one, as the path around it.
+fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        n: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == n) {
+            let mut cycle = path[i..].to_vec();
+            cycle.push(n.to_string());
+            return Some(cycle);
+        }
+        if done.contains(n) {
+            return None;
+        }
+        path.push(n.to_string());
+        for next in graph.get(n).into_iter().flatten() {
+            if let Some(c) = visit(next, graph, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(n.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|n| visit(n, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn no_crate_has_an_import_cycle_between_its_modules() {
+    for krate in [
+        "core/src",
+        "src-tauri/src",
+        "cli/src",
+        "sidecar/src",
+        "sidecar/policy/src",
+    ] {
+        let graph = module_graph(&root().join(krate));
+        assert!(graph.len() > 2, "{krate}: found no modules");
+        if let Some(cycle) = find_cycle(&graph) {
+            panic!("{krate}: import cycle {}", cycle.join(" → "));
+        }
+    }
+}
+
+#[test]
+fn the_cycle_check_finds_a_cycle() {
+    let mut g = BTreeMap::new();
+    g.insert("a".to_string(), BTreeSet::from(["b".to_string()]));
+    g.insert("b".to_string(), BTreeSet::from(["c".to_string()]));
+    g.insert("c".to_string(), BTreeSet::from(["a".to_string()]));
+    assert_eq!(find_cycle(&g).unwrap(), ["a", "b", "c", "a"]);
+    g.get_mut("c").unwrap().clear();
+    assert_eq!(find_cycle(&g), None);
+    assert_eq!(
+        crate_refs(
+            "use crate::{backend::{self, Engine}, events::Event};\nlet x = crate::plan::f();"
+        ),
+        BTreeSet::from(["backend".into(), "events".into(), "plan".into()])
+    );
+}
+
+#[test]
+fn only_the_runner_spawns_processes_in_the_core_and_the_app() {
+    let spawns = ["Command::new", "process::Command", "std::process::Stdio"];
+    for krate in ["core/src", "src-tauri/src"] {
+        let src = root().join(krate);
+        for f in rust_files(&src) {
+            let rel = f.strip_prefix(&src).unwrap().display().to_string();
+            if rel == "runner.rs" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&f).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            for s in spawns {
+                assert!(
+                    !code.contains(s),
+                    "{krate}/{rel} uses `{s}`: engine commands go through runner"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_sidecar_never_depends_on_the_core_and_the_core_knows_no_ui() {
+    let deps = |toml: &str| std::fs::read_to_string(root().join(toml)).unwrap();
+    assert!(!deps("sidecar/Cargo.toml").contains("bottlebar-core"));
+    assert!(!deps("sidecar/policy/Cargo.toml").contains("bottlebar-core"));
+    let core = deps("core/Cargo.toml");
+    for ui in ["tauri", "clap", "indicatif", "anyhow"] {
+        assert!(
+            !core.contains(&format!("\n{ui}")),
+            "core/Cargo.toml depends on {ui}"
+        );
+    }
+}
+
+#[test]
+fn no_source_file_passes_500_lines_without_saying_why() {
+    let mut long = Vec::new();
+    for dir in [
+        "core/src",
+        "sidecar/src",
+        "sidecar/policy/src",
+        "cli/src",
+        "src-tauri/src",
+    ] {
+        for f in rust_files(&root().join(dir)) {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let header: String = text.lines().take_while(|l| l.starts_with("//!")).collect();
+            if text.lines().count() > 500 && !header.contains("Longer than 500 lines because") {
+                long.push(format!("{} ({} lines)", f.display(), text.lines().count()));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "split these, or say why in their header:\n{}",
+        long.join("\n")
+    );
+}
