@@ -179,41 +179,11 @@ async fn labelled_inventory<R: Runner>(
             let mut inv = Inventory::default();
             if !container_ids.is_empty() {
                 let argv = docker::inspect_argv(&p, &container_ids);
-                // A container removed between listing and inspecting makes inspect
-                // exit 1 while still printing the others; use what it printed.
-                let out = runner.run(&argv).await;
-                inv.containers = docker::parse_containers(&out.stdout).map_err(|why| {
-                    if out.success() {
-                        EngineError::Parse {
-                            command: crate::plan::display_command(&argv),
-                            why,
-                        }
-                    } else {
-                        EngineError::Command {
-                            command: crate::plan::display_command(&argv),
-                            code: out.code,
-                            stderr: out.stderr_tail(),
-                        }
-                    }
-                })?;
+                inv.containers = tolerant(runner, &argv, docker::parse_containers).await?;
             }
             if !network_ids.is_empty() {
                 let argv = docker::network_inspect_argv(&p, &network_ids);
-                let out = runner.run(&argv).await;
-                inv.networks = docker::parse_networks(&out.stdout).map_err(|why| {
-                    if out.success() {
-                        EngineError::Parse {
-                            command: crate::plan::display_command(&argv),
-                            why,
-                        }
-                    } else {
-                        EngineError::Command {
-                            command: crate::plan::display_command(&argv),
-                            code: out.code,
-                            stderr: out.stderr_tail(),
-                        }
-                    }
-                })?;
+                inv.networks = tolerant(runner, &argv, docker::parse_networks).await?;
             }
             Ok(inv)
         }
@@ -235,6 +205,29 @@ async fn labelled_inventory<R: Runner>(
             })
         }
     }
+}
+
+/// Runs an `inspect` and parses what it printed even if it failed (a
+/// resource removed between listing and inspecting makes it exit 1 while
+/// still printing the others); an error only when nothing usable came out.
+async fn tolerant<R: Runner, T>(
+    runner: &R,
+    argv: &[String],
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, EngineError> {
+    let out = runner.run(argv).await;
+    parse(&out.stdout).map_err(|why| {
+        let command = crate::plan::display_command(argv);
+        if out.success() {
+            EngineError::Parse { command, why }
+        } else {
+            EngineError::Command {
+                command,
+                code: out.code,
+                stderr: out.stderr_tail(),
+            }
+        }
+    })
 }
 
 /// Removes the given containers, then networks (containers first, or the

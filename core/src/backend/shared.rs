@@ -6,7 +6,7 @@
 use crate::images::{self, ImageSpec};
 use crate::launch::{self, agent_env, agent_mounts, sidecar_mounts, BindMount, LaunchSpec};
 use crate::name::{Role, LABEL_BOTTLE, LABEL_CONTENT_HASH, LABEL_HOME, LABEL_ROLE};
-use crate::plan::SIDECAR_IP;
+use crate::plan::{Capture, Step, SIDECAR_IP};
 
 /// Owned argv from string slices.
 pub(super) fn s(v: &[&str]) -> Vec<String> {
@@ -123,6 +123,45 @@ pub(super) fn agent_tail(spec: &LaunchSpec, memory_unit: &str) -> Vec<String> {
     v.push(spec.agent_image.tag.clone());
     v.extend(["sleep".into(), launch::AGENT_KEEPALIVE_SECS.into()]);
     v
+}
+
+/// Waiting for the sidecar's proxy to answer, and reading its internal
+/// address (`capture`), both after `started`, the step that started it.
+pub(super) fn sidecar_ready_steps(
+    program: &str,
+    n: &Names,
+    started: &str,
+    capture: Capture,
+) -> [Step; 2] {
+    [
+        Step::new(
+            "wait-sidecar-healthy",
+            "Wait for the sidecar proxy to answer",
+            health_argv(program, &n.sidecar),
+        )
+        .after(&[started])
+        .retry(50, 200),
+        Step::new(
+            "discover-sidecar-ip",
+            "Read the sidecar's internal IP",
+            s(&[program, "inspect", &n.sidecar]),
+        )
+        .after(&[started])
+        .retry(20, 250)
+        .capture(capture),
+    ]
+}
+
+/// Starting the agent (`argv`), once its image is built and the sidecar
+/// answers at a known address; `undo` removes it.
+pub(super) fn run_agent_step(argv: Vec<String>, undo: Vec<String>) -> Step {
+    Step::new("run-agent", "Start agent on the internal network", argv)
+        .after(&[
+            "build-agent-image",
+            "wait-sidecar-healthy",
+            "discover-sidecar-ip",
+        ])
+        .undo(undo)
 }
 
 /// `PROGRAM exec SIDECAR bottlebar-sidecar health`.

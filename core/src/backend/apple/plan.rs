@@ -67,36 +67,20 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
             "create-egress-network",
         ])
         .undo(s(&[c, "delete", "--force", &n.sidecar])),
-        Step::new(
-            "wait-sidecar-healthy",
-            "Wait for the sidecar proxy to answer",
-            shared::health_argv(c, &n.sidecar),
-        )
-        .after(&["run-sidecar"])
-        .retry(50, 200),
-        Step::new(
-            "discover-sidecar-ip",
-            "Read the sidecar's internal IP",
-            s(&[c, "inspect", &n.sidecar]),
-        )
-        .after(&["run-sidecar"])
-        .retry(20, 250)
-        .capture(Capture::AppleNetworkIp {
+    ]);
+    steps.extend(shared::sidecar_ready_steps(
+        c,
+        &n,
+        "run-sidecar",
+        Capture::AppleNetworkIp {
             network: n.internal.clone(),
             placeholder: SIDECAR_IP.into(),
-        }),
-        Step::new(
-            "run-agent",
-            "Start agent on the internal network",
-            run_agent(spec, &n),
-        )
-        .after(&[
-            "build-agent-image",
-            "wait-sidecar-healthy",
-            "discover-sidecar-ip",
-        ])
-        .undo(s(&[c, "delete", "--force", &n.agent])),
-    ]);
+        },
+    ));
+    steps.push(shared::run_agent_step(
+        run_agent(spec, &n),
+        s(&[c, "delete", "--force", &n.agent]),
+    ));
     Plan {
         bottle: spec.bottle.to_string(),
         backend: spec.backend,

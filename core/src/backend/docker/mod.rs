@@ -93,6 +93,15 @@ pub fn probe_beside_argv(
 }
 
 fn probe_confinement(sidecar_image: &str) -> Vec<String> {
+    let id = probe_user();
+    let mut v = unprivileged(&id, &id);
+    v.extend(s(&["--pids-limit", "64", "--memory", "64m", sidecar_image]));
+    v
+}
+
+/// No capabilities, no privilege gain, a read-only root, user `uid:gid`:
+/// what the sidecar and the probe both run with.
+fn unprivileged(uid: &str, gid: &str) -> Vec<String> {
     let mut v = s(&[
         "--cap-drop",
         "ALL",
@@ -100,8 +109,7 @@ fn probe_confinement(sidecar_image: &str) -> Vec<String> {
         "no-new-privileges",
         "--read-only",
     ]);
-    v.extend(["--user".into(), format!("{0}:{0}", probe_user())]);
-    v.extend(s(&["--pids-limit", "64", "--memory", "64m", sidecar_image]));
+    v.extend(["--user".into(), format!("{uid}:{gid}")]);
     v
 }
 

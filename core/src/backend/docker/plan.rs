@@ -13,7 +13,7 @@ use crate::plan::{Capture, Plan, Probe, ProbeCheck, Step, SIDECAR_IP};
 pub fn plan(spec: &LaunchSpec) -> Plan {
     let d = spec.engine.as_str();
     let n = Names::of(spec);
-    let steps = vec![
+    let mut steps = vec![
         build(
             spec,
             &spec.sidecar_image,
@@ -61,36 +61,20 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
             s(&[d, "start", &n.sidecar]),
         )
         .after(&["connect-sidecar-internal"]),
-        Step::new(
-            "wait-sidecar-healthy",
-            "Wait for the sidecar proxy to answer",
-            shared::health_argv(d, &n.sidecar),
-        )
-        .after(&["start-sidecar"])
-        .retry(50, 200),
-        Step::new(
-            "discover-sidecar-ip",
-            "Read the sidecar's internal IP",
-            s(&[d, "inspect", &n.sidecar]),
-        )
-        .after(&["start-sidecar"])
-        .retry(20, 250)
-        .capture(Capture::DockerNetworkIp {
+    ];
+    steps.extend(shared::sidecar_ready_steps(
+        d,
+        &n,
+        "start-sidecar",
+        Capture::DockerNetworkIp {
             network: n.internal.clone(),
             placeholder: SIDECAR_IP.into(),
-        }),
-        Step::new(
-            "run-agent",
-            "Start agent on the internal network",
-            run_agent(spec, &n),
-        )
-        .after(&[
-            "build-agent-image",
-            "wait-sidecar-healthy",
-            "discover-sidecar-ip",
-        ])
-        .undo(s(&[d, "rm", "--force", &n.agent])),
-    ];
+        },
+    ));
+    steps.push(shared::run_agent_step(
+        run_agent(spec, &n),
+        s(&[d, "rm", "--force", &n.agent]),
+    ));
     Plan {
         bottle: spec.bottle.to_string(),
         backend: spec.backend,
@@ -179,14 +163,7 @@ fn agent_confinement(spec: &LaunchSpec) -> Vec<String> {
 /// never routed onto the egress network.
 fn sidecar_confinement(spec: &LaunchSpec) -> Vec<String> {
     let (uid, gid) = spec.sidecar_user;
-    let mut v = s(&[
-        "--cap-drop",
-        "ALL",
-        "--security-opt",
-        "no-new-privileges",
-        "--read-only",
-    ]);
-    v.extend(["--user".into(), format!("{uid}:{gid}")]);
+    let mut v = super::unprivileged(&uid.to_string(), &gid.to_string());
     v.extend([
         "--pids-limit".into(),
         launch::SIDECAR_PIDS_LIMIT.to_string(),
