@@ -72,80 +72,73 @@ impl Verdict {
     }
 }
 
-/// Why a request was refused, or what went wrong upstream: the short code
-/// in the audit log and the `x-bottlebar-deny` header.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum ReasonCode {
-    /// An address no rule names exactly.
-    IpLiteral,
-    /// No rule names the host.
-    HostNotAllowed,
-    /// Rules name the host, not the port.
-    PortNotAllowed,
-    /// The rule limits methods.
-    MethodNotAllowed,
-    /// The rule limits paths.
-    PathNotAllowed,
-    /// `TRACE`/`TRACK` refused.
-    TraceRefused,
-    /// An injecting rule over a connection that is not verified TLS.
-    InjectionNeedsTls,
-    /// A blind tunnel where the rule limits methods or paths.
-    TunnelNeedsInspection,
-    /// DNS over HTTPS to a host no rule names exactly.
-    Doh,
-    /// The names in one request disagree.
-    Fronting,
-    /// A credential placeholder to a rule that does not inject it.
-    Placeholder,
-    /// Outbound data carries a secret.
-    SecretDetected,
-    /// A body the proxy cannot inspect.
-    Uninspectable,
-    /// An allowed name resolved to a private address.
-    PrivateAddress,
-    /// A malformed request.
-    BadRequest,
-    /// The sidecar has no valid rules: egress is closed.
-    RulesUnreadable,
-    /// The upstream failed (connect, DNS, HTTP).
-    UpstreamFailed,
-    /// The upstream's certificate did not verify.
-    UpstreamTlsVerify,
-    /// A connection from outside the agent's networks.
-    NotAgentNetwork,
-    /// A code this version does not know (a newer sidecar's log).
-    #[serde(other)]
-    Other,
+/// Declares [`ReasonCode`]: each variant, its doc, and its code in the log.
+macro_rules! reason_codes {
+    ($($(#[doc = $doc:expr])* $variant:ident => $code:literal,)*) => {
+        /// Why a request was refused, or what went wrong upstream: the short
+        /// code in the audit log and the `x-bottlebar-deny` header.
+        #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ReasonCode {
+            $($(#[doc = $doc])* #[serde(rename = $code)] $variant,)*
+            /// A code this version does not know (a newer sidecar's log).
+            #[serde(other, rename = "other")]
+            Other,
+        }
+
+        impl ReasonCode {
+            /// Every code this version knows.
+            pub const ALL: &'static [ReasonCode] = &[$(ReasonCode::$variant,)*];
+
+            /// The code as the log and the header write it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ReasonCode::$variant => $code,)*
+                    ReasonCode::Other => "other",
+                }
+            }
+        }
+    };
 }
 
-impl ReasonCode {
-    /// The code as the log and the header write it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReasonCode::IpLiteral => "ip_literal",
-            ReasonCode::HostNotAllowed => "host_not_allowed",
-            ReasonCode::PortNotAllowed => "port_not_allowed",
-            ReasonCode::MethodNotAllowed => "method_not_allowed",
-            ReasonCode::PathNotAllowed => "path_not_allowed",
-            ReasonCode::TraceRefused => "trace_refused",
-            ReasonCode::InjectionNeedsTls => "injection_needs_tls",
-            ReasonCode::TunnelNeedsInspection => "tunnel_needs_inspection",
-            ReasonCode::Doh => "doh",
-            ReasonCode::Fronting => "fronting",
-            ReasonCode::Placeholder => "placeholder",
-            ReasonCode::SecretDetected => "secret_detected",
-            ReasonCode::Uninspectable => "uninspectable",
-            ReasonCode::PrivateAddress => "private_address",
-            ReasonCode::BadRequest => "bad_request",
-            ReasonCode::RulesUnreadable => "rules_unreadable",
-            ReasonCode::UpstreamFailed => "upstream_failed",
-            ReasonCode::UpstreamTlsVerify => "upstream_tls_verify",
-            ReasonCode::NotAgentNetwork => "not_agent_network",
-            ReasonCode::Other => "other",
-        }
-    }
+reason_codes! {
+    /// An address no rule names exactly.
+    IpLiteral => "ip_literal",
+    /// No rule names the host.
+    HostNotAllowed => "host_not_allowed",
+    /// Rules name the host, not the port.
+    PortNotAllowed => "port_not_allowed",
+    /// The rule limits methods.
+    MethodNotAllowed => "method_not_allowed",
+    /// The rule limits paths.
+    PathNotAllowed => "path_not_allowed",
+    /// `TRACE`/`TRACK` refused.
+    TraceRefused => "trace_refused",
+    /// An injecting rule over a connection that is not verified TLS.
+    InjectionNeedsTls => "injection_needs_tls",
+    /// A blind tunnel where the rule limits methods or paths.
+    TunnelNeedsInspection => "tunnel_needs_inspection",
+    /// DNS over HTTPS to a host no rule names exactly.
+    Doh => "doh",
+    /// The names in one request disagree.
+    Fronting => "fronting",
+    /// A credential placeholder to a rule that does not inject it.
+    Placeholder => "placeholder",
+    /// Outbound data carries a secret.
+    SecretDetected => "secret_detected",
+    /// A body the proxy cannot inspect.
+    Uninspectable => "uninspectable",
+    /// An allowed name resolved to a private address.
+    PrivateAddress => "private_address",
+    /// A malformed request.
+    BadRequest => "bad_request",
+    /// The sidecar has no valid rules: egress is closed.
+    RulesUnreadable => "rules_unreadable",
+    /// The upstream failed (connect, DNS, HTTP).
+    UpstreamFailed => "upstream_failed",
+    /// The upstream's certificate did not verify.
+    UpstreamTlsVerify => "upstream_tls_verify",
+    /// A connection from outside the agent's networks.
+    NotAgentNetwork => "not_agent_network",
 }
 
 impl std::fmt::Display for ReasonCode {
@@ -164,29 +157,7 @@ mod tests {
 
     #[test]
     fn codes_read_and_write_as_the_log_spells_them() {
-        use ReasonCode::*;
-        for c in [
-            IpLiteral,
-            HostNotAllowed,
-            PortNotAllowed,
-            MethodNotAllowed,
-            PathNotAllowed,
-            TraceRefused,
-            InjectionNeedsTls,
-            TunnelNeedsInspection,
-            Doh,
-            Fronting,
-            Placeholder,
-            SecretDetected,
-            Uninspectable,
-            PrivateAddress,
-            BadRequest,
-            RulesUnreadable,
-            UpstreamFailed,
-            UpstreamTlsVerify,
-            NotAgentNetwork,
-            Other,
-        ] {
+        for &c in ReasonCode::ALL.iter().chain([&ReasonCode::Other]) {
             let json = serde_json::to_string(&c).unwrap();
             assert_eq!(json, format!("\"{}\"", c.as_str()));
             assert_eq!(serde_json::from_str::<ReasonCode>(&json).unwrap(), c);
