@@ -249,8 +249,18 @@ impl Engine {
     /// Environment for the `bottle` CLI so it drives this engine.
     pub fn bottle_env(&self, cmd: &mut Command) {
         cmd.env("BOTTLEBAR_BACKEND", self.backend());
-        if let Engine::Apple { program, .. } = self {
+        if let Engine::Apple { program, double } = self {
             cmd.env("BOTTLEBAR_CONTAINER", program);
+            // The double's own settings (its state, the release it plays,
+            // the test kit it holds namespaces with), for a command run
+            // with a cleared environment.
+            if *double {
+                for (k, v) in std::env::vars() {
+                    if k.starts_with("BOTTLEBAR_DOUBLE_") || k == "BOTTLEBAR_TESTKIT_BIN" {
+                        cmd.env(k, v);
+                    }
+                }
+            }
         }
     }
 
