@@ -102,6 +102,38 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the hosts agents asked for (supervise), pending first.
+    Requests {
+        /// Only this bottle's.
+        name: Option<String>,
+        /// Keep listing as requests arrive and are answered.
+        #[arg(long)]
+        watch: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Allow a pending request: once (the default), for a while, or always
+    /// (adds the rule to the bottle's file).
+    Allow {
+        name: String,
+        id: String,
+        /// Exactly one request.
+        #[arg(long, conflicts_with_all = ["for_", "always"])]
+        once: bool,
+        /// For this long, e.g. `10m`, `1h`, `2d`.
+        #[arg(long = "for", value_name = "DURATION", conflicts_with = "always")]
+        for_: Option<String>,
+        /// From now on: the rule goes into the bottle's file.
+        #[arg(long)]
+        always: bool,
+    },
+    /// Deny a pending request, optionally with a note the agent reads.
+    Deny {
+        name: String,
+        id: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
     /// Remove the resources of every one of this home's bottles that is not fully running.
     Cleanup {
         #[arg(long, value_enum)]

@@ -72,5 +72,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Doctor { json, fix } => cmd::doctor::run(json, fix, runner.as_ref()).await,
         Command::Verify { name, json } => cmd::verify::run(&home, &name, json, runner).await,
         Command::Cleanup { backend, json } => cmd::cleanup::run(&home, backend, json, runner).await,
+        Command::Requests { name, watch, json } => {
+            cmd::requests::list(&home, name.as_deref(), watch, json).await
+        }
+        Command::Allow {
+            name,
+            id,
+            once: _,
+            for_,
+            always,
+        } => {
+            cmd::requests::allow(&home, &name, &id, for_.as_deref(), always, runner.as_ref()).await
+        }
+        Command::Deny { name, id, note } => {
+            cmd::requests::deny(&home, &name, &id, note, runner.as_ref()).await
+        }
     }
 }

@@ -18,6 +18,7 @@
 
 use crate::manifest::Mount;
 use crate::name::BottleName;
+use bottlebar_policy::supervise::SuperviseConfig;
 use bottlebar_policy::{
     EgressRule, HeldSecret, ListenSpec, LiveRules, SecretsFile, SidecarConfig, PROXY_PORT,
 };
@@ -48,6 +49,8 @@ pub const AUDIT_FILE: &str = "egress.jsonl";
 pub const SIDECAR_STATE_IN_CONTAINER: &str = "/etc/bottlebar";
 /// Where the sidecar finds its audit directory.
 pub const SIDECAR_AUDIT_IN_CONTAINER: &str = "/var/log/bottlebar";
+/// Where the sidecar files supervise proposals.
+pub const SIDECAR_REQUESTS_IN_CONTAINER: &str = "/var/lib/bottlebar/requests";
 
 /// Why the state directory could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +90,10 @@ pub struct StateDirs {
     pub files: PathBuf,
     /// Build contexts.
     pub build: PathBuf,
+    /// Supervise proposals, filed by the sidecar (mounted into it, writable).
+    pub requests: PathBuf,
+    /// The human's decisions on them, written by the core (never mounted).
+    pub decisions: PathBuf,
 }
 
 impl StateDirs {
@@ -98,6 +105,8 @@ impl StateDirs {
             audit: root.join("audit"),
             files: root.join("files"),
             build: root.join("build"),
+            requests: root.join("requests"),
+            decisions: root.join("decisions"),
             root,
         }
     }
@@ -164,6 +173,8 @@ pub struct Egress<'a> {
     pub hosts: &'a BTreeMap<String, String>,
     /// Private ranges allowed names may resolve to.
     pub allow_private_ranges: &'a [String],
+    /// The supervise settings, when the bottle offers supervise.
+    pub supervise: Option<&'a SuperviseConfig>,
 }
 
 /// The user the sidecar runs as: the core's own when it is not root (so the
@@ -224,6 +235,10 @@ pub fn sidecar_config(bottle: &BottleName, egress: &Egress<'_>) -> SidecarConfig
         secrets_file: inside(SECRETS_FILE),
         hosts: egress.hosts.clone(),
         allow_private_ranges: egress.allow_private_ranges.to_vec(),
+        supervise: egress.supervise.map(|s| SuperviseConfig {
+            requests_dir: SIDECAR_REQUESTS_IN_CONTAINER.into(),
+            ..s.clone()
+        }),
     }
 }
 
@@ -298,8 +313,11 @@ pub fn prepare(
     mkdir(&dirs.agent_ca, 0o755)?;
     mkdir(&dirs.audit, 0o700)?;
     mkdir(&dirs.build, 0o700)?;
+    mkdir(&dirs.requests, 0o700)?;
+    mkdir(&dirs.decisions, 0o700)?;
     hand_to_sidecar(&dirs.sidecar)?;
     hand_to_sidecar(&dirs.audit)?;
+    hand_to_sidecar(&dirs.requests)?;
     // A log kept from an earlier launch (maybe written as another user).
     for e in fs::read_dir(&dirs.audit)
         .map_err(io_err(&dirs.audit))?
@@ -405,6 +423,7 @@ mod tests {
             extra_roots: &[],
             hosts: &no_hosts,
             allow_private_ranges: &[],
+            supervise: None,
         };
         prepare(&dirs, &name, &egress, &staged).unwrap();
 

@@ -8,10 +8,13 @@
 //! Every request reads the current [`Snapshot`]; a change swaps it without
 //! touching live connections. Rules that fail validation close egress (an
 //! empty rule set with the error attached) rather than keeping rules the
-//! user meant to replace.
+//! user meant to replace. The human's temporary grants (supervise) are
+//! rules appended after the bottle's own, kept apart so new rules from the
+//! core do not drop them and their expiry does not touch the others.
 
 use crate::dlp::{Needles, Scanner};
 use anyhow::{Context, Result};
+use bottlebar_policy::supervise::Grant;
 use bottlebar_policy::{
     normalize_host, AddressPolicy, Cidr, EgressRule, HeldSecret, LiveRules, SecretsFile,
     SidecarConfig,
@@ -19,7 +22,7 @@ use bottlebar_policy::{
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// The rules in force, and everything derived from them.
 pub struct Snapshot {
@@ -37,9 +40,20 @@ pub struct Snapshot {
     pub addresses: AddressPolicy,
     /// Why egress is closed, when the rules could not be taken.
     pub error: Option<String>,
+    /// How many of `rules` are the bottle's own; the rest are grants.
+    pub own_rules: usize,
+    /// The grants behind `rules[own_rules..]`, in order.
+    pub grants: Vec<Grant>,
 }
 
 impl Snapshot {
+    /// The grant behind rule `index`, when it is one.
+    pub fn grant(&self, index: usize) -> Option<&Grant> {
+        index
+            .checked_sub(self.own_rules)
+            .and_then(|i| self.grants.get(i))
+    }
+
     /// The held secret called `name`.
     pub fn secret(&self, name: &str) -> Option<&HeldSecret> {
         self.secrets.iter().find(|s| s.name == name)
@@ -57,10 +71,12 @@ impl Snapshot {
                 own: own.to_vec(),
             },
             error: Some(error),
+            own_rules: 0,
+            grants: Vec::new(),
         }
     }
 
-    fn build(live: LiveRules, own: &[IpAddr]) -> Result<Self, String> {
+    fn build(live: LiveRules, grants: &[Grant], own: &[IpAddr]) -> Result<Self, String> {
         live.validate()?;
         let hosts = live
             .hosts
@@ -72,10 +88,15 @@ impl Snapshot {
             .iter()
             .map(|r| Cidr::parse(r).expect("validated"))
             .collect();
+        let own_rules = live.rules.len();
+        let mut rules = live.rules;
+        rules.extend(grants.iter().map(|g| g.scope.rule()));
         Ok(Snapshot {
             scanner: Arc::new(Scanner::new(&live.secrets, Needles::SecretsAndTokens)),
             reflection: Arc::new(Scanner::new(&live.secrets, Needles::SecretsOnly)),
-            rules: live.rules,
+            rules,
+            own_rules,
+            grants: grants.to_vec(),
             hosts,
             secrets: live.secrets,
             addresses: AddressPolicy {
@@ -93,6 +114,10 @@ pub struct Live {
     /// Only the rules, pins, ranges and secrets change later.
     pub config: SidecarConfig,
     current: RwLock<Arc<Snapshot>>,
+    /// The bottle's own rules in force (`None` while egress is closed).
+    base: Mutex<Option<LiveRules>>,
+    /// The human's grants in force.
+    grants: Mutex<Vec<Grant>>,
     own: Vec<IpAddr>,
 }
 
@@ -131,10 +156,13 @@ impl Live {
 
     /// From a configuration and secrets already in hand.
     pub fn new(config: SidecarConfig, secrets: Vec<HeldSecret>, own: Vec<IpAddr>) -> Result<Self> {
-        let snap = Snapshot::build(config.live_rules(secrets), &own).map_err(anyhow::Error::msg)?;
+        let rules = config.live_rules(secrets);
+        let snap = Snapshot::build(rules.clone(), &[], &own).map_err(anyhow::Error::msg)?;
         Ok(Self {
             config,
             current: RwLock::new(Arc::new(snap)),
+            base: Mutex::new(Some(rules)),
+            grants: Mutex::default(),
             own,
         })
     }
@@ -150,27 +178,72 @@ impl Live {
     /// Closes egress: no rules, with `why` attached.
     pub fn apply_closed(&self, why: &str) {
         tracing::error!("egress closed: {why}");
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) =
-            Arc::new(Snapshot::closed(why.to_string(), &self.own));
+        *lock(&self.base) = None;
+        self.swap(Snapshot::closed(why.to_string(), &self.own));
     }
 
-    /// Puts new rules in force. Rules that fail validation close egress
-    /// (and the error says why); returns the number of rules in force.
+    /// Puts new rules in force (the grants stay). Rules that fail
+    /// validation close egress (and the error says why); returns the number
+    /// of the bottle's rules in force.
     pub fn apply(&self, rules: LiveRules) -> Result<usize, String> {
-        let (snap, result) = match Snapshot::build(rules, &self.own) {
+        let mut base = lock(&self.base);
+        let grants = lock(&self.grants).clone();
+        let (snap, result) = match Snapshot::build(rules.clone(), &grants, &self.own) {
             Ok(s) => {
-                let n = s.rules.len();
+                let n = s.own_rules;
                 tracing::info!(rules = n, "rules updated");
+                *base = Some(rules);
                 (s, Ok(n))
             }
             Err(e) => {
                 tracing::error!("new rules refused; egress is closed until valid ones arrive: {e}");
+                *base = None;
                 (Snapshot::closed(e.clone(), &self.own), Err(e))
             }
         };
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+        self.swap(snap);
         result
     }
+
+    /// The grants in force.
+    pub fn grants(&self) -> Vec<Grant> {
+        lock(&self.grants).clone()
+    }
+
+    /// Changes the grants in force (adding one, dropping expired ones).
+    pub fn update_grants(&self, change: impl FnOnce(&mut Vec<Grant>)) {
+        let base = lock(&self.base);
+        let mut grants = lock(&self.grants);
+        change(&mut grants);
+        if let Some(rules) = base.as_ref() {
+            // The bottle's rules were valid and grants are valid by
+            // construction: this cannot fail, but a closed result is safe.
+            let snap = Snapshot::build(rules.clone(), &grants, &self.own)
+                .unwrap_or_else(|e| Snapshot::closed(e, &self.own));
+            self.swap(snap);
+        }
+    }
+
+    /// Uses up the once-only grant of `proposal`: true if it was still
+    /// there (this request may go), false if another request took it.
+    pub fn consume_once(&self, proposal: &str) -> bool {
+        let mut taken = false;
+        self.update_grants(|grants| {
+            if let Some(i) = grants.iter().position(|g| g.once && g.proposal == proposal) {
+                grants.remove(i);
+                taken = true;
+            }
+        });
+        taken
+    }
+
+    fn swap(&self, snap: Snapshot) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@
 //! - [`upstream`]: resolving, connecting, TLS-verifying, pooling;
 //! - [`dlp`]: secret scanning of everything sent out and masking of what comes back;
 //! - [`audit`]: the rotated JSONL audit log;
-//! - [`probe`]: the isolation self-test, run in the agent's network.
+//! - [`probe`]: the isolation self-test, run in the agent's network;
+//! - [`supervise`]: the MCP server the agent asks for hosts through, and
+//!   the approval queue behind it.
 
 #![warn(missing_docs)]
 
@@ -24,4 +26,5 @@ pub mod mitm;
 pub mod netinfo;
 pub mod probe;
 pub mod proxy;
+pub mod supervise;
 pub mod upstream;

@@ -14,9 +14,12 @@
 //! - `reload` reads new live rules (JSON) on stdin and hands them to the
 //!   running proxy through its control socket; the core runs it through
 //!   the engine's `exec` when a bottle's rules change.
+//! - `decide` reads the human's answer to a supervise proposal (JSON) on
+//!   stdin and hands it to the proxy the same way.
 
 use anyhow::{bail, Context, Result};
 use bottlebar_policy::{HEALTH_PATH, PROXY_PORT};
+use bottlebar_sidecar::control::Verb;
 use clap::{Parser, Subcommand};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -51,6 +54,9 @@ enum Command {
     },
     /// Give the running proxy new live rules (JSON `LiveRules` on stdin).
     Reload,
+    /// Give the running proxy the human's answer to a request for a host
+    /// (JSON `Decision` on stdin).
+    Decide,
 }
 
 fn main() -> Result<()> {
@@ -73,16 +79,18 @@ fn main() -> Result<()> {
         }
         Command::Health { addr } => health(addr),
         Command::Probe { targets } => probe(&targets),
-        Command::Reload => reload(),
+        Command::Reload => send(Verb::Rules),
+        Command::Decide => send(Verb::Decide),
     }
 }
 
-fn reload() -> Result<()> {
-    let mut rules = Vec::new();
+/// Hands stdin to the running proxy's control socket under `verb`.
+fn send(verb: Verb) -> Result<()> {
+    let mut body = Vec::new();
     std::io::stdin()
-        .read_to_end(&mut rules)
-        .context("reading the rules from stdin")?;
-    let reply = bottlebar_sidecar::control::send(bottlebar_policy::CONTROL_SOCKET, &rules)?;
+        .read_to_end(&mut body)
+        .context("reading the message from stdin")?;
+    let reply = bottlebar_sidecar::control::send(bottlebar_policy::CONTROL_SOCKET, verb, &body)?;
     println!("{reply}");
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod exec;
 pub mod logs;
 pub mod ls;
 pub mod plan;
+pub mod requests;
 pub mod up;
 pub mod verify;
 

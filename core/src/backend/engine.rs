@@ -175,6 +175,12 @@ impl Engine {
         super::shared::reload_argv(&self.program_str(), &bottle.resource(Role::Sidecar))
     }
 
+    /// The command that hands a running sidecar the human's answer to a
+    /// supervise request, on stdin.
+    pub fn decide_argv(&self, bottle: &BottleName) -> Vec<String> {
+        super::shared::decide_argv(&self.program_str(), &bottle.resource(Role::Sidecar))
+    }
+
     /// The command that runs `command` in a bottle's agent with the caller's
     /// terminal attached (`-i`, and `-t` when `tty`).
     pub fn exec_argv(&self, bottle: &BottleName, command: &[String], tty: bool) -> Vec<String> {

@@ -187,6 +187,18 @@ pub(super) fn reload_argv(program: &str, sidecar: &str) -> Vec<String> {
     ])
 }
 
+/// `PROGRAM exec -i SIDECAR bottlebar-sidecar decide`, the answer on stdin.
+pub(super) fn decide_argv(program: &str, sidecar: &str) -> Vec<String> {
+    s(&[
+        program,
+        "exec",
+        "-i",
+        sidecar,
+        images::SIDECAR_BIN_IN_IMAGE,
+        "decide",
+    ])
+}
+
 /// The sidecar container's command.
 fn sidecar_serve_command() -> Vec<String> {
     s(&["serve", "--config", images::SIDECAR_CONFIG_IN_CONTAINER])

@@ -14,11 +14,13 @@
 
 mod form;
 mod read;
+mod rule;
 mod write;
 
 pub use form::{
     BottleForm, FieldError, FormEnv, FormMount, FormRule, FormSecret, WORKSPACE_TARGET,
 };
+pub use rule::add_rule;
 
 use crate::home::Home;
 use crate::manifest::{self, ManifestError};

@@ -63,7 +63,7 @@ pub fn example_spec(backend: BackendKind, engine: &str) -> LaunchSpec {
             placeholder_env: Some("EXAMPLE_API_KEY".into()),
         }],
         extra_roots: vec![],
-        supervise: true,
+        supervise: Some(Default::default()),
         resources: Resources {
             cpus: Some(2),
             memory_mib: Some(2048),

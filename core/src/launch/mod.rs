@@ -13,8 +13,9 @@ use crate::name::BottleName;
 use crate::plan::SIDECAR_IP;
 use crate::state::{
     self, StagedDir, StateDirs, StateError, CA_CERT_FILE, SIDECAR_AUDIT_IN_CONTAINER,
-    SIDECAR_STATE_IN_CONTAINER,
+    SIDECAR_REQUESTS_IN_CONTAINER, SIDECAR_STATE_IN_CONTAINER,
 };
+use bottlebar_policy::supervise::SuperviseConfig;
 use bottlebar_policy::{EgressRule, HeldSecret, PROXY_PORT, SUPERVISE_PATH};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -54,8 +55,8 @@ pub struct LaunchSpec {
     pub secrets: Vec<SecretSpec>,
     /// Extra CA roots the sidecar trusts upstream.
     pub extra_roots: Vec<PathBuf>,
-    /// Whether the agent gets the supervise (MCP) endpoint.
-    pub supervise: bool,
+    /// The supervise (MCP) endpoint's settings, when the agent gets it.
+    pub supervise: Option<SuperviseConfig>,
     /// The agent's CPUs and memory.
     pub resources: Resources,
     /// Nameservers for the sidecar and the image builder (Apple's NAT gateway
@@ -152,7 +153,9 @@ pub fn describe(
         egress: manifest.egress.clone(),
         secrets: manifest.secrets.clone(),
         extra_roots: manifest.extra_roots.clone(),
-        supervise: manifest.supervise,
+        supervise: manifest
+            .supervise
+            .then(|| manifest.supervise_settings.clone()),
         resources: manifest.resources.clone(),
         dns,
         engine_version,
@@ -273,6 +276,7 @@ pub fn materialize(spec: &LaunchSpec, secrets: &[HeldSecret]) -> Result<(), Mate
             extra_roots: &spec.extra_roots,
             hosts: &spec.hosts,
             allow_private_ranges: &spec.allow_private_ranges,
+            supervise: spec.supervise.as_ref(),
         },
         &spec.staged,
     )?;
@@ -292,9 +296,10 @@ pub struct BindMount {
     pub readonly: bool,
 }
 
-/// The sidecar's mounts: its private state (read-only) and the audit directory.
+/// The sidecar's mounts: its private state (read-only), the audit
+/// directory, and where it files supervise proposals.
 pub fn sidecar_mounts(spec: &LaunchSpec) -> Vec<BindMount> {
-    vec![
+    let mut v = vec![
         BindMount {
             host: spec.state.sidecar.clone(),
             container: SIDECAR_STATE_IN_CONTAINER.into(),
@@ -305,7 +310,15 @@ pub fn sidecar_mounts(spec: &LaunchSpec) -> Vec<BindMount> {
             container: SIDECAR_AUDIT_IN_CONTAINER.into(),
             readonly: false,
         },
-    ]
+    ];
+    if spec.supervise.is_some() {
+        v.push(BindMount {
+            host: spec.state.requests.clone(),
+            container: SIDECAR_REQUESTS_IN_CONTAINER.into(),
+            readonly: false,
+        });
+    }
+    v
 }
 
 /// The agent's mounts: the CA certificate directory, the manifest's
@@ -360,7 +373,7 @@ pub fn agent_env(spec: &LaunchSpec) -> Vec<(String, String)> {
             env.push((var.clone(), s.placeholder()));
         }
     }
-    if spec.supervise {
+    if spec.supervise.is_some() {
         env.push((
             "MCP_SUPERVISE_URL".into(),
             format!("http://{SIDECAR_IP}:{PROXY_PORT}{SUPERVISE_PATH}"),

@@ -202,6 +202,8 @@ pub struct Manifest {
     pub git_gate: bool,
     /// `supervise`: offer the agent the MCP supervise endpoint.
     pub supervise: bool,
+    /// `[supervise]`'s settings (limits, held requests, wildcards).
+    pub supervise_settings: bottlebar_policy::supervise::SuperviseConfig,
     /// `[resources]`.
     pub resources: Resources,
     /// Leak classes of the isolation self-test the user accepts knowingly
@@ -310,6 +312,7 @@ pub fn parse(
     let agent_command = validate::agent_command(&cx, &raw.agent.get_ref().command)?;
     let env = validate::env(&cx, &raw.env)?;
     let secrets = validate::secrets(&cx, &raw.secrets, &env)?;
+    let supervise = validate::supervise(&cx, raw.supervise.as_ref())?;
     Ok(Manifest {
         name: name.clone(),
         source: file.to_string(),
@@ -328,7 +331,8 @@ pub fn parse(
         accept_leaks: validate::accept_leaks(&cx, &raw.isolation.accept_leaks)?,
         gvisor: raw.isolation.gvisor,
         git_gate: raw.git_gate,
-        supervise: raw.supervise,
+        supervise: supervise.0,
+        supervise_settings: supervise.1,
         description: raw.description,
     })
 }

@@ -32,7 +32,7 @@ pub(super) struct RawManifest {
     #[serde(default)]
     pub(super) git_gate: bool,
     #[serde(default)]
-    pub(super) supervise: bool,
+    pub(super) supervise: Option<Spanned<toml::Value>>,
     #[serde(default)]
     pub(super) resources: RawResources,
     #[serde(default)]

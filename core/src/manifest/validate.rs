@@ -5,6 +5,7 @@
 use super::raw::*;
 use super::*;
 use bottlebar_policy::selftest::LeakClass;
+use bottlebar_policy::supervise::SuperviseConfig;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -144,6 +145,79 @@ pub(super) fn private_ranges(
         out.push(r.get_ref().clone());
     }
     Ok(out)
+}
+
+/// `supervise = true`, or a `[supervise]` table: whether the agent gets the
+/// supervise endpoint, and its settings, each within bounds.
+pub(super) fn supervise(
+    cx: &Ctx<'_>,
+    value: Option<&Spanned<toml::Value>>,
+) -> Result<(bool, SuperviseConfig), ManifestError> {
+    let mut cfg = SuperviseConfig::default();
+    let Some(v) = value else {
+        return Ok((false, cfg));
+    };
+    let table = match v.get_ref() {
+        toml::Value::Boolean(on) => return Ok((*on, cfg)),
+        toml::Value::Table(t) => t,
+        _ => {
+            return Err(cx.err(
+                Some(v.span()),
+                "supervise",
+                "`supervise` is `true`, `false`, or a `[supervise]` table",
+            ))
+        }
+    };
+    let err =
+        |key: &str, message: String| cx.err(Some(v.span()), &format!("supervise.{key}"), message);
+    let number =
+        |key: &str, range: std::ops::RangeInclusive<u64>| -> Result<Option<u64>, ManifestError> {
+            match table.get(key) {
+                None => Ok(None),
+                Some(toml::Value::Integer(n)) if *n >= 0 && range.contains(&(*n as u64)) => {
+                    Ok(Some(*n as u64))
+                }
+                Some(other) => Err(err(
+                    key,
+                    format!(
+                        "`{other}` is not a number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                )),
+            }
+        };
+    let flag = |key: &str| -> Result<Option<bool>, ManifestError> {
+        match table.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
+            Some(other) => Err(err(key, format!("`{other}` is not `true` or `false`"))),
+        }
+    };
+    const KEYS: &[&str] = &[
+        "enabled",
+        "hold_denied",
+        "hold_seconds",
+        "request_timeout",
+        "max_pending",
+        "per_minute",
+        "allow_wildcards",
+    ];
+    if let Some(k) = table.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(err(
+            k,
+            format!("unknown key `{k}`; `[supervise]` takes {}", KEYS.join(", ")),
+        ));
+    }
+    let enabled = flag("enabled")?.unwrap_or(true);
+    cfg.hold_denied = flag("hold_denied")?.unwrap_or(cfg.hold_denied);
+    cfg.allow_wildcards = flag("allow_wildcards")?.unwrap_or(cfg.allow_wildcards);
+    cfg.hold_seconds = number("hold_seconds", 1..=600)?.unwrap_or(cfg.hold_seconds);
+    cfg.request_timeout_seconds =
+        number("request_timeout", 5..=900)?.unwrap_or(cfg.request_timeout_seconds);
+    cfg.max_pending = number("max_pending", 1..=50)?.map_or(cfg.max_pending, |n| n as usize);
+    cfg.per_minute = number("per_minute", 1..=120)?.map_or(cfg.per_minute, |n| n as usize);
+    Ok((enabled, cfg))
 }
 
 /// `isolation.accept_leaks`: leak classes, each once.

@@ -13,6 +13,8 @@ mod down;
 mod exec;
 mod lock;
 mod ownership;
+mod requests;
+mod rules;
 mod status;
 mod up;
 mod verify;
@@ -22,6 +24,7 @@ pub use doctor::{doctor, DoctorReport};
 pub use down::down;
 pub use exec::exec_argv;
 pub use lock::{lock, lock_waiting, BottleLock, LOCK_WAIT};
+pub use requests::{decide, requests};
 pub use status::{
     evaluate, format_uptime, list, status, BottleState, BottleStatus, Listing, SelfTestSummary,
 };
@@ -148,6 +151,16 @@ pub enum OpError {
     /// `cleanup` could not ask the engine.
     #[error("cleanup: {0}")]
     Sweep(EngineError),
+    /// A supervise request cannot be answered.
+    #[error("bottle `{bottle}`: request {id}: {message}")]
+    Request {
+        /// The bottle.
+        bottle: String,
+        /// The request's id.
+        id: String,
+        /// Why not.
+        message: String,
+    },
     /// A lock file could not be made or taken.
     #[error("lock file {path}: {source}")]
     Lock {

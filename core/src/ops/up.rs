@@ -15,11 +15,12 @@
 
 use super::lock::{lock_waiting, LOCK_WAIT};
 use super::ownership::{home_inventory, Owned};
+use super::rules;
 use super::status::{evaluate, with_self_test, BottleState};
 use super::verify::{self_test, self_test_policy};
 use super::{
     choose_backend, down::remove_resources, engine_err, image_err, prepare_err, secret_err,
-    state_err, unsupported, OpError,
+    unsupported, OpError,
 };
 use crate::backend::{self, Engine};
 use crate::events::{Event, Events};
@@ -205,8 +206,17 @@ async fn reconcile<R: Runner>(
             ));
             remove_resources(&pre.engine, runner, bottle, &live, events).await?;
         }
+        // Supervise turned on or off: the sidecar's mounts and endpoint are
+        // fixed at its start, so it is replaced.
+        BottleState::Running if rules::supervise_changed(home, &pre.manifest) => {
+            note(format!(
+                "bottle `{bottle}`: supervise was turned {}; relaunching it",
+                if pre.manifest.supervise { "on" } else { "off" }
+            ));
+            remove_resources(&pre.engine, runner, bottle, &live, events).await?;
+        }
         BottleState::Running => {
-            let rules_updated = refresh_rules(home, pre, runner).await?;
+            let rules_updated = rules::refresh(home, &pre.engine, &pre.manifest, runner).await?;
             note(if rules_updated {
                 format!("bottle `{bottle}` is already up; its egress rules changed and the sidecar applied them (live connections stay up)")
             } else {
@@ -227,58 +237,6 @@ async fn reconcile<R: Runner>(
         }
     }
     Ok(None)
-}
-
-/// A running bottle's rules and secrets, brought up to date: written to
-/// its state and handed to the sidecar live. Whether they changed.
-async fn refresh_rules<R: Runner>(
-    home: &Home,
-    pre: &Preflight,
-    runner: &R,
-) -> Result<bool, OpError> {
-    let m = &pre.manifest;
-    let secrets = launch::resolve_secrets(&m.name, &m.secrets).map_err(secret_err(&m.name))?;
-    let dirs = StateDirs::new(home.state_dir(&m.name));
-    let egress = state::Egress {
-        rules: &m.egress,
-        secrets: &secrets,
-        extra_roots: &m.extra_roots,
-        hosts: &m.hosts,
-        allow_private_ranges: &m.allow_private_ranges,
-    };
-    let changed =
-        state::write_sidecar_files(&dirs, &m.name, &egress).map_err(state_err(&m.name))?;
-    push_rules(&pre.engine, runner, &m.name, &egress).await?;
-    Ok(changed)
-}
-
-/// Hands a running sidecar its rules through its control socket (the
-/// engine's `exec`, the rules on stdin): the sidecar never re-reads its
-/// files, so nothing an agent could write changes what it enforces.
-async fn push_rules<R: Runner>(
-    engine: &Engine,
-    runner: &R,
-    bottle: &BottleName,
-    egress: &state::Egress<'_>,
-) -> Result<(), OpError> {
-    let argv = engine.reload_argv(bottle);
-    let rules = serde_json::to_vec(&state::live_rules(egress)).expect("rules serialize");
-    let out = runner.run_input(&argv, rules).await;
-    if out.success() {
-        return Ok(());
-    }
-    Err(OpError::Rules {
-        bottle: bottle.to_string(),
-        command: crate::plan::display_command(&argv),
-        detail: format!(
-            "exit {:?}: {} {}",
-            out.code,
-            out.stdout.trim(),
-            out.stderr_tail()
-        )
-        .trim()
-        .to_string(),
-    })
 }
 
 /// What stage 3 made ready.

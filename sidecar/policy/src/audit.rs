@@ -35,6 +35,13 @@ pub struct AuditEntry {
     /// Credential injected into the request (by secret name).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub injected: Option<String>,
+    /// What the line is about: a request (the default), or a step of the
+    /// approval queue.
+    #[serde(skip_serializing_if = "Kind::is_request")]
+    pub kind: Kind,
+    /// The proposal the line is about, or the one whose grant allowed the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<String>,
     /// Secrets masked in the request before it was sent.
     #[serde(skip_serializing_if = "is_zero")]
     pub redacted: usize,
@@ -49,6 +56,27 @@ pub struct AuditEntry {
     pub bytes_down: u64,
     /// How long the exchange took.
     pub duration_ms: u64,
+}
+
+/// What an audit line records.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A request the agent made.
+    #[default]
+    Request,
+    /// The agent asked for a host (`detail` has the scope and reason).
+    Proposal,
+    /// The human answered a proposal (`detail` says how, and who).
+    Decision,
+    /// A temporary grant ended, or a proposal went unanswered.
+    Expiry,
+}
+
+impl Kind {
+    fn is_request(&self) -> bool {
+        *self == Kind::Request
+    }
 }
 
 /// Whether a request went out (`allow`) or was refused (`deny`).

@@ -54,6 +54,10 @@ pub struct SidecarConfig {
     /// (CIDR); by default such answers are refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_private_ranges: Vec<String>,
+    /// The supervise endpoint (MCP) and its approval queue, when the bottle
+    /// offers them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervise: Option<crate::supervise::SuperviseConfig>,
 }
 
 fn default_audit_max_bytes() -> u64 {
@@ -229,6 +233,7 @@ mod tests {
             secrets_file: None,
             hosts: Default::default(),
             allow_private_ranges: vec!["10.0.0.0/8".into()],
+            supervise: Some(Default::default()),
         };
         let text = serde_json::to_string(&cfg).unwrap();
         assert_eq!(serde_json::from_str::<SidecarConfig>(&text).unwrap(), cfg);

@@ -28,9 +28,10 @@ pub mod doh;
 pub mod path;
 pub mod rule;
 pub mod selftest;
+pub mod supervise;
 
 pub use addresses::{AddressPolicy, Cidr, SpecialAddress};
-pub use audit::{AuditEntry, ReasonCode, Verdict};
+pub use audit::{AuditEntry, Kind as AuditKind, ReasonCode, Verdict};
 pub use config::{HeldSecret, ListenSpec, LiveRules, SecretsFile, SidecarConfig, CONTROL_SOCKET};
 pub use decide::{decide, Decision, DenyReason, Request};
 pub use doh::{DOH_HOSTS, DOH_MEDIA_TYPES};

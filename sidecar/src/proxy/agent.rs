@@ -10,7 +10,6 @@ use super::accept::Admission;
 use super::reply::{json, RespBody, Stop};
 use super::{Origin, Proxy, MAX_REQUEST_HEAD_BYTES};
 use crate::audit::now_rfc3339;
-use crate::mitm::Mitm;
 use crate::upstream::Pool;
 use bottlebar_policy::Verdict;
 use bottlebar_policy::{normalize_host, DenyReason, HEALTH_PATH, SUPERVISE_PATH};
@@ -86,6 +85,9 @@ impl Proxy {
             return self.connect(req, admission).await;
         }
         if addressed_to(&req, local) {
+            if req.uri().path() == SUPERVISE_PATH {
+                return self.supervise(req, local).await;
+            }
             return self.own_endpoint(&req);
         }
         let started = Instant::now();
@@ -129,22 +131,6 @@ impl Proxy {
                 StatusCode::OK,
                 serde_json::json!({ "status": "ok", "bottle": self.bottle }),
             ),
-            (&Method::GET, SUPERVISE_PATH) => {
-                let snap = self.live.current();
-                json(
-                    StatusCode::OK,
-                    serde_json::json!({
-                        "bottle": self.bottle,
-                        "rules": snap.rules,
-                        "egress_closed": snap.error,
-                        "intercepting_tls": self.mitm.is_some(),
-                        "leaf_certificates_minted": self.mitm.as_ref().map(Mitm::minted),
-                        "hosts": snap.hosts,
-                        "allowed": self.allowed.load(Ordering::Relaxed),
-                        "denied": self.denied.load(Ordering::Relaxed),
-                    }),
-                )
-            }
             (method, path) => {
                 let (path, _) = self.live.current().scanner.redact_str(path);
                 let entry = self.entry(method.as_str(), "http", "-", 0, &path);
@@ -154,6 +140,27 @@ impl Proxy {
                 self.stop(entry, Stop::Deny(reason), Instant::now())
             }
         }
+    }
+}
+
+impl Proxy {
+    /// The supervise endpoint: the MCP server, when the bottle offers it.
+    async fn supervise(
+        &self,
+        req: Request<Incoming>,
+        local: Option<SocketAddr>,
+    ) -> Response<RespBody> {
+        let Some(mcp) = &self.mcp else {
+            return json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({ "error": "supervise is off for this bottle; set `supervise = true` in its file" }),
+            );
+        };
+        if let Some(why) = crate::supervise::http::refusal(&req, local) {
+            tracing::warn!("supervise request refused: {why}");
+            return json(StatusCode::FORBIDDEN, serde_json::json!({ "error": why }));
+        }
+        mcp.serve(req).await
     }
 }
 

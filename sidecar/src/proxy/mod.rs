@@ -21,6 +21,7 @@
 mod accept;
 mod agent;
 mod checks;
+mod held;
 mod pipeline;
 mod reply;
 mod request_body;
@@ -29,11 +30,14 @@ mod rewind;
 mod tunnel;
 
 pub use accept::{Limits, PeerFilter};
+pub use reply::RespBody;
 
 use crate::audit::{now_rfc3339, AuditLog, Entry};
 use crate::config::Live;
 use crate::mitm::Mitm;
 use crate::netinfo::NetView;
+use crate::supervise::http::McpEndpoint;
+use crate::supervise::Supervisor;
 use crate::upstream::Upstream;
 use accept::{Admission, Slots};
 use anyhow::{bail, Context, Result};
@@ -56,7 +60,8 @@ pub async fn run(config_path: &std::path::Path) -> Result<()> {
     let live = Arc::new(Live::load(config_path, view.own_and_gateways())?);
     let spec = ListenSpec::parse(&live.config.listen).map_err(anyhow::Error::msg)?;
     let (listeners, filter) = bind(spec, &view).await?;
-    crate::control::spawn(live.clone(), CONTROL_SOCKET)?;
+    let proxy = Arc::new(Proxy::new(live.clone())?);
+    crate::control::spawn(live.clone(), proxy.supervisor.clone(), CONTROL_SOCKET)?;
     let addrs: Vec<String> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())
@@ -70,7 +75,6 @@ pub async fn run(config_path: &std::path::Path) -> Result<()> {
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
         }
     };
-    let proxy = Arc::new(Proxy::new(live)?);
     accept::serve_on(proxy, listeners, filter, stop).await
 }
 
@@ -127,6 +131,10 @@ pub struct Proxy {
     limits: Limits,
     allowed: AtomicU64,
     denied: AtomicU64,
+    /// The approval queue, when the bottle offers supervise.
+    pub(crate) supervisor: Option<Arc<Supervisor>>,
+    /// The MCP server at the supervise path, with it.
+    mcp: Option<McpEndpoint>,
 }
 
 /// What the agent is talking to, and how each leg is carried.
@@ -185,15 +193,25 @@ impl Proxy {
             cfg.audit_keep,
         )
         .with_context(|| format!("opening the audit log {:?}", cfg.audit_file))?;
+        let audit = Arc::new(audit);
+        let supervisor = cfg
+            .supervise
+            .clone()
+            .map(|s| Supervisor::start(&cfg.bottle, s, live.clone(), audit.clone()));
+        let mcp = supervisor
+            .as_ref()
+            .map(|s| McpEndpoint::new(s.clone(), live.clone()));
         Ok(Self {
             bottle: cfg.bottle.clone(),
             live: live.clone(),
             mitm,
             upstream,
-            audit: Arc::new(audit),
+            audit,
             limits: Limits::default(),
             allowed: AtomicU64::new(0),
             denied: AtomicU64::new(0),
+            supervisor,
+            mcp,
         })
     }
 

@@ -19,6 +19,7 @@ use crate::audit::{now_rfc3339, Entry};
 use crate::config::Snapshot;
 use crate::dlp::{Depth, Mode, StreamScanner};
 use crate::upstream::{Destination, Framing, Pool, ReqBody, UpstreamError};
+use bottlebar_policy::supervise::Scope;
 use bottlebar_policy::{decide, Decision, DenyReason, DlpAction, Request as PolicyRequest};
 use bottlebar_policy::{ReasonCode, Verdict};
 use http_body_util::BodyExt;
@@ -46,9 +47,9 @@ impl Proxy {
         pool: Arc<Pool>,
     ) -> Response<RespBody> {
         let started = Instant::now();
-        let snap = self.live.current();
         let agent_version = req.version();
         let (parts, body) = req.into_parts();
+        let snap = self.held_snapshot(&parts, &origin).await;
         let mut entry = self.audit_entry(&parts, &origin, &snap);
         let prepared = match self.prepare(parts, body, &origin, &snap, &mut entry) {
             Ok(p) => p,
@@ -102,6 +103,35 @@ impl Proxy {
         Response::from_parts(rparts, body.boxed())
     }
 
+    /// The rules this request is decided by (after holding it, where the
+    /// bottle holds requests for unlisted hosts).
+    async fn held_snapshot(&self, parts: &Parts, origin: &Origin) -> Arc<Snapshot> {
+        let snap = self.live.current();
+        let method = parts.method.as_str();
+        let request = PolicyRequest::Http {
+            method,
+            host: &origin.host,
+            port: origin.port,
+            path: parts.uri.path(),
+            doh_media: checks::declares_doh(&parts.headers),
+            tls: origin.upstream_tls,
+        };
+        let scope = Scope {
+            host: origin.host.clone(),
+            port: origin.port,
+            methods: vec![method.to_string()],
+            paths: Vec::new(),
+        };
+        let (path, _) = snap.scanner.redact_str(parts.uri.path());
+        let what = format!(
+            "{method} {}://{}{path}",
+            origin.scheme(),
+            origin.authority()
+        );
+        self.hold_unlisted(snap.clone(), request, scope, &what)
+            .await
+    }
+
     /// The audit line's start: what was asked for, with any secret masked.
     fn audit_entry(&self, parts: &Parts, origin: &Origin, snap: &Snapshot) -> Entry {
         let redact = |s: &str| snap.scanner.redact_str(s).0;
@@ -148,6 +178,12 @@ impl Proxy {
             Decision::Deny(reason) => return Err(reason.into()),
         };
         entry.rule = Some(rule_index + 1);
+        if !self.use_grant(snap, rule_index, entry) {
+            return Err(DenyReason::HostNotAllowed {
+                host: origin.host.clone(),
+            }
+            .into());
+        }
         let rule = &snap.rules[rule_index];
         checks::strip_hop_by_hop(&mut parts.headers);
         if let Some(inj) = &rule.inject {
@@ -251,6 +287,7 @@ impl Proxy {
             }
             Stop::Deny(reason) => {
                 self.denied.fetch_add(1, Ordering::Relaxed);
+                self.note_denial(&entry, &reason);
                 entry.decision = Verdict::Deny;
                 if entry.rule.is_none() {
                     entry.rule = reason.rule().map(|r| r + 1);

@@ -16,6 +16,7 @@ use super::reply::{empty, RespBody, Stop};
 use super::rewind::Rewind;
 use super::{Origin, Proxy, MAX_REQUEST_HEAD_BYTES};
 use crate::upstream::Pool;
+use bottlebar_policy::supervise::Scope;
 use bottlebar_policy::Verdict;
 use bottlebar_policy::{
     decide, normalize_host, Decision, DenyReason, Request as PolicyRequest, TLS_PORT,
@@ -56,7 +57,24 @@ impl Proxy {
             return self.stop(entry, Stop::Deny(reason), started);
         };
         let host = normalize_host(host.trim_start_matches('[').trim_end_matches(']'));
-        let snap = self.live.current();
+        let inspected = self.mitm.is_some();
+        let snap = self
+            .hold_unlisted(
+                self.live.current(),
+                PolicyRequest::Connect {
+                    host: &host,
+                    port,
+                    inspected,
+                },
+                Scope {
+                    host: host.clone(),
+                    port,
+                    methods: Vec::new(),
+                    paths: Vec::new(),
+                },
+                &format!("CONNECT {host}:{port}"),
+            )
+            .await;
         let (audit_host, _) = snap.scanner.redact_str(&host);
         let mut entry = self.entry("CONNECT", "tunnel", &audit_host, port, "");
         if let Some(err) = &snap.error {
@@ -65,7 +83,6 @@ impl Proxy {
         if let Err(reason) = check_destination("CONNECT", &host, &snap) {
             return self.stop(entry, Stop::Deny(reason), started);
         }
-        let inspected = self.mitm.is_some();
         let rule = match decide(
             &snap.rules,
             PolicyRequest::Connect {

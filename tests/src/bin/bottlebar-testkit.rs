@@ -6,10 +6,12 @@
 //!   (`HTTPS_PROXY`/`HTTP_PROXY`, `SSL_CERT_FILE`), printed as one JSON object;
 //! - `flood`: many half-open tunnels to the proxy, then a real request;
 //! - `rawframe`, `sniff`: crafted Ethernet frames, sent and watched for;
-//! - `idle`: does nothing, forever (a container that only holds a namespace).
+//! - `idle`: does nothing, forever (a container that only holds a namespace);
+//! - `mcp`: an MCP client (the official Rust SDK's) for the supervise
+//!   endpoint: `conformance`, or `call NAME --args JSON`, printed as JSON.
 
 use anyhow::{Context, Result};
-use bottlebar_e2e::testkit::{client, raw, server};
+use bottlebar_e2e::testkit::{client, mcp, raw, server};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -109,11 +111,59 @@ enum Command {
     },
     /// Sleeps forever.
     Idle,
+    /// Talks MCP to the supervise endpoint.
+    Mcp {
+        /// The endpoint (default: `$MCP_SUPERVISE_URL`).
+        #[arg(long)]
+        url: Option<String>,
+        /// The protocol revision to ask for.
+        #[arg(long, default_value = "2025-06-18")]
+        protocol: String,
+        #[command(subcommand)]
+        action: McpAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum McpAction {
+    /// Initialize, list the tools, call each; print what was seen.
+    Conformance,
+    /// Call one tool with arguments (a JSON object).
+    Call {
+        name: String,
+        #[arg(long, default_value = "{}")]
+        args: String,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::Mcp {
+            url,
+            protocol,
+            action,
+        } => {
+            let url = match url {
+                Some(u) => u,
+                None => std::env::var("MCP_SUPERVISE_URL")
+                    .context("give --url or set MCP_SUPERVISE_URL")?,
+            };
+            let v = mcp::version(&protocol)?;
+            let out = match action {
+                McpAction::Conformance => mcp::conformance(&url, v).await?,
+                McpAction::Call { name, args } => {
+                    let args: serde_json::Value =
+                        serde_json::from_str(&args).context("--args is a JSON object")?;
+                    let s = mcp::connect(&url, v).await?;
+                    let r = mcp::call(&s, &name, args).await?;
+                    let _ = s.cancel().await;
+                    r
+                }
+            };
+            println!("{out}");
+            Ok(())
+        }
         Command::Serve {
             http_port,
             https_port,

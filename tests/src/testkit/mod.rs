@@ -1,9 +1,10 @@
-//! The test kit: the fake internet's server, a proxy-aware client, and test
-//! certificates. Built into the `bottlebar-testkit` binary (statically, so it
+//! The test kit: the fake internet's server, a proxy-aware client, an MCP
+//! client, and test certificates. Built into the `bottlebar-testkit` binary (statically, so it
 //! runs in `FROM scratch` containers) and used in-process by unit tests and the
 //! benchmark.
 
 pub mod client;
+pub mod mcp;
 pub mod pki;
 pub mod raw;
 pub mod server;

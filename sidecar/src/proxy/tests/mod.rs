@@ -5,6 +5,7 @@
 
 mod boundary;
 mod edges;
+mod supervise;
 mod traffic;
 
 use super::*;
@@ -24,6 +25,7 @@ const PLACEHOLDER: &str = "bottlebar-placeholder-api-5f2a";
 struct Fixture {
     dir: tempfile::TempDir,
     live: Arc<Live>,
+    supervisor: Option<Arc<crate::supervise::Supervisor>>,
     proxy: SocketAddr,
     https_port: u16,
     http_port: u16,
@@ -73,6 +75,16 @@ async fn fixture_with(
     trust_upstream: bool,
     limits: Limits,
 ) -> Fixture {
+    fixture_cfg(rules, trust_upstream, limits, serde_json::json!({})).await
+}
+
+/// As [`fixture_with`], with `extra` merged into the sidecar's configuration.
+async fn fixture_cfg(
+    rules: impl FnOnce(u16, u16) -> serde_json::Value,
+    trust_upstream: bool,
+    limits: Limits,
+    extra: serde_json::Value,
+) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let upstream_ca = TestCa::new("Test Internet CA");
     let (cert, key) = upstream_ca.leaf(&["localhost", "127.0.0.1"]);
@@ -105,12 +117,19 @@ async fn fixture_with(
     if trust_upstream {
         cfg["extra_roots_file"] = p("extra-roots.pem").into();
     }
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        cfg[k] = v.clone();
+    }
+    if let Some(s) = cfg.get_mut("supervise") {
+        s["requests_dir"] = p("requests").into();
+    }
     std::fs::write(p("sidecar.json"), cfg.to_string()).unwrap();
     let live = Arc::new(Live::load(&dir.path().join("sidecar.json"), vec![]).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxy = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let served = Arc::new(Proxy::new(live.clone()).unwrap().with_limits(limits));
+    let supervisor = served.supervisor.clone();
     tokio::spawn(async move {
         serve_with(served, listener, async {
             let _ = rx.await;
@@ -121,6 +140,7 @@ async fn fixture_with(
     Fixture {
         dir,
         live,
+        supervisor,
         proxy,
         https_port,
         http_port,
