@@ -11,6 +11,7 @@
 //!
 //! Every proposal, decision and expiry is an audit line.
 
+mod expiry;
 pub mod http;
 pub mod mcp;
 mod store;
@@ -108,7 +109,7 @@ pub struct Filed {
     pub coalesced: bool,
 }
 
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -147,7 +148,7 @@ impl Supervisor {
             counter: AtomicU64::new(0),
         });
         sup.take_back_pending();
-        tokio::spawn(expire_loop(sup.clone()));
+        tokio::spawn(expiry::run(sup.clone()));
         sup
     }
 
@@ -407,63 +408,7 @@ impl Supervisor {
         lock(&self.denials).iter().cloned().collect()
     }
 
-    /// Ends what is due: expired grants, and proposals nobody answered.
-    /// Returns when the next thing is due, if anything is.
-    fn expire_due(&self) -> Option<Instant> {
-        let now_unix = unix_now();
-        let mut ended = Vec::new();
-        self.live.update_grants(|grants| {
-            grants.retain(|g| {
-                let due = g.expires_unix.is_some_and(|t| t <= now_unix);
-                if due {
-                    ended.push(g.clone());
-                }
-                !due
-            })
-        });
-        for g in ended {
-            let mut e = self.entry(AuditKind::Expiry, &g.proposal, &g.scope, Verdict::Deny);
-            e.detail = Some(format!("the grant for {} ended", g.scope.describe()));
-            self.audit.record(&e);
-        }
-        let now = Instant::now();
-        let mut expired = Vec::new();
-        {
-            let mut q = lock(&self.queue);
-            for p in q.proposals.values_mut() {
-                if p.proposal.status == Status::Pending && p.ends <= now {
-                    p.proposal.status = Status::Expired;
-                    p.outcome.send_replace(Some(Outcome::Expired));
-                    expired.push(p.proposal.clone());
-                }
-            }
-        }
-        for p in expired {
-            self.file(&p);
-            self.record(
-                AuditKind::Expiry,
-                &p,
-                Verdict::Deny,
-                format!("nobody answered the request for {}", p.scope.describe()),
-            );
-        }
-        let next_grant = self
-            .live
-            .grants()
-            .iter()
-            .filter_map(|g| g.expires_unix)
-            .min()
-            .map(|t| now + Duration::from_secs(t.saturating_sub(unix_now())));
-        let next_proposal = lock(&self.queue)
-            .proposals
-            .values()
-            .filter(|p| p.proposal.status == Status::Pending)
-            .map(|p| p.ends)
-            .min();
-        next_grant.into_iter().chain(next_proposal).min()
-    }
-
-    fn file(&self, p: &Proposal) {
+    pub(super) fn file(&self, p: &Proposal) {
         if let Some(store) = &self.store {
             if let Err(e) = store.write(p) {
                 tracing::error!("supervise: filing proposal {}: {e}", p.id);
@@ -471,7 +416,13 @@ impl Supervisor {
         }
     }
 
-    fn entry(&self, kind: AuditKind, proposal: &str, scope: &Scope, decision: Verdict) -> Entry {
+    pub(super) fn entry(
+        &self,
+        kind: AuditKind,
+        proposal: &str,
+        scope: &Scope,
+        decision: Verdict,
+    ) -> Entry {
         Entry {
             time: now_rfc3339(),
             bottle: self.bottle.clone(),
@@ -487,7 +438,7 @@ impl Supervisor {
         }
     }
 
-    fn record(&self, kind: AuditKind, p: &Proposal, decision: Verdict, detail: String) {
+    pub(super) fn record(&self, kind: AuditKind, p: &Proposal, decision: Verdict, detail: String) {
         let mut e = self.entry(kind, &p.id, &p.scope, decision);
         e.detail = Some(detail);
         self.audit.record(&e);
@@ -501,25 +452,7 @@ fn origin_word(o: Origin) -> &'static str {
     }
 }
 
-/// Ends grants and proposals on time: sleeps until the next one is due, or
-/// until something changes. Runs as long as the proxy.
-async fn expire_loop(sup: Arc<Supervisor>) {
-    loop {
-        let next = sup.expire_due();
-        let changed = sup.changed.notified();
-        match next {
-            Some(at) => {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(at.into()) => {}
-                    _ = changed => {}
-                }
-            }
-            None => changed.await,
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
