@@ -716,7 +716,7 @@ impl Harness {
         // Ask the sidecar itself until it holds every pin, so no request is
         // made (and no name looked up in DNS) before the pins are in force.
         let pinned = || {
-            let sup = self.agent_sh(name, "wget -q -O - \"$HTTP_PROXY/__bottlebar/supervise\"");
+            let sup = self.agent_sh(name, "wget -q -O - \"$HTTP_PROXY/__bottlebar/status\"");
             let v: Value = serde_json::from_str(sup.stdout.trim()).unwrap_or(Value::Null);
             pins.iter().all(|(host, ip)| v["hosts"][*host] == *ip)
         };

@@ -405,14 +405,32 @@ fn two_bottles_run_side_by_side_with_their_own_mounts_and_rules() {
     assert_eq!(h.agent_sh("e2e-a", "ls -A /home/agent").stdout, "config\n");
     assert_eq!(h.agent_sh("e2e-a", "echo $GREETING").stdout, "hello a\n");
 
-    // Supervise: the agent is told where, and the sidecar answers with its rules.
+    // Supervise: the agent is told where, and an MCP server answers there
+    // (supervise_e2e.rs drives it fully); the status page lists its rules.
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"wget","version":"1"}}}"#;
     let sup = h
-        .agent_sh("e2e-b", "wget -q -O - \"$MCP_SUPERVISE_URL\"")
+        .agent_sh(
+            "e2e-b",
+            &format!(
+                "wget -q -O - --header 'Content-Type: application/json' \
+                 --header 'Accept: application/json, text/event-stream' \
+                 --post-data '{init}' \"$MCP_SUPERVISE_URL\""
+            ),
+        )
         .expect_ok("supervise endpoint");
     assert!(
-        sup.stdout.contains("\"bottle\":\"e2e-b\"") && sup.stdout.contains("b.example.com"),
+        sup.stdout.contains("bottlebar-supervise") && sup.stdout.contains("2025-06-18"),
         "{}",
         sup.stdout
+    );
+    let status = h
+        .agent_sh("e2e-b", "wget -q -O - \"$HTTP_PROXY/__bottlebar/status\"")
+        .expect_ok("status page");
+    assert!(
+        status.stdout.contains("\"bottle\":\"e2e-b\"")
+            && status.stdout.contains("b.example.com"),
+        "{}",
+        status.stdout
     );
     assert!(h.agent_sh("e2e-a", "test -z \"$MCP_SUPERVISE_URL\"").ok());
 

@@ -45,8 +45,13 @@ pub const PROXY_PORT: u16 = 3128;
 /// Path, on the proxy port, of the health endpoint the launch waits on.
 pub const HEALTH_PATH: &str = "/__bottlebar/health";
 
-/// Path, on the proxy port, of the supervise endpoint offered to the agent.
+/// Path, on the proxy port, of the supervise endpoint offered to the agent
+/// (the MCP server, when the bottle has `supervise`).
 pub const SUPERVISE_PATH: &str = "/__bottlebar/supervise";
+
+/// Path, on the proxy port, of the status page: the bottle's rules, host
+/// pins and counters, as JSON (never a secret value).
+pub const STATUS_PATH: &str = "/__bottlebar/status";
 
 /// Ports a rule allows when it names none.
 pub const DEFAULT_PORTS: [u16; 2] = [80, 443];

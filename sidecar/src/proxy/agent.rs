@@ -10,9 +10,10 @@ use super::accept::Admission;
 use super::reply::{json, RespBody, Stop};
 use super::{Origin, Proxy, MAX_REQUEST_HEAD_BYTES};
 use crate::audit::now_rfc3339;
+use crate::mitm::Mitm;
 use crate::upstream::Pool;
 use bottlebar_policy::Verdict;
-use bottlebar_policy::{normalize_host, DenyReason, HEALTH_PATH, SUPERVISE_PATH};
+use bottlebar_policy::{normalize_host, DenyReason, HEALTH_PATH, STATUS_PATH, SUPERVISE_PATH};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -131,6 +132,7 @@ impl Proxy {
                 StatusCode::OK,
                 serde_json::json!({ "status": "ok", "bottle": self.bottle }),
             ),
+            (&Method::GET, STATUS_PATH) => json(StatusCode::OK, self.status()),
             (method, path) => {
                 let (path, _) = self.live.current().scanner.redact_str(path);
                 let entry = self.entry(method.as_str(), "http", "-", 0, &path);
@@ -144,6 +146,22 @@ impl Proxy {
 }
 
 impl Proxy {
+    /// The status page: what this bottle may reach and how it went so far.
+    fn status(&self) -> serde_json::Value {
+        let snap = self.live.current();
+        serde_json::json!({
+            "bottle": self.bottle,
+            "rules": snap.rules,
+            "egress_closed": snap.error,
+            "intercepting_tls": self.mitm.is_some(),
+            "leaf_certificates_minted": self.mitm.as_ref().map(Mitm::minted),
+            "hosts": snap.hosts,
+            "allowed": self.allowed.load(Ordering::Relaxed),
+            "denied": self.denied.load(Ordering::Relaxed),
+            "supervise": self.mcp.is_some(),
+        })
+    }
+
     /// The supervise endpoint: the MCP server, when the bottle offers it.
     async fn supervise(
         &self,

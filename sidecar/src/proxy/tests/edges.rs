@@ -100,7 +100,7 @@ async fn own_endpoints_answer_in_origin_and_absolute_form() {
     let sup = raw(
         fx.proxy,
         format!(
-            "GET http://{0}{SUPERVISE_PATH} HTTP/1.1\r\nHost: {0}\r\nConnection: close\r\n\r\n",
+            "GET http://{0}{STATUS_PATH} HTTP/1.1\r\nHost: {0}\r\nConnection: close\r\n\r\n",
             fx.proxy
         )
         .as_bytes(),

@@ -13,7 +13,7 @@ use bottlebar_e2e::testkit::client::{Client, FetchOptions, Fetched};
 use bottlebar_e2e::testkit::pki::TestCa;
 use bottlebar_e2e::testkit::server;
 use bottlebar_e2e::testkit::server::sha256_hex;
-use bottlebar_policy::{HEALTH_PATH, SUPERVISE_PATH};
+use bottlebar_policy::{HEALTH_PATH, STATUS_PATH, SUPERVISE_PATH};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt;

@@ -72,7 +72,7 @@ async fn keep_alive_reuses_one_leaf_and_one_connection() {
     client.fetch(&fx.https("/"), &opts()).await.unwrap();
     let sup = Client::new(None, b"")
         .unwrap()
-        .fetch(&format!("http://{}{SUPERVISE_PATH}", fx.proxy), &opts())
+        .fetch(&format!("http://{}{STATUS_PATH}", fx.proxy), &opts())
         .await
         .unwrap();
     let v: serde_json::Value = serde_json::from_str(&sup.body).unwrap();
