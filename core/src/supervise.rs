@@ -8,10 +8,51 @@
 use crate::home::Home;
 use crate::name::BottleName;
 use crate::state::{write_private, StateDirs, StateError};
-use bottlebar_policy::supervise::{Decision, Proposal, Status};
+use bottlebar_policy::supervise::{Decision, Grant, Proposal, Scope, Status, GRANTS_FILE};
 use serde::Serialize;
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A temporary grant in force, as `bottle ls` and the app show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GrantInForce {
+    /// The proposal it answered.
+    pub proposal: String,
+    /// What it allows.
+    pub scope: Scope,
+    /// The scope in words.
+    pub allows: String,
+    /// Good for one request only.
+    pub once: bool,
+    /// Seconds until it ends; `None` for an "always" grant (its rule is in
+    /// the manifest and stays after the sidecar restarts).
+    pub seconds_left: Option<u64>,
+}
+
+/// The grants bottle `bottle`'s sidecar has in force, as it last published
+/// them, less those whose time is up. Only meaningful while it runs.
+pub fn grants_in_force(home: &Home, bottle: &BottleName) -> Vec<GrantInForce> {
+    let dirs = StateDirs::new(home.state_dir(bottle));
+    let Ok(bytes) = std::fs::read(dirs.requests.join(GRANTS_FILE)) else {
+        return Vec::new();
+    };
+    let grants: Vec<Grant> = serde_json::from_slice(&bytes).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    grants
+        .into_iter()
+        .filter(|g| g.expires_unix.is_none_or(|t| t > now))
+        .map(|g| GrantInForce {
+            proposal: g.proposal,
+            allows: g.scope.describe(),
+            scope: g.scope,
+            once: g.once,
+            seconds_left: g.expires_unix.map(|t| t - now),
+        })
+        .collect()
+}
 
 /// A proposal and, once answered, its decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -143,6 +184,24 @@ mod tests {
             .unwrap();
         }
         std::fs::write(dirs.requests.join(".p-4.tmp"), b"{ half").unwrap();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let grant = |id: &str, expires_unix| Grant {
+            proposal: id.into(),
+            scope: proposal(id, Status::Approved, &later).scope,
+            once: false,
+            expires_unix,
+        };
+        let published = [grant("p-3", Some(now + 60)), grant("p-5", Some(now - 1))];
+        std::fs::write(
+            dirs.requests.join(GRANTS_FILE),
+            serde_json::to_vec(&published).unwrap(),
+        )
+        .unwrap();
+        let g = grants_in_force(&home, &b);
+        assert_eq!(g.len(), 1, "an ended grant is not shown: {g:?}");
+        assert_eq!(g[0].proposal, "p-3");
+        assert!((58..=60).contains(&g[0].seconds_left.unwrap()));
+        assert_eq!(g[0].allows, "a.example.com port 443 (any method; any path)");
         let d = Decision {
             id: "p-3".into(),
             answer: Answer::Once,
@@ -152,7 +211,7 @@ mod tests {
         };
         record(&home, &b, &d).unwrap();
         let r = requests(&home, &b);
-        assert_eq!(r.len(), 3);
+        assert_eq!(r.len(), 3, "the grants file is not a proposal");
         assert!(r[0].pending && r[0].seconds_left.is_some());
         assert!(!r[1].pending, "past its expiry");
         assert_eq!(r[2].decision.as_ref().unwrap().answer, Answer::Once);

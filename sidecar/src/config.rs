@@ -22,7 +22,7 @@ use bottlebar_policy::{
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// The rules in force, and everything derived from them.
 pub struct Snapshot {
@@ -118,8 +118,14 @@ pub struct Live {
     base: Mutex<Option<LiveRules>>,
     /// The human's grants in force.
     grants: Mutex<Vec<Grant>>,
+    /// Told the grants after every change (the supervisor publishes them
+    /// to the host).
+    grants_watcher: OnceLock<GrantsWatcher>,
     own: Vec<IpAddr>,
 }
+
+/// Told the grants in force after each change.
+pub type GrantsWatcher = Box<dyn Fn(&[Grant]) + Send + Sync>;
 
 fn read_config(path: &Path) -> Result<SidecarConfig> {
     let text =
@@ -163,6 +169,7 @@ impl Live {
             current: RwLock::new(Arc::new(snap)),
             base: Mutex::new(Some(rules)),
             grants: Mutex::default(),
+            grants_watcher: OnceLock::new(),
             own,
         })
     }
@@ -214,7 +221,14 @@ impl Live {
     pub fn update_grants(&self, change: impl FnOnce(&mut Vec<Grant>)) {
         let base = lock(&self.base);
         let mut grants = lock(&self.grants);
+        let before = grants.clone();
         change(&mut grants);
+        if *grants != before {
+            // Under the lock, so the last list told is the list in force.
+            if let Some(tell) = self.grants_watcher.get() {
+                tell(&grants);
+            }
+        }
         if let Some(rules) = base.as_ref() {
             // The bottle's rules were valid and grants are valid by
             // construction: this cannot fail, but a closed result is safe.
@@ -222,6 +236,14 @@ impl Live {
                 .unwrap_or_else(|e| Snapshot::closed(e, &self.own));
             self.swap(snap);
         }
+    }
+
+    /// Tells `watcher` the grants now and after every change (once; a
+    /// second watcher is ignored).
+    pub fn watch_grants(&self, watcher: GrantsWatcher) {
+        let grants = lock(&self.grants);
+        watcher(&grants);
+        let _ = self.grants_watcher.set(watcher);
     }
 
     /// Uses up the once-only grant of `proposal`: true if it was still

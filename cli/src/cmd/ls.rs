@@ -3,6 +3,8 @@
 use anyhow::Result;
 use bottlebar_core::home::Home;
 use bottlebar_core::ops::{self, format_uptime, Listing};
+use bottlebar_core::supervise::GrantInForce;
+use bottlebar_policy::supervise::human_seconds;
 use bottlebar_core::runner::ProcessRunner;
 use std::process::ExitCode;
 
@@ -34,11 +36,23 @@ fn print(listing: &Listing) {
                 .unwrap_or_else(|| "-".into()),
             b.problem.as_deref().unwrap_or("")
         );
+        for g in &b.grants {
+            println!("{:<20} grant {}: {} ({})", "", g.proposal, g.allows, grant_time(g));
+        }
     }
     for n in &listing.notes {
         eprintln!("note: {n}");
     }
     for p in &listing.problems {
         eprintln!("warning: {p}");
+    }
+}
+
+/// How long a grant has left, in words.
+fn grant_time(g: &GrantInForce) -> String {
+    match (g.once, g.seconds_left) {
+        (true, _) => "once, unused".into(),
+        (false, Some(s)) => format!("{} left", human_seconds(s)),
+        (false, None) => "always; in the manifest".into(),
     }
 }

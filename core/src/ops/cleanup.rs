@@ -3,7 +3,7 @@
 
 use super::lock::{lock_waiting, CLEANUP_LOCK_WAIT};
 use super::ownership::home_inventory;
-use super::status::{evaluate, with_self_test, BottleState};
+use super::status::{evaluate, with_host_records, BottleState};
 use super::{choose_backend, down::remove_resources, engine_err, OpError};
 use crate::backend::{self, Inventory};
 use crate::events::{Event, Events};
@@ -57,7 +57,7 @@ pub async fn cleanup<R: Runner>(
         let running = |mine: &Inventory| {
             let mut status = evaluate(&bottle, kind, None, mine);
             if home.bottle_file(&bottle).is_file() {
-                status = with_self_test(home, &bottle, status);
+                status = with_host_records(home, &bottle, status);
             }
             status.state == BottleState::Running
         };

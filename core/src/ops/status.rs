@@ -10,6 +10,7 @@ use crate::manifest::{self, BackendKind};
 use crate::name::{BottleName, Role};
 use crate::runner::Runner;
 use crate::selftest;
+use crate::supervise::{self, GrantInForce};
 use serde::Serialize;
 use std::time::{Duration, SystemTime};
 
@@ -69,6 +70,8 @@ pub struct BottleStatus {
     pub problem: Option<String>,
     /// The last isolation self-test: when it ran and what it found.
     pub self_test: Option<SelfTestSummary>,
+    /// The human's temporary grants in force, while running.
+    pub grants: Vec<GrantInForce>,
 }
 
 /// The status as JSON: its fields, and the state's label beside the state.
@@ -87,6 +90,7 @@ impl Serialize for BottleStatus {
             sidecar_ip: &'a Option<String>,
             problem: &'a Option<String>,
             self_test: &'a Option<SelfTestSummary>,
+            grants: &'a [GrantInForce],
         }
         View {
             name: &self.name,
@@ -100,6 +104,7 @@ impl Serialize for BottleStatus {
             sidecar_ip: &self.sidecar_ip,
             problem: &self.problem,
             self_test: &self.self_test,
+            grants: &self.grants,
         }
         .serialize(s)
     }
@@ -116,13 +121,14 @@ pub struct SelfTestSummary {
     pub summary: String,
 }
 
-/// Adds the last self-test to a status; a bottle with nothing on the engine
-/// whose last self-test failed is in the "isolation leak" state.
+/// Adds what the host keeps of a bottle: its last self-test and, while it
+/// runs, the grants in force. A bottle with nothing on the engine whose last
+/// self-test failed is in the "isolation leak" state.
 ///
 /// A running bottle is only "running" once a self-test has passed since its
 /// agent started; until then (a launch killed before its self-test, a
 /// record lost) it needs attention: `up` replaces it, `cleanup` removes it.
-pub(super) fn with_self_test(home: &Home, name: &BottleName, mut st: BottleStatus) -> BottleStatus {
+pub(super) fn with_host_records(home: &Home, name: &BottleName, mut st: BottleStatus) -> BottleStatus {
     let record = selftest::load(home, name);
     if st.state == BottleState::Running {
         let parse = |s: &str| humantime::parse_rfc3339_weak(s).ok();
@@ -149,6 +155,9 @@ pub(super) fn with_self_test(home: &Home, name: &BottleName, mut st: BottleStatu
             ready,
             summary: r.summary,
         });
+    }
+    if st.state == BottleState::Running {
+        st.grants = supervise::grants_in_force(home, name);
     }
     st
 }
@@ -231,6 +240,7 @@ pub fn evaluate(
             && !problems.is_empty())
         .then(|| problems.join(", ")),
         self_test: None,
+        grants: Vec::new(),
     }
 }
 
@@ -297,7 +307,7 @@ pub async fn list<R: Runner>(home: &Home, runner: &R) -> Listing {
     let mut bottles: Vec<BottleStatus> = entries
         .into_iter()
         .map(|(name, kind, source)| match inventory_of(kind) {
-            Ok(inv) => with_self_test(
+            Ok(inv) => with_host_records(
                 home,
                 name,
                 evaluate(name, kind, Some(source), &inv.of_bottle(name.as_str())),
@@ -344,6 +354,7 @@ fn unknown(
         sidecar_ip: None,
         problem: Some(problem),
         self_test: None,
+        grants: Vec::new(),
     }
 }
 
@@ -361,7 +372,7 @@ pub async fn status<R: Runner>(
         .map_err(engine_err(&bottle))?
         .mine;
     let source = manifest::load(home, name).ok().map(|m| m.source);
-    Ok(with_self_test(
+    Ok(with_host_records(
         home,
         &bottle,
         evaluate(&bottle, kind, source, &inv.of_bottle(name)),

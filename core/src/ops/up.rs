@@ -16,7 +16,7 @@
 use super::lock::{lock_waiting, LOCK_WAIT};
 use super::ownership::{home_inventory, Owned};
 use super::rules;
-use super::status::{evaluate, with_self_test, BottleState};
+use super::status::{evaluate, with_host_records, BottleState};
 use super::verify::{self_test, self_test_policy};
 use super::{
     choose_backend, down::remove_resources, engine_err, image_err, prepare_err, secret_err,
@@ -188,7 +188,7 @@ async fn reconcile<R: Runner>(
     }
     let live = owned.mine.of_bottle(bottle.as_str());
     let source = Some(pre.manifest.source.clone());
-    let status = with_self_test(home, bottle, evaluate(bottle, pre.kind, source, &live));
+    let status = with_host_records(home, bottle, evaluate(bottle, pre.kind, source, &live));
     let state_dir = home.state_dir(bottle);
     let note = |message: String| {
         events.emit(Event::Note {

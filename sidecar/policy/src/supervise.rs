@@ -284,6 +284,11 @@ pub struct Decision {
     pub scope: Scope,
 }
 
+/// The file, beside the proposals, in which the sidecar publishes its
+/// grants in force for the host (a JSON list of [`Grant`]; not `.json`, so
+/// it is never taken for a proposal).
+pub const GRANTS_FILE: &str = "grants";
+
 /// A temporary rule in force in the sidecar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {

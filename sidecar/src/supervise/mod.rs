@@ -136,6 +136,14 @@ impl Supervisor {
                 r.map_err(|e| tracing::error!("supervise: cannot use {}: {e}", config.requests_dir))
                     .ok()
             });
+        if let Some(store) = store.clone() {
+            // The host shows the grants with their time left (`bottle ls`).
+            live.watch_grants(Box::new(move |grants| {
+                if let Err(e) = store.write_grants(grants) {
+                    tracing::warn!("supervise: cannot publish the grants: {e}");
+                }
+            }));
+        }
         let sup = Arc::new(Supervisor {
             bottle: bottle.to_string(),
             config,

@@ -64,6 +64,21 @@ impl Fixture {
         })
     }
 
+    /// How many proposals are on file.
+    fn proposal_files(&self) -> usize {
+        std::fs::read_dir(self.dir.path().join("requests"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .count()
+    }
+
+    /// The grants the sidecar published for the host.
+    fn published_grants(&self) -> Vec<bottlebar_policy::supervise::Grant> {
+        let path = self.dir.path().join("requests").join(bottlebar_policy::supervise::GRANTS_FILE);
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
     async fn get(&self) -> u16 {
         self.client()
             .fetch(&self.https("/x"), &opts())
@@ -125,10 +140,7 @@ async fn the_official_client_speaks_to_it_in_both_protocol_revisions() {
             .contains("address"));
     }
     // The two identical asks (one per revision) were one proposal.
-    let files = std::fs::read_dir(fx.dir.path().join("requests"))
-        .unwrap()
-        .count();
-    assert_eq!(files, 1, "identical requests are coalesced");
+    assert_eq!(fx.proposal_files(), 1, "identical requests are coalesced");
 }
 
 #[tokio::test]
@@ -192,8 +204,10 @@ async fn an_approval_lets_requests_through_once_or_for_a_while() {
     let reply = asking.await.unwrap();
     assert_eq!(reply["value"]["status"], "approved", "{reply:#}");
     assert_eq!(reply["value"]["grant"], "once: exactly one request");
+    assert_eq!(fx.published_grants().len(), 1);
     assert_eq!(fx.get().await, 200, "the approved request goes");
     assert_eq!(fx.get().await, 403, "once means once");
+    assert!(fx.published_grants().is_empty(), "a used grant is unpublished");
     assert!(fx
         .answer(&id, Answer::Once, localhost_scope(port))
         .unwrap_err()
@@ -218,8 +232,14 @@ async fn an_approval_lets_requests_through_once_or_for_a_while() {
     assert_eq!(fx.get().await, 200);
     let rules = mcp::call(&s, "egress_rules", json!({})).await.unwrap();
     assert_eq!(rules["value"]["grants"][0]["request"], id2, "{rules:#}");
+    // The host sees the grant, with when it ends.
+    let published = fx.published_grants();
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(published[0].proposal, id2);
+    assert!(published[0].expires_unix.is_some());
     tokio::time::sleep(Duration::from_millis(2600)).await;
     assert_eq!(fx.get().await, 403, "expired");
+    assert!(fx.published_grants().is_empty(), "an ended grant is unpublished");
     let status = mcp::call(&s, "request_status", json!({ "id": id2 }))
         .await
         .unwrap();
@@ -354,9 +374,7 @@ async fn limits_refuse_floods_without_bothering_the_human() {
         "{over:#}"
     );
     assert_eq!(
-        std::fs::read_dir(fx.dir.path().join("requests"))
-            .unwrap()
-            .count(),
+        fx.proposal_files(),
         3,
         "the refused one was never filed"
     );
