@@ -11,9 +11,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 pub use bottlebar_policy::AuditEntry;
+use bottlebar_policy::AuditKind;
 
 /// One audit line for a terminal.
 pub fn render(e: &AuditEntry) -> String {
+    if e.kind != AuditKind::Request {
+        return render_supervise(e);
+    }
     let default_port = match e.scheme.as_str() {
         "https" | "tunnel" => 443,
         _ => 80,
@@ -46,7 +50,24 @@ pub fn render(e: &AuditEntry) -> String {
     if e.redacted > 0 {
         line.push_str(&format!("  redacted:{}", e.redacted));
     }
+    if let Some(p) = &e.proposal {
+        line.push_str(&format!("  grant:{p}"));
+    }
     line
+}
+
+/// A step of the approval queue: a proposal, its decision, its expiry.
+fn render_supervise(e: &AuditEntry) -> String {
+    format!(
+        "{}  {:<5}  {:<8} {} {}:{}  {}",
+        e.time,
+        e.decision.as_str().to_uppercase(),
+        e.kind.as_str().to_uppercase(),
+        e.proposal.as_deref().unwrap_or("-"),
+        e.host,
+        e.port,
+        e.detail.as_deref().unwrap_or("")
+    )
 }
 
 /// The audit files of a bottle, oldest first.
@@ -240,6 +261,27 @@ mod tests {
         assert_eq!(
             render(&e),
             "T  DENY   GET     http://example.org/x  403  host_not_allowed"
+        );
+        let granted = AuditEntry {
+            decision: bottlebar_policy::Verdict::Allow,
+            status: 200,
+            reason: None,
+            proposal: Some("p-1".into()),
+            ..e.clone()
+        };
+        assert!(render(&granted).ends_with("200  grant:p-1"));
+        let decision = AuditEntry {
+            kind: AuditKind::Decision,
+            decision: bottlebar_policy::Verdict::Allow,
+            scheme: "supervise".into(),
+            port: 443,
+            proposal: Some("p-1".into()),
+            detail: Some("allowed for 2s by cli: example.org port 443".into()),
+            ..e
+        };
+        assert_eq!(
+            render(&decision),
+            "T  ALLOW  DECISION p-1 example.org:443  allowed for 2s by cli: example.org port 443"
         );
     }
 }

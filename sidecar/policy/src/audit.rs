@@ -77,6 +77,16 @@ impl Kind {
     fn is_request(&self) -> bool {
         *self == Kind::Request
     }
+
+    /// `request`, `proposal`, `decision` or `expiry`, as in the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Request => "request",
+            Kind::Proposal => "proposal",
+            Kind::Decision => "decision",
+            Kind::Expiry => "expiry",
+        }
+    }
 }
 
 /// Whether a request went out (`allow`) or was refused (`deny`).
