@@ -21,6 +21,8 @@ export const api = {
   saveBottleText: (name, text, revision) => invoke("save_bottle_text", { name, text, revision }),
   doctor: () => invoke("doctor"),
   fixEngine: () => invoke("fix_engine"),
+  listRequests: () => invoke("list_requests"),
+  answerRequest: (name, id, answer, note) => invoke("answer_request", { name, id, answer, note }),
 };
 
 /** Calls `f` with each payload of the app event `event`. */

@@ -1,20 +1,21 @@
 // The window: routes (#/, #/bottle/NAME, #/edit/NAME, #/text/NAME,
-// #/settings), drawing the current view from the store, and wiring the
+// #/requests, #/settings), drawing the current view from the store, and wiring the
 // app's events to the store. Commands are in api.js, data in store.js,
 // views in views/, logic (tested with node) in logic.js.
 
 import { api, on } from "./api.js";
 import { $, showBanner } from "./dom.js";
 import { onRedraw } from "./refresh.js";
-import { applyEvent, loadActivity, loadDoctor, loadEditor, loadFailure, loadListing, loadText, store } from "./store.js";
+import { applyEvent, loadActivity, loadDoctor, loadEditor, loadFailure, loadListing, loadRequests, loadText, setRequests, store } from "./store.js";
 import { redrawActivity, detailView } from "./views/detail.js";
 import { editorView } from "./views/editor.js";
 import { listView } from "./views/list.js";
+import { requestsView } from "./views/requests.js";
 import { settingsView } from "./views/settings.js";
 
 function route() {
   const hash = location.hash || "#/";
-  const [, kind, name] = hash.match(/^#\/(bottle|edit|text|settings)?\/?(.*)$/) || [];
+  const [, kind, name] = hash.match(/^#\/(bottle|edit|text|requests|settings)?\/?(.*)$/) || [];
   return { kind: kind || "list", name: decodeURIComponent(name || "") };
 }
 
@@ -23,10 +24,19 @@ function redraw({ navigated = false } = {}) {
   const r = route();
   if ((r.kind === "edit" || r.kind === "text") && !navigated) return;
   for (const a of document.querySelectorAll("nav a")) a.removeAttribute("aria-current");
-  const current = { list: "#nav-bottles", bottle: "#nav-bottles", edit: "#nav-new", text: "#nav-bottles", settings: "#nav-settings" }[r.kind];
+  const current = { list: "#nav-bottles", bottle: "#nav-bottles", edit: "#nav-new", text: "#nav-bottles", requests: "#nav-requests", settings: "#nav-settings" }[r.kind];
   $(current)?.setAttribute("aria-current", "page");
-  const view = { bottle: () => detailView(r.name), edit: editorView, text: editorView, settings: settingsView, list: listView }[r.kind];
+  const view = { bottle: () => detailView(r.name), edit: editorView, text: editorView, requests: requestsView, settings: settingsView, list: listView }[r.kind];
   $("#view").replaceChildren(view());
+  drawRequestCount();
+}
+
+/** The number of requests waiting, beside "Requests" in the navigation. */
+function drawRequestCount() {
+  const n = store.requests.filter((r) => r.pending).length;
+  const badge = $("#requests-count");
+  badge.textContent = n ? String(n) : "";
+  badge.hidden = !n;
 }
 
 /** Loads what the new route shows, then draws it. */
@@ -39,6 +49,8 @@ async function onRoute() {
     await loadEditor(r.name);
   } else if (r.kind === "text") {
     await loadText(r.name);
+  } else if (r.kind === "requests") {
+    await loadRequests();
   } else if (r.kind === "settings") {
     store.doctor = null;
     redraw({ navigated: true });
@@ -68,9 +80,14 @@ async function main() {
     const r = route();
     if (r.kind === "bottle" && r.name === name) redrawActivity(name);
   });
+  await on("requests-changed", (requests) => {
+    setRequests(requests);
+    if (route().kind === "requests") redraw();
+    else drawRequestCount();
+  });
   await on("navigate", (hash) => { location.hash = hash; });
   window.addEventListener("hashchange", onRoute);
-  await loadListing();
+  await Promise.all([loadListing(), loadRequests()]);
   await Promise.all(store.listing.bottles.filter((b) => b.state === "running").map((b) => loadActivity(b.name)));
   await onRoute();
 }

@@ -139,3 +139,48 @@ export function diagnostics(failure, bottle) {
   lines.push("error:", failure.message);
   return lines.join("\n");
 }
+
+/** `1m 05s`, `42s`: a pending request's time left. */
+export function countdown(secs) {
+  if (secs == null) return "";
+  const s = Math.max(0, Math.round(secs));
+  return s >= 60 ? `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s` : `${s}s`;
+}
+
+/** "GET, POST on /v1/, /v2/" or "any method, any path". */
+export function scopeText(scope) {
+  const methods = scope?.methods?.length ? scope.methods.join(", ") : "any method";
+  const paths = scope?.paths?.length ? `on ${scope.paths.join(", ")}` : "any path";
+  return `${methods}, ${paths}`;
+}
+
+/** `1 hour`, `10 minutes`, `45 seconds`. */
+export function grantLength(secs) {
+  if (secs % 3600 === 0) return secs === 3600 ? "1 hour" : `${secs / 3600} hours`;
+  if (secs % 60 === 0) return secs === 60 ? "1 minute" : `${secs / 60} minutes`;
+  return `${secs} seconds`;
+}
+
+/** How a request ended, in words: the human's answer, or that nobody gave one. */
+export function outcomeText(r) {
+  const d = r.decision;
+  if (d) {
+    const a = d.answer || {};
+    const what = { once: "Allowed once", always: "Always allowed", for: `Allowed for ${grantLength(a.seconds)}`, deny: "Denied" }[a.answer] || "Answered";
+    return `${what} by ${d.by}${a.note ? ` — “${a.note}”` : ""}`;
+  }
+  if (r.pending) return "Waiting";
+  return { expired: "Expired unanswered", approved: "Allowed", denied: "Denied", pending: "Expired unanswered" }[r.proposal?.status] || r.proposal?.status || "";
+}
+
+/**
+ * The Requests view's data: pending requests (oldest first, with the
+ * seconds left now, `loadedAt` being when `seconds_left` was read) and the
+ * rest (newest first).
+ */
+export function splitRequests(requests, nowMs, loadedAtMs) {
+  const elapsed = Math.max(0, (nowMs - loadedAtMs) / 1000);
+  const pending = requests.filter((r) => r.pending).map((r) => ({ ...r, secondsLeft: Math.max(0, (r.seconds_left ?? 0) - elapsed) }));
+  const history = requests.filter((r) => !r.pending).sort((a, b) => (b.proposal.created < a.proposal.created ? -1 : b.proposal.created > a.proposal.created ? 1 : 0));
+  return { pending, history };
+}

@@ -15,6 +15,8 @@ export const store = {
   busy: new Set(),
   doctor: null, // the settings report, loaded on opening Settings
   editor: null, // { form } or { error } or { text }, loaded on opening the editor
+  requests: [], // supervise requests of every bottle (core/src/supervise.rs Request)
+  requestsAt: 0, // when `requests` was read (its seconds_left count from then)
 };
 
 export const bottle = (name) => store.listing.bottles.find((b) => b.name === name);
@@ -29,6 +31,16 @@ export async function loadActivity(name) {
 
 export async function loadFailure(name) {
   store.failures[name] = await api.lastFailure(name).catch(() => null);
+}
+
+export async function loadRequests() {
+  setRequests(await api.listRequests().catch(() => store.requests));
+}
+
+/** Keeps the requests read just now. */
+export function setRequests(requests) {
+  store.requests = requests;
+  store.requestsAt = Date.now();
 }
 
 export async function loadDoctor() {

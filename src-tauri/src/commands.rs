@@ -4,7 +4,7 @@
 //! so a launch started from the tray shows in the window too.
 
 use crate::actions::{self, Action, Done};
-use crate::{refresh, terminal, AppState, FailureRecord};
+use crate::{refresh, requests, terminal, AppState, FailureRecord};
 use bottlebar_core::audit::{self, AuditEntry};
 use bottlebar_core::editor::{self, BottleForm, BottleText, FieldError};
 use bottlebar_core::name::BottleName;
@@ -192,6 +192,29 @@ pub async fn last_failure<R: Runtime>(
         .unwrap()
         .get(&name)
         .cloned())
+}
+
+/// Every supervise request of this home, oldest first (pending ones with
+/// their seconds left; answered ones with who answered and when).
+#[tauri::command]
+pub async fn list_requests<R: Runtime>(
+    app: AppHandle<R>,
+) -> Result<Vec<bottlebar_core::supervise::Request>, String> {
+    Ok(requests::look(&app))
+}
+
+/// Answers a request: `answer` is `once`, `hour`, `always` (writes the rule
+/// into the bottle's file) or `deny` (with `note`, shown to the agent).
+#[tauri::command]
+pub async fn answer_request<R: Runtime>(
+    app: AppHandle<R>,
+    name: String,
+    id: String,
+    answer: String,
+    note: Option<String>,
+) -> Result<bottlebar_core::supervise::Request, String> {
+    let answer = requests::answer_of(&answer, note)?;
+    requests::answer(&app, &name, &id, answer).await
 }
 
 /// What the About card shows.

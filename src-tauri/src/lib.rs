@@ -5,6 +5,8 @@
 //! - `actions`: one runner for a bottle's actions from the window or the
 //!   tray (busy → events to the window → the operation → failure kept and
 //!   notified → states refreshed);
+//! - `requests`: supervise requests — a watcher while bottles run
+//!   (`requests-changed`, notifications), and answering them;
 //! - `terminal`: the user's terminal on a bottle's shell or agent;
 //! - `tray`: the menu-bar icon and its menu, rebuilt whenever the states
 //!   change (it listens for `bottles-changed`; nothing calls it);
@@ -19,6 +21,7 @@
 
 mod actions;
 pub mod commands;
+pub mod requests;
 pub mod terminal;
 mod tray;
 mod watch;
@@ -79,6 +82,10 @@ pub struct AppState {
     pub tray_problem: Mutex<Option<String>>,
     /// The states at the last refresh (the tray draws its menu from them).
     pub listing: Mutex<Listing>,
+    /// The supervise requests at the last look (the tray lists the pending).
+    pub requests: Mutex<Vec<bottlebar_core::supervise::Request>>,
+    /// Pending requests already announced by a notification.
+    pub seen_pending: Mutex<BTreeSet<String>>,
 }
 
 impl AppState {
@@ -98,6 +105,8 @@ impl AppState {
                 problems: vec![],
                 notes: vec![],
             }),
+            requests: Mutex::default(),
+            seen_pending: Mutex::default(),
         }
     }
 }
@@ -160,6 +169,8 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>, home: Home) -> tauri::B
             commands::notifications,
             commands::last_failure,
             commands::app_info,
+            commands::list_requests,
+            commands::answer_request,
         ])
 }
 
@@ -178,6 +189,7 @@ pub fn run() {
             app.set_activation_policy(tauri::ActivationPolicy::Accessory);
             tray::install(app.handle());
             watch::start(app.handle().clone());
+            requests::start(app.handle().clone());
             Ok(())
         })
         .on_window_event(|window, event| {

@@ -1,22 +1,66 @@
-//! The menu-bar icon and its menu: every bottle with its state, and per
-//! bottle Launch / Stop / Open shell / Start agent / Show; then Open Bottlebar, New
-//! bottle…, Quit. Rebuilt whenever states change.
+//! The menu-bar icon and its menu: the supervise requests waiting for an
+//! answer (each with Allow once / Allow for 1 hour / Always allow / Deny),
+//! every bottle with its state, and per bottle Launch / Stop / Open shell /
+//! Start agent / Show; then Open Bottlebar, New bottle…, Quit. Rebuilt
+//! whenever states or requests change; the icon's title and tooltip carry
+//! the number of requests waiting.
 //!
 //! On Linux, tray clicks never arrive (only the menu works), and a missing
 //! libayatana-appindicator3 makes the tray library panic: that is caught, and
 //! the window stays open instead, saying why.
 
 use crate::actions::{self, Action};
-use crate::{terminal, AppState};
+use crate::{requests, terminal, AppState};
 use bottlebar_core::ops::{BottleState, Listing};
+use bottlebar_core::supervise::Request;
 use tauri::menu::{Menu, MenuBuilder, MenuItemBuilder, SubmenuBuilder};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIconBuilder, TrayIconEvent};
 use tauri::{AppHandle, Emitter, Listener, Manager, Runtime};
 
 const TRAY_ID: &str = "bottlebar-tray";
 
-fn build_menu<R: Runtime>(app: &AppHandle<R>, listing: &Listing) -> tauri::Result<Menu<R>> {
+/// The answers a pending request's submenu offers: menu id word and label.
+const ANSWERS: [(&str, &str); 4] = [
+    ("once", "Allow once"),
+    ("hour", "Allow for 1 hour"),
+    ("always", "Always allow (adds the rule)"),
+    ("deny", "Deny"),
+];
+
+fn build_menu<R: Runtime>(
+    app: &AppHandle<R>,
+    listing: &Listing,
+    requests: &[Request],
+) -> tauri::Result<Menu<R>> {
     let mut menu = MenuBuilder::new(app);
+    let pending: Vec<&Request> = requests.iter().filter(|r| r.pending).collect();
+    if !pending.is_empty() {
+        menu = menu.item(
+            &MenuItemBuilder::with_id("requests", format!("Requests waiting: {}", pending.len()))
+                .build(app)?,
+        );
+        for r in pending {
+            let mut sub = SubmenuBuilder::new(app, format!("  {}", requests::title(r))).item(
+                &MenuItemBuilder::new(format!(
+                    "“{}”",
+                    requests::short_reason(&r.proposal.reason)
+                ))
+                .enabled(false)
+                .build(app)?,
+            );
+            for (word, label) in ANSWERS {
+                sub = sub.item(
+                    &MenuItemBuilder::with_id(
+                        format!("req:{word}:{}:{}", r.proposal.bottle, r.proposal.id),
+                        label,
+                    )
+                    .build(app)?,
+                );
+            }
+            menu = menu.item(&sub.build()?);
+        }
+        menu = menu.separator();
+    }
     for b in &listing.bottles {
         let running = b.state == BottleState::Running;
         let sub = SubmenuBuilder::new(app, format!("{} — {}", b.name, b.state.label()))
@@ -90,6 +134,25 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
                 }
             });
         }
+        "req" => {
+            // `req:ANSWER:BOTTLE:ID`
+            let mut parts = name.splitn(3, ':');
+            let (Some(word), Some(bottle), Some(id)) = (parts.next(), parts.next(), parts.next())
+            else {
+                return;
+            };
+            let (word, bottle, id) = (word.to_string(), bottle.to_string(), id.to_string());
+            tauri::async_runtime::spawn(async move {
+                let done = match requests::answer_of(&word, None) {
+                    Ok(answer) => requests::answer(&app, &bottle, &id, answer).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = done {
+                    crate::notify(&app, &format!("Cannot answer request {id}"), &e);
+                }
+            });
+        }
+        "requests" => show(&app, "#/requests"),
         "show" => show(&app, &format!("#/bottle/{name}")),
         "open" => show(&app, "#/"),
         "new" => show(&app, "#/edit/"),
@@ -106,7 +169,12 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) {
         return;
     }
     let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> tauri::Result<()> {
-        let menu = build_menu(app, &app.state::<AppState>().listing.lock().unwrap())?;
+        let state = app.state::<AppState>();
+        let menu = build_menu(
+            app,
+            &state.listing.lock().unwrap(),
+            &state.requests.lock().unwrap(),
+        )?;
         let icon =
             tauri::image::Image::from_bytes(include_bytes!("../../icons/tray-template@2x.png"))?;
         TrayIconBuilder::with_id(TRAY_ID)
@@ -150,8 +218,10 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) {
         show(app, "#/");
     } else {
         // The menu follows the states: rebuilt whenever they are refreshed.
-        let handle = app.clone();
-        app.listen("bottles-changed", move |_| rebuild(&handle));
+        for event in ["bottles-changed", "requests-changed"] {
+            let handle = app.clone();
+            app.listen(event, move |_| rebuild(&handle));
+        }
     }
     *app.state::<AppState>().tray_problem.lock().unwrap() = problem;
 }
@@ -161,8 +231,16 @@ fn rebuild<R: Runtime>(app: &AppHandle<R>) {
     let Some(tray) = app.tray_by_id(TRAY_ID) else {
         return;
     };
-    let menu = build_menu(app, &app.state::<AppState>().listing.lock().unwrap());
+    let state = app.state::<AppState>();
+    let requests = state.requests.lock().unwrap().clone();
+    let menu = build_menu(app, &state.listing.lock().unwrap(), &requests);
     if let Ok(menu) = menu {
         let _ = tray.set_menu(Some(menu));
     }
+    let waiting = requests.iter().filter(|r| r.pending).count();
+    let _ = tray.set_title((waiting > 0).then(|| waiting.to_string()));
+    let _ = tray.set_tooltip(Some(match waiting {
+        0 => "Bottlebar".to_string(),
+        n => format!("Bottlebar — {n} request(s) waiting"),
+    }));
 }

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { reduceTimeline, emptyTimeline, counters, filterActivity, keepalive, isolation, formatUptime, diagnostics } from "../logic.js";
+import { reduceTimeline, emptyTimeline, counters, filterActivity, keepalive, isolation, formatUptime, diagnostics, countdown, grantLength, outcomeText, scopeText, splitRequests } from "../logic.js";
 
 const plan = { event: "plan_started", bottle: "demo", backend: "docker", steps: [{ id: "build", title: "Build" }, { id: "run", title: "Run" }] };
 
@@ -106,4 +106,31 @@ test("the isolation panel says when the self-test ran and what it found", () => 
   const leak = isolation({ state: "isolation_leak", self_test: { ready: false, at: "T", summary: "isolation leak: tcp 10.0.0.1:22" } });
   assert.equal(leak.status, "leak");
   assert.match(leak.sentence, /10\.0\.0\.1:22.*stopped/);
+});
+
+const req = (id, created, extra = {}) => ({
+  proposal: { id, bottle: "demo", created, scope: { host: "a.example.com", port: 443, methods: [], paths: [] }, reason: "<b>r</b>", status: "pending" },
+  decision: null, pending: false, seconds_left: null, ...extra,
+});
+
+test("requests split into pending (counting down) and history (newest first)", () => {
+  const rs = [req("p-1", "2026-01-01T00:00:01Z", { pending: true, seconds_left: 90 }), req("p-2", "2026-01-01T00:00:02Z"), req("p-3", "2026-01-01T00:00:03Z")];
+  const { pending, history } = splitRequests(rs, 10_000, 0);
+  assert.deepEqual(pending.map((r) => r.proposal.id), ["p-1"]);
+  assert.equal(pending[0].secondsLeft, 80);
+  assert.equal(countdown(pending[0].secondsLeft), "1m 20s");
+  assert.equal(countdown(5), "5s");
+  assert.deepEqual(history.map((r) => r.proposal.id), ["p-3", "p-2"]);
+  assert.equal(splitRequests(rs, 500_000, 0).pending[0].secondsLeft, 0);
+});
+
+test("a request's scope and outcome read as words", () => {
+  assert.equal(scopeText({ methods: [], paths: [] }), "any method, any path");
+  assert.equal(scopeText({ methods: ["GET"], paths: ["/v1/"] }), "GET, on /v1/");
+  const decided = (answer) => outcomeText(req("p", "t", { decision: { answer, by: "app" } }));
+  assert.equal(decided({ answer: "once" }), "Allowed once by app");
+  assert.equal(decided({ answer: "for", seconds: 3600 }), "Allowed for 1 hour by app");
+  assert.equal(decided({ answer: "deny", note: "no" }), "Denied by app — “no”");
+  assert.equal(outcomeText(req("p", "t", { proposal: { status: "expired" } })), "Expired unanswered");
+  assert.equal(grantLength(120), "2 minutes");
 });

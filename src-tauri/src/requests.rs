@@ -1,0 +1,185 @@
+//! Supervise requests in the app. A watcher reads this home's requests (the
+//! proposals sidecars file, the decisions the core keeps) once a second
+//! while a bottle runs, and not at all otherwise; it announces changes as
+//! `requests-changed`, keeps the pending ones for the tray, and raises a
+//! notification for new proposals (those seen in one look coalesced into
+//! one). Answers go through `bottlebar_core::ops::decide`, as `app`.
+//!
+//! Desktop notifications cannot carry buttons here (the notification
+//! plugin's actions are mobile-only), so a notification names the request
+//! and says where to answer it: the tray's menu or the Requests view.
+
+use crate::{notify, AppState};
+use bottlebar_core::ops;
+use bottlebar_core::supervise::Request;
+use bottlebar_policy::supervise::Answer;
+use std::collections::BTreeSet;
+use std::time::Duration;
+use tauri::{AppHandle, Emitter, Manager, Runtime};
+
+/// How often requests are read while a bottle runs.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// The longest reason a notification or menu item shows.
+const REASON_CHARS: usize = 80;
+
+/// Starts the watcher.
+pub fn start<R: Runtime>(app: AppHandle<R>) {
+    tauri::async_runtime::spawn(async move {
+        loop {
+            let any_running = !app.state::<AppState>().running.lock().unwrap().is_empty();
+            if any_running {
+                look(&app);
+            }
+            tokio::time::sleep(LOOK_EVERY).await;
+        }
+    });
+}
+
+/// Reads the requests; announces them if anything but the countdowns
+/// changed, and notifies of proposals not seen before.
+pub fn look<R: Runtime>(app: &AppHandle<R>) -> Vec<Request> {
+    let state = app.state::<AppState>();
+    let requests = ops::requests(&state.home, None).unwrap_or_default();
+    let pending: BTreeSet<String> = requests
+        .iter()
+        .filter(|r| r.pending)
+        .map(|r| r.proposal.id.clone())
+        .collect();
+    let new: Vec<&Request> = {
+        let mut seen = state.seen_pending.lock().unwrap();
+        let new = requests
+            .iter()
+            .filter(|r| r.pending && !seen.contains(&r.proposal.id))
+            .collect();
+        seen.extend(pending.iter().cloned());
+        new
+    };
+    let changed = {
+        let mut kept = state.requests.lock().unwrap();
+        let changed = signature(&kept) != signature(&requests);
+        *kept = requests.clone();
+        changed
+    };
+    if changed {
+        let _ = app.emit("requests-changed", &requests);
+    }
+    match new.as_slice() {
+        [] => {}
+        [r] => notify(app, &title(r), &body(r)),
+        many => notify(
+            app,
+            &format!("{} new egress requests", many.len()),
+            &many
+                .iter()
+                .map(|r| title(r))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+    }
+    requests
+}
+
+/// What tells two readings apart, less the countdowns.
+fn signature(requests: &[Request]) -> Vec<(String, bool, bool)> {
+    requests
+        .iter()
+        .map(|r| (r.proposal.id.clone(), r.pending, r.decision.is_some()))
+        .collect()
+}
+
+/// "demo asks for api.example.com:443".
+pub fn title(r: &Request) -> String {
+    format!(
+        "{} asks for {}:{}",
+        r.proposal.bottle, r.proposal.scope.host, r.proposal.scope.port
+    )
+}
+
+/// The agent's reason (its own words, shortened, on one line) and where to
+/// answer.
+fn body(r: &Request) -> String {
+    format!(
+        "“{}” — answer from the menu-bar icon or Bottlebar → Requests.",
+        short_reason(&r.proposal.reason)
+    )
+}
+
+/// The agent's reason on one line, at most [`REASON_CHARS`] characters,
+/// for a notification or a menu item. Some notification servers read
+/// `<b>`-style markup in a body and some menus read `&` or `_` as an
+/// accelerator: those characters are swapped for look-alikes, so the
+/// agent's words stay words.
+pub fn short_reason(reason: &str) -> String {
+    let one_line: String = reason
+        .chars()
+        .map(|c| match c {
+            c if c.is_control() => ' ',
+            '<' => '‹',
+            '>' => '›',
+            '&' => '＆',
+            '_' => '＿',
+            c => c,
+        })
+        .collect();
+    if one_line.chars().count() > REASON_CHARS {
+        let cut: String = one_line.chars().take(REASON_CHARS - 1).collect();
+        format!("{cut}…")
+    } else {
+        one_line
+    }
+}
+
+/// The answer a button or menu item names: `once`, `hour`, `always`, or
+/// `deny` (with the user's note, if any).
+pub fn answer_of(kind: &str, note: Option<String>) -> Result<Answer, String> {
+    Ok(match kind {
+        "once" => Answer::Once,
+        "hour" => Answer::For { seconds: 3600 },
+        "always" => Answer::Always,
+        "deny" => Answer::Deny {
+            note: note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()),
+        },
+        other => return Err(format!("`{other}` is not an answer (once, hour, always, deny)")),
+    })
+}
+
+/// Answers request `id` of bottle `bottle`, then reads the requests again
+/// (so the window and the tray follow at once).
+pub async fn answer<R: Runtime>(
+    app: &AppHandle<R>,
+    bottle: &str,
+    id: &str,
+    answer: Answer,
+) -> Result<Request, String> {
+    let state = app.state::<AppState>();
+    let done = ops::decide(&state.home, bottle, id, answer, "app", state.runner.as_ref())
+        .await
+        .map_err(|e| e.to_string());
+    look(app);
+    done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agents_reason_stays_text_and_short() {
+        let r = short_reason("<b>bold</b> & _x_\n<a href='file:///'>link</a>");
+        assert!(!r.contains(['<', '>', '&', '_', '\n']), "{r}");
+        assert!(r.starts_with("‹b›bold‹/b› ＆ ＿x＿ ‹a"), "{r}");
+        let long = short_reason(&"y".repeat(500));
+        assert_eq!(long.chars().count(), REASON_CHARS);
+        assert!(long.ends_with('…'));
+    }
+
+    #[test]
+    fn answers_are_named() {
+        assert_eq!(answer_of("hour", None), Ok(Answer::For { seconds: 3600 }));
+        assert_eq!(
+            answer_of("deny", Some("  ".into())),
+            Ok(Answer::Deny { note: None })
+        );
+        assert!(answer_of("sure", None).unwrap_err().contains("sure"));
+    }
+}
