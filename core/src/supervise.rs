@@ -184,7 +184,10 @@ mod tests {
             .unwrap();
         }
         std::fs::write(dirs.requests.join(".p-4.tmp"), b"{ half").unwrap();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let grant = |id: &str, expires_unix| Grant {
             proposal: id.into(),
             scope: proposal(id, Status::Approved, &later).scope,

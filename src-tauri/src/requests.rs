@@ -69,11 +69,7 @@ pub fn look<R: Runtime>(app: &AppHandle<R>) -> Vec<Request> {
         many => notify(
             app,
             &format!("{} new egress requests", many.len()),
-            &many
-                .iter()
-                .map(|r| title(r))
-                .collect::<Vec<_>>()
-                .join("\n"),
+            &many.iter().map(|r| title(r)).collect::<Vec<_>>().join("\n"),
         ),
     }
     requests
@@ -139,7 +135,11 @@ pub fn answer_of(kind: &str, note: Option<String>) -> Result<Answer, String> {
         "deny" => Answer::Deny {
             note: note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()),
         },
-        other => return Err(format!("`{other}` is not an answer (once, hour, always, deny)")),
+        other => {
+            return Err(format!(
+                "`{other}` is not an answer (once, hour, always, deny)"
+            ))
+        }
     })
 }
 
@@ -152,9 +152,16 @@ pub async fn answer<R: Runtime>(
     answer: Answer,
 ) -> Result<Request, String> {
     let state = app.state::<AppState>();
-    let done = ops::decide(&state.home, bottle, id, answer, "app", state.runner.as_ref())
-        .await
-        .map_err(|e| e.to_string());
+    let done = ops::decide(
+        &state.home,
+        bottle,
+        id,
+        answer,
+        "app",
+        state.runner.as_ref(),
+    )
+    .await
+    .map_err(|e| e.to_string());
     look(app);
     done
 }

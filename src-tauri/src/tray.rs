@@ -41,12 +41,9 @@ fn build_menu<R: Runtime>(
         );
         for r in pending {
             let mut sub = SubmenuBuilder::new(app, format!("  {}", requests::title(r))).item(
-                &MenuItemBuilder::new(format!(
-                    "“{}”",
-                    requests::short_reason(&r.proposal.reason)
-                ))
-                .enabled(false)
-                .build(app)?,
+                &MenuItemBuilder::new(format!("“{}”", requests::short_reason(&r.proposal.reason)))
+                    .enabled(false)
+                    .build(app)?,
             );
             for (word, label) in ANSWERS {
                 sub = sub.item(

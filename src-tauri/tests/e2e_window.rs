@@ -8,152 +8,15 @@
 //! Needs DISPLAY (scripts/test runs it under xvfb-run), `tauri-driver` and
 //! Docker; without them it fails rather than pass by not running.
 
-use fantoccini::{Client, ClientBuilder, Locator};
+mod window;
+
+use fantoccini::Locator;
 use serde_json::json;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
-}
-
-fn sidecar_bin() -> PathBuf {
-    let p = std::env::var_os("BOTTLEBAR_SIDECAR_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("x86_64-unknown-linux-gnu/release/bottlebar-sidecar"));
-    assert!(
-        p.is_file(),
-        "static sidecar not found at {} (scripts/build-sidecar)",
-        p.display()
-    );
-    p
-}
-
-fn docker(args: &[&str]) -> std::process::Output {
-    Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-/// Saves a screenshot of the element `css` (the view may be taller than the window).
-async fn shot_of(c: &Client, name: &str, css: &str) {
-    let el = wait_css(c, css, 10).await;
-    match el.screenshot().await {
-        Ok(png) => std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap(),
-        Err(_) => shot(c, name).await,
-    }
-}
-
-fn screenshots_dir() -> PathBuf {
-    let dir = std::env::var_os("BOTTLEBAR_SCREENSHOTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("screenshots"));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn shot(c: &Client, name: &str) {
-    let png = c.screenshot().await.unwrap();
-    std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
-}
-
-/// Waits for `css` to match. Polls rather than using WebDriver's wait: the
-/// window re-renders on state changes, and a stale match is just a retry.
-async fn wait_css(c: &Client, css: &str, secs: u64) -> fantoccini::elements::Element {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Ok(el) = c.find(Locator::Css(css)).await {
-            return el;
-        }
-        if Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    // What the window showed instead, for whoever reads the failure.
-    let path = target_dir().join("e2e-window-timeout.png");
-    if let Ok(png) = c.screenshot().await {
-        let _ = std::fs::write(&path, png);
-    }
-    let text = match c.find(Locator::Css("body")).await {
-        Ok(b) => b.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    };
-    panic!(
-        "waiting {secs} s for {css}\nscreenshot: {}\npage text:\n{text}",
-        path.display()
-    )
-}
-
-/// The text of `css`. The window re-renders when states change, so an
-/// element can go stale between finding and reading it: find it again.
-async fn text(c: &Client, css: &str) -> String {
-    let mut last = None;
-    for _ in 0..20 {
-        match c.find(Locator::Css(css)).await {
-            Ok(el) => match el.text().await {
-                Ok(t) => return t,
-                Err(e) => last = Some(e),
-            },
-            Err(e) => last = Some(e),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("reading {css}: {last:?}")
-}
-
-/// Clicks `css`, finding it again if a re-render made it stale.
-async fn click(c: &Client, css: &str) {
-    let mut last = None;
-    for _ in 0..20 {
-        match c.find(Locator::Css(css)).await {
-            Ok(el) => match el.click().await {
-                Ok(()) => return,
-                Err(e) => last = Some(e),
-            },
-            Err(e) => last = Some(e),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("clicking {css}: {last:?}")
-}
-
-async fn invoke(c: &Client, cmd: &str, args: serde_json::Value) -> serde_json::Value {
-    c.execute_async("const [cmd, args, done] = arguments; window.__TAURI__.core.invoke(cmd, args).then(done, (e) => done({ error: String(e) }));", vec![json!(cmd), args]).await.unwrap()
-}
+use window::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_window_launches_watches_stops_and_reports_failure() {
-    assert!(
-        std::env::var_os("DISPLAY").is_some(),
-        "the window test needs a display: run it under xvfb-run (scripts/test does)"
-    );
-    assert!(
-        docker(&["version"]).status.success(),
-        "the window test needs Docker (scripts/setup starts it)"
-    );
     let home = tempfile::tempdir().unwrap();
     // Nothing of an earlier run may be left under the demo's names.
     for n in ["bottlebar-demo-agent", "bottlebar-demo-sidecar"] {
@@ -163,54 +26,7 @@ async fn the_window_launches_watches_stops_and_reports_failure() {
         docker(&["network", "rm", n]);
     }
 
-    let port = free_port();
-    let native = free_port();
-    let driver = Command::new("tauri-driver")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--native-port",
-            &native.to_string(),
-        ])
-        .env("BOTTLEBAR_HOME", home.path())
-        .env("BOTTLEBAR_SIDECAR_BIN", sidecar_bin())
-        .env("BOTTLEBAR_BACKEND", "docker")
-        // The launch's self-test probes this test's own fake internet.
-        .env("BOTTLEBAR_TEST_RUN", "1")
-        .env(
-            "BOTTLEBAR_SELFTEST_TARGETS",
-            &bottlebar_e2e::fake_internet().targets_file,
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect(
-            "tauri-driver (cargo install tauri-driver --version ^2 --locked; scripts/test does)",
-        );
-    let _driver = Killed(driver);
-
-    let mut caps = serde_json::Map::new();
-    caps.insert("browserName".into(), json!("wry"));
-    caps.insert(
-        "tauri:options".into(),
-        json!({ "application": env!("CARGO_BIN_EXE_bottlebar") }),
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let c = loop {
-        match ClientBuilder::native()
-            .capabilities(caps.clone())
-            .connect(&url)
-            .await
-        {
-            Ok(c) => break c,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-            Err(e) => panic!("no WebDriver session: {e}"),
-        }
-    };
+    let (c, _driver) = open_app(home.path()).await;
 
     // Tall enough that every view fits in one screenshot.
     let _ = c.set_window_size(820, 1300).await;

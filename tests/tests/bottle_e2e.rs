@@ -427,8 +427,7 @@ fn two_bottles_run_side_by_side_with_their_own_mounts_and_rules() {
         .agent_sh("e2e-b", "wget -q -O - \"$HTTP_PROXY/__bottlebar/status\"")
         .expect_ok("status page");
     assert!(
-        status.stdout.contains("\"bottle\":\"e2e-b\"")
-            && status.stdout.contains("b.example.com"),
+        status.stdout.contains("\"bottle\":\"e2e-b\"") && status.stdout.contains("b.example.com"),
         "{}",
         status.stdout
     );

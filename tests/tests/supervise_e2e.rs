@@ -40,9 +40,8 @@ fn call_argv(tool: &str, args: &Value) -> Vec<String> {
 }
 
 fn parse(r: &Run, what: &str) -> Value {
-    serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| {
-        panic!("{what}: {e}\nstdout: {}\nstderr: {}", r.stdout, r.stderr)
-    })
+    serde_json::from_str(r.stdout.trim())
+        .unwrap_or_else(|e| panic!("{what}: {e}\nstdout: {}\nstderr: {}", r.stdout, r.stderr))
 }
 
 fn call(f: &Fixture, tool: &str, args: Value) -> Value {
@@ -62,10 +61,9 @@ fn in_background(f: &Fixture, argv: Vec<String>) -> std::thread::JoinHandle<Run>
 
 /// `bottle requests NAME --json`.
 fn requests(f: &Fixture) -> Vec<Value> {
-    let r = f
-        .h
-        .bottle(&["requests", &f.name, "--json"])
-        .expect_ok("bottle requests");
+    let r =
+        f.h.bottle(&["requests", &f.name, "--json"])
+            .expect_ok("bottle requests");
     parse(&r, "bottle requests")
         .as_array()
         .cloned()
@@ -123,13 +121,11 @@ fn clients_we_did_not_write_speak_to_it_from_inside_the_bottle() {
         assert_eq!(report["refused"]["is_error"], true);
     }
     // A web page's request (an Origin header) is refused, even from inside.
-    let browser = f.sh(
-        "wget -S -q -O - --header 'Origin: http://evil.example' \
+    let browser = f.sh("wget -S -q -O - --header 'Origin: http://evil.example' \
          --header 'Content-Type: application/json' \
          --header 'Accept: application/json, text/event-stream' \
          --post-data '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}' \
-         \"$MCP_SUPERVISE_URL\" 2>&1",
-    );
+         \"$MCP_SUPERVISE_URL\" 2>&1");
     assert!(browser.stdout.contains("403"), "{}", browser.stdout);
     // The MCP Inspector's CLI (npm), from the host inside the agent's
     // network namespace (Docker only: it needs the agent's netns).
@@ -137,7 +133,9 @@ fn clients_we_did_not_write_speak_to_it_from_inside_the_bottle() {
         return;
     }
     let Some(inspector) = std::env::var_os("BOTTLEBAR_MCP_INSPECTOR") else {
-        panic!("BOTTLEBAR_MCP_INSPECTOR is not set: scripts/setup installs the MCP Inspector's CLI");
+        panic!(
+            "BOTTLEBAR_MCP_INSPECTOR is not set: scripts/setup installs the MCP Inspector's CLI"
+        );
     };
     let url = f
         .sh("printf %s \"$MCP_SUPERVISE_URL\"")
@@ -156,7 +154,10 @@ fn clients_we_did_not_write_speak_to_it_from_inside_the_bottle() {
             .arg(&inspector)
             .args([&url, "--transport", "http"])
             .args(args);
-        parse(&Run::from(c.output().expect("running node")), "mcp inspector")
+        parse(
+            &Run::from(c.output().expect("running node")),
+            "mcp inspector",
+        )
     };
     let listed = inspect(&["--method", "tools/list"]);
     let names: Vec<&str> = listed["tools"]
@@ -232,7 +233,10 @@ fn a_grant_lets_the_agent_through_for_its_time_and_once_means_once() {
     assert!(!again.ok(), "a request is answered once");
 
     // The whole story is in `bottle logs`.
-    let logs = f.h.bottle(&["logs", &f.name]).expect_ok("bottle logs").stdout;
+    let logs =
+        f.h.bottle(&["logs", &f.name])
+            .expect_ok("bottle logs")
+            .stdout;
     for needle in [
         format!("PROPOSAL {id}"),
         format!("DECISION {id}"),
@@ -291,7 +295,11 @@ fn a_denial_carries_the_note_and_the_agent_cannot_answer_itself() {
         "request_egress",
         json!({ "host": DENIED, "reason": "approve it", "wait_seconds": 1 }),
     );
-    assert_eq!(asked_again["value"]["id"], id.as_str(), "coalesced, still waiting");
+    assert_eq!(
+        asked_again["value"]["id"],
+        id.as_str(),
+        "coalesced, still waiting"
+    );
     let r = request(&f, &id);
     assert!(r["pending"] == true && r["decision"].is_null(), "{r:#}");
     assert!(denied_fetch(&f), "still refused");

@@ -3,9 +3,9 @@
 use anyhow::Result;
 use bottlebar_core::home::Home;
 use bottlebar_core::ops::{self, format_uptime, Listing};
+use bottlebar_core::runner::ProcessRunner;
 use bottlebar_core::supervise::GrantInForce;
 use bottlebar_policy::supervise::human_seconds;
-use bottlebar_core::runner::ProcessRunner;
 use std::process::ExitCode;
 
 pub async fn run(home: &Home, json: bool, runner: &ProcessRunner) -> Result<ExitCode> {
@@ -37,7 +37,13 @@ fn print(listing: &Listing) {
             b.problem.as_deref().unwrap_or("")
         );
         for g in &b.grants {
-            println!("{:<20} grant {}: {} ({})", "", g.proposal, g.allows, grant_time(g));
+            println!(
+                "{:<20} grant {}: {} ({})",
+                "",
+                g.proposal,
+                g.allows,
+                grant_time(g)
+            );
         }
     }
     for n in &listing.notes {

@@ -128,7 +128,11 @@ pub struct SelfTestSummary {
 /// A running bottle is only "running" once a self-test has passed since its
 /// agent started; until then (a launch killed before its self-test, a
 /// record lost) it needs attention: `up` replaces it, `cleanup` removes it.
-pub(super) fn with_host_records(home: &Home, name: &BottleName, mut st: BottleStatus) -> BottleStatus {
+pub(super) fn with_host_records(
+    home: &Home,
+    name: &BottleName,
+    mut st: BottleStatus,
+) -> BottleStatus {
     let record = selftest::load(home, name);
     if st.state == BottleState::Running {
         let parse = |s: &str| humantime::parse_rfc3339_weak(s).ok();

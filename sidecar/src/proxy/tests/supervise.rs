@@ -75,7 +75,11 @@ impl Fixture {
 
     /// The grants the sidecar published for the host.
     fn published_grants(&self) -> Vec<bottlebar_policy::supervise::Grant> {
-        let path = self.dir.path().join("requests").join(bottlebar_policy::supervise::GRANTS_FILE);
+        let path = self
+            .dir
+            .path()
+            .join("requests")
+            .join(bottlebar_policy::supervise::GRANTS_FILE);
         serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
     }
 
@@ -207,7 +211,10 @@ async fn an_approval_lets_requests_through_once_or_for_a_while() {
     assert_eq!(fx.published_grants().len(), 1);
     assert_eq!(fx.get().await, 200, "the approved request goes");
     assert_eq!(fx.get().await, 403, "once means once");
-    assert!(fx.published_grants().is_empty(), "a used grant is unpublished");
+    assert!(
+        fx.published_grants().is_empty(),
+        "a used grant is unpublished"
+    );
     assert!(fx
         .answer(&id, Answer::Once, localhost_scope(port))
         .unwrap_err()
@@ -239,7 +246,10 @@ async fn an_approval_lets_requests_through_once_or_for_a_while() {
     assert!(published[0].expires_unix.is_some());
     tokio::time::sleep(Duration::from_millis(2600)).await;
     assert_eq!(fx.get().await, 403, "expired");
-    assert!(fx.published_grants().is_empty(), "an ended grant is unpublished");
+    assert!(
+        fx.published_grants().is_empty(),
+        "an ended grant is unpublished"
+    );
     let status = mcp::call(&s, "request_status", json!({ "id": id2 }))
         .await
         .unwrap();
@@ -373,11 +383,7 @@ async fn limits_refuse_floods_without_bothering_the_human() {
             .contains("already waiting"),
         "{over:#}"
     );
-    assert_eq!(
-        fx.proposal_files(),
-        3,
-        "the refused one was never filed"
-    );
+    assert_eq!(fx.proposal_files(), 3, "the refused one was never filed");
     for bad in [
         json!({ "host": "dns.google", "reason": "r" }),
         json!({ "host": "*.example.com", "reason": "r" }),

@@ -1,0 +1,149 @@
+//! The Requests view in the real app window (Xvfb, tauri-driver, real
+//! Docker bottle): an agent asks the supervise MCP server for a host; the
+//! app raises a notification (recorded) and shows the request, the agent's
+//! markup as text; "Allow once" in the window lets the agent's request
+//! through, once. The screenshot of the view goes to the README.
+//!
+//! The host the agent asks for is pinned to the project's own upstream on
+//! the bottle's egress network; nothing else is contacted.
+
+mod window;
+
+use bottlebar_e2e::{engine, testkit_bin, Harness, Upstream};
+use fantoccini::Locator;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use window::*;
+
+const NAME: &str = "e2e-win-req";
+const HOST: &str = "pkg.bottlebar.test";
+const REASON: &str = "<img src=x onerror=\"document.title='owned'\"><b>need the package index</b>";
+
+/// Fetches `http://HOST/` from the agent through its proxy: the status.
+fn agent_fetch() -> u64 {
+    let r = engine().exec(
+        &format!("bottlebar-{NAME}-agent"),
+        &[
+            "/opt/testkit/bottlebar-testkit",
+            "fetch",
+            &format!("http://{HOST}/"),
+        ],
+    );
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap_or(Value::Null);
+    v["status"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
+    // A supervised bottle with the test kit, launched by the CLI.
+    let h = Harness::new();
+    let kit = tempfile::tempdir().unwrap();
+    std::fs::copy(testkit_bin(), kit.path().join("bottlebar-testkit")).unwrap();
+    let manifest = format!(
+        "supervise = true\n\n[agent]\ntemplate = \"busybox\"\n\n[[mounts]]\nhost = \"{}\"\ncontainer = \"/opt/testkit\"\nreadonly = true\n",
+        kit.path().display()
+    );
+    h.write_bottle(NAME, &manifest);
+    h.up(NAME).0.expect_ok("launching the supervised bottle");
+    let token = "window-requests-upstream";
+    let upstream = Upstream::start(
+        &format!("bottlebar-test-{NAME}-upstream"),
+        &format!("bottlebar-{NAME}-egress"),
+        token,
+    );
+    h.pin_hosts(NAME, &manifest, &[(HOST, upstream.ip.as_str())], || true);
+    assert_eq!(agent_fetch(), 403, "not allowed before anyone answers");
+
+    let (c, _driver) = open_app(h.home.path()).await;
+    let _ = c.set_window_size(820, 1000).await;
+    wait_css(&c, &format!("#bottles .bottle[data-name='{NAME}']"), 30).await;
+
+    // The agent asks, and waits for the answer.
+    let asking = std::thread::spawn(|| {
+        let args = json!({ "host": HOST, "port": 80, "reason": REASON }).to_string();
+        engine().exec(
+            &format!("bottlebar-{NAME}-agent"),
+            &[
+                "/opt/testkit/bottlebar-testkit",
+                "mcp",
+                "call",
+                "request_egress",
+                "--args",
+                &args,
+            ],
+        )
+    });
+
+    // A notification, recorded, names the bottle and the host.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let note = loop {
+        let notes = invoke(&c, "notifications", json!({})).await;
+        if let Some(n) = notes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| n["title"] == format!("{NAME} asks for {HOST}:80"))
+        {
+            break n.clone();
+        }
+        assert!(Instant::now() < deadline, "no notification: {notes}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let body = note["body"].as_str().unwrap();
+    assert!(body.contains("need the package index"), "{body}");
+    assert!(
+        !body.contains('<'),
+        "markup reaches the notification: {body}"
+    );
+    // The navigation counts it.
+    wait_css(&c, "#requests-count:not([hidden])", 10).await;
+    assert_eq!(text(&c, "#requests-count").await, "1");
+
+    // The Requests view: the request, its countdown, the reason as text.
+    let base = c
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .split('#')
+        .next()
+        .unwrap()
+        .to_string();
+    c.goto(&format!("{base}#/requests")).await.unwrap();
+    let card = format!("article.request[data-bottle='{NAME}']");
+    wait_css(&c, &card, 20).await;
+    assert_eq!(
+        text(&c, &format!("{card} .host")).await,
+        format!("{HOST}:80")
+    );
+    assert_eq!(text(&c, &format!("{card} blockquote.reason")).await, REASON);
+    assert!(
+        c.find_all(Locator::Css("#requests img, #requests blockquote b"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the agent's markup became markup"
+    );
+    assert_ne!(c.title().await.unwrap(), "owned");
+    let left = text(&c, &format!("{card} .countdown")).await;
+    assert!(left.ends_with('s'), "a countdown: {left}");
+    shot_of(&c, "requests", "#requests").await;
+
+    // Allow once, from the window: the agent hears it and gets through once.
+    click(&c, &format!("{card} button[data-answer='once']")).await;
+    let reply = asking.join().unwrap();
+    let reply: Value = serde_json::from_str(reply.stdout.trim())
+        .unwrap_or_else(|e| panic!("{e}: {}{}", reply.stdout, reply.stderr));
+    assert_eq!(reply["value"]["status"], "approved", "{reply:#}");
+    assert_eq!(agent_fetch(), 200, "the approved request goes");
+    assert_eq!(agent_fetch(), 403, "once means once");
+    // History: who answered.
+    wait_css(&c, "#history tr.past", 10).await;
+    assert_eq!(
+        text(&c, "#history tr.past td.outcome").await,
+        "Allowed once by app"
+    );
+    wait_css(&c, "#no-pending", 10).await;
+    c.close().await.unwrap();
+    drop(upstream);
+}

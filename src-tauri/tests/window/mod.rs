@@ -1,0 +1,245 @@
+//! What the window tests share: starting the app under tauri-driver, and
+//! finding, reading, clicking and photographing what it shows.
+
+#![allow(dead_code)] // each test binary uses its own share of these
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The real app on `home` (Docker backend; its self-tests probe this
+/// process's fake internet), driven through tauri-driver: the WebDriver
+/// session and the driver (killed when dropped).
+pub async fn open_app(home: &Path) -> (Client, Killed) {
+    assert!(
+        std::env::var_os("DISPLAY").is_some(),
+        "the window test needs a display: run it under xvfb-run (scripts/test does)"
+    );
+    assert!(
+        docker(&["version"]).status.success(),
+        "the window test needs Docker (scripts/setup starts it)"
+    );
+    let port = free_port();
+    let native = free_port();
+    let driver = Command::new("tauri-driver")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &native.to_string(),
+        ])
+        .env("BOTTLEBAR_HOME", home)
+        .env("BOTTLEBAR_SIDECAR_BIN", sidecar_bin())
+        .env("BOTTLEBAR_BACKEND", "docker")
+        // The launch's self-test probes this test's own fake internet.
+        .env("BOTTLEBAR_TEST_RUN", "1")
+        .env(
+            "BOTTLEBAR_SELFTEST_TARGETS",
+            &bottlebar_e2e::fake_internet().targets_file,
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect(
+            "tauri-driver (cargo install tauri-driver --version ^2 --locked; scripts/test does)",
+        );
+    let driver = Killed(driver);
+
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), json!("wry"));
+    caps.insert(
+        "tauri:options".into(),
+        json!({ "application": env!("CARGO_BIN_EXE_bottlebar") }),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let c = loop {
+        match ClientBuilder::native()
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => panic!("no WebDriver session: {e}"),
+        }
+    };
+
+    (c, driver)
+}
+
+/// A child process killed (and reaped) when dropped.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+pub fn sidecar_bin() -> PathBuf {
+    let p = std::env::var_os("BOTTLEBAR_SIDECAR_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("x86_64-unknown-linux-gnu/release/bottlebar-sidecar"));
+    assert!(
+        p.is_file(),
+        "static sidecar not found at {} (scripts/build-sidecar)",
+        p.display()
+    );
+    p
+}
+
+pub fn docker(args: &[&str]) -> std::process::Output {
+    Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Saves a screenshot of the element `css`: the window's screenshot cut to
+/// the element's box. (WebKitWebDriver's own element screenshots come back
+/// black under Xvfb.)
+pub async fn shot_of(c: &Client, name: &str, css: &str) {
+    wait_css(c, css, 10).await;
+    let rect = c
+        .execute(
+            "const el = document.querySelector(arguments[0]); el.scrollIntoView(); \
+             const r = el.getBoundingClientRect(), s = window.devicePixelRatio || 1; \
+             return [r.left * s, r.top * s, r.width * s, r.height * s].map(Math.round);",
+            vec![json!(css)],
+        )
+        .await
+        .unwrap();
+    let at = |i: usize| rect[i].as_u64().unwrap_or(0) as u32;
+    let png = c.screenshot().await.unwrap();
+    let cut = crop_png(&png, (at(0), at(1), at(2), at(3))).unwrap_or(png);
+    std::fs::write(screenshots_dir().join(format!("{name}.png")), cut).unwrap();
+}
+
+/// `png` cut to the box `(x, y, width, height)` (clamped to the image).
+fn crop_png(png: &[u8], (x, y, w, h): (u32, u32, u32, u32)) -> Option<Vec<u8>> {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+        .read_info()
+        .ok()?;
+    let mut buf = vec![0; reader.output_buffer_size()?];
+    let info = reader.next_frame(&mut buf).ok()?;
+    let bpp = info.color_type.samples() * (info.bit_depth as usize).div_ceil(8);
+    let (x, y) = (x.min(info.width), y.min(info.height));
+    let (w, h) = (w.min(info.width - x), h.min(info.height - y));
+    if w == 0 || h == 0 {
+        return None;
+    }
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(info.color_type);
+        enc.set_depth(info.bit_depth);
+        let mut writer = enc.write_header().ok()?;
+        let mut data = Vec::with_capacity((w * h) as usize * bpp);
+        for row in y..y + h {
+            let start = row as usize * info.line_size + x as usize * bpp;
+            data.extend_from_slice(&buf[start..start + w as usize * bpp]);
+        }
+        writer.write_image_data(&data).ok()?;
+    }
+    Some(out)
+}
+
+pub fn screenshots_dir() -> PathBuf {
+    let dir = std::env::var_os("BOTTLEBAR_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("screenshots"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
+}
+
+/// Waits for `css` to match. Polls rather than using WebDriver's wait: the
+/// window re-renders on state changes, and a stale match is just a retry.
+pub async fn wait_css(c: &Client, css: &str, secs: u64) -> fantoccini::elements::Element {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Ok(el) = c.find(Locator::Css(css)).await {
+            return el;
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // What the window showed instead, for whoever reads the failure.
+    let path = target_dir().join("e2e-window-timeout.png");
+    if let Ok(png) = c.screenshot().await {
+        let _ = std::fs::write(&path, png);
+    }
+    let text = match c.find(Locator::Css("body")).await {
+        Ok(b) => b.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    panic!(
+        "waiting {secs} s for {css}\nscreenshot: {}\npage text:\n{text}",
+        path.display()
+    )
+}
+
+/// The text of `css`. The window re-renders when states change, so an
+/// element can go stale between finding and reading it: find it again.
+pub async fn text(c: &Client, css: &str) -> String {
+    let mut last = None;
+    for _ in 0..20 {
+        match c.find(Locator::Css(css)).await {
+            Ok(el) => match el.text().await {
+                Ok(t) => return t,
+                Err(e) => last = Some(e),
+            },
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("reading {css}: {last:?}")
+}
+
+/// Clicks `css`, finding it again if a re-render made it stale.
+pub async fn click(c: &Client, css: &str) {
+    let mut last = None;
+    for _ in 0..20 {
+        match c.find(Locator::Css(css)).await {
+            Ok(el) => match el.click().await {
+                Ok(()) => return,
+                Err(e) => last = Some(e),
+            },
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("clicking {css}: {last:?}")
+}
+
+pub async fn invoke(c: &Client, cmd: &str, args: serde_json::Value) -> serde_json::Value {
+    c.execute_async("const [cmd, args, done] = arguments; window.__TAURI__.core.invoke(cmd, args).then(done, (e) => done({ error: String(e) }));", vec![json!(cmd), args]).await.unwrap()
+}
