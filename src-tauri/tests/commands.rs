@@ -15,7 +15,7 @@ use tauri::{Listener, WebviewWindow};
 struct App {
     _app: tauri::App<MockRuntime>,
     window: WebviewWindow<MockRuntime>,
-    _home: tempfile::TempDir,
+    home: tempfile::TempDir,
 }
 
 fn app() -> App {
@@ -32,7 +32,7 @@ fn app() -> App {
     App {
         _app: app,
         window,
-        _home: home,
+        home: home,
     }
 }
 
@@ -213,4 +213,47 @@ fn start_agent_needs_an_agent_command() {
         err.as_str().unwrap().contains("has no agent command"),
         "{err}"
     );
+}
+
+#[test]
+fn requests_are_listed_notified_once_and_a_failed_answer_changes_nothing() {
+    let a = app();
+    let dir = a.home.path().join("state/demo/requests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let later = "2999-01-01T00:00:00Z";
+    let proposal = json!({
+        "id": "p-0000000000001", "bottle": "demo", "created": "2026-12-01T00:00:00Z",
+        "expires": later, "origin": "tool", "status": "pending",
+        "scope": { "host": "pkg.example.com", "port": 443, "methods": [], "paths": [] },
+        "reason": "<b>index</b>",
+    });
+    std::fs::write(dir.join("p-0000000000001.json"), proposal.to_string()).unwrap();
+
+    let listed = call(&a.window, "list_requests", json!({})).unwrap();
+    assert_eq!(listed[0]["pending"], true, "{listed}");
+    assert_eq!(listed[0]["proposal"]["reason"], "<b>index</b>");
+    call(&a.window, "list_requests", json!({})).unwrap();
+    let notes = call(&a.window, "notifications", json!({})).unwrap();
+    let ours: Vec<&Value> = notes
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["title"] == "demo asks for pkg.example.com:443")
+        .collect();
+    assert_eq!(ours.len(), 1, "one notification per request: {notes}");
+    assert!(!ours[0]["body"].as_str().unwrap().contains('<'));
+
+    let args = |answer: &str| json!({ "name": "demo", "id": "p-0000000000001", "answer": answer });
+    let bad = call(&a.window, "answer_request", args("maybe")).unwrap_err();
+    assert!(
+        bad.as_str().unwrap().contains("`maybe` is not an answer"),
+        "{bad}"
+    );
+    // No engine here: the sidecar cannot take the answer, so none is kept.
+    let refused = call(&a.window, "answer_request", args("once")).unwrap_err();
+    assert!(refused.as_str().unwrap().contains("docker"), "{refused}");
+    let after = call(&a.window, "list_requests", json!({})).unwrap();
+    assert_eq!(after[0]["pending"], true);
+    assert!(after[0]["decision"].is_null());
+    assert!(!a.home.path().join("state/demo/decisions").exists());
 }

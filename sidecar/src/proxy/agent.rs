@@ -14,6 +14,7 @@ use crate::mitm::Mitm;
 use crate::upstream::Pool;
 use bottlebar_policy::Verdict;
 use bottlebar_policy::{normalize_host, DenyReason, HEALTH_PATH, STATUS_PATH, SUPERVISE_PATH};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -178,7 +179,9 @@ impl Proxy {
             tracing::warn!("supervise request refused: {why}");
             return json(StatusCode::FORBIDDEN, serde_json::json!({ "error": why }));
         }
-        mcp.serve(req).await
+        mcp.serve(req)
+            .await
+            .map(|body| body.map_err(|never| match never {}).boxed())
     }
 }
 

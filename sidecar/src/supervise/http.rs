@@ -7,7 +7,8 @@
 use super::mcp::SuperviseMcp;
 use super::Supervisor;
 use crate::config::Live;
-use crate::proxy::RespBody;
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HOST, ORIGIN};
@@ -64,11 +65,11 @@ impl McpEndpoint {
         McpEndpoint { service }
     }
 
-    /// Answers one MCP request.
-    pub async fn serve(&self, req: Request<Incoming>) -> Response<RespBody> {
-        self.service
-            .handle(req)
-            .await
-            .map(|body| body.map_err(|never| match never {}).boxed())
+    /// Answers one MCP request (its body cannot fail).
+    pub async fn serve(
+        &self,
+        req: Request<Incoming>,
+    ) -> Response<BoxBody<Bytes, std::convert::Infallible>> {
+        self.service.handle(req).await.map(BodyExt::boxed)
     }
 }

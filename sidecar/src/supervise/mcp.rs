@@ -162,10 +162,16 @@ impl SuperviseMcp {
         let limit = self.sup.config().request_timeout_seconds;
         let wait = Duration::from_secs(p.wait_seconds.unwrap_or(limit).min(limit));
         let outcome = self.sup.wait(&filed.id, wait).await;
-        Ok(CallToolResult::structured(outcome_json(
-            &filed.id,
-            outcome.as_ref(),
-        )))
+        let mut reply = outcome_json(&filed.id, outcome.as_ref());
+        if outcome.is_none() {
+            // The wait timed out; the request stays open for the human.
+            reply["timed_out"] = json!(true);
+            reply["message"] = json!(format!(
+                "No answer within {} s; the request stays open. Call `request_status` later, or carry on with other work.",
+                wait.as_secs()
+            ));
+        }
+        Ok(CallToolResult::structured(reply))
     }
 
     #[tool(

@@ -135,6 +135,7 @@ async fn the_official_client_speaks_to_it_in_both_protocol_revisions() {
             report["request_egress"]["value"]["status"], "pending",
             "{report:#}"
         );
+        assert_eq!(report["request_egress"]["value"]["timed_out"], true);
         assert_eq!(report["request_status"]["value"]["status"], "pending");
         assert_eq!(report["unknown_status"]["is_error"], true);
         assert_eq!(report["refused"]["is_error"], true);
