@@ -32,7 +32,7 @@ fn app() -> App {
     App {
         _app: app,
         window,
-        home: home,
+        home,
     }
 }
 
