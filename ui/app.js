@@ -66,6 +66,7 @@ async function main() {
   if (store.info.tray_problem) showBanner(`No menu-bar icon: ${store.info.tray_problem}. Close this window to quit.`);
   await on("bottles-changed", (listing) => {
     store.listing = listing;
+    store.listingAt = Date.now();
     const r = route();
     if (r.kind === "bottle") loadFailure(r.name).then(() => redraw());
     else redraw();

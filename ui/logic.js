@@ -140,10 +140,11 @@ export function diagnostics(failure, bottle) {
   return lines.join("\n");
 }
 
-/** `1m 05s`, `42s`: a pending request's time left. */
+/** `1h 05m`, `1m 05s`, `42s`: time left. */
 export function countdown(secs) {
   if (secs == null) return "";
   const s = Math.max(0, Math.round(secs));
+  if (s >= 3600) return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
   return s >= 60 ? `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s` : `${s}s`;
 }
 
@@ -183,4 +184,12 @@ export function splitRequests(requests, nowMs, loadedAtMs) {
   const pending = requests.filter((r) => r.pending).map((r) => ({ ...r, secondsLeft: Math.max(0, (r.seconds_left ?? 0) - elapsed) }));
   const history = requests.filter((r) => !r.pending).sort((a, b) => (b.proposal.created < a.proposal.created ? -1 : b.proposal.created > a.proposal.created ? 1 : 0));
   return { pending, history };
+}
+
+/** The activity table's "Why": a supervise step in words, a refusal's reason, or the credential injected. */
+export function activityWhy(e) {
+  if (e.kind && e.kind !== "request") return `${e.kind} ${e.proposal || ""}: ${e.detail || ""}`;
+  if (e.reason) return e.reason;
+  if (e.injected) return `injected ${e.injected}`;
+  return e.proposal ? `grant ${e.proposal}` : "";
 }

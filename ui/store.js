@@ -8,6 +8,7 @@ import { emptyTimeline, reduceTimeline } from "./logic.js";
 export const store = {
   info: null,
   listing: { bottles: [], problems: [] },
+  listingAt: 0, // when `listing` was read (grants' seconds_left count from then)
   timelines: {}, // bottle → launch timeline
   activity: {}, // bottle → audit entries
   failures: {}, // bottle → last launch failure, or null
@@ -23,6 +24,7 @@ export const bottle = (name) => store.listing.bottles.find((b) => b.name === nam
 
 export async function loadListing() {
   store.listing = await api.listBottles();
+  store.listingAt = Date.now();
 }
 
 export async function loadActivity(name) {

@@ -143,8 +143,8 @@ pub fn answer_of(kind: &str, note: Option<String>) -> Result<Answer, String> {
     })
 }
 
-/// Answers request `id` of bottle `bottle`, then reads the requests again
-/// (so the window and the tray follow at once).
+/// Answers request `id` of bottle `bottle`, then reads the requests and the
+/// states again (so the window and the tray follow at once).
 pub async fn answer<R: Runtime>(
     app: &AppHandle<R>,
     bottle: &str,
@@ -163,6 +163,8 @@ pub async fn answer<R: Runtime>(
     .await
     .map_err(|e| e.to_string());
     look(app);
+    // The bottle's grants changed: the window's bottle pages show them.
+    crate::refresh(app).await;
     done
 }
 

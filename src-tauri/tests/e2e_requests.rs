@@ -144,6 +144,37 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
         "Allowed once by app"
     );
     wait_css(&c, "#no-pending", 10).await;
+
+    // Allow for 1 hour: the bottle's page shows the grant and its time left.
+    let asked = engine().exec(
+        &format!("bottlebar-{NAME}-agent"),
+        &[
+            "/opt/testkit/bottlebar-testkit",
+            "mcp",
+            "call",
+            "request_egress",
+            "--args",
+            &json!({ "host": HOST, "port": 80, "reason": "again", "wait_seconds": 1 }).to_string(),
+        ],
+    );
+    assert!(
+        asked.stdout.contains("pending"),
+        "{}{}",
+        asked.stdout,
+        asked.stderr
+    );
+    wait_css(&c, &card, 20).await;
+    click(&c, &format!("{card} button[data-answer='hour']")).await;
+    wait_css(&c, "#no-pending", 10).await;
+    assert_eq!(agent_fetch(), 200);
+    assert_eq!(agent_fetch(), 200, "for an hour, not once");
+    c.goto(&format!("{base}#/bottle/{NAME}")).await.unwrap();
+    wait_css(&c, "#grants li.grant", 20).await;
+    let grant = text(&c, "#grants li.grant").await;
+    assert!(
+        grant.contains(HOST) && (grant.contains("1h 00m left") || grant.contains("59m")),
+        "{grant}"
+    );
     c.close().await.unwrap();
     drop(upstream);
 }

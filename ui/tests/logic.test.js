@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { reduceTimeline, emptyTimeline, counters, filterActivity, keepalive, isolation, formatUptime, diagnostics, countdown, grantLength, outcomeText, scopeText, splitRequests } from "../logic.js";
+import { reduceTimeline, emptyTimeline, counters, filterActivity, keepalive, isolation, formatUptime, diagnostics, activityWhy, countdown, grantLength, outcomeText, scopeText, splitRequests } from "../logic.js";
 
 const plan = { event: "plan_started", bottle: "demo", backend: "docker", steps: [{ id: "build", title: "Build" }, { id: "run", title: "Run" }] };
 
@@ -120,6 +120,8 @@ test("requests split into pending (counting down) and history (newest first)", (
   assert.equal(pending[0].secondsLeft, 80);
   assert.equal(countdown(pending[0].secondsLeft), "1m 20s");
   assert.equal(countdown(5), "5s");
+  assert.equal(countdown(3600), "1h 00m");
+  assert.equal(countdown(3599), "59m 59s");
   assert.deepEqual(history.map((r) => r.proposal.id), ["p-3", "p-2"]);
   assert.equal(splitRequests(rs, 500_000, 0).pending[0].secondsLeft, 0);
 });
@@ -133,4 +135,11 @@ test("a request's scope and outcome read as words", () => {
   assert.equal(decided({ answer: "deny", note: "no" }), "Denied by app — “no”");
   assert.equal(outcomeText(req("p", "t", { proposal: { status: "expired" } })), "Expired unanswered");
   assert.equal(grantLength(120), "2 minutes");
+});
+
+test("the activity says what supervise did, and which grant let a request through", () => {
+  assert.equal(activityWhy({ kind: "decision", proposal: "p-1", detail: "allowed once by app" }), "decision p-1: allowed once by app");
+  assert.equal(activityWhy({ reason: "host_not_allowed" }), "host_not_allowed");
+  assert.equal(activityWhy({ proposal: "p-1" }), "grant p-1");
+  assert.equal(activityWhy({ injected: "api" }), "injected api");
 });

@@ -2,7 +2,7 @@
 // timeline, isolation, keep-alive and egress activity.
 
 import { $, h, showBanner } from "../dom.js";
-import { diagnostics, emptyTimeline, filterActivity, formatDuration, formatUptime, isolation, keepalive } from "../logic.js";
+import { activityWhy, countdown, diagnostics, emptyTimeline, filterActivity, formatDuration, formatUptime, isolation, keepalive, scopeText } from "../logic.js";
 import { bottle, store } from "../store.js";
 import { act, actions } from "./actions.js";
 
@@ -21,6 +21,7 @@ export function detailView(name) {
     failureCard(name, b),
     timelineCard(name),
     isolationCard(b),
+    grantsCard(b),
     keepaliveCard(b),
     activityCard(name),
   );
@@ -75,6 +76,18 @@ function isolationCard(b) {
   );
 }
 
+/** The supervise grants in force (answers to the agent's requests), with their time left. */
+function grantsCard(b) {
+  if (!b.grants?.length) return null;
+  const elapsed = (Date.now() - store.listingAt) / 1000;
+  return h("section", { class: "card", id: "grants" },
+    h("div", { class: "row" }, h("h2", {}, "Grants in force"), h("span", { class: "spacer" }), h("a", { href: "#/requests" }, "Requests")),
+    h("ul", {}, b.grants.map((g) => h("li", { class: "grant", dataset: { id: g.proposal } },
+      h("span", { class: "mono" }, `${g.scope.host}:${g.scope.port}`), " ", scopeText(g.scope), " — ",
+      h("span", { class: "muted" }, g.once ? "once, unused" : g.seconds_left == null ? "always (in the bottle's file)" : `${countdown(Math.max(0, g.seconds_left - elapsed))} left`)))),
+  );
+}
+
 function keepaliveCard(b) {
   const k = keepalive(b);
   return h("section", { class: "card", id: "keepalive", dataset: { status: k.status } },
@@ -101,7 +114,7 @@ function activityCard(name) {
             h("td", { class: "mono" }, (e.time || "").slice(11, 19)),
             h("td", { class: e.decision }, e.decision),
             h("td", {}, e.method), h("td", {}, e.host), h("td", { class: "mono" }, e.path),
-            h("td", {}, e.rule == null ? "" : `#${e.rule}`), h("td", {}, e.reason || (e.injected ? `injected ${e.injected}` : "")),
+            h("td", {}, e.rule == null ? "" : `#${e.rule}`), h("td", {}, activityWhy(e)),
           ))))
       : h("p", { class: "muted" }, "No requests yet."),
   );
