@@ -33,6 +33,21 @@ fn agent_fetch() -> u64 {
     v["status"].as_u64().unwrap_or(0)
 }
 
+/// `request_egress` with `args`, from the agent (the test kit's MCP client).
+fn ask(args: Value) -> bottlebar_e2e::Run {
+    engine().exec(
+        &format!("bottlebar-{NAME}-agent"),
+        &[
+            "/opt/testkit/bottlebar-testkit",
+            "mcp",
+            "call",
+            "request_egress",
+            "--args",
+            &args.to_string(),
+        ],
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
     // A supervised bottle with the test kit, launched by the CLI.
@@ -59,20 +74,7 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
     wait_css(&c, &format!("#bottles .bottle[data-name='{NAME}']"), 30).await;
 
     // The agent asks, and waits for the answer.
-    let asking = std::thread::spawn(|| {
-        let args = json!({ "host": HOST, "port": 80, "reason": REASON }).to_string();
-        engine().exec(
-            &format!("bottlebar-{NAME}-agent"),
-            &[
-                "/opt/testkit/bottlebar-testkit",
-                "mcp",
-                "call",
-                "request_egress",
-                "--args",
-                &args,
-            ],
-        )
-    });
+    let asking = std::thread::spawn(|| ask(json!({ "host": HOST, "port": 80, "reason": REASON })));
 
     // A notification, recorded, names the bottle and the host.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -100,16 +102,7 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
     assert_eq!(text(&c, "#requests-count").await, "1");
 
     // The Requests view: the request, its countdown, the reason as text.
-    let base = c
-        .current_url()
-        .await
-        .unwrap()
-        .as_str()
-        .split('#')
-        .next()
-        .unwrap()
-        .to_string();
-    c.goto(&format!("{base}#/requests")).await.unwrap();
+    go(&c, "#/requests").await;
     let card = format!("article.request[data-bottle='{NAME}']");
     wait_css(&c, &card, 20).await;
     assert_eq!(
@@ -146,17 +139,7 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
     wait_css(&c, "#no-pending", 10).await;
 
     // Allow for 1 hour: the bottle's page shows the grant and its time left.
-    let asked = engine().exec(
-        &format!("bottlebar-{NAME}-agent"),
-        &[
-            "/opt/testkit/bottlebar-testkit",
-            "mcp",
-            "call",
-            "request_egress",
-            "--args",
-            &json!({ "host": HOST, "port": 80, "reason": "again", "wait_seconds": 1 }).to_string(),
-        ],
-    );
+    let asked = ask(json!({ "host": HOST, "port": 80, "reason": "again", "wait_seconds": 1 }));
     assert!(
         asked.stdout.contains("pending"),
         "{}{}",
@@ -168,7 +151,7 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
     wait_css(&c, "#no-pending", 10).await;
     assert_eq!(agent_fetch(), 200);
     assert_eq!(agent_fetch(), 200, "for an hour, not once");
-    c.goto(&format!("{base}#/bottle/{NAME}")).await.unwrap();
+    go(&c, &format!("#/bottle/{NAME}")).await;
     wait_css(&c, "#grants li.grant", 20).await;
     let grant = text(&c, "#grants li.grant").await;
     assert!(

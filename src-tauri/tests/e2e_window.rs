@@ -138,18 +138,7 @@ async fn the_window_launches_watches_stops_and_reports_failure() {
     docker(&["rm", "-f", "bottlebar-demo-sidecar"]);
 
     // The editor shows the core's errors next to the fields.
-    c.goto(&format!(
-        "{}#/edit/",
-        c.current_url()
-            .await
-            .unwrap()
-            .as_str()
-            .split('#')
-            .next()
-            .unwrap()
-    ))
-    .await
-    .unwrap();
+    go(&c, "#/edit/").await;
     let name = wait_css(&c, "#f-name", 10).await;
     name.send_keys("Bad Name").await.unwrap();
     click(&c, "#save").await;
@@ -160,18 +149,7 @@ async fn the_window_launches_watches_stops_and_reports_failure() {
     shot(&c, "editor").await;
 
     // Settings: the backend in use and why.
-    c.goto(&format!(
-        "{}#/settings",
-        c.current_url()
-            .await
-            .unwrap()
-            .as_str()
-            .split('#')
-            .next()
-            .unwrap()
-    ))
-    .await
-    .unwrap();
+    go(&c, "#/settings").await;
     wait_css(&c, "#settings .engine[data-kind='docker']", 20).await;
     assert_eq!(text(&c, "#default-backend").await, "docker");
     // The window's secrets store is the one the tests run with.

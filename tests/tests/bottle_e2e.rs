@@ -407,12 +407,13 @@ fn two_bottles_run_side_by_side_with_their_own_mounts_and_rules() {
 
     // Supervise: the agent is told where, and an MCP server answers there
     // (supervise_e2e.rs drives it fully); the status page lists its rules.
+    // `-Y off`: through a proxy, busybox wget sends a POST as a GET.
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"wget","version":"1"}}}"#;
     let sup = h
         .agent_sh(
             "e2e-b",
             &format!(
-                "wget -q -O - --header 'Content-Type: application/json' \
+                "wget -Y off -q -O - --header 'Content-Type: application/json' \
                  --header 'Accept: application/json, text/event-stream' \
                  --post-data '{init}' \"$MCP_SUPERVISE_URL\""
             ),

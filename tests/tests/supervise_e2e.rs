@@ -121,11 +121,15 @@ fn clients_we_did_not_write_speak_to_it_from_inside_the_bottle() {
         assert_eq!(report["refused"]["is_error"], true);
     }
     // A web page's request (an Origin header) is refused, even from inside.
-    let browser = f.sh("wget -S -q -O - --header 'Origin: http://evil.example' \
+    // `-Y off`: busybox wget turns a POST into a GET when it goes through
+    // a proxy; these go straight to the sidecar's port.
+    let browser = f.sh(
+        "wget -Y off -S -q -O - --header 'Origin: http://evil.example' \
          --header 'Content-Type: application/json' \
          --header 'Accept: application/json, text/event-stream' \
          --post-data '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}' \
-         \"$MCP_SUPERVISE_URL\" 2>&1");
+         \"$MCP_SUPERVISE_URL\" 2>&1",
+    );
     assert!(browser.stdout.contains("403"), "{}", browser.stdout);
     // The MCP Inspector's CLI (npm), from the host inside the agent's
     // network namespace (Docker only: it needs the agent's netns).
@@ -261,10 +265,10 @@ fn a_denial_carries_the_note_and_the_agent_cannot_answer_itself() {
     // Everything the agent can reach, tried as an approval.
     let decision = json!({ "id": id, "answer": "always", "by": "agent" }).to_string();
     let attempts = [
-        format!("wget -q -O - --post-data '{decision}' \"$HTTP_PROXY/__bottlebar/decide\""),
-        format!("wget -q -O - --post-data '{decision}' \"${{MCP_SUPERVISE_URL%/*}}/decide\""),
+        format!("wget -Y off -q -O - --post-data '{decision}' \"$HTTP_PROXY/__bottlebar/decide\""),
+        format!("wget -Y off -q -O - --post-data '{decision}' \"${{MCP_SUPERVISE_URL%/*}}/decide\""),
         format!(
-            "wget -q -O - --header 'Content-Type: application/json' \
+            "wget -Y off -q -O - --header 'Content-Type: application/json' \
              --header 'Accept: application/json, text/event-stream' \
              --post-data '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"decide\",\"params\":{decision}}}' \
              \"$MCP_SUPERVISE_URL\""

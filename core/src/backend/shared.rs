@@ -177,25 +177,24 @@ pub(super) fn health_argv(program: &str, sidecar: &str) -> Vec<String> {
 
 /// `PROGRAM exec -i SIDECAR bottlebar-sidecar reload`, the rules on stdin.
 pub(super) fn reload_argv(program: &str, sidecar: &str) -> Vec<String> {
-    s(&[
-        program,
-        "exec",
-        "-i",
-        sidecar,
-        images::SIDECAR_BIN_IN_IMAGE,
-        "reload",
-    ])
+    control_argv(program, sidecar, "reload")
 }
 
 /// `PROGRAM exec -i SIDECAR bottlebar-sidecar decide`, the answer on stdin.
 pub(super) fn decide_argv(program: &str, sidecar: &str) -> Vec<String> {
+    control_argv(program, sidecar, "decide")
+}
+
+/// `PROGRAM exec -i SIDECAR bottlebar-sidecar VERB`: a message on stdin for
+/// the running proxy's control socket.
+fn control_argv(program: &str, sidecar: &str, verb: &str) -> Vec<String> {
     s(&[
         program,
         "exec",
         "-i",
         sidecar,
         images::SIDECAR_BIN_IN_IMAGE,
-        "decide",
+        verb,
     ])
 }
 

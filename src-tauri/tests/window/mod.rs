@@ -240,6 +240,13 @@ pub async fn click(c: &Client, css: &str) {
     panic!("clicking {css}: {last:?}")
 }
 
+/// Goes to `route` (`#/requests`) in the window.
+pub async fn go(c: &Client, route: &str) {
+    let url = c.current_url().await.unwrap();
+    let base = url.as_str().split('#').next().unwrap();
+    c.goto(&format!("{base}{route}")).await.unwrap();
+}
+
 pub async fn invoke(c: &Client, cmd: &str, args: serde_json::Value) -> serde_json::Value {
     c.execute_async("const [cmd, args, done] = arguments; window.__TAURI__.core.invoke(cmd, args).then(done, (e) => done({ error: String(e) }));", vec![json!(cmd), args]).await.unwrap()
 }

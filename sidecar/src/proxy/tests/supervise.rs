@@ -92,6 +92,20 @@ impl Fixture {
     }
 }
 
+/// `request_egress` with `args` from the official client, on a task (it
+/// waits for the human).
+fn ask_in_background(
+    url: String,
+    args: serde_json::Value,
+) -> tokio::task::JoinHandle<serde_json::Value> {
+    tokio::spawn(async move {
+        let s = mcp::connect(&url, mcp::version("2025-06-18").unwrap())
+            .await
+            .unwrap();
+        mcp::call(&s, "request_egress", args).await.unwrap()
+    })
+}
+
 fn localhost_scope(port: u16) -> Scope {
     Scope {
         host: "localhost".into(),
@@ -189,18 +203,10 @@ async fn an_approval_lets_requests_through_once_or_for_a_while() {
     let url = fx.mcp_url();
     let port = fx.https_port;
     // The agent asks, and waits; the human allows once.
-    let asking = tokio::spawn(async move {
-        let s = mcp::connect(&url, mcp::version("2025-06-18").unwrap())
-            .await
-            .unwrap();
-        mcp::call(
-            &s,
-            "request_egress",
-            json!({ "host": "localhost", "port": port, "reason": "tests need it" }),
-        )
-        .await
-        .unwrap()
-    });
+    let asking = ask_in_background(
+        url,
+        json!({ "host": "localhost", "port": port, "reason": "tests need it" }),
+    );
     let id = fx.pending_for("localhost").await;
     assert_eq!(
         fx.answer(&id, Answer::Once, localhost_scope(port)).unwrap(),
@@ -271,18 +277,10 @@ async fn an_approval_lets_requests_through_once_or_for_a_while() {
 async fn a_denial_carries_the_note_and_unanswered_requests_expire() {
     let fx = bottle(json!({ "proposal_ttl_seconds": 2 })).await;
     let url = fx.mcp_url();
-    let asking = tokio::spawn(async move {
-        let s = mcp::connect(&url, mcp::version("2025-06-18").unwrap())
-            .await
-            .unwrap();
-        mcp::call(
-            &s,
-            "request_egress",
-            json!({ "host": "localhost", "reason": "<script>alert(1)</script> please" }),
-        )
-        .await
-        .unwrap()
-    });
+    let asking = ask_in_background(
+        url,
+        json!({ "host": "localhost", "reason": "<script>alert(1)</script> please" }),
+    );
     let id = fx.pending_for("localhost").await;
     fx.answer(
         &id,
