@@ -15,3 +15,7 @@ as_root() {
   else die "need root for: $*"
   fi
 }
+
+# The Debian image the tests build the agent templates on (made here by
+# scripts/make-debian-base; no registry involved).
+export BOTTLEBAR_DEBIAN_BASE="${BOTTLEBAR_DEBIAN_BASE:-bottlebar-local/debian:bookworm}"

@@ -55,6 +55,9 @@ pub(super) fn build_head(program: &str, spec: &LaunchSpec, img: &ImageSpec) -> V
         "--label".into(),
         format!("{LABEL_CONTENT_HASH}={}", img.content_hash),
     ]);
+    for (name, value) in &img.build_args {
+        argv.extend(["--build-arg".into(), format!("{name}={value}")]);
+    }
     argv
 }
 

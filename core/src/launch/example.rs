@@ -26,6 +26,7 @@ pub fn example_spec(backend: BackendKind, engine: &str) -> LaunchSpec {
             dockerfile_text: String::new(),
             files: Vec::<PreparedFile>::new(),
         },
+        build_args: Vec::new(),
     };
     LaunchSpec {
         sidecar_image: image(

@@ -11,6 +11,7 @@ use crate::manifest::{
 };
 use crate::name::BottleName;
 use crate::plan::SIDECAR_IP;
+use crate::templates;
 use crate::state::{
     self, StagedDir, StateDirs, StateError, CA_CERT_FILE, SIDECAR_AUDIT_IN_CONTAINER,
     SIDECAR_REQUESTS_IN_CONTAINER, SIDECAR_STATE_IN_CONTAINER,
@@ -85,6 +86,9 @@ pub struct BuildInputs {
     pub sidecar_bin: PathBuf,
     /// A static busybox for the template, if there is one.
     pub busybox: Option<PathBuf>,
+    /// The uid of the Debian templates' `agent` user: the launching user's,
+    /// so the workspace they own is the agent's to write (1000 for root).
+    pub agent_uid: u32,
 }
 
 impl BuildInputs {
@@ -93,7 +97,17 @@ impl BuildInputs {
         Ok(Self {
             sidecar_bin: images::find_sidecar_binary()?,
             busybox: images::find_static_busybox(),
+            agent_uid: launching_uid(),
         })
+    }
+}
+
+/// The launching user's uid, or 1000 for root (the agent is never root).
+fn launching_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    match unsafe { libc::getuid() } {
+        0 => 1000,
+        uid => uid,
     }
 }
 
@@ -126,9 +140,20 @@ pub fn describe(
     let state = StateDirs::new(home.state_dir(&manifest.name));
     let sidecar_image = images::sidecar_image(&manifest.name, &inputs.sidecar_bin, &state.build)?;
     let agent_image = match &manifest.agent {
-        AgentImage::Template(_) => {
-            images::busybox_template_image(&manifest.name, inputs.busybox.as_deref(), &state.build)?
-        }
+        AgentImage::Template { name, base } => match templates::find(name) {
+            Some(t) if t.is_debian() => images::debian_template_image(
+                &manifest.name,
+                t,
+                base.as_deref().unwrap_or(templates::DEFAULT_BASE),
+                inputs.agent_uid,
+                &state.build,
+            )?,
+            _ => images::busybox_template_image(
+                &manifest.name,
+                inputs.busybox.as_deref(),
+                &state.build,
+            )?,
+        },
         AgentImage::Dockerfile {
             dockerfile,
             context,

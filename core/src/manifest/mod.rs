@@ -51,9 +51,6 @@ pub const MIN_MEMORY_MIB: u64 = 256;
 /// Most CPUs a bottle may ask for.
 pub const MAX_CPUS: i64 = 256;
 
-/// Built-in agent image templates.
-pub const TEMPLATES: &[&str] = &["busybox"];
-
 /// Container path where the agent finds the bottle's CA certificate.
 pub const AGENT_CA_DIR: &str = "/etc/bottlebar/ca";
 
@@ -263,8 +260,14 @@ impl SecretSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AgentImage {
-    /// A built-in template, e.g. `busybox`.
-    Template(String),
+    /// A built-in template (`crate::templates`), and the base image a
+    /// Debian template is built on, when the bottle names one.
+    Template {
+        /// Its name, e.g. `claude-code`.
+        name: String,
+        /// `agent.base`: an image reference.
+        base: Option<String>,
+    },
     /// The bottle's own Dockerfile and its build context directory.
     Dockerfile {
         /// The Dockerfile.
@@ -309,7 +312,12 @@ pub fn parse(
     let raw: RawManifest = cx.deserialize()?;
     let base_dir = home.bottles_dir();
     let agent = validate::agent(&cx, &raw.agent, &base_dir)?;
-    let agent_command = validate::agent_command(&cx, &raw.agent.get_ref().command)?;
+    let mut agent_command = validate::agent_command(&cx, &raw.agent.get_ref().command)?;
+    if let (true, AgentImage::Template { name, .. }) = (agent_command.is_empty(), &agent) {
+        // A template's own program, when the file names none.
+        let template = crate::templates::find(name).expect("validated");
+        agent_command = template.command.iter().map(|a| a.to_string()).collect();
+    }
     let env = validate::env(&cx, &raw.env)?;
     let secrets = validate::secrets(&cx, &raw.secrets, &env)?;
     let supervise = validate::supervise(&cx, raw.supervise.as_ref())?;
@@ -389,7 +397,13 @@ mod tests {
     fn demo_manifest_is_valid() {
         let home = Home::at("/nonexistent-bottlebar-home");
         let m = load(&home, "demo").unwrap();
-        assert_eq!(m.agent, AgentImage::Template("busybox".into()));
+        assert_eq!(
+            m.agent,
+            AgentImage::Template {
+                name: "busybox".into(),
+                base: None
+            }
+        );
         assert_eq!(m.egress.len(), 2);
         assert_eq!(m.source, "<built-in demo>");
     }

@@ -73,6 +73,7 @@ pub(super) struct RawAgent {
     pub(super) template: Option<Spanned<String>>,
     pub(super) dockerfile: Option<Spanned<String>>,
     pub(super) context: Option<Spanned<String>>,
+    pub(super) base: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) command: Vec<Spanned<String>>,
 }

@@ -27,6 +27,7 @@ pub const KEYS: &[(&str, Key)] = &[
     ("agent.template", Key::Form),
     ("agent.dockerfile", Key::Form),
     ("agent.context", Key::File),
+    ("agent.base", Key::File),
     ("agent.command", Key::Form),
     ("mounts", Key::List),
     ("mounts[].host", Key::Form),

@@ -5,6 +5,7 @@
 use super::raw::*;
 use super::*;
 use bottlebar_policy::selftest::LeakClass;
+use crate::templates;
 use bottlebar_policy::supervise::SuperviseConfig;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -251,19 +252,30 @@ pub(super) fn agent(
     base_dir: &Path,
 ) -> Result<AgentImage, ManifestError> {
     let a = agent.get_ref();
+    let names = templates::names().join(", ");
     match (&a.template, &a.dockerfile) {
         (Some(_), Some(d)) => Err(cx.err(Some(d.span()), "agent.dockerfile", "give either `template` or `dockerfile`, not both")),
-        (None, None) => Err(cx.err(Some(agent.span()), "agent", "needs `template` (one of: busybox) or `dockerfile` (a path relative to the bottle file)")),
+        (None, None) => Err(cx.err(Some(agent.span()), "agent", format!("needs `template` (one of: {names}) or `dockerfile` (a path relative to the bottle file)"))),
         (Some(t), None) => {
             if let Some(c) = &a.context {
                 return Err(cx.err(Some(c.span()), "agent.context", "`context` goes with `dockerfile`, not with `template`"));
             }
-            if !TEMPLATES.contains(&t.get_ref().as_str()) {
-                return Err(cx.err(Some(t.span()), "agent.template", format!("unknown template `{}`; built-in templates: {}", t.get_ref(), TEMPLATES.join(", "))));
-            }
-            Ok(AgentImage::Template(t.get_ref().clone()))
+            let Some(template) = templates::find(t.get_ref()) else {
+                return Err(cx.err(Some(t.span()), "agent.template", format!("unknown template `{}`; built-in templates: {names}", t.get_ref())));
+            };
+            let base = match &a.base {
+                None => None,
+                Some(b) if !template.is_debian() => {
+                    return Err(cx.err(Some(b.span()), "agent.base", format!("the `{}` template is built without a base image; `base` goes with the Debian templates", template.name)))
+                }
+                Some(b) => Some(image_reference(b.get_ref()).map_err(|m| cx.err(Some(b.span()), "agent.base", m))?),
+            };
+            Ok(AgentImage::Template { name: template.name.to_string(), base })
         }
         (None, Some(d)) => {
+            if let Some(b) = &a.base {
+                return Err(cx.err(Some(b.span()), "agent.base", "`base` goes with a Debian `template`; a Dockerfile names its own `FROM`"));
+            }
             let dockerfile = resolve_from(base_dir, d.get_ref());
             if !dockerfile.is_file() {
                 return Err(cx.err(Some(d.span()), "agent.dockerfile", format!("no such file: {}", dockerfile.display())));
@@ -280,6 +292,20 @@ pub(super) fn agent(
             };
             Ok(AgentImage::Dockerfile { dockerfile, context })
         }
+    }
+}
+
+/// An image reference as `docker build --build-arg` passes it on: a
+/// registry path, tag and digest characters only.
+fn image_reference(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 255
+        && !s.starts_with(['-', '.', '/', ':', '@'])
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("`{s}` is not an image reference like `debian:bookworm-slim` or `registry.example.com/debian:12`"))
     }
 }
 

@@ -1,4 +1,6 @@
-//! The two images of a bottle and their build inputs.
+//! The two images of a bottle and their build inputs: the types, hashing,
+//! the sidecar's image and writing a prepared context (`agent.rs` has the
+//! agent's images, `elf.rs` the static-binary check).
 //!
 //! - The sidecar image is `FROM scratch` plus the static `bottlebar-sidecar`
 //!   binary: no base image, no registry.
@@ -9,6 +11,14 @@
 //!
 //! Each image is tagged with a hash of its inputs and labelled with it, so an
 //! unchanged image is never rebuilt.
+
+mod agent;
+mod elf;
+
+pub use agent::{
+    busybox_template_image, debian_template_image, user_image, BUSYBOX_APPLETS, BUSYBOX_FALLBACK_IMAGE,
+};
+pub use elf::{check_static_linux_elf, find_static_busybox};
 
 use crate::name::{BottleName, Role};
 use serde::Serialize;
@@ -22,17 +32,6 @@ pub const SIDECAR_BIN_IN_IMAGE: &str = "/bottlebar-sidecar";
 pub const SIDECAR_CONFIG_IN_CONTAINER: &str = "/etc/bottlebar/sidecar.json";
 
 const SIDECAR_DOCKERFILE: &str = "FROM scratch\nCOPY bottlebar-sidecar /bottlebar-sidecar\nENTRYPOINT [\"/bottlebar-sidecar\"]\nCMD [\"serve\", \"--config\", \"/etc/bottlebar/sidecar.json\"]\n";
-
-/// Busybox applets linked into the `busybox` template's `/bin`.
-pub const BUSYBOX_APPLETS: &[&str] = &[
-    "sh", "ash", "sleep", "wget", "nc", "cat", "ls", "echo", "env", "ps", "id", "grep", "sed",
-    "awk", "head", "tail", "mkdir", "rm", "cp", "mv", "ln", "touch", "chmod", "printf", "test",
-    "[", "true", "false", "kill", "uname", "hostname", "ip", "nslookup", "timeout", "vi", "find",
-    "xargs", "wc", "sort", "tr", "cut", "tee", "which", "date",
-];
-
-/// Public base image used for the busybox template where no static busybox exists locally.
-pub const BUSYBOX_FALLBACK_IMAGE: &str = "docker.io/library/busybox:1.37-musl";
 
 /// Why an image could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +75,8 @@ pub struct ImageSpec {
     pub context: PathBuf,
     /// Where the Dockerfile and context come from.
     pub source: ImageSource,
+    /// `--build-arg NAME=VALUE`s (part of the hash).
+    pub build_args: Vec<(String, String)>,
 }
 
 /// How the build context comes to exist.
@@ -98,12 +99,35 @@ pub enum ImageSource {
 pub struct PreparedFile {
     /// Path inside the context.
     pub dest: String,
-    /// Copy of this host file, or a symlink to `link` when `from` is None.
-    pub from: Option<PathBuf>,
-    /// A symlink target instead of a file (busybox applets).
-    pub link: Option<String>,
+    /// What it holds.
+    pub contents: FileContents,
     /// Its mode bits.
     pub mode: u32,
+}
+
+/// What a prepared file holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileContents {
+    /// A copy of this host file.
+    Copy(PathBuf),
+    /// This text (a template's own files).
+    Text(String),
+    /// A symlink to this target (busybox applets).
+    Link(String),
+    /// Nothing (a directory's placeholder).
+    Empty,
+}
+
+impl PreparedFile {
+    /// A file of `dest` holding `contents`, mode `mode`.
+    pub fn new(dest: impl Into<String>, contents: FileContents, mode: u32) -> Self {
+        PreparedFile {
+            dest: dest.into(),
+            contents,
+            mode,
+        }
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
@@ -157,51 +181,6 @@ fn sidecar_places(exe_dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Finds a static busybox for the `busybox` template: `$BOTTLEBAR_BUSYBOX`, else
-/// the usual Debian paths. `None` means: use [`BUSYBOX_FALLBACK_IMAGE`].
-pub fn find_static_busybox() -> Option<PathBuf> {
-    let candidates = std::env::var_os("BOTTLEBAR_BUSYBOX")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain(["/bin/busybox", "/usr/bin/busybox"].map(PathBuf::from));
-    candidates
-        .into_iter()
-        .find(|p| check_static_linux_elf(p).is_ok())
-}
-
-/// A binary can run alone in a `FROM scratch` image only if it is a Linux ELF
-/// executable with no program interpreter (i.e. statically linked).
-pub fn check_static_linux_elf(path: &Path) -> Result<(), ImageError> {
-    let bytes = fs::read(path).map_err(io_err(path))?;
-    let not = |why: &str| ImageError::NotStatic {
-        path: path.to_path_buf(),
-        why: why.into(),
-    };
-    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
-        return Err(not("not a Linux (ELF) executable"));
-    }
-    if bytes[4] != 2 || bytes[5] != 1 {
-        return Err(not("not a 64-bit little-endian ELF file"));
-    }
-    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
-    let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap());
-    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap()) as usize;
-    let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
-    const PT_INTERP: u32 = 3;
-    for i in 0..phnum {
-        let off = phoff + i * phentsize;
-        if off + 4 > bytes.len() {
-            return Err(not("truncated ELF program headers"));
-        }
-        if u32_at(off) == PT_INTERP {
-            return Err(not(
-                "dynamically linked (it needs a program interpreter); build it statically",
-            ));
-        }
-    }
-    Ok(())
-}
-
 struct Hasher(Sha256);
 
 impl Hasher {
@@ -237,16 +216,21 @@ fn prepared_spec(
     build_dir: &Path,
     dockerfile_text: String,
     files: Vec<PreparedFile>,
+    build_args: Vec<(String, String)>,
 ) -> Result<ImageSpec, ImageError> {
     let mut h = Hasher::new(role.as_str());
     h.field("Dockerfile", dockerfile_text.as_bytes());
     for f in &files {
-        match (&f.from, &f.link) {
-            (Some(src), _) => h.field(&f.dest, &fs::read(src).map_err(io_err(src))?),
-            (None, Some(target)) => h.field(&f.dest, format!("-> {target}").as_bytes()),
-            (None, None) => h.field(&f.dest, b""),
+        match &f.contents {
+            FileContents::Copy(src) => h.field(&f.dest, &fs::read(src).map_err(io_err(src))?),
+            FileContents::Text(text) => h.field(&f.dest, text.as_bytes()),
+            FileContents::Link(target) => h.field(&f.dest, format!("-> {target}").as_bytes()),
+            FileContents::Empty => h.field(&f.dest, b""),
         }
         h.field("mode", &f.mode.to_le_bytes());
+    }
+    for (name, value) in &build_args {
+        h.field(&format!("--build-arg {name}"), value.as_bytes());
     }
     let hash = h.finish();
     let context = build_dir.join(role.as_str());
@@ -260,6 +244,7 @@ fn prepared_spec(
             dockerfile_text,
             files,
         },
+        build_args,
     })
 }
 
@@ -270,135 +255,19 @@ pub fn sidecar_image(
     build_dir: &Path,
 ) -> Result<ImageSpec, ImageError> {
     check_static_linux_elf(sidecar_bin)?;
-    let files = vec![PreparedFile {
-        dest: "bottlebar-sidecar".into(),
-        from: Some(sidecar_bin.to_path_buf()),
-        link: None,
-        mode: 0o755,
-    }];
+    let files = vec![PreparedFile::new(
+        "bottlebar-sidecar",
+        FileContents::Copy(sidecar_bin.to_path_buf()),
+        0o755,
+    )];
     prepared_spec(
         bottle,
         Role::Sidecar,
         build_dir,
         SIDECAR_DOCKERFILE.into(),
         files,
+        Vec::new(),
     )
-}
-
-/// The `busybox` template: `FROM scratch` around a local static busybox, or the
-/// public busybox image when there is none.
-pub fn busybox_template_image(
-    bottle: &BottleName,
-    busybox: Option<&Path>,
-    build_dir: &Path,
-) -> Result<ImageSpec, ImageError> {
-    let (dockerfile, files) = match busybox {
-        Some(bb) => {
-            let mut files = vec![PreparedFile {
-                dest: "rootfs/bin/busybox".into(),
-                from: Some(bb.to_path_buf()),
-                link: None,
-                mode: 0o755,
-            }];
-            files.extend(BUSYBOX_APPLETS.iter().map(|a| PreparedFile {
-                dest: format!("rootfs/bin/{a}"),
-                from: None,
-                link: Some("busybox".into()),
-                mode: 0o777,
-            }));
-            files.push(PreparedFile {
-                dest: "rootfs/tmp/.keep".into(),
-                from: None,
-                link: None,
-                mode: 0o644,
-            });
-            files.push(PreparedFile {
-                dest: "rootfs/workspace/.keep".into(),
-                from: None,
-                link: None,
-                mode: 0o644,
-            });
-            (
-                "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nWORKDIR /workspace\nCMD [\"sh\"]\n"
-                    .to_string(),
-                files,
-            )
-        }
-        None => (
-            format!("FROM {BUSYBOX_FALLBACK_IMAGE}\nWORKDIR /workspace\nCMD [\"sh\"]\n"),
-            Vec::new(),
-        ),
-    };
-    prepared_spec(bottle, Role::Agent, build_dir, dockerfile, files)
-}
-
-/// The bottle's own Dockerfile. The hash covers the Dockerfile's bytes and, for
-/// every file in the context, its path, size, mode and modification time:
-/// reading a whole workspace on every launch would be too slow, and a changed
-/// file changes its mtime.
-pub fn user_image(
-    bottle: &BottleName,
-    dockerfile: &Path,
-    context: &Path,
-) -> Result<ImageSpec, ImageError> {
-    let mut h = Hasher::new("agent-user");
-    h.field(
-        "Dockerfile",
-        &fs::read(dockerfile).map_err(io_err(dockerfile))?,
-    );
-    let mut entries = Vec::new();
-    walk(context, context, &mut entries)?;
-    entries.sort();
-    for (rel, meta) in entries {
-        h.field(&rel, meta.as_bytes());
-    }
-    let hash = h.finish();
-    Ok(ImageSpec {
-        role: Role::Agent,
-        tag: tag_for(bottle, Role::Agent, &hash),
-        content_hash: hash,
-        dockerfile: dockerfile.to_path_buf(),
-        context: context.to_path_buf(),
-        source: ImageSource::User,
-    })
-}
-
-/// Upper bound on files hashed in a user build context.
-const MAX_CONTEXT_FILES: usize = 200_000;
-
-fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> Result<(), ImageError> {
-    use std::os::unix::fs::MetadataExt;
-    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
-        let entry = entry.map_err(io_err(dir))?;
-        let path = entry.path();
-        let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
-        let rel = path
-            .strip_prefix(root)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .into_owned();
-        if meta.is_dir() {
-            walk(root, &path, out)?;
-        } else {
-            out.push((
-                rel,
-                format!(
-                    "{} {:o} {}.{}",
-                    meta.len(),
-                    meta.mode(),
-                    meta.mtime(),
-                    meta.mtime_nsec()
-                ),
-            ));
-        }
-        if out.len() > MAX_CONTEXT_FILES {
-            return Err(ImageError::Io {
-                path: root.to_path_buf(),
-                source: std::io::Error::other(format!("build context has more than {MAX_CONTEXT_FILES} files; point `agent.context` at a smaller directory")),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// Writes a prepared context to disk (a no-op for user images). Replaces any
@@ -423,17 +292,18 @@ pub fn materialize(spec: &ImageSpec) -> Result<(), ImageError> {
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(io_err(parent))?;
         }
-        match (&f.from, &f.link) {
-            (Some(src), _) => {
+        match &f.contents {
+            FileContents::Copy(src) => {
                 fs::copy(src, &dest).map_err(io_err(src))?;
-                fs::set_permissions(&dest, fs::Permissions::from_mode(f.mode))
-                    .map_err(io_err(&dest))?;
             }
-            (None, Some(target)) => {
-                std::os::unix::fs::symlink(target, &dest).map_err(io_err(&dest))?
+            FileContents::Text(text) => fs::write(&dest, text).map_err(io_err(&dest))?,
+            FileContents::Link(target) => {
+                std::os::unix::fs::symlink(target, &dest).map_err(io_err(&dest))?;
+                continue;
             }
-            (None, None) => fs::write(&dest, b"").map_err(io_err(&dest))?,
+            FileContents::Empty => fs::write(&dest, b"").map_err(io_err(&dest))?,
         }
+        fs::set_permissions(&dest, fs::Permissions::from_mode(f.mode)).map_err(io_err(&dest))?;
     }
     Ok(())
 }
@@ -441,21 +311,6 @@ pub fn materialize(spec: &ImageSpec) -> Result<(), ImageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dynamic_binaries_are_refused() {
-        // The test binary itself is dynamically linked.
-        let me = std::env::current_exe().unwrap();
-        let err = check_static_linux_elf(&me).unwrap_err().to_string();
-        assert!(err.contains("dynamically linked"), "{err}");
-        let dir = tempfile::tempdir().unwrap();
-        let txt = dir.path().join("script");
-        fs::write(&txt, "#!/bin/sh\necho hi\n").unwrap();
-        assert!(check_static_linux_elf(&txt)
-            .unwrap_err()
-            .to_string()
-            .contains("not a Linux"));
-    }
 
     #[test]
     fn hashes_follow_content_and_contexts_materialize() {
@@ -484,15 +339,4 @@ mod tests {
         materialize(&c).unwrap();
     }
 
-    #[test]
-    fn user_context_hash_sees_new_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let df = dir.path().join("Dockerfile");
-        fs::write(&df, "FROM scratch\n").unwrap();
-        let name = BottleName::parse("t").unwrap();
-        let a = user_image(&name, &df, dir.path()).unwrap();
-        fs::write(dir.path().join("new.txt"), "x").unwrap();
-        let b = user_image(&name, &df, dir.path()).unwrap();
-        assert_ne!(a.content_hash, b.content_hash);
-    }
 }
