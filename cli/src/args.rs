@@ -34,11 +34,45 @@ impl From<Backend> for BackendKind {
 /// The commands.
 #[derive(Subcommand)]
 pub enum Command {
+    /// Make a bottle from a template: writes its file and keeps its API key
+    /// in the OS keychain (read from the agent's usual variable, e.g.
+    /// ANTHROPIC_API_KEY, or asked for).
+    New {
+        name: String,
+        /// claude-code, codex, dev or busybox.
+        #[arg(long)]
+        template: String,
+        /// The folder the agent works in (mounted at /workspace).
+        #[arg(long)]
+        workspace: std::path::PathBuf,
+        /// How the agent signs in: `api-key` (default) or `oauth` (Claude Code).
+        #[arg(long)]
+        auth: Option<String>,
+        /// Also allow: github, npm, pypi, crates (repeatable).
+        #[arg(long = "preset", value_name = "PRESET")]
+        presets: Vec<String>,
+        /// The Debian image the template is built on.
+        #[arg(long)]
+        base: Option<String>,
+        /// Read the key at each launch from this variable instead of the keychain.
+        #[arg(long, value_name = "VAR", conflicts_with = "key_file")]
+        key_env: Option<String>,
+        /// Read the key at each launch from this file instead of the keychain.
+        #[arg(long, value_name = "PATH")]
+        key_file: Option<std::path::PathBuf>,
+        /// Do not offer the agent the supervise MCP server.
+        #[arg(long)]
+        no_supervise: bool,
+    },
     /// Launch a bottle (a no-op if it is already up).
     Up {
         name: String,
         #[arg(long, value_enum)]
         backend: Option<Backend>,
+        /// Build the agent's image afresh (a template fetches its CLI's newest
+        /// release), replacing a running bottle.
+        #[arg(long)]
+        rebuild: bool,
         /// Print progress events as JSON lines.
         #[arg(long)]
         json: bool,

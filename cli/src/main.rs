@@ -47,11 +47,36 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let home = Home::from_env()?;
     let runner = Arc::new(ProcessRunner);
     match cli.command {
+        Command::New {
+            name,
+            template,
+            workspace,
+            auth,
+            presets,
+            base,
+            key_env,
+            key_file,
+            no_supervise,
+        } => cmd::new::run(
+            &home,
+            cmd::new::Args {
+                name,
+                template,
+                workspace,
+                auth,
+                presets,
+                base,
+                key_env,
+                key_file,
+                no_supervise,
+            },
+        ),
         Command::Up {
             name,
             backend,
+            rebuild,
             json,
-        } => cmd::up::run(&home, &name, backend, json, runner).await,
+        } => cmd::up::run(&home, &name, backend, rebuild, json, runner).await,
         Command::Down {
             name,
             backend,

@@ -90,7 +90,8 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn target_dir() -> PathBuf {
+/// Where cargo builds (and where the suites keep what outlives a run).
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"))
@@ -716,7 +717,12 @@ impl Harness {
         // Ask the sidecar itself until it holds every pin, so no request is
         // made (and no name looked up in DNS) before the pins are in force.
         let pinned = || {
-            let sup = self.agent_sh(name, "wget -q -O - \"$HTTP_PROXY/__bottlebar/status\"");
+            // busybox's wget, or Node.js in the Debian templates.
+            let sup = self.agent_sh(
+                name,
+                "U=\"$HTTP_PROXY/__bottlebar/status\"; wget -q -O - \"$U\" 2>/dev/null \
+                 || node -e 'fetch(process.argv[1]).then(r => r.text()).then(t => console.log(t))' \"$U\"",
+            );
             let v: Value = serde_json::from_str(sup.stdout.trim()).unwrap_or(Value::Null);
             pins.iter().all(|(host, ip)| v["hosts"][*host] == *ip)
         };

@@ -6,6 +6,7 @@ pub mod down;
 pub mod exec;
 pub mod logs;
 pub mod ls;
+pub mod new;
 pub mod plan;
 pub mod requests;
 pub mod up;

@@ -18,12 +18,14 @@ pub async fn run(
     home: &Home,
     name: &str,
     backend: Option<Backend>,
+    rebuild: bool,
     json: bool,
     runner: Arc<ProcessRunner>,
 ) -> Result<ExitCode> {
     let opts = UpOptions {
         backend: backend.map(Into::into),
         inputs: None,
+        rebuild,
     };
     let (home2, name2, runner2) = (home.clone(), name.to_string(), runner.clone());
     let launching = Arc::new(AtomicBool::new(false));

@@ -55,10 +55,19 @@ pub(super) fn build_head(program: &str, spec: &LaunchSpec, img: &ImageSpec) -> V
         "--label".into(),
         format!("{LABEL_CONTENT_HASH}={}", img.content_hash),
     ]);
+    if rebuilds(spec, img) {
+        argv.push("--no-cache".into());
+    }
     for (name, value) in &img.build_args {
         argv.extend(["--build-arg".into(), format!("{name}={value}")]);
     }
     argv
+}
+
+/// Whether `img` is built afresh even when an image with its hash exists
+/// (the agent's, on `bottle up --rebuild`).
+pub(super) fn rebuilds(spec: &LaunchSpec, img: &ImageSpec) -> bool {
+    img.role == Role::Agent && spec.rebuild_agent
 }
 
 /// `--file DOCKERFILE CONTEXT`, the end of a build.

@@ -57,32 +57,55 @@ pub fn busybox_template_image(
             Vec::new(),
         ),
     };
-    prepared_spec(bottle, Role::Agent, build_dir, dockerfile, files, Vec::new())
+    prepared_spec(
+        bottle,
+        Role::Agent,
+        build_dir,
+        dockerfile,
+        files,
+        Vec::new(),
+    )
 }
 
 /// A Debian template (`claude-code`, `codex`, `dev`) built on `base`, with
-/// the agent user's uid `agent_uid`.
+/// the agent user's uid `agent_uid`, trusting `extra_roots` (PEM files) too
+/// while it builds.
 pub fn debian_template_image(
     bottle: &BottleName,
     template: &Template,
     base: &str,
     agent_uid: u32,
+    extra_roots: &[std::path::PathBuf],
     build_dir: &Path,
 ) -> Result<ImageSpec, ImageError> {
+    let mut roots = String::new();
+    for path in extra_roots {
+        roots.push_str(&fs::read_to_string(path).map_err(io_err(path))?);
+        if !roots.ends_with('\n') {
+            roots.push('\n');
+        }
+    }
     let dockerfile = template.dockerfile().ok_or_else(|| ImageError::Io {
         path: build_dir.to_path_buf(),
         source: std::io::Error::other(format!("`{}` is not a Debian template", template.name)),
     })?;
     let files = template
-        .context_files()
+        .context_files(&roots)
         .into_iter()
-        .map(|f| PreparedFile::new(f.name, FileContents::Text(f.text.into()), f.mode))
+        .map(|f| PreparedFile::new(f.name, FileContents::Text(f.text), f.mode))
         .collect();
     let build_args = vec![
         ("BASE".to_string(), base.to_string()),
         ("AGENT_UID".to_string(), agent_uid.to_string()),
     ];
-    prepared_spec(bottle, Role::Agent, build_dir, dockerfile, files, build_args)
+    prepared_spec(
+        bottle,
+        Role::Agent,
+        build_dir,
+        dockerfile,
+        files,
+        build_args,
+    )
 }
 
 /// The bottle's own Dockerfile. The hash covers the Dockerfile's bytes and, for

@@ -68,5 +68,4 @@ mod tests {
             .to_string()
             .contains("not a Linux"));
     }
-
 }

@@ -16,7 +16,8 @@ mod agent;
 mod elf;
 
 pub use agent::{
-    busybox_template_image, debian_template_image, user_image, BUSYBOX_APPLETS, BUSYBOX_FALLBACK_IMAGE,
+    busybox_template_image, debian_template_image, user_image, BUSYBOX_APPLETS,
+    BUSYBOX_FALLBACK_IMAGE,
 };
 pub use elf::{check_static_linux_elf, find_static_busybox};
 
@@ -338,5 +339,4 @@ mod tests {
         // Materializing again replaces the context cleanly.
         materialize(&c).unwrap();
     }
-
 }

@@ -74,6 +74,7 @@ pub fn example_spec(backend: BackendKind, engine: &str) -> LaunchSpec {
         hosts: BTreeMap::from([("internal.example.com".to_string(), "192.0.2.10".to_string())]),
         allow_private_ranges: vec![],
         gvisor: false,
+        rebuild_agent: false,
         sidecar_user: (
             state::SIDECAR_UNPRIVILEGED_ID,
             state::SIDECAR_UNPRIVILEGED_ID,

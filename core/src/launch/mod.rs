@@ -11,11 +11,11 @@ use crate::manifest::{
 };
 use crate::name::BottleName;
 use crate::plan::SIDECAR_IP;
-use crate::templates;
 use crate::state::{
     self, StagedDir, StateDirs, StateError, CA_CERT_FILE, SIDECAR_AUDIT_IN_CONTAINER,
     SIDECAR_REQUESTS_IN_CONTAINER, SIDECAR_STATE_IN_CONTAINER,
 };
+use crate::templates;
 use bottlebar_policy::supervise::SuperviseConfig;
 use bottlebar_policy::{EgressRule, HeldSecret, PROXY_PORT, SUPERVISE_PATH};
 use serde::Serialize;
@@ -72,6 +72,9 @@ pub struct LaunchSpec {
     pub allow_private_ranges: Vec<String>,
     /// Run the agent under gVisor (`runsc`), where the engine has it.
     pub gvisor: bool,
+    /// Build the agent's image afresh (`bottle up --rebuild`): no cache, not
+    /// skipped when an image with its hash exists.
+    pub rebuild_agent: bool,
     /// The sidecar's user and group ids (never root).
     pub sidecar_user: (u32, u32),
     /// Docker: the internal and egress networks' subnets (see `subnets`);
@@ -146,6 +149,7 @@ pub fn describe(
                 t,
                 base.as_deref().unwrap_or(templates::DEFAULT_BASE),
                 inputs.agent_uid,
+                &manifest.extra_roots,
                 &state.build,
             )?,
             _ => images::busybox_template_image(
@@ -187,6 +191,7 @@ pub fn describe(
         hosts: manifest.hosts.clone(),
         allow_private_ranges: manifest.allow_private_ranges.clone(),
         gvisor: false,
+        rebuild_agent: false,
         sidecar_user: state::sidecar_user(),
         subnets: None,
         state,

@@ -11,6 +11,7 @@
 //! file only); [`validate`] turns each part into the checked
 //! [`Manifest`]; `parse` runs the stages in order.
 
+mod agent;
 mod mounts;
 mod raw;
 pub mod schema;
@@ -311,7 +312,7 @@ pub fn parse(
     let cx = Ctx { file, text };
     let raw: RawManifest = cx.deserialize()?;
     let base_dir = home.bottles_dir();
-    let agent = validate::agent(&cx, &raw.agent, &base_dir)?;
+    let agent = agent::agent(&cx, &raw.agent, &base_dir)?;
     let mut agent_command = validate::agent_command(&cx, &raw.agent.get_ref().command)?;
     if let (true, AgentImage::Template { name, .. }) = (agent_command.is_empty(), &agent) {
         // A template's own program, when the file names none.

@@ -12,6 +12,7 @@ mod doctor;
 mod down;
 mod exec;
 mod lock;
+mod new;
 mod ownership;
 mod requests;
 mod rules;
@@ -24,6 +25,7 @@ pub use doctor::{doctor, DoctorReport};
 pub use down::down;
 pub use exec::exec_argv;
 pub use lock::{lock, lock_waiting, BottleLock, LOCK_WAIT};
+pub use new::{new_bottle, new_bottle_file, KeySource, NewBottle, NewBottleError};
 pub use requests::{decide, requests};
 pub use status::{
     evaluate, format_uptime, list, status, BottleState, BottleStatus, Listing, SelfTestSummary,

@@ -62,6 +62,9 @@ pub struct UpOptions {
     pub backend: Option<BackendKind>,
     /// Where images are built from; located automatically when `None`.
     pub inputs: Option<BuildInputs>,
+    /// Build the agent's image afresh (a template's CLI at its newest),
+    /// replacing the bottle if it runs.
+    pub rebuild: bool,
 }
 
 /// Launches a bottle. Already up: a no-op that says so (and refreshes its
@@ -77,10 +80,11 @@ pub async fn up<R: Runner>(
     let pre = preflight(home, name, &opts, runner.as_ref()).await?;
     let bottle = pre.manifest.name.clone();
     let _lock = lock_waiting(home, &bottle, LOCK_WAIT, events).await?;
-    if let Some(done) = reconcile(home, &pre, runner.as_ref(), events).await? {
+    if let Some(done) = reconcile(home, &pre, opts.rebuild, runner.as_ref(), events).await? {
         return Ok(done);
     }
     let mut launch = prepare(home, &pre, opts.inputs, runner.as_ref(), events).await?;
+    launch.spec.rebuild_agent = opts.rebuild;
     let started = std::time::Instant::now();
     let sidecar_ip = execute(&pre, &mut launch.spec, runner.clone(), events).await?;
     if let Err(e) = self_test(
@@ -161,6 +165,7 @@ async fn mine<R: Runner>(home: &Home, pre: &Preflight, runner: &R) -> Result<Own
 async fn reconcile<R: Runner>(
     home: &Home,
     pre: &Preflight,
+    rebuild: bool,
     runner: &R,
     events: &Events,
 ) -> Result<Option<UpOutcome>, OpError> {
@@ -212,6 +217,12 @@ async fn reconcile<R: Runner>(
             note(format!(
                 "bottle `{bottle}`: supervise was turned {}; relaunching it",
                 if pre.manifest.supervise { "on" } else { "off" }
+            ));
+            remove_resources(&pre.engine, runner, bottle, &live, events).await?;
+        }
+        BottleState::Running if rebuild => {
+            note(format!(
+                "bottle `{bottle}`: rebuilding its agent's image; relaunching it"
             ));
             remove_resources(&pre.engine, runner, bottle, &live, events).await?;
         }

@@ -9,10 +9,6 @@
 //! through `agent-shim`, which wires it to the bottle's supervise MCP
 //! server. `busybox` is built elsewhere (`images.rs`, `FROM scratch`).
 
-mod bottle_file;
-
-pub use bottle_file::{new_bottle_file, KeySource, NewBottle, NewBottleError};
-
 /// The shared start of every Debian template's Dockerfile.
 const DEBIAN_BASE: &str = include_str!("debian-base.Dockerfile");
 /// Runs the agent's CLI wired to supervise (and, for Codex, signed in).
@@ -136,12 +132,12 @@ pub fn names() -> Vec<&'static str> {
 }
 
 /// A file a template's build context holds: its name, text and mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContextFile {
     /// Its name in the context.
     pub name: &'static str,
     /// Its contents.
-    pub text: &'static str,
+    pub text: String,
     /// Its mode bits.
     pub mode: u32,
 }
@@ -157,28 +153,18 @@ impl Template {
         self.recipe.map(|r| format!("{DEBIAN_BASE}{r}"))
     }
 
-    /// The files its Dockerfile copies.
-    pub fn context_files(&self) -> Vec<ContextFile> {
-        match self.name {
-            "claude-code" => vec![
-                ContextFile {
-                    name: "agent-shim",
-                    text: AGENT_SHIM,
-                    mode: 0o755,
-                },
-                ContextFile {
-                    name: "claude.json",
-                    text: CLAUDE_JSON,
-                    mode: 0o644,
-                },
-            ],
-            "codex" => vec![ContextFile {
-                name: "agent-shim",
-                text: AGENT_SHIM,
-                mode: 0o755,
-            }],
-            _ => Vec::new(),
+    /// The files its Dockerfile copies, `extra_roots` (PEM text, possibly
+    /// empty) among them.
+    pub fn context_files(&self, extra_roots: &str) -> Vec<ContextFile> {
+        let file = |name: &'static str, text: String, mode: u32| ContextFile { name, text, mode };
+        let mut files = vec![file("extra-roots.crt", extra_roots.to_string(), 0o644)];
+        if matches!(self.name, "claude-code" | "codex") {
+            files.push(file("agent-shim", AGENT_SHIM.into(), 0o755));
         }
+        if self.name == "claude-code" {
+            files.push(file("claude.json", CLAUDE_JSON.into(), 0o644));
+        }
+        files
     }
 
     /// The credential `id`, or the default one when `id` is `None`.
@@ -247,10 +233,19 @@ mod tests {
             assert!(d.starts_with(DEBIAN_BASE), "{}", t.name);
             assert!(d.contains("FROM ${BASE}"), "{}", t.name);
             let last_user = d.lines().rev().find(|l| l.starts_with("USER ")).unwrap();
-            assert_eq!(last_user, "USER agent", "{}: runs as the non-root user", t.name);
+            assert_eq!(
+                last_user, "USER agent",
+                "{}: runs as the non-root user",
+                t.name
+            );
             assert!(d.trim_end().ends_with("WORKDIR /workspace"), "{}", t.name);
-            for f in t.context_files() {
-                assert!(d.contains(&format!("COPY {}", f.name)) || d.contains(&format!(" {} ", f.name)), "{}: {} is copied", t.name, f.name);
+            for f in t.context_files("") {
+                assert!(
+                    d.contains(&format!("COPY {}", f.name)) || d.contains(&format!(" {} ", f.name)),
+                    "{}: {} is copied",
+                    t.name,
+                    f.name
+                );
             }
         }
         assert!(!find("busybox").unwrap().is_debian());
@@ -268,11 +263,17 @@ mod tests {
     #[test]
     fn credentials_and_presets_are_found_by_name() {
         let claude = find("claude-code").unwrap();
-        assert_eq!(claude.credential(Some("oauth")).unwrap().header, "authorization");
+        assert_eq!(
+            claude.credential(Some("oauth")).unwrap().header,
+            "authorization"
+        );
         assert_eq!(claude.credential(None).unwrap().header, "x-api-key");
         assert!(claude.credential(Some("sso")).is_none());
         assert_eq!(find("codex").unwrap().command, ["codex"]);
-        assert!(preset("pypi").unwrap().hosts.contains(&"files.pythonhosted.org"));
+        assert!(preset("pypi")
+            .unwrap()
+            .hosts
+            .contains(&"files.pythonhosted.org"));
         assert!(preset("cran").is_none());
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod mcp;
+pub mod model_api;
 pub mod pki;
 pub mod raw;
 pub mod server;

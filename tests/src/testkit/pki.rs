@@ -40,6 +40,39 @@ impl TestCa {
         }
     }
 
+    /// The CA kept in `dir` (made there the first time, and again when it
+    /// has less than a week left): a CA that stays the same across runs, for
+    /// tests whose images are built with it and should stay cached.
+    pub fn cached(dir: &std::path::Path, name: &str) -> Self {
+        let (cert_path, key_path) = (dir.join("ca.pem"), dir.join("ca.key"));
+        let fresh = std::fs::metadata(&cert_path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < std::time::Duration::from_secs(23 * 86400));
+        if fresh {
+            if let (Ok(cert_pem), Ok(key_pem)) = (
+                std::fs::read_to_string(&cert_path),
+                std::fs::read_to_string(&key_path),
+            ) {
+                if let Ok(key) = KeyPair::from_pem(&key_pem) {
+                    if let Ok(issuer) = Issuer::from_ca_cert_pem(&cert_pem, key) {
+                        return Self {
+                            cert_pem,
+                            key_pem,
+                            issuer,
+                        };
+                    }
+                }
+            }
+        }
+        let ca = Self::new(name);
+        std::fs::create_dir_all(dir).expect("the test CA's directory");
+        std::fs::write(&cert_path, &ca.cert_pem).expect("writing the test CA");
+        std::fs::write(&key_path, &ca.key_pem).expect("writing the test CA's key");
+        ca
+    }
+
     /// A server certificate for `names`: (certificate PEM, key PEM).
     pub fn leaf(&self, names: &[&str]) -> (String, String) {
         let mut params =

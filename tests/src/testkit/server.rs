@@ -4,7 +4,8 @@
 //! - `/echo` answers, as JSON, the request it received (method, path, query,
 //!   headers, body, version), so tests see exactly what left the sidecar;
 //! - `/sse?n=N&ms=M` streams N server-sent events M milliseconds apart;
-//! - `/bytes?n=N` answers N bytes.
+//! - `/bytes?n=N` answers N bytes;
+//! - `/v1/messages` and `/v1/responses`: the fake model APIs (`model_api.rs`).
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -37,6 +38,9 @@ fn query_num(query: &str, key: &str, default: u64) -> u64 {
 async fn respond(req: Request<Incoming>, token: Arc<String>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
+    if super::model_api::handles(&path) {
+        return super::model_api::respond(req).await.map(BodyExt::boxed);
+    }
     match path.as_str() {
         "/echo" => {
             let echo_header = req.headers().get("authorization").cloned();

@@ -137,7 +137,11 @@ fn build(spec: &LaunchSpec, img: &ImageSpec, id: &str, title: &str, builder_has_
         }
     }
     argv.extend(shared::build_source(img));
-    Step::new(id, title, argv).skip_if(Probe {
+    let step = Step::new(id, title, argv);
+    if shared::rebuilds(spec, img) {
+        return step;
+    }
+    step.skip_if(Probe {
         argv: s(&[c, "image", "inspect", &img.tag]),
         check: ProbeCheck::AppleImageLabel {
             key: LABEL_CONTENT_HASH.into(),

@@ -89,7 +89,11 @@ fn build(spec: &LaunchSpec, img: &ImageSpec, id: &str, title: &str) -> Step {
     let mut argv = shared::build_head(d, spec, img);
     argv.extend(shared::build_source(img));
     let label = format!("{{{{ index .Config.Labels \"{LABEL_CONTENT_HASH}\" }}}}");
-    Step::new(id, title, argv).skip_if(Probe {
+    let step = Step::new(id, title, argv);
+    if shared::rebuilds(spec, img) {
+        return step;
+    }
+    step.skip_if(Probe {
         argv: s(&[d, "image", "inspect", "--format", &label, &img.tag]),
         check: ProbeCheck::StdoutEquals {
             value: img.content_hash.clone(),

@@ -5,10 +5,10 @@
 //! plain, commented TOML the user can read and edit; checked by the same
 //! parser as every bottle file before anything is written.
 
-use super::{find, names, preset, Credential, Template, PRESETS};
 use crate::home::Home;
 use crate::manifest::{self, ManifestError};
 use crate::name::BottleName;
+use crate::templates::{find, names, preset, Credential, Template, PRESETS};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -59,6 +59,23 @@ pub enum NewBottleError {
     /// is not an image reference).
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// The credential is to go to the keychain, but none was given.
+    #[error("key: the {label} is needed (it goes to the OS keychain, never into the file)")]
+    MissingKey {
+        /// What the key is, for people.
+        label: &'static str,
+    },
+    /// The keychain refused the key.
+    #[error("key: {0}")]
+    Keychain(#[from] crate::keychain::KeychainError),
+    /// The file could not be written.
+    #[error("writing {path}: {source}")]
+    Write {
+        /// The bottle file.
+        path: PathBuf,
+        /// The OS's reason.
+        source: std::io::Error,
+    },
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> NewBottleError {
@@ -105,7 +122,10 @@ pub fn new_bottle_file(
         (true, Some(a)) => {
             return Err(invalid(
                 "auth",
-                format!("the `{}` template signs in to nothing; drop `{a}`", template.name),
+                format!(
+                    "the `{}` template signs in to nothing; drop `{a}`",
+                    template.name
+                ),
             ))
         }
         (false, auth) => Some(template.credential(auth).ok_or_else(|| {
@@ -137,7 +157,12 @@ pub fn new_bottle_file(
         ));
     }
     let text = render(template, credential, choice);
-    manifest::parse(&name, &home.bottle_file(&name).display().to_string(), &text, home)?;
+    manifest::parse(
+        &name,
+        &home.bottle_file(&name).display().to_string(),
+        &text,
+        home,
+    )?;
     Ok((text, credential))
 }
 
@@ -169,9 +194,16 @@ fn render(template: &Template, credential: Option<&Credential>, c: &NewBottle) -
         "# Made by `bottle new` from the `{}` template ({}).",
         template.name, template.summary
     );
-    let _ = writeln!(t, "description = {}", quoted(&format!("{} on {folder}", template.title)));
+    let _ = writeln!(
+        t,
+        "description = {}",
+        quoted(&format!("{} on {folder}", template.title))
+    );
     if c.supervise {
-        let _ = writeln!(t, "# The agent may ask for more hosts; you answer (docs/supervise.md).");
+        let _ = writeln!(
+            t,
+            "# The agent may ask for more hosts; you answer (docs/supervise.md)."
+        );
         let _ = writeln!(t, "supervise = true");
     }
     let _ = writeln!(t, "\n[agent]\ntemplate = {}", quoted(template.name));
@@ -264,9 +296,14 @@ mod tests {
         let hosts: Vec<&str> = m.egress.iter().map(|r| r.host.as_str()).collect();
         assert_eq!(hosts[0], "api.anthropic.com");
         assert!(hosts.contains(&"registry.npmjs.org") && hosts.contains(&"github.com"));
-        assert!(!hosts.iter().any(|h| h.contains("statsig") || h.contains("sentry")));
+        assert!(!hosts
+            .iter()
+            .any(|h| h.contains("statsig") || h.contains("sentry")));
         let inject = m.egress[0].inject.as_ref().unwrap();
-        assert_eq!((inject.header.as_str(), inject.secret.as_str()), ("x-api-key", "anthropic"));
+        assert_eq!(
+            (inject.header.as_str(), inject.secret.as_str()),
+            ("x-api-key", "anthropic")
+        );
         assert!(text.contains("keychain = true") && !text.contains("sk-"));
     }
 
@@ -275,14 +312,42 @@ mod tests {
         let home_dir = tempfile::tempdir().unwrap();
         let home = Home::at(home_dir.path());
         let ws = tempfile::tempdir().unwrap();
-        let cases: Vec<(Box<dyn Fn(&mut NewBottle)>, &str, &str)> = vec![
+        type Change = Box<dyn Fn(&mut NewBottle)>;
+        let cases: Vec<(Change, &str, &str)> = vec![
             (Box::new(|c| c.name = "Bad Name".into()), "name", "Bad Name"),
-            (Box::new(|c| c.template = "cursor".into()), "template", "cursor"),
-            (Box::new(|c| c.workspace = "relative".into()), "workspace", "absolute"),
-            (Box::new(|c| c.workspace = "/nonexistent/x".into()), "workspace", "not a folder"),
-            (Box::new(|c| c.auth = Some("sso".into())), "auth", "api-key, oauth"),
-            (Box::new(|c| c.presets.push("cran".into())), "preset", "cran"),
-            (Box::new(|c| { c.template = "busybox".into(); c.auth = None; }), "base", "no base"),
+            (
+                Box::new(|c| c.template = "cursor".into()),
+                "template",
+                "cursor",
+            ),
+            (
+                Box::new(|c| c.workspace = "relative".into()),
+                "workspace",
+                "absolute",
+            ),
+            (
+                Box::new(|c| c.workspace = "/nonexistent/x".into()),
+                "workspace",
+                "not a folder",
+            ),
+            (
+                Box::new(|c| c.auth = Some("sso".into())),
+                "auth",
+                "api-key, oauth",
+            ),
+            (
+                Box::new(|c| c.presets.push("cran".into())),
+                "preset",
+                "cran",
+            ),
+            (
+                Box::new(|c| {
+                    c.template = "busybox".into();
+                    c.auth = None;
+                }),
+                "base",
+                "no base",
+            ),
         ];
         for (change, field, needle) in cases {
             let mut c = choice(ws.path());
@@ -297,8 +362,16 @@ mod tests {
         }
         let mut c = choice(ws.path());
         c.base = Some("not an image!".into());
-        assert!(matches!(new_bottle_file(&home, &c), Err(NewBottleError::Manifest(_))));
-        assert!(std::fs::read_dir(home.bottles_dir()).map(|d| d.count()).unwrap_or(0) == 0);
+        assert!(matches!(
+            new_bottle_file(&home, &c),
+            Err(NewBottleError::Manifest(_))
+        ));
+        assert!(
+            std::fs::read_dir(home.bottles_dir())
+                .map(|d| d.count())
+                .unwrap_or(0)
+                == 0
+        );
     }
 
     #[test]

@@ -1,0 +1,96 @@
+//! `bottle new` and the app's New bottle: a bottle file from a template,
+//! and its credential in the OS keychain. Either both happen or neither: a
+//! file that exists is never replaced, and a key stored for a file that
+//! could not be written is removed again.
+
+mod file;
+
+pub use file::{new_bottle_file, KeySource, NewBottle, NewBottleError};
+
+use crate::home::Home;
+use crate::keychain;
+use crate::name::BottleName;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Writes the bottle file `choice` describes and, when its credential comes
+/// from the keychain, stores `key` there first. Returns the file's path.
+pub fn new_bottle(
+    home: &Home,
+    choice: &NewBottle,
+    key: Option<&str>,
+) -> Result<PathBuf, NewBottleError> {
+    let (text, credential) = new_bottle_file(home, choice)?;
+    let name = BottleName::parse(&choice.name).expect("checked by new_bottle_file");
+    let path = home.bottle_file(&name);
+    let stored = match (credential, &choice.key_source) {
+        (Some(c), KeySource::Keychain) => {
+            let key = key
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .ok_or(NewBottleError::MissingKey { label: c.label })?;
+            keychain::store(&name, c.secret, key)?;
+            Some(c.secret)
+        }
+        _ => None,
+    };
+    let written = write_new(&path, &text);
+    if let (Err(_), Some(secret)) = (&written, stored) {
+        let _ = keychain::delete(&name, secret);
+    }
+    written.map(|()| path)
+}
+
+/// Creates `path` with `text`; never replaces a file.
+fn write_new(path: &PathBuf, text: &str) -> Result<(), NewBottleError> {
+    let err = |source| NewBottleError::Write {
+        path: path.clone(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(err)?;
+    f.write_all(text.as_bytes()).map_err(err)?;
+    f.sync_all().map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_bottle_never_replaces_a_file_and_needs_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let ws = tempfile::tempdir().unwrap();
+        let mut choice = NewBottle {
+            name: "work".into(),
+            template: "codex".into(),
+            workspace: ws.path().to_path_buf(),
+            auth: None,
+            key_source: KeySource::Keychain,
+            presets: vec![],
+            base: None,
+            supervise: false,
+        };
+        let missing = new_bottle(&home, &choice, Some("  ")).unwrap_err();
+        assert!(
+            missing.to_string().contains("OpenAI API key is needed"),
+            "{missing}"
+        );
+        assert!(!home
+            .bottle_file(&BottleName::parse("work").unwrap())
+            .exists());
+        choice.key_source = KeySource::Env("OPENAI_API_KEY".into());
+        let path = new_bottle(&home, &choice, None).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let again = new_bottle(&home, &choice, None).unwrap_err();
+        assert!(again.to_string().contains("exists already"), "{again}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "untouched");
+    }
+}

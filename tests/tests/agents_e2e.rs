@@ -1,0 +1,309 @@
+//! The agent templates end to end on Docker: `bottle new` writes the
+//! bottle, the template is built on a Debian base made on this machine
+//! (`scripts/make-debian-base`, no registry), and the real Claude Code and
+//! Codex CLIs run a whole turn inside the bottle against the project's own
+//! upstream, which stands in for their APIs under the real host names
+//! (pinned with `[hosts]`; nothing is looked up or contacted outside).
+//!
+//! What each shows: the CLI runs as a non-root user that can write the
+//! workspace; its request reaches the API with the real key in the right
+//! header, put there by the sidecar; the agent's environment, files and
+//! `/proc` hold only the placeholder; telemetry is refused; the agent is
+//! wired to the supervise MCP server.
+
+use bottlebar_e2e::testkit::model_api::REPLY;
+use bottlebar_e2e::testkit::pki::TestCa;
+use bottlebar_e2e::*;
+use serde_json::Value;
+use std::path::PathBuf;
+
+const ANTHROPIC: &str = "api.anthropic.com";
+const TELEMETRY: &str = "statsig.anthropic.com";
+const OPENAI: &str = "api.openai.com";
+
+/// A template's bottle, launched, with the fake API on its egress network.
+struct AgentBottle {
+    upstream: TlsUpstream,
+    h: Harness,
+    name: String,
+    _workspace: tempfile::TempDir,
+    _ca: tempfile::TempDir,
+}
+
+/// The Debian image the templates are built on here.
+fn debian_base() -> String {
+    let base = std::env::var("BOTTLEBAR_DEBIAN_BASE")
+        .unwrap_or_else(|_| "bottlebar-local/debian:bookworm".into());
+    assert!(
+        docker(&["image", "inspect", &base]).ok(),
+        "no Debian base image {base}: `scripts/make-debian-base` makes it (scripts/test runs it)"
+    );
+    base
+}
+
+/// The CA certificates this machine added to its own trust store (a network
+/// that inspects TLS has one): the template builds need them to reach npm.
+fn machine_roots() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir("/usr/local/share/ca-certificates")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+        .collect();
+    v.sort();
+    v
+}
+
+impl AgentBottle {
+    /// `bottle new NAME --template TEMPLATE` with the key read from
+    /// `key_var` at launch, then `bottle up`, then the fake API for `hosts`.
+    fn launch(name: &str, template: &str, key_var: &str, key: &str, hosts: &[&str]) -> Self {
+        let mut h = Harness::new();
+        h.env.push((key_var.into(), key.into()));
+        let workspace = tempfile::tempdir().unwrap();
+        // The agent is uid 1000; the harness runs as root here.
+        std::fs::set_permissions(
+            workspace.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
+        let ws = workspace.path().display().to_string();
+        let base = debian_base();
+        h.bottle(&[
+            "new",
+            name,
+            "--template",
+            template,
+            "--workspace",
+            &ws,
+            "--base",
+            &base,
+            "--key-env",
+            key_var,
+        ])
+        .expect_ok("bottle new");
+        // A CA that stays the same across runs stands in for the public
+        // PKI, so the image (which trusts `tls.extra_roots`) stays cached.
+        let ca = TestCa::cached(
+            &target_dir().join("agents-test-ca"),
+            "Bottlebar agents-suite CA",
+        );
+        let ca_dir = tempfile::tempdir().unwrap();
+        let ca_path = ca_dir.path().join("ca.pem");
+        std::fs::write(&ca_path, &ca.cert_pem).unwrap();
+        let roots: Vec<String> = std::iter::once(ca_path)
+            .chain(machine_roots())
+            .map(|p| format!("{:?}", p.display().to_string()))
+            .collect();
+        let file = h.home.path().join("bottles").join(format!("{name}.toml"));
+        let mut manifest = std::fs::read_to_string(&file).unwrap();
+        manifest.push_str(&format!("\n[tls]\nextra_roots = [{}]\n", roots.join(", ")));
+        h.write_bottle(name, &manifest);
+        h.up(name)
+            .0
+            .expect_ok("launching (the first build takes minutes)");
+        let upstream = TlsUpstream::start(
+            &format!("bottlebar-test-{name}-upstream"),
+            &format!("bottlebar-{name}-egress"),
+            hosts,
+            "agents-suite-upstream",
+            &ca,
+        );
+        let pins: Vec<(&str, &str)> = hosts.iter().map(|n| (*n, upstream.ip.as_str())).collect();
+        h.pin_hosts(name, &manifest, &pins, || true);
+        AgentBottle {
+            upstream,
+            h,
+            name: name.into(),
+            _workspace: workspace,
+            _ca: ca_dir,
+        }
+    }
+
+    fn sh(&self, script: &str) -> Run {
+        self.h.agent_sh(&self.name, script)
+    }
+
+    /// The requests the fake APIs logged.
+    fn api_requests(&self) -> Vec<Value> {
+        docker(&["logs", &self.upstream.name])
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["model_api"].is_string())
+            .collect()
+    }
+
+    /// The agent is not root, and owns its workspace.
+    fn check_user_and_workspace(&self) {
+        let id = self.sh("id -u; id -un; pwd").expect_ok("id");
+        let lines: Vec<&str> = id.stdout.lines().collect();
+        assert_ne!(lines[0], "0", "the agent runs as root");
+        assert_eq!(lines[1], "agent");
+        assert_eq!(lines[2], "/workspace");
+        self.sh("echo written > /workspace/by-the-agent && cat /workspace/by-the-agent")
+            .expect_ok("the workspace is writable by the agent");
+    }
+
+    /// Nothing the agent can read holds `key`: its environment, its files,
+    /// any process's environment or command line.
+    fn check_key_is_nowhere_in_the_agent(&self, key: &str, placeholder_env: &str) {
+        let env = self.sh(&format!("printf %s \"${placeholder_env}\"")).stdout;
+        assert!(
+            env.starts_with("bottlebar-placeholder-"),
+            "{placeholder_env}={env}"
+        );
+        // The key arrives on stdin, so no command line in the agent holds it.
+        let found = docker_stdin(
+            &[
+                "exec", "-i", &format!("bottlebar-{}-agent", self.name), "sh", "-c",
+                "grep -rlF -f - /proc/[0-9]*/environ /proc/[0-9]*/cmdline /home /workspace /etc /tmp /opt 2>/dev/null; true",
+            ],
+            key.as_bytes(),
+        );
+        assert_eq!(
+            found.stdout.trim(),
+            "",
+            "the real key is readable in the agent"
+        );
+    }
+
+    /// `git` through the proxy to `host`: refused by the sidecar (403).
+    fn check_refused(&self, host: &str) {
+        let r = self.sh(&format!("git ls-remote https://{host}/x 2>&1"));
+        assert!(r.stdout.contains("403"), "{host}: {}", r.stdout);
+        let logs = self
+            .h
+            .bottle(&["logs", &self.name])
+            .expect_ok("bottle logs")
+            .stdout;
+        assert!(
+            logs.lines()
+                .any(|l| l.contains("DENY") && l.contains(host) && l.contains("host_not_allowed")),
+            "{logs}"
+        );
+    }
+}
+
+#[test]
+fn claude_code_runs_a_turn_with_the_key_only_on_the_wire() {
+    let key = "sk-ant-api03-bottlebar-e2e-real-key-4b9d1f27c6";
+    let b = AgentBottle::launch(
+        "e2e-claude",
+        "claude-code",
+        "BOTTLEBAR_E2E_ANTHROPIC_KEY",
+        key,
+        &[ANTHROPIC, TELEMETRY],
+    );
+    let version = b.sh("claude --version").expect_ok("claude --version");
+    assert!(version.stdout.contains("Claude Code"), "{}", version.stdout);
+    b.check_user_and_workspace();
+
+    let turn = b.sh("timeout 120 claude -p 'Say hello.' 2>&1");
+    assert!(
+        turn.stdout.contains(REPLY),
+        "claude -p: {}{}",
+        turn.stdout,
+        turn.stderr
+    );
+    let asked: Vec<Value> = b
+        .api_requests()
+        .into_iter()
+        .filter(|r| r["model_api"] == "/v1/messages")
+        .collect();
+    assert!(!asked.is_empty(), "the API was never asked");
+    for r in &asked {
+        assert_eq!(
+            r["headers"]["x-api-key"], key,
+            "the real key, in x-api-key: {r}"
+        );
+        assert!(r["headers"]["authorization"].is_null(), "{r}");
+    }
+    b.check_key_is_nowhere_in_the_agent(key, "ANTHROPIC_API_KEY");
+    b.check_refused(TELEMETRY);
+    // Wired to supervise: the shim registered the server for this address.
+    let mcp = b.sh("cat ~/.claude.json").expect_ok("claude.json").stdout;
+    let url = b.sh("printf %s \"$MCP_SUPERVISE_URL\"").stdout;
+    assert!(mcp.contains("\"bottlebar\"") && mcp.contains(&url), "{mcp}");
+}
+
+#[test]
+fn codex_runs_a_turn_with_the_key_only_on_the_wire() {
+    let key = "sk-proj-bottlebar-e2e-real-key-8c2e7a915d";
+    let b = AgentBottle::launch(
+        "e2e-codex",
+        "codex",
+        "BOTTLEBAR_E2E_OPENAI_KEY",
+        key,
+        &[OPENAI, "chatgpt.com"],
+    );
+    let version = b.sh("codex --version").expect_ok("codex --version");
+    assert!(version.stdout.contains("codex"), "{}", version.stdout);
+    b.check_user_and_workspace();
+
+    let turn =
+        b.sh("cd /workspace && timeout 120 codex exec --skip-git-repo-check 'Say hello.' 2>&1");
+    assert!(
+        turn.stdout.contains(REPLY),
+        "codex exec: {}{}",
+        turn.stdout,
+        turn.stderr
+    );
+    let asked: Vec<Value> = b
+        .api_requests()
+        .into_iter()
+        .filter(|r| r["model_api"] == "/v1/responses")
+        .collect();
+    assert!(!asked.is_empty(), "the API was never asked");
+    for r in &asked {
+        assert_eq!(
+            r["headers"]["authorization"],
+            format!("Bearer {key}"),
+            "the real key, as a bearer token: {r}"
+        );
+    }
+    b.check_key_is_nowhere_in_the_agent(key, "OPENAI_API_KEY");
+    b.check_refused("chatgpt.com");
+    let config = b
+        .sh("cat ~/.codex/config.toml")
+        .expect_ok("codex config")
+        .stdout;
+    assert!(config.contains("bottlebar"), "{config}");
+}
+
+#[test]
+fn the_dev_template_is_a_debian_shell_with_build_tools() {
+    let h = Harness::new();
+    let workspace = tempfile::tempdir().unwrap();
+    let ws = workspace.path().display().to_string();
+    let base = debian_base();
+    h.bottle(&[
+        "new",
+        "e2e-dev",
+        "--template",
+        "dev",
+        "--workspace",
+        &ws,
+        "--base",
+        &base,
+    ])
+    .expect_ok("bottle new");
+    let file = h.home.path().join("bottles/e2e-dev.toml");
+    let mut manifest = std::fs::read_to_string(&file).unwrap();
+    assert!(!manifest.contains("[secrets"), "{manifest}");
+    let roots: Vec<String> = machine_roots()
+        .iter()
+        .map(|p| format!("{:?}", p.display().to_string()))
+        .collect();
+    manifest.push_str(&format!("\n[tls]\nextra_roots = [{}]\n", roots.join(", ")));
+    h.write_bottle("e2e-dev", &manifest);
+    h.up("e2e-dev").0.expect_ok("launching the dev template");
+    let tools = h
+        .agent_sh(
+            "e2e-dev",
+            "id -un && git --version && cc --version | head -1 && python3 --version",
+        )
+        .expect_ok("the dev tools");
+    assert!(tools.stdout.starts_with("agent\n"), "{}", tools.stdout);
+}
