@@ -22,6 +22,8 @@ export const api = {
   doctor: () => invoke("doctor"),
   fixEngine: () => invoke("fix_engine"),
   listRequests: () => invoke("list_requests"),
+  newBottleChoices: () => invoke("new_bottle_choices"),
+  createBottle: (request) => invoke("create_bottle", { request }),
   answerRequest: (name, id, answer, note) => invoke("answer_request", { name, id, answer, note }),
 };
 

@@ -1,32 +1,33 @@
 // The window: routes (#/, #/bottle/NAME, #/edit/NAME, #/text/NAME,
-// #/requests, #/settings), drawing the current view from the store, and wiring the
+// #/new, #/requests, #/settings), drawing the current view from the store, and wiring the
 // app's events to the store. Commands are in api.js, data in store.js,
 // views in views/, logic (tested with node) in logic.js.
 
 import { api, on } from "./api.js";
 import { $, showBanner } from "./dom.js";
 import { onRedraw } from "./refresh.js";
-import { applyEvent, loadActivity, loadDoctor, loadEditor, loadFailure, loadListing, loadRequests, loadText, setRequests, store } from "./store.js";
+import { applyEvent, loadActivity, loadDoctor, loadEditor, loadFailure, loadListing, loadNewBottle, loadRequests, loadText, setRequests, store } from "./store.js";
 import { redrawActivity, detailView } from "./views/detail.js";
 import { editorView } from "./views/editor.js";
 import { listView } from "./views/list.js";
+import { newBottleView } from "./views/new.js";
 import { requestsView } from "./views/requests.js";
 import { settingsView } from "./views/settings.js";
 
 function route() {
   const hash = location.hash || "#/";
-  const [, kind, name] = hash.match(/^#\/(bottle|edit|text|requests|settings)?\/?(.*)$/) || [];
+  const [, kind, name] = hash.match(/^#\/(bottle|edit|text|new|requests|settings)?\/?(.*)$/) || [];
   return { kind: kind || "list", name: decodeURIComponent(name || "") };
 }
 
 /** Draws the current view from the store. The editors are drawn only on navigation, so typing survives events. */
 function redraw({ navigated = false } = {}) {
   const r = route();
-  if ((r.kind === "edit" || r.kind === "text") && !navigated) return;
+  if ((r.kind === "edit" || r.kind === "text" || r.kind === "new") && !navigated) return;
   for (const a of document.querySelectorAll("nav a")) a.removeAttribute("aria-current");
-  const current = { list: "#nav-bottles", bottle: "#nav-bottles", edit: "#nav-new", text: "#nav-bottles", requests: "#nav-requests", settings: "#nav-settings" }[r.kind];
+  const current = { list: "#nav-bottles", bottle: "#nav-bottles", edit: "#nav-new", new: "#nav-new", text: "#nav-bottles", requests: "#nav-requests", settings: "#nav-settings" }[r.kind];
   $(current)?.setAttribute("aria-current", "page");
-  const view = { bottle: () => detailView(r.name), edit: editorView, text: editorView, requests: requestsView, settings: settingsView, list: listView }[r.kind];
+  const view = { bottle: () => detailView(r.name), edit: editorView, text: editorView, new: newBottleView, requests: requestsView, settings: settingsView, list: listView }[r.kind];
   $("#view").replaceChildren(view());
   drawRequestCount();
 }
@@ -49,6 +50,8 @@ async function onRoute() {
     await loadEditor(r.name);
   } else if (r.kind === "text") {
     await loadText(r.name);
+  } else if (r.kind === "new") {
+    await loadNewBottle();
   } else if (r.kind === "requests") {
     await loadRequests();
   } else if (r.kind === "settings") {

@@ -193,3 +193,19 @@ export function activityWhy(e) {
   if (e.injected) return `injected ${e.injected}`;
   return e.proposal ? `grant ${e.proposal}` : "";
 }
+
+/**
+ * A bottle name from a folder (`/home/me/My Project` → `my-project`):
+ * lowercase letters, digits and single dashes, starting with a letter, not
+ * one of `taken` (a number is added), at most `max` characters.
+ */
+export function suggestName(folder, taken = [], max = 24) {
+  const base = (String(folder || "").split(/[\\/]/).filter(Boolean).pop() || "")
+    .toLowerCase().normalize("NFKD").replace(/[^a-z0-9]+/g, "-").replace(/^[^a-z]+/, "").replace(/-+$/, "")
+    .slice(0, max).replace(/-+$/, "") || "agent";
+  if (!taken.includes(base)) return base;
+  for (let n = 2; ; n++) {
+    const name = `${base.slice(0, max - String(n).length - 1).replace(/-+$/, "")}-${n}`;
+    if (!taken.includes(name)) return name;
+  }
+}

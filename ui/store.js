@@ -16,6 +16,7 @@ export const store = {
   busy: new Set(),
   doctor: null, // the settings report, loaded on opening Settings
   editor: null, // { form } or { error } or { text }, loaded on opening the editor
+  newBottle: null, // New bottle's choices and draft, loaded on opening it
   requests: [], // supervise requests of every bottle (core/src/supervise.rs Request)
   requestsAt: 0, // when `requests` was read (its seconds_left count from then)
 };
@@ -33,6 +34,10 @@ export async function loadActivity(name) {
 
 export async function loadFailure(name) {
   store.failures[name] = await api.lastFailure(name).catch(() => null);
+}
+
+export async function loadNewBottle() {
+  if (!store.newBottle) store.newBottle = await api.newBottleChoices();
 }
 
 export async function loadRequests() {

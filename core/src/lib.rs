@@ -25,6 +25,7 @@ pub mod ops;
 pub mod plan;
 pub mod runner;
 pub mod selftest;
+pub mod settings;
 pub mod state;
 pub mod subnets;
 pub mod supervise;

@@ -4,7 +4,7 @@
 //! so a launch started from the tray shows in the window too.
 
 use crate::actions::{self, Action, Done};
-use crate::{refresh, requests, terminal, AppState, FailureRecord};
+use crate::{new_bottle, refresh, requests, terminal, AppState, FailureRecord};
 use bottlebar_core::audit::{self, AuditEntry};
 use bottlebar_core::editor::{self, BottleForm, BottleText, FieldError};
 use bottlebar_core::name::BottleName;
@@ -215,6 +215,23 @@ pub async fn answer_request<R: Runtime>(
 ) -> Result<bottlebar_core::supervise::Request, String> {
     let answer = requests::answer_of(&answer, note)?;
     requests::answer(&app, &name, &id, answer).await
+}
+
+/// What New bottle offers: templates, presets, names taken.
+#[tauri::command]
+pub async fn new_bottle_choices<R: Runtime>(
+    app: AppHandle<R>,
+) -> Result<new_bottle::Choices, String> {
+    Ok(new_bottle::choices(&app))
+}
+
+/// Makes a bottle from a template: its file, and its key in the keychain.
+#[tauri::command]
+pub async fn create_bottle<R: Runtime>(
+    app: AppHandle<R>,
+    request: new_bottle::NewBottleRequest,
+) -> Result<String, new_bottle::NewBottleFieldError> {
+    new_bottle::create(&app, request).await
 }
 
 /// What the About card shows.

@@ -5,6 +5,7 @@
 //! - `actions`: one runner for a bottle's actions from the window or the
 //!   tray (busy → events to the window → the operation → failure kept and
 //!   notified → states refreshed);
+//! - `new_bottle`: New bottle from a template (choices; file and keychain);
 //! - `requests`: supervise requests — a watcher while bottles run
 //!   (`requests-changed`, notifications), and answering them;
 //! - `terminal`: the user's terminal on a bottle's shell or agent;
@@ -21,6 +22,7 @@
 
 mod actions;
 pub mod commands;
+pub mod new_bottle;
 pub mod requests;
 pub mod terminal;
 mod tray;
@@ -170,6 +172,8 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>, home: Home) -> tauri::B
             commands::last_failure,
             commands::app_info,
             commands::list_requests,
+            commands::new_bottle_choices,
+            commands::create_bottle,
             commands::answer_request,
         ])
 }

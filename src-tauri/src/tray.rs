@@ -152,7 +152,7 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
         "requests" => show(&app, "#/requests"),
         "show" => show(&app, &format!("#/bottle/{name}")),
         "open" => show(&app, "#/"),
-        "new" => show(&app, "#/edit/"),
+        "new" => show(&app, "#/new"),
         "quit" => app.exit(0),
         _ => {}
     }

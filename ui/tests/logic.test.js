@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { reduceTimeline, emptyTimeline, counters, filterActivity, keepalive, isolation, formatUptime, diagnostics, activityWhy, countdown, grantLength, outcomeText, scopeText, splitRequests } from "../logic.js";
+import { reduceTimeline, emptyTimeline, counters, filterActivity, keepalive, isolation, formatUptime, diagnostics, activityWhy, countdown, grantLength, outcomeText, scopeText, splitRequests, suggestName } from "../logic.js";
 
 const plan = { event: "plan_started", bottle: "demo", backend: "docker", steps: [{ id: "build", title: "Build" }, { id: "run", title: "Run" }] };
 
@@ -142,4 +142,13 @@ test("the activity says what supervise did, and which grant let a request throug
   assert.equal(activityWhy({ reason: "host_not_allowed" }), "host_not_allowed");
   assert.equal(activityWhy({ proposal: "p-1" }), "grant p-1");
   assert.equal(activityWhy({ injected: "api" }), "injected api");
+});
+
+test("a new bottle's name is suggested from its folder", () => {
+  assert.equal(suggestName("/home/me/My Project"), "my-project");
+  assert.equal(suggestName("/Users/ann/src/2024_api.v2/"), "api-v2");
+  assert.equal(suggestName("/home/me/café"), "cafe");
+  assert.equal(suggestName("/home/me/work", ["work", "work-2"]), "work-3");
+  assert.equal(suggestName("/", []), "agent");
+  assert.equal(suggestName("/x/" + "a".repeat(40)), "a".repeat(24));
 });

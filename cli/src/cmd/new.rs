@@ -48,6 +48,7 @@ pub fn run(home: &Home, a: Args) -> Result<ExitCode> {
         key_source,
         presets: a.presets,
         base: a.base,
+        extra_roots: Vec::new(),
         supervise: !a.no_supervise,
     };
     let path = ops::new_bottle(home, &choice, key.as_deref())?;

@@ -426,19 +426,8 @@ pub async fn run<R: Runner>(
 /// Leak classes accepted for every bottle: `accept_leaks` in
 /// `$BOTTLEBAR_HOME/settings.toml`. Unreadable settings accept nothing.
 pub fn accepted_in_settings(home: &Home) -> Result<Vec<LeakClass>, String> {
-    #[derive(Deserialize, Default)]
-    #[serde(deny_unknown_fields)]
-    struct Settings {
-        #[serde(default)]
-        accept_leaks: Vec<String>,
-    }
-    let path = home.root().join("settings.toml");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
-    let s: Settings = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let s = crate::settings::load(home)?;
+    let path = home.root().join(crate::settings::SETTINGS_FILE);
     s.accept_leaks
         .iter()
         .map(|c| {

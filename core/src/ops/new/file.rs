@@ -29,6 +29,9 @@ pub struct NewBottle {
     pub presets: Vec<String>,
     /// The base image of a Debian template, if not the default.
     pub base: Option<String>,
+    /// CA certificates the bottle trusts beyond the public ones
+    /// (`tls.extra_roots`; while building, too).
+    pub extra_roots: Vec<PathBuf>,
     /// Offer the agent the supervise MCP server.
     pub supervise: bool,
 }
@@ -254,6 +257,14 @@ fn render(template: &Template, credential: Option<&Credential>, c: &NewBottle) -
             let _ = writeln!(t, "[[egress]]\nhost = {}\nports = [443]", quoted(host));
         }
     }
+    if !c.extra_roots.is_empty() {
+        let roots: Vec<String> = c
+            .extra_roots
+            .iter()
+            .map(|p| quoted(&p.display().to_string()))
+            .collect();
+        let _ = writeln!(t, "\n# CAs trusted beyond the public ones (a network that inspects TLS).\n[tls]\nextra_roots = [{}]", roots.join(", "));
+    }
     t
 }
 
@@ -271,6 +282,7 @@ mod tests {
             key_source: KeySource::Keychain,
             presets: vec!["npm".into(), "github".into()],
             base: Some("bottlebar-local/debian:bookworm".into()),
+            extra_roots: vec![],
             supervise: true,
         }
     }

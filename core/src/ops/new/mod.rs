@@ -13,13 +13,31 @@ use crate::name::BottleName;
 use std::io::Write;
 use std::path::PathBuf;
 
-/// Writes the bottle file `choice` describes and, when its credential comes
-/// from the keychain, stores `key` there first. Returns the file's path.
+/// Writes the bottle file `choice` describes — with the home's defaults for
+/// new bottles (`settings.toml` `[new_bottles]`: base image, extra roots)
+/// where it names none — and, when its credential comes from the keychain,
+/// stores `key` there first. Returns the file's path.
 pub fn new_bottle(
     home: &Home,
     choice: &NewBottle,
     key: Option<&str>,
 ) -> Result<PathBuf, NewBottleError> {
+    // The home's defaults for new bottles, where the choice says nothing.
+    let defaults = crate::settings::load(home)
+        .map_err(|message| NewBottleError::Invalid {
+            field: "form",
+            message,
+        })?
+        .new_bottles;
+    let mut choice = choice.clone();
+    let debian = crate::templates::find(&choice.template).is_some_and(|t| t.is_debian());
+    if choice.base.is_none() && debian {
+        choice.base = defaults.base;
+    }
+    if choice.extra_roots.is_empty() {
+        choice.extra_roots = defaults.extra_roots;
+    }
+    let choice = &choice;
     let (text, credential) = new_bottle_file(home, choice)?;
     let name = BottleName::parse(&choice.name).expect("checked by new_bottle_file");
     let path = home.bottle_file(&name);
@@ -76,6 +94,7 @@ mod tests {
             key_source: KeySource::Keychain,
             presets: vec![],
             base: None,
+            extra_roots: vec![],
             supervise: false,
         };
         let missing = new_bottle(&home, &choice, Some("  ")).unwrap_err();

@@ -1,0 +1,133 @@
+//! New bottle from the Claude Code template in the real window (Xvfb,
+//! tauri-driver, real Docker): a workspace folder and a key → the saved
+//! file is the template's, the key is in the keychain and not in the file
+//! → Save & Launch builds the image (on the Debian base made on this
+//! machine, `settings.toml` `[new_bottles]`) and reaches ready.
+
+mod window;
+
+use bottlebar_core::name::BottleName;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use window::*;
+
+const KEY: &str = "sk-ant-api03-window-test-key-5d2c8e";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claude_code_bottle_from_the_template_with_its_key_in_the_keychain() {
+    let home = tempfile::tempdir().unwrap();
+    let base = std::env::var("BOTTLEBAR_DEBIAN_BASE")
+        .unwrap_or_else(|_| "bottlebar-local/debian:bookworm".into());
+    assert!(
+        docker(&["image", "inspect", &base]).status.success(),
+        "no Debian base {base}: scripts/make-debian-base (scripts/test runs it)"
+    );
+    // This machine's own CAs (a network that inspects TLS): npm needs them.
+    let roots: Vec<String> = std::fs::read_dir("/usr/local/share/ca-certificates")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| format!("{:?}", e.path().display().to_string()))
+        .filter(|p| p.ends_with(".crt\""))
+        .collect();
+    std::fs::write(
+        home.path().join("settings.toml"),
+        format!(
+            "[new_bottles]\nbase = {base:?}\nextra_roots = [{}]\n",
+            roots.join(", ")
+        ),
+    )
+    .unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let workspace = parent.path().join("Window Project");
+    std::fs::create_dir(&workspace).unwrap();
+    std::fs::set_permissions(
+        &workspace,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let name = "window-project";
+    for n in [
+        format!("bottlebar-{name}-agent"),
+        format!("bottlebar-{name}-sidecar"),
+    ] {
+        docker(&["rm", "-f", &n]);
+    }
+
+    let (c, _driver) = open_app(home.path()).await;
+    let _ = c.set_window_size(820, 1300).await;
+    wait_css(&c, "#bottles", 30).await;
+    click(&c, "#nav-new").await;
+    wait_css(
+        &c,
+        "#new-bottle label.template.chosen[data-template='claude-code']",
+        10,
+    )
+    .await;
+    let ws = wait_css(&c, "#n-workspace", 5).await;
+    ws.send_keys(&workspace.display().to_string())
+        .await
+        .unwrap();
+    let suggested = c
+        .execute("return document.querySelector('#n-name').value", vec![])
+        .await
+        .unwrap();
+    assert_eq!(suggested, json!(name), "the name comes from the folder");
+    wait_css(&c, "#n-key", 5)
+        .await
+        .send_keys(KEY)
+        .await
+        .unwrap();
+    click(&c, "#new-bottle input[value='npm']").await;
+    shot_of(&c, "new-bottle", "#new-bottle").await;
+    click(&c, "#n-save").await;
+
+    // The file is the template's; the key is in the keychain, not the file.
+    let file = home.path().join(format!("bottles/{name}.toml"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !file.exists() {
+        assert!(Instant::now() < deadline, "no bottle file");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let text = std::fs::read_to_string(&file).unwrap();
+    for needle in [
+        "template = \"claude-code\"",
+        "keychain = true",
+        "placeholder_env = \"ANTHROPIC_API_KEY\"",
+        "host = \"api.anthropic.com\"",
+        "host = \"registry.npmjs.org\"",
+        "supervise = true",
+        &format!("base = {base:?}"),
+        &format!("host = {:?}", workspace.display().to_string()),
+    ] {
+        assert!(text.contains(needle), "no `{needle}` in\n{text}");
+    }
+    assert!(!text.contains(KEY), "the key is in the file");
+    let bottle = BottleName::parse(name).unwrap();
+    assert_eq!(
+        bottlebar_core::keychain::read(&bottle, "anthropic")
+            .unwrap()
+            .as_deref(),
+        Some(KEY),
+        "the key is in the keychain"
+    );
+
+    // Save & Launch: the bottle's page follows the build to ready.
+    wait_css(&c, &format!("#detail[data-name='{name}']"), 20).await;
+    wait_css(&c, "#timeline li.step[data-step='build-agent-image']", 30).await;
+    wait_css(&c, "#timeline-status.ready", 600).await;
+    shot(&c, "new-bottle-launched").await;
+    let version = docker(&[
+        "exec",
+        &format!("bottlebar-{name}-agent"),
+        "claude",
+        "--version",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&version.stdout).contains("Claude Code"),
+        "{version:?}"
+    );
+    let _ = invoke(&c, "stop_bottle", json!({ "name": name })).await;
+    let _ = bottlebar_core::keychain::delete(&bottle, "anthropic");
+    c.close().await.unwrap();
+}
