@@ -29,6 +29,8 @@ function redraw({ navigated = false } = {}) {
   $(current)?.setAttribute("aria-current", "page");
   const view = { bottle: () => detailView(r.name), edit: editorView, text: editorView, new: newBottleView, requests: requestsView, settings: settingsView, list: listView }[r.kind];
   $("#view").replaceChildren(view());
+  // A build's output follows its newest line.
+  for (const pre of document.querySelectorAll("pre.step-output")) pre.scrollTop = pre.scrollHeight;
   drawRequestCount();
 }
 
@@ -74,10 +76,14 @@ async function main() {
     if (r.kind === "bottle") loadFailure(r.name).then(() => redraw());
     else redraw();
   });
+  let outputRedraw = null;
   await on("bottle-event", ({ bottle: name, event }) => {
     applyEvent(name, event);
     const r = route();
-    if (r.kind === "bottle" && r.name === name) redraw();
+    if (r.kind !== "bottle" || r.name !== name) return;
+    // A build's output comes line by line: drawn at most five times a second.
+    if (event.event === "step_output") outputRedraw ||= setTimeout(() => { outputRedraw = null; redraw(); }, 200);
+    else redraw();
   });
   await on("audit-entry", ({ bottle: name, entry }) => {
     (store.activity[name] ||= []).push(entry);

@@ -45,6 +45,9 @@ export function keepalive(bottle) {
   };
 }
 
+/** How many lines of a step's output the timeline keeps. */
+export const STEP_OUTPUT_LINES = 200;
+
 /** The empty launch timeline. */
 export function emptyTimeline() {
   return { status: "idle", steps: [], notes: [], sidecarIp: null, durationMs: null, rollback: [] };
@@ -62,6 +65,12 @@ export function reduceTimeline(tl, ev) {
       let s = step(ev.step);
       if (!s) t.steps.push((s = { id: ev.step, title: ev.title, state: "pending" }));
       Object.assign(s, { state: "running", command: ev.command });
+      return t;
+    }
+    case "step_output": {
+      // The newest lines of a running step's output (an image build).
+      const s = step(ev.step);
+      if (s) s.output = [...(s.output || []).slice(-(STEP_OUTPUT_LINES - 1)), ev.line];
       return t;
     }
     case "step_retrying": {

@@ -84,6 +84,15 @@ impl Renderer {
                     bar.enable_steady_tick(Duration::from_millis(100));
                     bars.insert(step.clone(), bar);
                 }
+                Event::StepOutput { step, line } => {
+                    // The title, then the output's latest line, shortened.
+                    if let Some(bar) = bars.get(step) {
+                        let title = bar.message();
+                        let base = title.split(" │ ").next().unwrap_or("").to_string();
+                        let latest: String = line.trim().chars().take(70).collect();
+                        bar.set_message(format!("{base} │ {latest}"));
+                    }
+                }
                 Event::StepRetrying { step, attempt, of } => {
                     if let Some(bar) = bars.get(step) {
                         let title = bar.message();
@@ -142,6 +151,7 @@ fn plain_line(e: &Event) -> Option<String> {
         } => format!("launching `{bottle}` on {backend} ({} steps)", steps.len()),
         Event::StepStarted { title, .. } => format!("  … {title}"),
         Event::StepRetrying { .. } => return None,
+        Event::StepOutput { line, .. } => format!("    │ {line}"),
         Event::StepSkipped { title, reason, .. } => format!("  – {title} ({reason})"),
         Event::StepFinished {
             title, duration_ms, ..

@@ -49,6 +49,13 @@ pub enum Event {
         /// Why it was skipped.
         reason: String,
     },
+    /// A line of a running step's output (an image build's progress).
+    StepOutput {
+        /// The step's id.
+        step: String,
+        /// The line, as the command wrote it.
+        line: String,
+    },
     /// A step finished.
     StepFinished {
         /// The step's id.

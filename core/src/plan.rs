@@ -49,6 +49,9 @@ pub struct Step {
     /// A value to read from the command's output for later steps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capture: Option<Capture>,
+    /// Its output is shown line by line as it runs (an image build).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub streams_output: bool,
 }
 
 impl Step {
@@ -63,6 +66,7 @@ impl Step {
             skip_if: None,
             retry: None,
             capture: None,
+            streams_output: false,
         }
     }
 
@@ -87,6 +91,12 @@ impl Step {
     /// Retried `attempts` times, `delay_ms` apart.
     pub fn retry(mut self, attempts: u32, delay_ms: u64) -> Self {
         self.retry = Some(Retry { attempts, delay_ms });
+        self
+    }
+
+    /// Shows its output line by line as it runs.
+    pub fn streams_output(mut self) -> Self {
+        self.streams_output = true;
         self
     }
 

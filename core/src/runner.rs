@@ -57,6 +57,22 @@ pub trait Runner: Send + Sync + 'static {
     /// Runs `argv` with `input` on its stdin (e.g. rules for a sidecar:
     /// never on the command line, where `ps` would show them).
     fn run_input(&self, argv: &[String], input: Vec<u8>) -> impl Future<Output = Output> + Send;
+    /// Runs `argv` with stdin closed, telling `line` each line of its
+    /// output (stdout and stderr) as it comes: a long build's progress.
+    /// By default (scripted runners), the lines once it has finished.
+    fn run_lines(
+        &self,
+        argv: &[String],
+        line: impl Fn(String) + Send + Sync,
+    ) -> impl Future<Output = Output> + Send {
+        async move {
+            let out = self.run(argv).await;
+            for l in out.stdout.lines().chain(out.stderr.lines()) {
+                line(l.to_string());
+            }
+            out
+        }
+    }
 }
 
 /// Runs commands as child processes with output captured.
@@ -70,6 +86,86 @@ impl Runner for ProcessRunner {
 
     async fn run_input(&self, argv: &[String], input: Vec<u8>) -> Output {
         spawn(argv, Some(input)).await
+    }
+
+    async fn run_lines(&self, argv: &[String], line: impl Fn(String) + Send + Sync) -> Output {
+        spawn_lines(argv, &line).await
+    }
+}
+
+/// Spawns `argv` (no shell, stdin closed), telling `line` each line of its
+/// stdout and stderr as it arrives, and collects both.
+async fn spawn_lines(argv: &[String], line: &(impl Fn(String) + Send + Sync)) -> Output {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let Some((program, args)) = argv.split_first() else {
+        return Output {
+            code: None,
+            stdout: String::new(),
+            stderr: "empty command".into(),
+        };
+    };
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    inherit_held_locks(&mut cmd);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return Output {
+                code: None,
+                stdout: String::new(),
+                stderr: format!("could not start `{program}`: {e}"),
+            }
+        }
+    };
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        unreachable!("both are piped");
+    };
+    // Read both pipes at once (a full one would stall the child), in order
+    // within each; a build writes its progress to either.
+    let (mut out_lines, mut err_lines) = (
+        BufReader::new(stdout).lines(),
+        BufReader::new(stderr).lines(),
+    );
+    let (mut out, mut err) = (String::new(), String::new());
+    let (mut out_open, mut err_open) = (true, true);
+    let reading = async {
+        while out_open || err_open {
+            tokio::select! {
+                l = out_lines.next_line(), if out_open => match l {
+                    Ok(Some(l)) => { line(l.clone()); out.push_str(&l); out.push('\n'); }
+                    _ => out_open = false,
+                },
+                l = err_lines.next_line(), if err_open => match l {
+                    Ok(Some(l)) => { line(l.clone()); err.push_str(&l); err.push('\n'); }
+                    _ => err_open = false,
+                },
+            }
+        }
+        child.wait().await
+    };
+    match tokio::time::timeout(DEFAULT_COMMAND_TIMEOUT, reading).await {
+        Ok(Ok(status)) => Output {
+            code: status.code(),
+            stdout: out,
+            stderr: err,
+        },
+        Ok(Err(e)) => Output {
+            code: None,
+            stdout: out,
+            stderr: format!("waiting for `{program}` failed: {e}"),
+        },
+        Err(_) => Output {
+            code: None,
+            stdout: out,
+            stderr: format!(
+                "`{program}` did not finish within {} s and was killed",
+                DEFAULT_COMMAND_TIMEOUT.as_secs()
+            ),
+        },
     }
 }
 

@@ -39,19 +39,38 @@ async fn a_claude_code_bottle_from_the_template_with_its_key_in_the_keychain() {
     )
     .unwrap();
     let parent = tempfile::tempdir().unwrap();
-    let workspace = parent.path().join("Window Project");
+    // Named so that scripts/test sweeps what a failed run leaves (`e2e-*`).
+    let workspace = parent.path().join("E2E Window New");
     std::fs::create_dir(&workspace).unwrap();
     std::fs::set_permissions(
         &workspace,
         std::os::unix::fs::PermissionsExt::from_mode(0o777),
     )
     .unwrap();
-    let name = "window-project";
+    let name = "e2e-window-new";
     for n in [
         format!("bottlebar-{name}-agent"),
         format!("bottlebar-{name}-sidecar"),
     ] {
         docker(&["rm", "-f", &n]);
+    }
+    for n in [
+        format!("bottlebar-{name}-internal"),
+        format!("bottlebar-{name}-egress"),
+    ] {
+        docker(&["network", "rm", &n]);
+    }
+
+    // Its image is built in this test (from cached layers where they exist),
+    // so the window shows a build.
+    let images = docker(&[
+        "images",
+        "-q",
+        "--filter",
+        &format!("label=bottlebar.bottle={name}"),
+    ]);
+    for id in String::from_utf8_lossy(&images.stdout).split_whitespace() {
+        docker(&["rmi", "-f", id]);
     }
 
     let (c, _driver) = open_app(home.path()).await;
@@ -116,6 +135,21 @@ async fn a_claude_code_bottle_from_the_template_with_its_key_in_the_keychain() {
     wait_css(&c, &format!("#detail[data-name='{name}']"), 20).await;
     wait_css(&c, "#timeline li.step[data-step='build-agent-image']", 30).await;
     wait_css(&c, "#timeline-status.ready", 600).await;
+    // The build's output was streamed into the timeline, line by line (it
+    // stays there, in the step's closed details, once the step is done).
+    let streamed = c
+        .execute(
+            "return document.querySelector(\"#timeline li.step[data-step='build-agent-image'] pre.step-output\")?.textContent || ''",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        streamed
+            .as_str()
+            .is_some_and(|log| log.contains("Step ") && log.contains("Successfully built")),
+        "no build output in the timeline: {streamed}"
+    );
     shot(&c, "new-bottle-launched").await;
     let version = docker(&[
         "exec",

@@ -152,3 +152,13 @@ test("a new bottle's name is suggested from its folder", () => {
   assert.equal(suggestName("/", []), "agent");
   assert.equal(suggestName("/x/" + "a".repeat(40)), "a".repeat(24));
 });
+
+test("a running step keeps the newest lines of its output", () => {
+  let t = reduceTimeline(emptyTimeline(), plan);
+  t = reduceTimeline(t, { event: "step_started", step: "build", title: "Build", command: "docker build ." });
+  for (let i = 0; i < 250; i++) t = reduceTimeline(t, { event: "step_output", step: "build", line: `Step ${i}` });
+  const out = t.steps[0].output;
+  assert.equal(out.length, 200);
+  assert.equal(out.at(-1), "Step 249");
+  assert.equal(out[0], "Step 50");
+});

@@ -49,7 +49,13 @@ pub(super) fn labels(spec: &LaunchSpec, role: Role) -> Vec<String> {
 /// `PROGRAM build --quiet --tag TAG` with the image's labels (its content
 /// hash among them, which the skip probe reads).
 pub(super) fn build_head(program: &str, spec: &LaunchSpec, img: &ImageSpec) -> Vec<String> {
-    let mut argv = s(&[program, "build", "--quiet", "--tag", &img.tag]);
+    // The agent's build is shown as it goes (a template's can take
+    // minutes); the sidecar's is one quick layer.
+    let mut argv = s(&[program, "build"]);
+    if img.role != Role::Agent {
+        argv.push("--quiet".into());
+    }
+    argv.extend(s(&["--tag", &img.tag]));
     argv.extend(labels(spec, img.role));
     argv.extend([
         "--label".into(),

@@ -194,7 +194,19 @@ async fn run_step<R: Runner>(
             });
             tokio::time::sleep(delay).await;
         }
-        let out = runner.run(&argv).await;
+        let out = if step.streams_output {
+            let id = step.id.clone();
+            runner
+                .run_lines(&argv, |line| {
+                    events.emit(Event::StepOutput {
+                        step: id.clone(),
+                        line,
+                    })
+                })
+                .await
+        } else {
+            runner.run(&argv).await
+        };
         if !out.success() {
             last = out;
             continue;

@@ -137,7 +137,10 @@ fn build(spec: &LaunchSpec, img: &ImageSpec, id: &str, title: &str, builder_has_
         }
     }
     argv.extend(shared::build_source(img));
-    let step = Step::new(id, title, argv);
+    let mut step = Step::new(id, title, argv);
+    if img.role == Role::Agent {
+        step = step.streams_output();
+    }
     if shared::rebuilds(spec, img) {
         return step;
     }

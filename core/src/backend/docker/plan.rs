@@ -89,7 +89,10 @@ fn build(spec: &LaunchSpec, img: &ImageSpec, id: &str, title: &str) -> Step {
     let mut argv = shared::build_head(d, spec, img);
     argv.extend(shared::build_source(img));
     let label = format!("{{{{ index .Config.Labels \"{LABEL_CONTENT_HASH}\" }}}}");
-    let step = Step::new(id, title, argv);
+    let mut step = Step::new(id, title, argv);
+    if img.role == Role::Agent {
+        step = step.streams_output();
+    }
     if shared::rebuilds(spec, img) {
         return step;
     }
