@@ -8,6 +8,7 @@ export const api = {
   appInfo: () => invoke("app_info"),
   listBottles: () => invoke("list_bottles"),
   launch: (name) => invoke("launch_bottle", { name }),
+  rebuild: (name) => invoke("rebuild_bottle", { name }),
   stop: (name) => invoke("stop_bottle", { name }),
   verify: (name) => invoke("verify_bottle", { name }),
   openShell: (name) => invoke("open_shell", { name }),

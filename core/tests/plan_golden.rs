@@ -134,3 +134,30 @@ fn docker_sidecar_is_created_on_egress_then_connected_to_internal() {
     let i = create.iter().position(|a| a == "--network").unwrap();
     assert_eq!(create[i + 1], "bottlebar-demo-egress");
 }
+
+#[test]
+fn a_rebuild_builds_the_agent_afresh_on_both_backends_and_streams_it() {
+    for (kind, program) in [
+        (BackendKind::Docker, "docker"),
+        (BackendKind::Apple, "container"),
+    ] {
+        let mut spec = example_spec(kind, program);
+        let plan = bottlebar_core::backend::plan(&spec);
+        let step = |plan: &bottlebar_core::plan::Plan, id: &str| {
+            plan.steps.iter().find(|s| s.id == id).unwrap().clone()
+        };
+        let agent = step(&plan, "build-agent-image");
+        assert!(agent.skip_if.is_some() && agent.streams_output, "{program}");
+        assert!(!agent.argv.contains(&"--no-cache".to_string()), "{program}");
+        spec.rebuild_agent = true;
+        let plan = bottlebar_core::backend::plan(&spec);
+        let agent = step(&plan, "build-agent-image");
+        assert!(
+            agent.skip_if.is_none(),
+            "{program}: a rebuild is never skipped"
+        );
+        assert!(agent.argv.contains(&"--no-cache".to_string()), "{program}");
+        let sidecar = step(&plan, "build-sidecar-image");
+        assert!(sidecar.skip_if.is_some() && !sidecar.argv.contains(&"--no-cache".to_string()));
+    }
+}

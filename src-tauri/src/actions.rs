@@ -24,6 +24,9 @@ pub struct BottleEvent {
 pub enum Action {
     /// `up`.
     Launch,
+    /// `up --rebuild`: the agent's image afresh (a template's CLI at its
+    /// newest), relaunching the bottle.
+    Rebuild,
     /// `down`.
     Stop,
     /// The isolation self-test again.
@@ -51,15 +54,19 @@ pub async fn run<R: Runtime>(
 ) -> Result<Done, String> {
     let state = app.state::<AppState>();
     let busy = Busy::mark(&state, name);
-    if action == Action::Launch {
+    let launching = matches!(action, Action::Launch | Action::Rebuild);
+    if launching {
         state.failures.lock().unwrap().remove(name);
     }
     let (events, forwarding) = forward(app, name);
     let result = match action {
-        Action::Launch => ops::up(
+        Action::Launch | Action::Rebuild => ops::up(
             &state.home,
             name,
-            UpOptions::default(),
+            UpOptions {
+                rebuild: action == Action::Rebuild,
+                ..UpOptions::default()
+            },
             state.runner.clone(),
             &events,
         )
@@ -75,7 +82,7 @@ pub async fn run<R: Runtime>(
     drop(events);
     let _ = forwarding.await;
     match &result {
-        Err(e) if action == Action::Launch => report_failure(app, &state, name, e),
+        Err(e) if launching => report_failure(app, &state, name, e),
         Err(e @ OpError::IsolationLeak { .. }) => report_failure(app, &state, name, e),
         _ => {}
     }

@@ -25,6 +25,14 @@ pub async fn launch_bottle<R: Runtime>(app: AppHandle<R>, name: String) -> Resul
     actions::run(&app, Action::Launch, &name).await
 }
 
+/// Builds the bottle's agent image afresh (`bottle up --rebuild`: a
+/// template's CLI at its newest release) and relaunches it; progress as
+/// `bottle-event`s.
+#[tauri::command]
+pub async fn rebuild_bottle<R: Runtime>(app: AppHandle<R>, name: String) -> Result<Done, String> {
+    actions::run(&app, Action::Rebuild, &name).await
+}
+
 /// Reruns the isolation self-test in a running bottle (`bottle verify`). A
 /// leak stops the bottle, is recorded as its failure, and notifies.
 #[tauri::command]

@@ -156,6 +156,7 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>, home: Home) -> tauri::B
         .invoke_handler(tauri::generate_handler![
             commands::list_bottles,
             commands::launch_bottle,
+            commands::rebuild_bottle,
             commands::stop_bottle,
             commands::verify_bottle,
             commands::doctor,

@@ -1,4 +1,4 @@
-// A bottle's buttons (launch, stop, shell, agent, verify) and what they do.
+// A bottle's buttons (launch, rebuild, stop, shell, agent, verify) and what they do.
 
 import { api } from "../api.js";
 import { h, showBanner } from "../dom.js";
@@ -11,6 +11,11 @@ const run = {
     location.hash = `#/bottle/${encodeURIComponent(name)}`;
     store.timelines[name] = emptyTimeline();
     await api.launch(name);
+  },
+  rebuild: async (name) => {
+    location.hash = `#/bottle/${encodeURIComponent(name)}`;
+    store.timelines[name] = emptyTimeline();
+    await api.rebuild(name);
   },
   stop: (name) => api.stop(name),
   verify: async (name) => showBanner(`${name}: ${(await api.verify(name)).summary}`),
@@ -27,12 +32,17 @@ export async function act(action, name) {
   } catch (e) {
     // The failure card has the details; the banner says what happened.
     const first = String(e).split("\n")[0];
-    showBanner({ launch: `Launching ${name} failed; the details are below.`, verify: `${name}: isolation leak — stopped; the details are below.` }[action] || first);
+    showBanner({ launch: `Launching ${name} failed; the details are below.`, rebuild: `Rebuilding ${name} failed; the details are below.`, verify: `${name}: isolation leak — stopped; the details are below.` }[action] || first);
   } finally {
     store.busy.delete(name);
-    if (action === "launch" || action === "verify") await loadFailure(name);
+    if (action === "launch" || action === "rebuild" || action === "verify") await loadFailure(name);
     redraw();
   }
+}
+
+/** "Rebuild": the agent's image afresh (a template's CLI at its newest release), then relaunch. */
+export function rebuildButton(b) {
+  return h("button", { dataset: { action: "rebuild", name: b.name }, disabled: store.busy.has(b.name) || b.state === "unknown", title: "Build the agent's image afresh (a template fetches its CLI's newest release) and relaunch", onclick: () => act("rebuild", b.name) }, "Rebuild");
 }
 
 /** The action buttons for bottle `b`. */

@@ -4,13 +4,13 @@
 import { $, h, showBanner } from "../dom.js";
 import { activityWhy, countdown, diagnostics, emptyTimeline, filterActivity, formatDuration, formatUptime, isolation, keepalive, scopeText } from "../logic.js";
 import { bottle, store } from "../store.js";
-import { act, actions } from "./actions.js";
+import { act, actions, rebuildButton } from "./actions.js";
 
 export function detailView(name) {
   const b = bottle(name) || { name, state: "not_launched", state_label: "Not launched", backend: "" };
   return h("div", { id: "detail", dataset: { name } },
     h("section", { class: "card" },
-      h("div", { class: "row" }, h("h2", {}, name), h("span", { class: `badge ${b.state}`, id: "detail-state" }, b.state_label), h("span", { class: "spacer" }), actions(b), h("a", { href: `#/edit/${encodeURIComponent(name)}` }, "Edit")),
+      h("div", { class: "row" }, h("h2", {}, name), h("span", { class: `badge ${b.state}`, id: "detail-state" }, b.state_label), h("span", { class: "spacer" }), actions(b), rebuildButton(b), h("a", { href: `#/edit/${encodeURIComponent(name)}` }, "Edit")),
       h("dl", { class: "facts" },
         h("dt", {}, "Backend"), h("dd", {}, b.backend || "–"),
         h("dt", {}, "Uptime"), h("dd", {}, formatUptime(b.uptime_secs)),
