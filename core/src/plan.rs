@@ -305,16 +305,7 @@ mod tests {
     use super::*;
 
     fn step(id: &str, after: &[&str], argv: &[&str]) -> Step {
-        Step {
-            id: id.into(),
-            title: id.into(),
-            argv: argv.iter().map(|s| s.to_string()).collect(),
-            after: after.iter().map(|s| s.to_string()).collect(),
-            undo: None,
-            skip_if: None,
-            retry: None,
-            capture: None,
-        }
+        Step::new(id, id, argv.iter().map(|s| s.to_string()).collect()).after(after)
     }
 
     #[test]

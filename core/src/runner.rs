@@ -297,6 +297,37 @@ mod tests {
         assert_eq!(run_attached(&["true".to_string()]).unwrap(), 0);
     }
 
+    #[tokio::test]
+    async fn a_run_tells_its_lines_as_they_come_and_keeps_them() {
+        let argv: Vec<String> = [
+            "sh",
+            "-c",
+            "echo one; echo two >&2; sleep 0.2; echo three; exit 3",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let seen = std::sync::Mutex::new(Vec::new());
+        let started = std::time::Instant::now();
+        let out = ProcessRunner
+            .run_lines(&argv, |l| seen.lock().unwrap().push((l, started.elapsed())))
+            .await;
+        let seen = seen.into_inner().unwrap();
+        let lines: Vec<&str> = seen.iter().map(|(l, _)| l.as_str()).collect();
+        assert!(
+            lines.contains(&"one") && lines.contains(&"two"),
+            "{lines:?}"
+        );
+        assert_eq!(lines.last(), Some(&"three"));
+        // "one" was told before the command slept, not when it ended.
+        let one = seen.iter().find(|(l, _)| l == "one").unwrap().1;
+        assert!(one < std::time::Duration::from_millis(150), "{one:?}");
+        assert_eq!(
+            (out.code, out.stdout.as_str(), out.stderr.as_str()),
+            (Some(3), "one\nthree\n", "two\n")
+        );
+    }
+
     #[test]
     fn tail_keeps_the_end_on_a_char_boundary() {
         assert_eq!(tail("abc\n", 10), "abc");

@@ -67,16 +67,9 @@ fn s(v: &[&str]) -> Vec<String> {
 }
 
 fn step(id: &str, after: &[&str], verb: &str) -> Step {
-    Step {
-        id: id.into(),
-        title: id.into(),
-        argv: s(&["eng", verb, id]),
-        after: s(after),
-        undo: Some(s(&["eng", "undo", id])),
-        skip_if: None,
-        retry: None,
-        capture: None,
-    }
+    Step::new(id, id, s(&["eng", verb, id]))
+        .after(after)
+        .undo(s(&["eng", "undo", id]))
 }
 
 fn plan() -> Plan {
