@@ -93,24 +93,35 @@ impl Runner for ProcessRunner {
     }
 }
 
-/// Spawns `argv` (no shell, stdin closed), telling `line` each line of its
-/// stdout and stderr as it arrives, and collects both.
-async fn spawn_lines(argv: &[String], line: &(impl Fn(String) + Send + Sync)) -> Output {
-    use tokio::io::{AsyncBufReadExt, BufReader};
+/// The command for `argv` (no shell) with `stdin`, its output piped, killed
+/// when dropped, holding the locks this process holds; and its program.
+/// An empty `argv` is the error's output.
+fn command(argv: &[String], stdin: Stdio) -> Result<(tokio::process::Command, &str), Output> {
     let Some((program, args)) = argv.split_first() else {
-        return Output {
+        return Err(Output {
             code: None,
             stdout: String::new(),
             stderr: "empty command".into(),
-        };
+        });
     };
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     inherit_held_locks(&mut cmd);
+    Ok((cmd, program.as_str()))
+}
+
+/// Spawns `argv` (no shell, stdin closed), telling `line` each line of its
+/// stdout and stderr as it arrives, and collects both.
+async fn spawn_lines(argv: &[String], line: &(impl Fn(String) + Send + Sync)) -> Output {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let (mut cmd, program) = match command(argv, Stdio::null()) {
+        Ok(c) => c,
+        Err(out) => return out,
+    };
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -171,24 +182,15 @@ async fn spawn_lines(argv: &[String], line: &(impl Fn(String) + Send + Sync)) ->
 
 /// Spawns `argv` (no shell), feeds it `input` if any, and collects its output.
 async fn spawn(argv: &[String], input: Option<Vec<u8>>) -> Output {
-    let Some((program, args)) = argv.split_first() else {
-        return Output {
-            code: None,
-            stdout: String::new(),
-            stderr: "empty command".into(),
-        };
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
     };
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    inherit_held_locks(&mut cmd);
+    let (mut cmd, program) = match command(argv, stdin) {
+        Ok(c) => c,
+        Err(out) => return out,
+    };
     let child = cmd.spawn();
     let mut child = match child {
         Ok(c) => c,

@@ -72,8 +72,29 @@ pub(super) fn build_head(program: &str, spec: &LaunchSpec, img: &ImageSpec) -> V
 
 /// Whether `img` is built afresh even when an image with its hash exists
 /// (the agent's, on `bottle up --rebuild`).
-pub(super) fn rebuilds(spec: &LaunchSpec, img: &ImageSpec) -> bool {
+fn rebuilds(spec: &LaunchSpec, img: &ImageSpec) -> bool {
     img.role == Role::Agent && spec.rebuild_agent
+}
+
+/// The step building `img` with `argv`: skipped when `probe` finds it built
+/// already, unless it is being rebuilt; the agent's shows its output as it
+/// goes (a template's build takes minutes).
+pub(super) fn build_step(
+    spec: &LaunchSpec,
+    img: &ImageSpec,
+    (id, title): (&str, &str),
+    argv: Vec<String>,
+    probe: crate::plan::Probe,
+) -> Step {
+    let mut step = Step::new(id, title, argv);
+    if img.role == Role::Agent {
+        step = step.streams_output();
+    }
+    if rebuilds(spec, img) {
+        step
+    } else {
+        step.skip_if(probe)
+    }
 }
 
 /// `--file DOCKERFILE CONTEXT`, the end of a build.

@@ -137,20 +137,19 @@ fn build(spec: &LaunchSpec, img: &ImageSpec, id: &str, title: &str, builder_has_
         }
     }
     argv.extend(shared::build_source(img));
-    let mut step = Step::new(id, title, argv);
-    if img.role == Role::Agent {
-        step = step.streams_output();
-    }
-    if shared::rebuilds(spec, img) {
-        return step;
-    }
-    step.skip_if(Probe {
-        argv: s(&[c, "image", "inspect", &img.tag]),
-        check: ProbeCheck::AppleImageLabel {
-            key: LABEL_CONTENT_HASH.into(),
-            value: img.content_hash.clone(),
+    shared::build_step(
+        spec,
+        img,
+        (id, title),
+        argv,
+        Probe {
+            argv: s(&[c, "image", "inspect", &img.tag]),
+            check: ProbeCheck::AppleImageLabel {
+                key: LABEL_CONTENT_HASH.into(),
+                value: img.content_hash.clone(),
+            },
         },
-    })
+    )
 }
 
 fn network(spec: &LaunchSpec, role: Role, id: &str, title: &str) -> Step {

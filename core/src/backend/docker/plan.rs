@@ -89,19 +89,18 @@ fn build(spec: &LaunchSpec, img: &ImageSpec, id: &str, title: &str) -> Step {
     let mut argv = shared::build_head(d, spec, img);
     argv.extend(shared::build_source(img));
     let label = format!("{{{{ index .Config.Labels \"{LABEL_CONTENT_HASH}\" }}}}");
-    let mut step = Step::new(id, title, argv);
-    if img.role == Role::Agent {
-        step = step.streams_output();
-    }
-    if shared::rebuilds(spec, img) {
-        return step;
-    }
-    step.skip_if(Probe {
-        argv: s(&[d, "image", "inspect", "--format", &label, &img.tag]),
-        check: ProbeCheck::StdoutEquals {
-            value: img.content_hash.clone(),
+    shared::build_step(
+        spec,
+        img,
+        (id, title),
+        argv,
+        Probe {
+            argv: s(&[d, "image", "inspect", "--format", &label, &img.tag]),
+            check: ProbeCheck::StdoutEquals {
+                value: img.content_hash.clone(),
+            },
         },
-    })
+    )
 }
 
 fn network(spec: &LaunchSpec, role: Role, id: &str, title: &str) -> Step {
