@@ -57,6 +57,11 @@ pub enum Command {
         /// Read the key at each launch from this variable instead of the keychain.
         #[arg(long, value_name = "VAR", conflicts_with = "key_file")]
         key_env: Option<String>,
+        /// The GitHub preset's token: read at each launch from this variable
+        /// (without it, `$GITHUB_TOKEN` when set goes to the keychain; else
+        /// no token: public repositories only).
+        #[arg(long, value_name = "VAR", requires = "presets")]
+        github_token_env: Option<String>,
         /// Read the key at each launch from this file instead of the keychain.
         #[arg(long, value_name = "PATH")]
         key_file: Option<std::path::PathBuf>,

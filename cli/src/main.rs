@@ -56,6 +56,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             base,
             key_env,
             key_file,
+            github_token_env,
             no_supervise,
         } => cmd::new::run(
             &home,
@@ -68,6 +69,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 base,
                 key_env,
                 key_file,
+                github_token_env,
                 no_supervise,
             },
         ),

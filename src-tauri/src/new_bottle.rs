@@ -31,6 +31,8 @@ pub struct PresetChoice {
     pub title: &'static str,
     /// The hosts it allows.
     pub hosts: &'static [&'static str],
+    /// What its optional token is, if it takes one.
+    pub token: Option<&'static str>,
 }
 
 /// Everything New bottle offers.
@@ -59,6 +61,8 @@ pub struct NewBottleRequest {
     pub key: Option<String>,
     /// Ticked presets.
     pub presets: Vec<String>,
+    /// The GitHub preset's token, if given (for the keychain).
+    pub github_token: Option<String>,
     /// Supervise on.
     pub supervise: bool,
 }
@@ -92,6 +96,7 @@ pub fn choices<R: Runtime>(app: &AppHandle<R>) -> Choices {
                 name: p.name,
                 title: p.title,
                 hosts: p.hosts,
+                token: p.token.map(|t| t.label),
             })
             .collect(),
         taken: bottlebar_core::manifest::list_names(home)
@@ -114,13 +119,24 @@ pub async fn create<R: Runtime>(
         workspace: PathBuf::from(req.workspace.trim()),
         auth: req.auth.filter(|a| !a.is_empty()),
         key_source: KeySource::Keychain,
+        github_token: req
+            .github_token
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+            .map(|_| KeySource::Keychain),
         presets: req.presets,
         base: None,
         extra_roots: Vec::new(),
         supervise: req.supervise,
     };
     let home = app.state::<AppState>().home.clone();
-    let path = ops::new_bottle(&home, &choice, req.key.as_deref()).map_err(|e| {
+    let path = ops::new_bottle(
+        &home,
+        &choice,
+        req.key.as_deref(),
+        req.github_token.as_deref(),
+    )
+    .map_err(|e| {
         let field = match &e {
             NewBottleError::Invalid { field, .. } => field.to_string(),
             NewBottleError::MissingKey { .. } | NewBottleError::Keychain(_) => "key".into(),

@@ -59,6 +59,18 @@ impl AgentBottle {
     /// `bottle new NAME --template TEMPLATE` with the key read from
     /// `key_var` at launch, then `bottle up`, then the fake API for `hosts`.
     fn launch(name: &str, template: &str, key_var: &str, key: &str, hosts: &[&str]) -> Self {
+        Self::launch_with(name, template, (key_var, key), &[], hosts)
+    }
+
+    /// [`Self::launch`] with more `bottle new` arguments: (flag, value, and
+    /// when not empty, the value of the variable `value` names).
+    fn launch_with(
+        name: &str,
+        template: &str,
+        (key_var, key): (&str, &str),
+        extra: &[(&str, &str, &str)],
+        hosts: &[&str],
+    ) -> Self {
         let mut h = Harness::new();
         h.env.push((key_var.into(), key.into()));
         let workspace = tempfile::tempdir().unwrap();
@@ -70,7 +82,7 @@ impl AgentBottle {
         .unwrap();
         let ws = workspace.path().display().to_string();
         let base = debian_base();
-        h.bottle(&[
+        let mut args = vec![
             "new",
             name,
             "--template",
@@ -81,8 +93,14 @@ impl AgentBottle {
             &base,
             "--key-env",
             key_var,
-        ])
-        .expect_ok("bottle new");
+        ];
+        for (flag, value, var_value) in extra {
+            args.extend([*flag, *value]);
+            if !var_value.is_empty() {
+                h.env.push((value.to_string(), var_value.to_string()));
+            }
+        }
+        h.bottle(&args).expect_ok("bottle new");
         // A CA that stays the same across runs stands in for the public
         // PKI, so the image (which trusts `tls.extra_roots`) stays cached.
         let ca = TestCa::cached(
@@ -148,12 +166,11 @@ impl AgentBottle {
 
     /// Nothing the agent can read holds `key`: its environment, its files,
     /// any process's environment or command line.
-    fn check_key_is_nowhere_in_the_agent(&self, key: &str, placeholder_env: &str) {
-        let env = self.sh(&format!("printf %s \"${placeholder_env}\"")).stdout;
-        assert!(
-            env.starts_with("bottlebar-placeholder-"),
-            "{placeholder_env}={env}"
-        );
+    fn check_key_is_nowhere_in_the_agent(&self, key: &str, placeholder_env: Option<&str>) {
+        if let Some(var) = placeholder_env {
+            let env = self.sh(&format!("printf %s \"${var}\"")).stdout;
+            assert!(env.starts_with("bottlebar-placeholder-"), "{var}={env}");
+        }
         // The key arrives on stdin, so no command line in the agent holds it.
         let found = docker_stdin(
             &[
@@ -220,7 +237,7 @@ fn claude_code_runs_a_turn_with_the_key_only_on_the_wire() {
         );
         assert!(r["headers"]["authorization"].is_null(), "{r}");
     }
-    b.check_key_is_nowhere_in_the_agent(key, "ANTHROPIC_API_KEY");
+    b.check_key_is_nowhere_in_the_agent(key, Some("ANTHROPIC_API_KEY"));
     b.check_refused(TELEMETRY);
     // Wired to supervise: the shim registered the server for this address.
     let mcp = b.sh("cat ~/.claude.json").expect_ok("claude.json").stdout;
@@ -263,7 +280,7 @@ fn codex_runs_a_turn_with_the_key_only_on_the_wire() {
             "the real key, as a bearer token: {r}"
         );
     }
-    b.check_key_is_nowhere_in_the_agent(key, "OPENAI_API_KEY");
+    b.check_key_is_nowhere_in_the_agent(key, Some("OPENAI_API_KEY"));
     b.check_refused("chatgpt.com");
     let config = b
         .sh("cat ~/.codex/config.toml")
@@ -273,37 +290,46 @@ fn codex_runs_a_turn_with_the_key_only_on_the_wire() {
 }
 
 #[test]
-fn the_dev_template_is_a_debian_shell_with_build_tools() {
-    let h = Harness::new();
-    let workspace = tempfile::tempdir().unwrap();
-    let ws = workspace.path().display().to_string();
-    let base = debian_base();
-    h.bottle(&[
-        "new",
+fn the_dev_template_has_build_tools_and_github_gets_its_token_on_the_wire() {
+    let token = "ghp_bottlebarE2eRealToken0a1b2c3d4e5f";
+    let b = AgentBottle::launch_with(
         "e2e-dev",
-        "--template",
         "dev",
-        "--workspace",
-        &ws,
-        "--base",
-        &base,
-    ])
-    .expect_ok("bottle new");
-    let file = h.home.path().join("bottles/e2e-dev.toml");
-    let mut manifest = std::fs::read_to_string(&file).unwrap();
-    assert!(!manifest.contains("[secrets"), "{manifest}");
-    let roots: Vec<String> = machine_roots()
-        .iter()
-        .map(|p| format!("{:?}", p.display().to_string()))
-        .collect();
-    manifest.push_str(&format!("\n[tls]\nextra_roots = [{}]\n", roots.join(", ")));
-    h.write_bottle("e2e-dev", &manifest);
-    h.up("e2e-dev").0.expect_ok("launching the dev template");
-    let tools = h
-        .agent_sh(
-            "e2e-dev",
-            "id -un && git --version && cc --version | head -1 && python3 --version",
-        )
+        ("BOTTLEBAR_E2E_UNUSED", "unused"),
+        &[
+            ("--preset", "github", ""),
+            ("--github-token-env", "BOTTLEBAR_E2E_GITHUB_TOKEN", token),
+        ],
+        &["github.com", "api.github.com"],
+    );
+    let tools = b
+        .sh("id -un && git --version && cc --version | head -1 && python3 --version && curl --version | head -1")
         .expect_ok("the dev tools");
     assert!(tools.stdout.starts_with("agent\n"), "{}", tools.stdout);
+    b.check_user_and_workspace();
+    // What reached the upstream, by digest: the sidecar masks the token
+    // where a response reflects it.
+    let seen = |url: &str| -> Value {
+        let r = b.sh(&format!("curl -s {url}")).expect_ok(url);
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{url}: {e}: {}", r.stdout))
+    };
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+    let git = seen("https://github.com/echo");
+    assert_eq!(
+        git["header_sha256"]["authorization"][0],
+        bottlebar_e2e::testkit::server::sha256_hex(format!("Basic {basic}").as_bytes()),
+        "git over HTTPS: Basic x-access-token: {git}"
+    );
+    let api = seen("https://api.github.com/echo");
+    assert_eq!(
+        api["header_sha256"]["authorization"][0],
+        bottlebar_e2e::testkit::server::sha256_hex(format!("Bearer {token}").as_bytes()),
+        "the API: a bearer token: {api}"
+    );
+    assert!(
+        !git.to_string().contains(token) && !git.to_string().contains(&basic),
+        "reflected unmasked: {git}"
+    );
+    b.check_key_is_nowhere_in_the_agent(token, None);
 }

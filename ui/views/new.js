@@ -12,7 +12,7 @@ import { act } from "./actions.js";
 export function newBottleView() {
   const c = store.newBottle;
   if (!c) return h("p", { class: "muted" }, "Loading…");
-  const draft = (c.draft ||= { template: "claude-code", workspace: "", name: "", nameEdited: false, auth: "", key: "", presets: [], supervise: true });
+  const draft = (c.draft ||= { template: "claude-code", workspace: "", name: "", nameEdited: false, auth: "", key: "", presets: [], githubToken: "", supervise: true });
   const template = () => c.templates.find((t) => t.name === draft.template);
   const error = (field) => h("div", { class: "field-error", dataset: { for: field } });
   const setWorkspace = (folder) => {
@@ -48,6 +48,7 @@ export function newBottleView() {
         name: draft.name, template: draft.template, workspace: draft.workspace,
         auth: t.credentials.length ? draft.auth : null, key: t.credentials.length ? draft.key : null,
         presets: draft.presets, supervise: draft.supervise,
+        github_token: draft.presets.includes("github") && draft.githubToken ? draft.githubToken : null,
       });
     } catch (err) {
       const field = err?.field || "form";
@@ -81,7 +82,10 @@ export function newBottleView() {
     keyPart(),
     h("h3", {}, "Also allow"),
     h("div", { class: "row presets" }, c.presets.map((p) => h("label", { title: p.hosts.join(", ") },
-      h("input", { type: "checkbox", value: p.name, checked: draft.presets.includes(p.name), onchange: (e) => { draft.presets = e.target.checked ? [...draft.presets, p.name] : draft.presets.filter((x) => x !== p.name); } }), ` ${p.title}`))),
+      h("input", { type: "checkbox", value: p.name, checked: draft.presets.includes(p.name), onchange: (e) => { draft.presets = e.target.checked ? [...draft.presets, p.name] : draft.presets.filter((x) => x !== p.name); const t = $("#n-github-token-row"); if (t && p.name === "github") t.hidden = !e.target.checked; } }), ` ${p.title}`))),
+    c.presets.filter((p) => p.token).map((p) => h("div", { id: `n-${p.name}-token-row`, hidden: !draft.presets.includes(p.name) },
+      h("label", { for: `n-${p.name}-token` }, p.token),
+      h("input", { id: `n-${p.name}-token`, type: "password", autocomplete: "off", value: draft.githubToken, oninput: (e) => { draft.githubToken = e.target.value; } }))),
     error("preset"),
     h("label", {}, h("input", { type: "checkbox", id: "n-supervise", checked: draft.supervise, onchange: (e) => { draft.supervise = e.target.checked; } }), " Let the agent ask for other hosts (you answer; see Requests)"),
     error("form"),

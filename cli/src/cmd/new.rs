@@ -20,6 +20,7 @@ pub struct Args {
     pub base: Option<String>,
     pub key_env: Option<String>,
     pub key_file: Option<PathBuf>,
+    pub github_token_env: Option<String>,
     pub no_supervise: bool,
 }
 
@@ -40,6 +41,16 @@ pub fn run(home: &Home, a: Args) -> Result<ExitCode> {
         (KeySource::Keychain, Some(c)) => Some(read_key(c.label, c.placeholder_env)?),
         _ => None,
     };
+    // GitHub: a variable named for it, or $GITHUB_TOKEN into the keychain.
+    let github = a.presets.iter().any(|p| p == "github");
+    let env_token = std::env::var("GITHUB_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    let (github_token, token) = match (&a.github_token_env, github, env_token) {
+        (Some(var), _, _) => (Some(KeySource::Env(var.clone())), None),
+        (None, true, Some(t)) => (Some(KeySource::Keychain), Some(t)),
+        _ => (None, None),
+    };
     let choice = NewBottle {
         name: a.name.clone(),
         template: a.template,
@@ -47,11 +58,12 @@ pub fn run(home: &Home, a: Args) -> Result<ExitCode> {
         auth: a.auth,
         key_source,
         presets: a.presets,
+        github_token,
         base: a.base,
         extra_roots: Vec::new(),
         supervise: !a.no_supervise,
     };
-    let path = ops::new_bottle(home, &choice, key.as_deref())?;
+    let path = ops::new_bottle(home, &choice, key.as_deref(), token.as_deref())?;
     println!("wrote {}", path.display());
     if credential.is_some() && key.is_some() {
         println!("the key is in the OS keychain; the file and the agent never hold it");

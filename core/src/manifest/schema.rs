@@ -45,6 +45,7 @@ pub const KEYS: &[(&str, Key)] = &[
     ("egress[].inject.secret", Key::Form),
     ("egress[].inject.value", Key::File),
     ("egress[].inject.allow_wildcard", Key::File),
+    ("egress[].inject.basic_user", Key::File),
     ("egress[].dlp", Key::File),
     ("secrets", Key::Table),
     ("secrets.*", Key::Table),

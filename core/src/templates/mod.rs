@@ -185,6 +185,26 @@ pub struct Preset {
     pub title: &'static str,
     /// The hosts it allows (HTTPS).
     pub hosts: &'static [&'static str],
+    /// An optional token the sidecar puts on some of them.
+    pub token: Option<PresetToken>,
+}
+
+/// A preset's optional token: kept as secret `secret`, injected on `hosts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresetToken {
+    /// The secret's name in the bottle file.
+    pub secret: &'static str,
+    /// What it is, for people.
+    pub label: &'static str,
+    /// The variable `bottle new` takes it from.
+    pub env: &'static str,
+    /// Where it goes: host, header, value (`{secret}`), HTTP Basic user.
+    pub injects: &'static [(
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+    )],
 }
 
 /// The presets on offer.
@@ -199,21 +219,40 @@ pub const PRESETS: &[Preset] = &[
             "objects.githubusercontent.com",
             "raw.githubusercontent.com",
         ],
+        // git over HTTPS takes a token as Basic `x-access-token:TOKEN`; the
+        // API as a bearer token. Without one: public repositories only.
+        token: Some(PresetToken {
+            secret: "github",
+            label: "GitHub token (optional; without one, public repositories only)",
+            env: "GITHUB_TOKEN",
+            injects: &[
+                (
+                    "github.com",
+                    "authorization",
+                    "Basic {secret}",
+                    Some("x-access-token"),
+                ),
+                ("api.github.com", "authorization", "Bearer {secret}", None),
+            ],
+        }),
     },
     Preset {
         name: "npm",
         title: "npm registry",
         hosts: &["registry.npmjs.org"],
+        token: None,
     },
     Preset {
         name: "pypi",
         title: "PyPI",
         hosts: &["pypi.org", "files.pythonhosted.org"],
+        token: None,
     },
     Preset {
         name: "crates",
         title: "crates.io",
         hosts: &["crates.io", "index.crates.io", "static.crates.io"],
+        token: None,
     },
 ];
 

@@ -266,6 +266,7 @@ mod tests {
             secret: "k".into(),
             value: "{secret}".into(),
             allow_wildcard: false,
+            basic_user: None,
         });
         let mut live = LiveRules {
             rules: vec![r],

@@ -43,6 +43,11 @@ pub struct Inject {
     /// default: a wildcard usually spans other tenants of a shared domain.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_wildcard: bool,
+    /// HTTP Basic: `{secret}` stands for base64 of `basic_user:secret`
+    /// (`value = "Basic {secret}"`; GitHub's git over HTTPS takes a token as
+    /// `x-access-token:TOKEN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_user: Option<String>,
 }
 
 /// The placeholder for the secret inside [`Inject::value`].
@@ -55,7 +60,15 @@ fn default_inject_value() -> String {
 impl Inject {
     /// The header value to send, with the secret filled in.
     pub fn render(&self, secret: &str) -> String {
-        self.value.replacen(SECRET_MARKER, secret, 1)
+        match &self.basic_user {
+            Some(user) => {
+                use base64::Engine;
+                let pair =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"));
+                self.value.replacen(SECRET_MARKER, &pair, 1)
+            }
+            None => self.value.replacen(SECRET_MARKER, secret, 1),
+        }
     }
 }
 
@@ -103,6 +116,8 @@ pub enum RuleError {
     BadInjectValue,
     #[error("`inject.value` may not contain control characters")]
     InjectValueControl,
+    #[error("`inject.basic_user` `{0}` must be 1 to 64 visible characters without `:`")]
+    BadBasicUser(String),
     #[error("`inject` on the wildcard rule `{0}` would send the credential to every subdomain (other tenants of a shared domain); name the host exactly, or set `inject.allow_wildcard = true` to accept that")]
     WildcardInject(String),
 }
@@ -194,6 +209,13 @@ fn validate_inject(inj: &Inject) -> Result<(), RuleError> {
     if inj.value.chars().any(|c| c.is_control()) {
         return Err(RuleError::InjectValueControl);
     }
+    if let Some(user) = &inj.basic_user {
+        let ok = (1..=64).contains(&user.len())
+            && user.chars().all(|c| c.is_ascii_graphic() && c != ':');
+        if !ok {
+            return Err(RuleError::BadBasicUser(user.clone()));
+        }
+    }
     Ok(())
 }
 
@@ -277,6 +299,7 @@ pub(crate) mod tests {
             secret: "k".into(),
             value: value.into(),
             allow_wildcard: false,
+            basic_user: None,
         }
     }
 
@@ -312,6 +335,21 @@ pub(crate) mod tests {
         r.inject = Some(inject("Authorization", "Bearer {secret}"));
         assert!(r.validate().is_ok());
         assert_eq!(r.inject.as_ref().unwrap().render("abc"), "Bearer abc");
+        let mut basic = inject("Authorization", "Basic {secret}");
+        basic.basic_user = Some("x-access-token".into());
+        // base64("x-access-token:abc")
+        assert_eq!(basic.render("abc"), "Basic eC1hY2Nlc3MtdG9rZW46YWJj");
+        r.inject = Some(basic.clone());
+        r.validate().unwrap();
+        for bad in ["", "a:b", "a b", &"u".repeat(65)] {
+            basic.basic_user = Some(bad.into());
+            r.inject = Some(basic.clone());
+            assert!(
+                r.validate().unwrap_err().to_string().contains("basic_user"),
+                "{bad:?}"
+            );
+        }
+        r.inject = Some(inject("Authorization", "Bearer {secret}"));
         for (header, value, want) in [
             ("bad header", "{secret}", "not a valid HTTP header"),
             ("Host", "{secret}", "cannot be injected"),

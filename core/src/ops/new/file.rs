@@ -27,6 +27,8 @@ pub struct NewBottle {
     pub key_source: KeySource,
     /// Preset names (`github`, `npm`, `pypi`, `crates`).
     pub presets: Vec<String>,
+    /// Where the GitHub preset's token comes from; `None`: no token.
+    pub github_token: Option<KeySource>,
     /// The base image of a Debian template, if not the default.
     pub base: Option<String>,
     /// CA certificates the bottle trusts beyond the public ones
@@ -144,6 +146,12 @@ pub fn new_bottle_file(
             )
         })?),
     };
+    if choice.github_token.is_some() && !choice.presets.iter().any(|p| p == "github") {
+        return Err(invalid(
+            "preset",
+            "a GitHub token goes with the `github` preset",
+        ));
+    }
     for p in &choice.presets {
         if preset(p).is_none() {
             let all: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
@@ -183,6 +191,15 @@ fn check_workspace(dir: &Path) -> Result<(), NewBottleError> {
         ));
     }
     Ok(())
+}
+
+/// A secret's source, as its table's key.
+fn write_source(t: &mut String, source: &KeySource) {
+    let _ = match source {
+        KeySource::Keychain => writeln!(t, "keychain = true"),
+        KeySource::Env(var) => writeln!(t, "env = {}", quoted(var)),
+        KeySource::File(path) => writeln!(t, "file = {}", quoted(&path.display().to_string())),
+    };
 }
 
 fn render(template: &Template, credential: Option<&Credential>, c: &NewBottle) -> String {
@@ -229,17 +246,7 @@ fn render(template: &Template, credential: Option<&Credential>, c: &NewBottle) -
             cred.label, cred.placeholder_env
         );
         let _ = writeln!(t, "[secrets.{}]", cred.secret);
-        match &c.key_source {
-            KeySource::Keychain => {
-                let _ = writeln!(t, "keychain = true");
-            }
-            KeySource::Env(var) => {
-                let _ = writeln!(t, "env = {}", quoted(var));
-            }
-            KeySource::File(path) => {
-                let _ = writeln!(t, "file = {}", quoted(&path.display().to_string()));
-            }
-        }
+        write_source(&mut t, &c.key_source);
         let _ = writeln!(t, "placeholder_env = {}", quoted(cred.placeholder_env));
         let _ = writeln!(
             t,
@@ -252,9 +259,38 @@ fn render(template: &Template, credential: Option<&Credential>, c: &NewBottle) -
         );
     }
     for p in c.presets.iter().filter_map(|p| preset(p)) {
+        let token = p
+            .token
+            .filter(|_| p.name == "github" && c.github_token.is_some());
+        if let (Some(tok), Some(source)) = (token, &c.github_token) {
+            let _ = writeln!(
+                t,
+                "\n# The {}: never in this file or the agent.\n[secrets.{}]",
+                tok.label, tok.secret
+            );
+            write_source(&mut t, source);
+        }
         let _ = writeln!(t, "\n# Preset: {}.", p.title);
         for host in p.hosts {
             let _ = writeln!(t, "[[egress]]\nhost = {}\nports = [443]", quoted(host));
+            let inject = token.and_then(|tok| {
+                tok.injects
+                    .iter()
+                    .find(|i| i.0 == *host)
+                    .map(|i| (tok.secret, i))
+            });
+            if let Some((secret, (_, header, value, user))) = inject {
+                let user = user
+                    .map(|u| format!(", basic_user = {}", quoted(u)))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    t,
+                    "inject = {{ header = {}, secret = {}, value = {}{user} }}",
+                    quoted(header),
+                    quoted(secret),
+                    quoted(value)
+                );
+            }
         }
     }
     if !c.extra_roots.is_empty() {
@@ -281,6 +317,7 @@ mod tests {
             auth: None,
             key_source: KeySource::Keychain,
             presets: vec!["npm".into(), "github".into()],
+            github_token: None,
             base: Some("bottlebar-local/debian:bookworm".into()),
             extra_roots: vec![],
             supervise: true,
@@ -384,6 +421,41 @@ mod tests {
                 .unwrap_or(0)
                 == 0
         );
+    }
+
+    #[test]
+    fn the_github_preset_puts_its_token_on_git_and_the_api() {
+        let home_dir = tempfile::tempdir().unwrap();
+        let home = Home::at(home_dir.path());
+        let ws = tempfile::tempdir().unwrap();
+        let mut c = choice(ws.path());
+        c.github_token = Some(KeySource::Env("GITHUB_TOKEN".into()));
+        let (text, _) = new_bottle_file(&home, &c).unwrap();
+        let name = BottleName::parse("work").unwrap();
+        let m = manifest::parse(&name, "work.toml", &text, &home).unwrap();
+        let rule = |h: &str| m.egress.iter().find(|r| r.host == h).unwrap();
+        let git = rule("github.com").inject.as_ref().unwrap();
+        assert_eq!(
+            (git.value.as_str(), git.basic_user.as_deref()),
+            ("Basic {secret}", Some("x-access-token"))
+        );
+        assert_eq!(
+            rule("api.github.com").inject.as_ref().unwrap().value,
+            "Bearer {secret}"
+        );
+        assert!(rule("codeload.github.com").inject.is_none());
+        assert!(
+            text.contains("[secrets.github]\nenv = \"GITHUB_TOKEN\""),
+            "{text}"
+        );
+        c.presets = vec![];
+        assert!(matches!(
+            new_bottle_file(&home, &c),
+            Err(NewBottleError::Invalid {
+                field: "preset",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub fn new_bottle(
     home: &Home,
     choice: &NewBottle,
     key: Option<&str>,
+    github_token: Option<&str>,
 ) -> Result<PathBuf, NewBottleError> {
     // The home's defaults for new bottles, where the choice says nothing.
     let defaults = crate::settings::load(home)
@@ -41,22 +42,44 @@ pub fn new_bottle(
     let (text, credential) = new_bottle_file(home, choice)?;
     let name = BottleName::parse(&choice.name).expect("checked by new_bottle_file");
     let path = home.bottle_file(&name);
-    let stored = match (credential, &choice.key_source) {
-        (Some(c), KeySource::Keychain) => {
-            let key = key
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .ok_or(NewBottleError::MissingKey { label: c.label })?;
-            keychain::store(&name, c.secret, key)?;
-            Some(c.secret)
-        }
-        _ => None,
-    };
-    let written = write_new(&path, &text);
-    if let (Err(_), Some(secret)) = (&written, stored) {
-        let _ = keychain::delete(&name, secret);
+    // Every key for the keychain first, checked, then stored; all removed
+    // again if any store or the file fails.
+    let mut to_store = Vec::new();
+    if let (Some(c), KeySource::Keychain) = (credential, &choice.key_source) {
+        let key = key
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or(NewBottleError::MissingKey { label: c.label })?;
+        to_store.push((c.secret, key));
     }
-    written.map(|()| path)
+    if let Some(KeySource::Keychain) = &choice.github_token {
+        let tok = crate::templates::preset("github")
+            .and_then(|p| p.token)
+            .expect("github has a token");
+        let token = github_token
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or(NewBottleError::MissingKey { label: tok.label })?;
+        to_store.push((tok.secret, token));
+    }
+    let mut stored = Vec::new();
+    let mut result = Ok(());
+    for (secret, value) in to_store {
+        match keychain::store(&name, secret, value) {
+            Ok(()) => stored.push(secret),
+            Err(e) => {
+                result = Err(NewBottleError::from(e));
+                break;
+            }
+        }
+    }
+    let result = result.and_then(|()| write_new(&path, &text));
+    if result.is_err() {
+        for secret in stored {
+            let _ = keychain::delete(&name, secret);
+        }
+    }
+    result.map(|()| path)
 }
 
 /// Creates `path` with `text`; never replaces a file.
@@ -93,11 +116,12 @@ mod tests {
             auth: None,
             key_source: KeySource::Keychain,
             presets: vec![],
+            github_token: None,
             base: None,
             extra_roots: vec![],
             supervise: false,
         };
-        let missing = new_bottle(&home, &choice, Some("  ")).unwrap_err();
+        let missing = new_bottle(&home, &choice, Some("  "), None).unwrap_err();
         assert!(
             missing.to_string().contains("OpenAI API key is needed"),
             "{missing}"
@@ -106,9 +130,9 @@ mod tests {
             .bottle_file(&BottleName::parse("work").unwrap())
             .exists());
         choice.key_source = KeySource::Env("OPENAI_API_KEY".into());
-        let path = new_bottle(&home, &choice, None).unwrap();
+        let path = new_bottle(&home, &choice, None, None).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        let again = new_bottle(&home, &choice, None).unwrap_err();
+        let again = new_bottle(&home, &choice, None, None).unwrap_err();
         assert!(again.to_string().contains("exists already"), "{again}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "untouched");
     }

@@ -307,6 +307,7 @@ fn injection_travels_only_over_tls() {
         secret: "k".into(),
         value: "Bearer {secret}".into(),
         allow_wildcard: false,
+        basic_user: None,
     });
     let rules = [r.clone()];
     let req = |tls| Request::Http {
