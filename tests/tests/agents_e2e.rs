@@ -246,6 +246,40 @@ fn claude_code_runs_a_turn_with_the_key_only_on_the_wire() {
 }
 
 #[test]
+fn claude_code_signs_in_with_an_oauth_token_as_a_bearer() {
+    let token = "sk-ant-oat01-bottlebar-e2e-oauth-token-7e4f";
+    let b = AgentBottle::launch_with(
+        "e2e-claude-oauth",
+        "claude-code",
+        ("BOTTLEBAR_E2E_CLAUDE_OAUTH", token),
+        &[("--auth", "oauth", "")],
+        &[ANTHROPIC],
+    );
+    let turn = b.sh("timeout 120 claude -p 'Say hello.' 2>&1");
+    assert!(
+        turn.stdout.contains(REPLY),
+        "claude -p: {}{}",
+        turn.stdout,
+        turn.stderr
+    );
+    let asked: Vec<Value> = b
+        .api_requests()
+        .into_iter()
+        .filter(|r| r["model_api"] == "/v1/messages")
+        .collect();
+    assert!(!asked.is_empty(), "the API was never asked");
+    for r in &asked {
+        assert_eq!(
+            r["headers"]["authorization"],
+            format!("Bearer {token}"),
+            "{r}"
+        );
+        assert!(r["headers"]["x-api-key"].is_null(), "{r}");
+    }
+    b.check_key_is_nowhere_in_the_agent(token, Some("CLAUDE_CODE_OAUTH_TOKEN"));
+}
+
+#[test]
 fn codex_runs_a_turn_with_the_key_only_on_the_wire() {
     let key = "sk-proj-bottlebar-e2e-real-key-8c2e7a915d";
     let b = AgentBottle::launch(
