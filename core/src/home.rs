@@ -135,13 +135,21 @@ impl Home {
         }
         std::fs::create_dir_all(&self.root).map_err(io)?;
         let id = fresh_id(&self.root);
-        let made = std::fs::OpenOptions::new()
+        // Written whole to a file of its own, then linked into place: the
+        // id file appears complete or not at all, so a launch racing this
+        // one never reads it half-written; the loser reads the winner's.
+        let tmp = self
+            .root
+            .join(format!(".home-id.{}.{id}.tmp", std::process::id()));
+        let written = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(&path)
+            .open(&tmp)
             .and_then(|mut f| f.write_all(format!("{id}\n").as_bytes()).map(|()| f))
-            .and_then(|f| f.sync_all());
-        match made {
+            .and_then(|f| f.sync_all())
+            .and_then(|()| std::fs::hard_link(&tmp, &path));
+        let _ = std::fs::remove_file(&tmp);
+        match written {
             Ok(()) => Ok(id),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.id(),
             Err(e) => Err(io(e)),
@@ -178,6 +186,31 @@ mod tests {
         assert_eq!(ha.id().unwrap(), id, "stable");
         assert_ne!(hb.id().unwrap(), id);
         assert_eq!(id.as_str().len(), 16);
+    }
+
+    /// Launches racing in a fresh home (the e2e suites start several at
+    /// once) all read the one id, never a half-written file.
+    #[test]
+    fn launches_racing_in_a_fresh_home_agree_on_its_id() {
+        for _ in 0..100 {
+            let dir = tempfile::tempdir().unwrap();
+            let ids: Vec<_> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| s.spawn(|| Home::at(dir.path()).id()))
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let first = ids[0].as_ref().unwrap().to_string();
+            for id in &ids {
+                assert_eq!(id.as_ref().map(|i| i.to_string()).unwrap(), first);
+            }
+            let left: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
+        }
     }
 
     #[test]

@@ -153,6 +153,25 @@ impl AgentBottle {
             .collect()
     }
 
+    /// Runs `script` (the agent's CLI taking one turn) and checks it printed
+    /// the stand-in model's reply; the requests that reached `api_path`.
+    fn turn(&self, script: &str, api_path: &str) -> Vec<Value> {
+        let turn = self.sh(&format!("timeout 120 {script} 2>&1"));
+        assert!(
+            turn.stdout.contains(REPLY),
+            "{script}: {}{}",
+            turn.stdout,
+            turn.stderr
+        );
+        let asked: Vec<Value> = self
+            .api_requests()
+            .into_iter()
+            .filter(|r| r["model_api"] == api_path)
+            .collect();
+        assert!(!asked.is_empty(), "{api_path} was never asked");
+        asked
+    }
+
     /// The agent is not root, and owns its workspace.
     fn check_user_and_workspace(&self) {
         let id = self.sh("id -u; id -un; pwd").expect_ok("id");
@@ -217,19 +236,7 @@ fn claude_code_runs_a_turn_with_the_key_only_on_the_wire() {
     assert!(version.stdout.contains("Claude Code"), "{}", version.stdout);
     b.check_user_and_workspace();
 
-    let turn = b.sh("timeout 120 claude -p 'Say hello.' 2>&1");
-    assert!(
-        turn.stdout.contains(REPLY),
-        "claude -p: {}{}",
-        turn.stdout,
-        turn.stderr
-    );
-    let asked: Vec<Value> = b
-        .api_requests()
-        .into_iter()
-        .filter(|r| r["model_api"] == "/v1/messages")
-        .collect();
-    assert!(!asked.is_empty(), "the API was never asked");
+    let asked = b.turn("claude -p 'Say hello.'", "/v1/messages");
     for r in &asked {
         assert_eq!(
             r["headers"]["x-api-key"], key,
@@ -255,19 +262,7 @@ fn claude_code_signs_in_with_an_oauth_token_as_a_bearer() {
         &[("--auth", "oauth", "")],
         &[ANTHROPIC],
     );
-    let turn = b.sh("timeout 120 claude -p 'Say hello.' 2>&1");
-    assert!(
-        turn.stdout.contains(REPLY),
-        "claude -p: {}{}",
-        turn.stdout,
-        turn.stderr
-    );
-    let asked: Vec<Value> = b
-        .api_requests()
-        .into_iter()
-        .filter(|r| r["model_api"] == "/v1/messages")
-        .collect();
-    assert!(!asked.is_empty(), "the API was never asked");
+    let asked = b.turn("claude -p 'Say hello.'", "/v1/messages");
     for r in &asked {
         assert_eq!(
             r["headers"]["authorization"],
@@ -293,20 +288,10 @@ fn codex_runs_a_turn_with_the_key_only_on_the_wire() {
     assert!(version.stdout.contains("codex"), "{}", version.stdout);
     b.check_user_and_workspace();
 
-    let turn =
-        b.sh("cd /workspace && timeout 120 codex exec --skip-git-repo-check 'Say hello.' 2>&1");
-    assert!(
-        turn.stdout.contains(REPLY),
-        "codex exec: {}{}",
-        turn.stdout,
-        turn.stderr
+    let asked = b.turn(
+        "codex exec --skip-git-repo-check 'Say hello.'",
+        "/v1/responses",
     );
-    let asked: Vec<Value> = b
-        .api_requests()
-        .into_iter()
-        .filter(|r| r["model_api"] == "/v1/responses")
-        .collect();
-    assert!(!asked.is_empty(), "the API was never asked");
     for r in &asked {
         assert_eq!(
             r["headers"]["authorization"],
