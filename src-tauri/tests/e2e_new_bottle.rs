@@ -16,19 +16,11 @@ const KEY: &str = "sk-ant-api03-window-test-key-5d2c8e";
 #[tokio::test(flavor = "multi_thread")]
 async fn a_claude_code_bottle_from_the_template_with_its_key_in_the_keychain() {
     let home = tempfile::tempdir().unwrap();
-    let base = std::env::var("BOTTLEBAR_DEBIAN_BASE")
-        .unwrap_or_else(|_| "bottlebar-local/debian:bookworm".into());
-    assert!(
-        docker(&["image", "inspect", &base]).status.success(),
-        "no Debian base {base}: scripts/make-debian-base (scripts/test runs it)"
-    );
+    let base = bottlebar_e2e::debian_base();
     // This machine's own CAs (a network that inspects TLS): npm needs them.
-    let roots: Vec<String> = std::fs::read_dir("/usr/local/share/ca-certificates")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| format!("{:?}", e.path().display().to_string()))
-        .filter(|p| p.ends_with(".crt\""))
+    let roots: Vec<String> = bottlebar_e2e::machine_roots()
+        .iter()
+        .map(|p| format!("{:?}", p.display().to_string()))
         .collect();
     std::fs::write(
         home.path().join("settings.toml"),

@@ -1193,3 +1193,29 @@ pub fn raw_http(host: &str, port: u16, request_lines: &[&str]) -> String {
     req.push_str("\\r\\n\\r\\n");
     format!("(printf '{req}'; sleep 1) | nc -w 5 {host} {port}")
 }
+
+/// The Debian image the agent templates are built on here (made by
+/// `scripts/make-debian-base`, no registry). Fails loudly when it is missing.
+pub fn debian_base() -> String {
+    let base = std::env::var("BOTTLEBAR_DEBIAN_BASE")
+        .unwrap_or_else(|_| "bottlebar-local/debian:bookworm".into());
+    assert!(
+        docker(&["image", "inspect", &base]).ok(),
+        "no Debian base image {base}: `scripts/make-debian-base` makes it (scripts/test runs it)"
+    );
+    base
+}
+
+/// The CA certificates this machine added to its own trust store (a network
+/// that inspects TLS has one): the template builds need them to reach npm.
+pub fn machine_roots() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir("/usr/local/share/ca-certificates")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+        .collect();
+    v.sort();
+    v
+}

@@ -15,7 +15,6 @@ use bottlebar_e2e::testkit::model_api::REPLY;
 use bottlebar_e2e::testkit::pki::TestCa;
 use bottlebar_e2e::*;
 use serde_json::Value;
-use std::path::PathBuf;
 
 const ANTHROPIC: &str = "api.anthropic.com";
 const TELEMETRY: &str = "statsig.anthropic.com";
@@ -28,31 +27,6 @@ struct AgentBottle {
     name: String,
     _workspace: tempfile::TempDir,
     _ca: tempfile::TempDir,
-}
-
-/// The Debian image the templates are built on here.
-fn debian_base() -> String {
-    let base = std::env::var("BOTTLEBAR_DEBIAN_BASE")
-        .unwrap_or_else(|_| "bottlebar-local/debian:bookworm".into());
-    assert!(
-        docker(&["image", "inspect", &base]).ok(),
-        "no Debian base image {base}: `scripts/make-debian-base` makes it (scripts/test runs it)"
-    );
-    base
-}
-
-/// The CA certificates this machine added to its own trust store (a network
-/// that inspects TLS has one): the template builds need them to reach npm.
-fn machine_roots() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir("/usr/local/share/ca-certificates")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "crt"))
-        .collect();
-    v.sort();
-    v
 }
 
 impl AgentBottle {

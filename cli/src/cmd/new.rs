@@ -6,7 +6,6 @@
 use anyhow::{bail, Context, Result};
 use bottlebar_core::home::Home;
 use bottlebar_core::ops::{self, KeySource, NewBottle};
-use bottlebar_core::templates;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -35,12 +34,6 @@ pub fn run(home: &Home, a: Args) -> Result<ExitCode> {
         (_, Some(path)) => KeySource::File(path),
         _ => KeySource::Keychain,
     };
-    let template = templates::find(&a.template);
-    let credential = template.and_then(|t| t.credential(a.auth.as_deref()));
-    let key = match (&key_source, credential) {
-        (KeySource::Keychain, Some(c)) => Some(read_key(c.label, c.placeholder_env)?),
-        _ => None,
-    };
     // GitHub: a variable named for it, or $GITHUB_TOKEN into the keychain.
     let github = a.presets.iter().any(|p| p == "github");
     let env_token = std::env::var("GITHUB_TOKEN")
@@ -62,6 +55,12 @@ pub fn run(home: &Home, a: Args) -> Result<ExitCode> {
         base: a.base,
         extra_roots: Vec::new(),
         supervise: !a.no_supervise,
+    };
+    // Every choice is checked before the key is asked for.
+    let (_, credential) = ops::new_bottle_file(home, &choice)?;
+    let key = match (&choice.key_source, credential) {
+        (KeySource::Keychain, Some(c)) => Some(read_key(c.label, c.placeholder_env)?),
+        _ => None,
     };
     let path = ops::new_bottle(home, &choice, key.as_deref(), token.as_deref())?;
     println!("wrote {}", path.display());
