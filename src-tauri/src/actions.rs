@@ -150,7 +150,7 @@ fn report_failure<R: Runtime>(app: &AppHandle<R>, state: &AppState, name: &str, 
         ),
         None => first_line(&record.message),
     };
-    notify(app, &title, &body);
+    notify(app, &title, &body, &format!("#/bottle/{name}"));
     state
         .failures
         .lock()

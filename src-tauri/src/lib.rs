@@ -23,6 +23,7 @@
 mod actions;
 pub mod commands;
 pub mod new_bottle;
+pub mod notices;
 pub mod requests;
 pub mod terminal;
 mod tray;
@@ -31,21 +32,11 @@ mod watch;
 use bottlebar_core::home::Home;
 use bottlebar_core::ops::{self, Listing};
 use bottlebar_core::runner::ProcessRunner;
+pub use notices::NotificationRecord;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use tauri::{AppHandle, Emitter, Manager, Runtime};
-
-/// A notification the app raised, kept so the window (and tests) can list them.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct NotificationRecord {
-    /// When.
-    pub time: String,
-    /// Its title.
-    pub title: String,
-    /// Its text.
-    pub body: String,
-}
 
 /// The last failed launch of a bottle: what the failure view shows.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -128,21 +119,9 @@ pub fn now() -> String {
     bottlebar_core::now_rfc3339()
 }
 
-/// Raises a system notification and records it.
-pub fn notify<R: Runtime>(app: &tauri::AppHandle<R>, title: &str, body: &str) {
-    use tauri_plugin_notification::NotificationExt;
-    let _ = app.notification().builder().title(title).body(body).show();
-    if let Some(state) = app.try_state::<AppState>() {
-        state
-            .notifications
-            .lock()
-            .unwrap()
-            .push(NotificationRecord {
-                time: now(),
-                title: title.into(),
-                body: body.into(),
-            });
-    }
+/// Raises a notification that opens the window at `route` when clicked.
+pub fn notify<R: Runtime>(app: &tauri::AppHandle<R>, title: &str, body: &str, route: &str) {
+    notices::notify(app, title, body, notices::About::Route(route));
 }
 
 /// Registers state, plugins and commands; `run` and the tests both use it.
@@ -192,6 +171,7 @@ pub fn run() {
         .setup(|app| {
             #[cfg(target_os = "macos")]
             app.set_activation_policy(tauri::ActivationPolicy::Accessory);
+            notices::listen(app.handle());
             tray::install(app.handle());
             watch::start(app.handle().clone());
             requests::start(app.handle().clone());

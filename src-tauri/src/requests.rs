@@ -5,10 +5,11 @@
 //! notification for new proposals (those seen in one look coalesced into
 //! one). Answers go through `bottlebar_core::ops::decide`, as `app`.
 //!
-//! Desktop notifications cannot carry buttons here (the notification
-//! plugin's actions are mobile-only), so a notification names the request
-//! and says where to answer it: the tray's menu or the Requests view.
+//! A notification about one request carries the answers as buttons
+//! ([`notices`]); several new at once are one notification that opens the
+//! Requests view.
 
+use crate::notices::{self, About};
 use crate::{notify, AppState};
 use bottlebar_core::ops;
 use bottlebar_core::supervise::Request;
@@ -65,11 +66,20 @@ pub fn look<R: Runtime>(app: &AppHandle<R>) -> Vec<Request> {
     }
     match new.as_slice() {
         [] => {}
-        [r] => notify(app, &title(r), &body(r)),
+        [r] => notices::notify(
+            app,
+            &title(r),
+            &body(r),
+            About::Request {
+                bottle: &r.proposal.bottle,
+                id: &r.proposal.id,
+            },
+        ),
         many => notify(
             app,
             &format!("{} new egress requests", many.len()),
             &many.iter().map(|r| title(r)).collect::<Vec<_>>().join("\n"),
+            "#/requests",
         ),
     }
     requests
@@ -95,7 +105,7 @@ pub fn title(r: &Request) -> String {
 /// answer.
 fn body(r: &Request) -> String {
     format!(
-        "“{}” — answer from the menu-bar icon or Bottlebar → Requests.",
+        "“{}” — answer here, from the menu-bar icon, or in Bottlebar → Requests.",
         short_reason(&r.proposal.reason)
     )
 }
@@ -166,6 +176,32 @@ pub async fn answer<R: Runtime>(
     // The bottle's grants changed: the window's bottle pages show them.
     crate::refresh(app).await;
     done
+}
+
+/// Answers request `id` of `bottle` with the answer `word` names, on a
+/// task of its own (for a menu item or a notification button); a failure
+/// is a notification.
+pub fn answer_in_background<R: Runtime>(
+    app: &AppHandle<R>,
+    word: &str,
+    bottle: String,
+    id: String,
+) {
+    let (app, word) = (app.clone(), word.to_string());
+    tauri::async_runtime::spawn(async move {
+        let done = match answer_of(&word, None) {
+            Ok(a) => answer(&app, &bottle, &id, a).await.map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = done {
+            notify(
+                &app,
+                &format!("Cannot answer request {id}"),
+                &e,
+                "#/requests",
+            );
+        }
+    });
 }
 
 #[cfg(test)]

@@ -120,14 +120,24 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
         "shell" => {
             tauri::async_runtime::spawn(async move {
                 if let Err(e) = terminal::open_shell(&app, &name).await {
-                    crate::notify(&app, &format!("Cannot open a shell in {name}"), &e);
+                    crate::notify(
+                        &app,
+                        &format!("Cannot open a shell in {name}"),
+                        &e,
+                        &format!("#/bottle/{name}"),
+                    );
                 }
             });
         }
         "agent" => {
             tauri::async_runtime::spawn(async move {
                 if let Err(e) = terminal::start_agent(&app, &name).await {
-                    crate::notify(&app, &format!("Cannot start the agent in {name}"), &e);
+                    crate::notify(
+                        &app,
+                        &format!("Cannot start the agent in {name}"),
+                        &e,
+                        &format!("#/bottle/{name}"),
+                    );
                 }
             });
         }
@@ -138,16 +148,7 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
             else {
                 return;
             };
-            let (word, bottle, id) = (word.to_string(), bottle.to_string(), id.to_string());
-            tauri::async_runtime::spawn(async move {
-                let done = match requests::answer_of(&word, None) {
-                    Ok(answer) => requests::answer(&app, &bottle, &id, answer).await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = done {
-                    crate::notify(&app, &format!("Cannot answer request {id}"), &e);
-                }
-            });
+            requests::answer_in_background(&app, word, bottle.to_string(), id.to_string());
         }
         "requests" => show(&app, "#/requests"),
         "show" => show(&app, &format!("#/bottle/{name}")),

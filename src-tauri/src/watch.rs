@@ -84,6 +84,11 @@ async fn check<R: Runtime>(app: &AppHandle<R>) {
             .find(|b| b.name == name)
             .and_then(|b| b.problem.clone())
             .unwrap_or_else(|| "it is no longer running".into());
-        notify(app, &format!("Bottle {name} stopped unexpectedly"), &why);
+        notify(
+            app,
+            &format!("Bottle {name} stopped unexpectedly"),
+            &why,
+            &format!("#/bottle/{name}"),
+        );
     }
 }

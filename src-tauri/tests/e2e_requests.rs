@@ -1,8 +1,11 @@
 //! The Requests view in the real app window (Xvfb, tauri-driver, real
 //! Docker bottle): an agent asks the supervise MCP server for a host; the
-//! app raises a notification (recorded) and shows the request, the agent's
-//! markup as text; "Allow once" in the window lets the agent's request
-//! through, once. The screenshot of the view goes to the README.
+//! app raises a notification with the four answers as buttons (received by
+//! a freedesktop notification server of the test's own) and shows the
+//! request, the agent's markup as text; "Allow once" in the window lets the
+//! agent's request through, once; a click on the next notification opens
+//! the Requests view and its "Allow for 1 hour" button answers it. The
+//! screenshot of the view goes to the README.
 //!
 //! The host the agent asks for is pinned to the project's own upstream on
 //! the bottle's egress network; nothing else is contacted.
@@ -69,7 +72,9 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
     h.pin_hosts(NAME, &manifest, &[(HOST, upstream.ip.as_str())], || true);
     assert_eq!(agent_fetch(), 403, "not allowed before anyone answers");
 
-    let (c, _driver) = open_app(h.home.path()).await;
+    let bus = notifications::Notifications::start();
+    let (c, _driver) =
+        open_app_with(h.home.path(), &[("DBUS_SESSION_BUS_ADDRESS", &bus.address)]).await;
     let _ = c.set_window_size(820, 1000).await;
     wait_css(&c, &format!("#bottles .bottle[data-name='{NAME}']"), 30).await;
 
@@ -97,6 +102,28 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
         !body.contains('<'),
         "markup reaches the notification: {body}"
     );
+    assert_eq!(note["buttons"], json!(["once", "hour", "always", "deny"]));
+    assert_eq!(note["opens"], "#/requests");
+    // What the desktop received: the buttons and a click target.
+    let title = format!("{NAME} asks for {HOST}:80");
+    let first = bus.wait_for(&title, 0, 10).await;
+    assert_eq!(
+        first.actions,
+        [
+            "once",
+            "Allow once",
+            "hour",
+            "Allow for 1 hour",
+            "always",
+            "Always allow",
+            "deny",
+            "Deny",
+            "default",
+            ""
+        ],
+        "{first:?}"
+    );
+    assert!(!first.body.contains('<'), "{first:?}");
     // The navigation counts it.
     wait_css(&c, "#requests-count:not([hidden])", 10).await;
     assert_eq!(text(&c, "#requests-count").await, "1");
@@ -138,7 +165,9 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
     );
     wait_css(&c, "#no-pending", 10).await;
 
-    // Allow for 1 hour: the bottle's page shows the grant and its time left.
+    // The next request is answered from its notification: a click on it
+    // opens the Requests view; its "Allow for 1 hour" button answers.
+    go(&c, &format!("#/bottle/{NAME}")).await;
     let asked = ask(json!({ "host": HOST, "port": 80, "reason": "again", "wait_seconds": 1 }));
     assert!(
         asked.stdout.contains("pending"),
@@ -146,8 +175,13 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
         asked.stdout,
         asked.stderr
     );
+    let second = bus.wait_for(&title, first.id, 20).await;
+    assert_eq!(second.keys(), ["once", "hour", "always", "deny", "default"]);
+    bus.click(second.id, "default");
     wait_css(&c, &card, 20).await;
-    click(&c, &format!("{card} button[data-answer='hour']")).await;
+    let url = c.current_url().await.unwrap();
+    assert_eq!(url.fragment(), Some("/requests"), "{url}");
+    bus.click(second.id, "hour");
     wait_css(&c, "#no-pending", 10).await;
     assert_eq!(agent_fetch(), 200);
     assert_eq!(agent_fetch(), 200, "for an hour, not once");

@@ -9,10 +9,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod notifications;
+
 /// The real app on `home` (Docker backend; its self-tests probe this
 /// process's fake internet), driven through tauri-driver: the WebDriver
 /// session and the driver (killed when dropped).
 pub async fn open_app(home: &Path) -> (Client, Killed) {
+    open_app_with(home, &[]).await
+}
+
+/// [`open_app`] with more environment for the app (a session bus, …).
+pub async fn open_app_with(home: &Path, env: &[(&str, &str)]) -> (Client, Killed) {
     assert!(
         std::env::var_os("DISPLAY").is_some(),
         "the window test needs a display: run it under xvfb-run (scripts/test does)"
@@ -39,6 +46,7 @@ pub async fn open_app(home: &Path) -> (Client, Killed) {
             "BOTTLEBAR_SELFTEST_TARGETS",
             &bottlebar_e2e::fake_internet().targets_file,
         )
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
