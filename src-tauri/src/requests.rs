@@ -101,11 +101,19 @@ pub fn title(r: &Request) -> String {
     )
 }
 
-/// The agent's reason (its own words, shortened, on one line) and where to
+/// What the request reaches beyond its host (methods, path prefixes), the
+/// agent's reason (its own words, shortened, on one line) and where to
 /// answer.
 fn body(r: &Request) -> String {
+    let scope = &r.proposal.scope;
+    let list = |items: &[String], any: &str| match items {
+        [] => any.to_string(),
+        items => short_reason(&items.join(", ")),
+    };
     format!(
-        "“{}” — answer here, from the menu-bar icon, or in Bottlebar → Requests.",
+        "{} · {}\n“{}”\nAnswer here, from the menu-bar icon, or in Bottlebar → Requests.",
+        list(&scope.methods, "any method"),
+        list(&scope.paths, "any path"),
         short_reason(&r.proposal.reason)
     )
 }

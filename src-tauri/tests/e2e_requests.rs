@@ -79,7 +79,11 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
     wait_css(&c, &format!("#bottles .bottle[data-name='{NAME}']"), 30).await;
 
     // The agent asks, and waits for the answer.
-    let asking = std::thread::spawn(|| ask(json!({ "host": HOST, "port": 80, "reason": REASON })));
+    let asking = std::thread::spawn(|| {
+        ask(
+            json!({ "host": HOST, "port": 80, "methods": ["GET"], "paths": ["/"], "reason": REASON }),
+        )
+    });
 
     // A notification, recorded, names the bottle and the host.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -98,6 +102,7 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
     };
     let body = note["body"].as_str().unwrap();
     assert!(body.contains("need the package index"), "{body}");
+    assert!(body.starts_with("GET · /\n"), "the scope: {body}");
     assert!(
         !body.contains('<'),
         "markup reaches the notification: {body}"
