@@ -11,8 +11,7 @@ export const api = {
   rebuild: (name) => invoke("rebuild_bottle", { name }),
   stop: (name) => invoke("stop_bottle", { name }),
   verify: (name) => invoke("verify_bottle", { name }),
-  openShell: (name) => invoke("open_shell", { name }),
-  startAgent: (name) => invoke("start_agent", { name }),
+  openInTerminal: (name) => invoke("open_shell", { name }),
   audit: (name, limit) => invoke("audit", { name, limit }),
   followAudit: (name) => invoke("follow_audit", { name }),
   lastFailure: (name) => invoke("last_failure", { name }),
@@ -26,7 +25,19 @@ export const api = {
   newBottleChoices: () => invoke("new_bottle_choices"),
   createBottle: (request) => invoke("create_bottle", { request }),
   answerRequest: (name, id, answer, note) => invoke("answer_request", { name, id, answer, note }),
+  termOpen: (bottle, kind, cols, rows) => invoke("terminal_open", { bottle, kind, cols, rows }),
+  termList: () => invoke("terminal_list"),
+  termAttach: (id, channel) => invoke("terminal_attach", { id, channel }),
+  termAck: (id, upto) => invoke("terminal_ack", { id, upto }),
+  termInput: (id, text) => invoke("terminal_input", { id, text }),
+  termInputBytes: (id, bytes) => invoke("terminal_input", { id, bytes }),
+  termResize: (id, cols, rows) => invoke("terminal_resize", { id, cols, rows }),
+  termClose: (id) => invoke("terminal_close", { id }),
+  openLink: (url) => invoke("open_link", { url }),
 };
+
+/** A channel the app streams to (a terminal's output). */
+export const newChannel = () => new tauri.core.Channel();
 
 /** Calls `f` with each payload of the app event `event`. */
 export const on = (event, f) => tauri.event.listen(event, (e) => f(e.payload));

@@ -1,5 +1,5 @@
 // The window: routes (#/, #/bottle/NAME, #/edit/NAME, #/text/NAME,
-// #/new, #/requests, #/settings), drawing the current view from the store, and wiring the
+// #/new, #/requests, #/settings, #/terminal/NAME[/ID]), drawing the current view from the store, and wiring the
 // app's events to the store. Commands are in api.js, data in store.js,
 // views in views/, logic (tested with node) in logic.js.
 
@@ -13,21 +13,24 @@ import { listView } from "./views/list.js";
 import { newBottleView } from "./views/new.js";
 import { requestsView } from "./views/requests.js";
 import { settingsView } from "./views/settings.js";
+import { loadSessions, setSessions, terminalView } from "./views/terminal.js";
 
 function route() {
   const hash = location.hash || "#/";
-  const [, kind, name] = hash.match(/^#\/(bottle|edit|text|new|requests|settings)?\/?(.*)$/) || [];
-  return { kind: kind || "list", name: decodeURIComponent(name || "") };
+  const [, kind, rest] = hash.match(/^#\/(bottle|edit|text|new|requests|settings|terminal)?\/?(.*)$/) || [];
+  const [name, id] = kind === "terminal" ? (rest || "").split("/") : [rest];
+  return { kind: kind || "list", name: decodeURIComponent(name || ""), id };
 }
 
 /** Draws the current view from the store. The editors are drawn only on navigation, so typing survives events. */
 function redraw({ navigated = false } = {}) {
   const r = route();
-  if ((r.kind === "edit" || r.kind === "text" || r.kind === "new") && !navigated) return;
+  // The editors keep what is typed; a terminal is never redrawn (its tabs follow `terminals-changed`).
+  if ((r.kind === "edit" || r.kind === "text" || r.kind === "new" || r.kind === "terminal") && !navigated) return;
   for (const a of document.querySelectorAll("nav a")) a.removeAttribute("aria-current");
-  const current = { list: "#nav-bottles", bottle: "#nav-bottles", edit: "#nav-new", new: "#nav-new", text: "#nav-bottles", requests: "#nav-requests", settings: "#nav-settings" }[r.kind];
+  const current = { list: "#nav-bottles", bottle: "#nav-bottles", edit: "#nav-new", new: "#nav-new", text: "#nav-bottles", terminal: "#nav-bottles", requests: "#nav-requests", settings: "#nav-settings" }[r.kind];
   $(current)?.setAttribute("aria-current", "page");
-  const view = { bottle: () => detailView(r.name), edit: editorView, text: editorView, new: newBottleView, requests: requestsView, settings: settingsView, list: listView }[r.kind];
+  const view = { bottle: () => detailView(r.name), edit: editorView, text: editorView, new: newBottleView, requests: requestsView, settings: settingsView, list: listView, terminal: () => terminalView(r.name, r.id) }[r.kind];
   $("#view").replaceChildren(view());
   // A build's output follows its newest line.
   for (const pre of document.querySelectorAll("pre.step-output")) pre.scrollTop = pre.scrollHeight;
@@ -56,6 +59,8 @@ async function onRoute() {
     await loadNewBottle();
   } else if (r.kind === "requests") {
     await loadRequests();
+  } else if (r.kind === "terminal") {
+    await loadSessions();
   } else if (r.kind === "settings") {
     store.doctor = null;
     redraw({ navigated: true });
@@ -95,9 +100,10 @@ async function main() {
     if (route().kind === "requests") redraw();
     else drawRequestCount();
   });
+  await on("terminals-changed", setSessions);
   await on("navigate", (hash) => { location.hash = hash; });
   window.addEventListener("hashchange", onRoute);
-  await Promise.all([loadListing(), loadRequests()]);
+  await Promise.all([loadListing(), loadRequests(), loadSessions()]);
   await Promise.all(store.listing.bottles.filter((b) => b.state === "running").map((b) => loadActivity(b.name)));
   await onRoute();
 }

@@ -218,3 +218,59 @@ export function suggestName(folder, taken = [], max = 24) {
     if (!taken.includes(name)) return name;
   }
 }
+
+// --- the terminal view ---
+
+/** The smallest and largest terminal font sizes (⌘− / ⌘+). */
+export const FONT_SIZES = { min: 8, max: 32, normal: 13 };
+
+/** A saved font size, within bounds (the normal size when unreadable). */
+export function fontSizeOf(saved) {
+  const n = Number(saved);
+  return n ? Math.min(FONT_SIZES.max, Math.max(FONT_SIZES.min, Math.round(n))) : FONT_SIZES.normal;
+}
+
+/** A font size one step `by` from `size`, within bounds. */
+export function stepFontSize(size, by) {
+  if (by === 0) return FONT_SIZES.normal;
+  return Math.min(FONT_SIZES.max, Math.max(FONT_SIZES.min, (Number(size) || FONT_SIZES.normal) + by));
+}
+
+/**
+ * Whether a link printed in a terminal may be offered for opening: web and
+ * mail links only (never `file:`, `javascript:` or an app's own scheme),
+ * parseable, and of a sane length.
+ */
+export function openableLink(text) {
+  if (typeof text !== "string" || text.length > 4096) return null;
+  let url;
+  try { url = new URL(text); } catch { return null; }
+  return ["http:", "https:", "mailto:"].includes(url.protocol) ? url.href : null;
+}
+
+/** A tab's label: "Shell", "Shell 2", "Agent"… numbered per bottle and kind. */
+export function tabLabels(sessions) {
+  const seen = {};
+  return sessions.map((s) => {
+    const n = (seen[s.kind] = (seen[s.kind] || 0) + 1);
+    const word = s.kind === "agent" ? "Agent" : "Shell";
+    return n === 1 ? word : `${word} ${n}`;
+  });
+}
+
+/** How a session ended, in words; null while it runs. */
+export function endedText(ended) {
+  if (!ended) return null;
+  if (ended.why) return `Ended: ${ended.why}`;
+  if (ended.code == null) return "Ended by a signal";
+  return `Exited with status ${ended.code}`;
+}
+
+/**
+ * When to acknowledge drawn output: at once when `drawn` is far past the
+ * last acknowledgement (the host holds output back past its window), else
+ * on the next timer.
+ */
+export function ackNow(drawn, acked, every = 64 * 1024) {
+  return drawn - acked >= every;
+}

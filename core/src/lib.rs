@@ -30,6 +30,7 @@ pub mod state;
 pub mod subnets;
 pub mod supervise;
 pub mod templates;
+pub mod terminal;
 
 /// The current time as RFC 3339 (UTC, seconds), for records shown to people.
 pub fn now_rfc3339() -> String {

@@ -3,6 +3,8 @@
 //! Everything that talks to an engine goes through [`Runner`], so tests can
 //! substitute a scripted runner, and nothing ever goes through a shell.
 
+pub mod pty;
+
 use std::future::Future;
 use std::process::Stdio;
 use std::time::Duration;

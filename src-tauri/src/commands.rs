@@ -4,7 +4,7 @@
 //! so a launch started from the tray shows in the window too.
 
 use crate::actions::{self, Action, Done};
-use crate::{new_bottle, refresh, requests, terminal, AppState, FailureRecord};
+use crate::{external_terminal, new_bottle, refresh, requests, AppState, FailureRecord};
 use bottlebar_core::audit::{self, AuditEntry};
 use bottlebar_core::editor::{self, BottleForm, BottleText, FieldError};
 use bottlebar_core::name::BottleName;
@@ -162,16 +162,11 @@ pub async fn save_bottle_text<R: Runtime>(
     Ok(path.display().to_string())
 }
 
-/// Opens the user's terminal on a shell in the bottle's agent.
+/// Opens the user's own terminal (Terminal.app, …) on a shell in the
+/// bottle's agent: the secondary action beside the window's terminal.
 #[tauri::command]
 pub async fn open_shell<R: Runtime>(app: AppHandle<R>, name: String) -> Result<(), String> {
-    terminal::open_shell(&app, &name).await
-}
-
-/// Opens the user's terminal on the bottle's agent program (`agent.command`).
-#[tauri::command]
-pub async fn start_agent<R: Runtime>(app: AppHandle<R>, name: String) -> Result<(), String> {
-    terminal::start_agent(&app, &name).await
+    external_terminal::open_shell(&app, &name).await
 }
 
 /// The notifications the app raised.

@@ -22,10 +22,11 @@
 
 mod actions;
 pub mod commands;
+pub mod external_terminal;
 pub mod new_bottle;
 pub mod notices;
 pub mod requests;
-pub mod terminal;
+pub mod terminals;
 mod tray;
 mod watch;
 
@@ -79,6 +80,10 @@ pub struct AppState {
     pub requests: Mutex<Vec<bottlebar_core::supervise::Request>>,
     /// Pending requests already announced by a notification.
     pub seen_pending: Mutex<BTreeSet<String>>,
+    /// Terminal sessions (they live as long as the app, not the window).
+    pub terminals: bottlebar_core::terminal::Sessions,
+    /// Who views each terminal session.
+    pub viewers: terminals::Viewers,
 }
 
 impl AppState {
@@ -100,6 +105,8 @@ impl AppState {
             }),
             requests: Mutex::default(),
             seen_pending: Mutex::default(),
+            terminals: Default::default(),
+            viewers: Default::default(),
         }
     }
 }
@@ -111,6 +118,13 @@ pub async fn refresh<R: Runtime>(app: &AppHandle<R>) -> Listing {
     let listing = ops::list(&state.home, state.runner.as_ref()).await;
     *state.listing.lock().unwrap() = listing.clone();
     let _ = app.emit("bottles-changed", &listing);
+    let running: Vec<&str> = listing
+        .bottles
+        .iter()
+        .filter(|b| b.state == bottlebar_core::ops::BottleState::Running)
+        .map(|b| b.name.as_str())
+        .collect();
+    terminals::end_stopped(app, &running);
     listing
 }
 
@@ -147,7 +161,6 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>, home: Home) -> tauri::B
             commands::load_bottle_text,
             commands::save_bottle_text,
             commands::open_shell,
-            commands::start_agent,
             commands::notifications,
             commands::last_failure,
             commands::app_info,
@@ -155,6 +168,14 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>, home: Home) -> tauri::B
             commands::new_bottle_choices,
             commands::create_bottle,
             commands::answer_request,
+            terminals::terminal_open,
+            terminals::terminal_list,
+            terminals::terminal_attach,
+            terminals::terminal_ack,
+            terminals::terminal_input,
+            terminals::terminal_resize,
+            terminals::terminal_close,
+            terminals::open_link,
         ])
 }
 
@@ -197,6 +218,12 @@ pub fn run() {
                 let _ = window.hide();
             }
         })
-        .run(tauri::generate_context!())
-        .expect("error while running the Bottlebar app");
+        .build(tauri::generate_context!())
+        .expect("error while building the Bottlebar app")
+        .run(|app, event| {
+            // Terminal sessions end with the app, not with the window.
+            if let tauri::RunEvent::Exit = event {
+                app.state::<AppState>().terminals.end_all("Bottlebar quit");
+            }
+        });
 }

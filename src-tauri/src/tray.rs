@@ -10,8 +10,9 @@
 //! the window stays open instead, saying why.
 
 use crate::actions::{self, Action};
-use crate::{requests, terminal, AppState};
-use bottlebar_core::ops::{BottleState, Listing};
+use crate::{external_terminal, requests, terminals, AppState};
+use bottlebar_core::ops::{BottleState, Listing, TerminalCommand};
+use bottlebar_core::runner::pty::CellSize;
 use bottlebar_core::supervise::Request;
 use tauri::menu::{Menu, MenuBuilder, MenuItemBuilder, SubmenuBuilder};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIconBuilder, TrayIconEvent};
@@ -81,6 +82,11 @@ fn build_menu<R: Runtime>(
                     .enabled(running)
                     .build(app)?,
             )
+            .item(
+                &MenuItemBuilder::with_id(format!("external:{}", b.name), "Open in Terminal")
+                    .enabled(running)
+                    .build(app)?,
+            )
             .item(&MenuItemBuilder::with_id(format!("show:{}", b.name), "Show").build(app)?)
             .build()?;
         menu = menu.item(&sub);
@@ -117,24 +123,30 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
                 let _ = actions::run(&app, Action::Stop, &name).await;
             });
         }
-        "shell" => {
+        "shell" | "agent" => {
+            let kind = if action == "shell" {
+                TerminalCommand::Shell
+            } else {
+                TerminalCommand::Agent
+            };
             tauri::async_runtime::spawn(async move {
-                if let Err(e) = terminal::open_shell(&app, &name).await {
-                    crate::notify(
+                match terminals::open(&app, &name, kind, CellSize::DEFAULT).await {
+                    Ok(s) => show(&app, &format!("#/terminal/{name}/{}", s.id)),
+                    Err(e) => crate::notify(
                         &app,
-                        &format!("Cannot open a shell in {name}"),
+                        &format!("Cannot open a terminal in {name}"),
                         &e,
                         &format!("#/bottle/{name}"),
-                    );
+                    ),
                 }
             });
         }
-        "agent" => {
+        "external" => {
             tauri::async_runtime::spawn(async move {
-                if let Err(e) = terminal::start_agent(&app, &name).await {
+                if let Err(e) = external_terminal::open_shell(&app, &name).await {
                     crate::notify(
                         &app,
-                        &format!("Cannot start the agent in {name}"),
+                        &format!("Cannot open a terminal on {name}"),
                         &e,
                         &format!("#/bottle/{name}"),
                     );

@@ -194,7 +194,7 @@ fn terminal_commands_run_exec_in_the_users_terminal() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let (program, args) = bottlebar_app::terminal::terminal_command(&argv);
+    let (program, args) = bottlebar_app::external_terminal::terminal_command(&argv);
     if cfg!(target_os = "macos") {
         assert_eq!(program, "osascript");
         assert!(args[1].contains("docker exec --interactive --tty bottlebar-demo-agent sh"));
@@ -206,13 +206,69 @@ fn terminal_commands_run_exec_in_the_users_terminal() {
 }
 
 #[test]
-fn start_agent_needs_an_agent_command() {
+fn an_agent_terminal_needs_an_agent_command_and_a_shell_a_running_bottle() {
     let a = app();
-    let err = call(&a.window, "start_agent", json!({ "name": "demo" })).unwrap_err();
+    let open = |kind: &str| {
+        call(
+            &a.window,
+            "terminal_open",
+            json!({ "bottle": "demo", "kind": kind, "cols": 80, "rows": 24 }),
+        )
+        .unwrap_err()
+    };
+    let err = open("agent");
     assert!(
         err.as_str().unwrap().contains("has no agent command"),
         "{err}"
     );
+    // No engine here: the error names the bottle and what is missing.
+    let err = open("shell");
+    assert!(
+        err.as_str().unwrap().contains("bottle `demo`: docker not found"),
+        "{err}"
+    );
+    let err = open("root");
+    assert!(err.as_str().unwrap().contains("root"), "{err}");
+    assert_eq!(
+        call(&a.window, "terminal_list", json!({})).unwrap(),
+        json!([])
+    );
+}
+
+#[test]
+fn terminal_commands_name_a_missing_session() {
+    let a = app();
+    for (cmd, args) in [
+        ("terminal_input", json!({ "id": 7, "text": "ls\r" })),
+        (
+            "terminal_resize",
+            json!({ "id": 7, "cols": 80, "rows": 24 }),
+        ),
+        ("terminal_close", json!({ "id": 7 })),
+    ] {
+        let err = call(&a.window, cmd, args).unwrap_err();
+        assert!(
+            err.as_str().unwrap().contains("no terminal 7"),
+            "{cmd}: {err}"
+        );
+    }
+}
+
+#[test]
+fn only_web_and_mail_links_open() {
+    let a = app();
+    for url in [
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "smb://host/share",
+        "x",
+    ] {
+        let err = call(&a.window, "open_link", json!({ "url": url })).unwrap_err();
+        assert!(
+            err.as_str().unwrap().contains("only web and mail"),
+            "{url}: {err}"
+        );
+    }
 }
 
 #[test]

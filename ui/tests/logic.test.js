@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { reduceTimeline, emptyTimeline, counters, filterActivity, keepalive, isolation, formatUptime, diagnostics, activityWhy, countdown, grantLength, outcomeText, scopeText, splitRequests, suggestName } from "../logic.js";
+import { reduceTimeline, emptyTimeline, counters, filterActivity, keepalive, isolation, formatUptime, diagnostics, activityWhy, countdown, grantLength, outcomeText, scopeText, splitRequests, suggestName, ackNow, endedText, fontSizeOf, openableLink, stepFontSize, tabLabels } from "../logic.js";
 
 const plan = { event: "plan_started", bottle: "demo", backend: "docker", steps: [{ id: "build", title: "Build" }, { id: "run", title: "Run" }] };
 
@@ -161,4 +161,40 @@ test("a running step keeps the newest lines of its output", () => {
   assert.equal(out.length, 200);
   assert.equal(out.at(-1), "Step 249");
   assert.equal(out[0], "Step 50");
+});
+
+test("terminal font sizes step within bounds and reset", () => {
+  assert.equal(stepFontSize(13, 1), 14);
+  assert.equal(stepFontSize(32, 1), 32);
+  assert.equal(stepFontSize(8, -1), 8);
+  assert.equal(stepFontSize(20, 0), 13);
+  assert.equal(stepFontSize("junk", 1), 14);
+  assert.equal(fontSizeOf("17"), 17);
+  assert.equal(fontSizeOf("99"), 32);
+  assert.equal(fontSizeOf(null), 13);
+  assert.equal(fontSizeOf("junk"), 13);
+});
+
+test("only web and mail links are offered for opening", () => {
+  assert.equal(openableLink("https://example.com/a b"), "https://example.com/a%20b");
+  assert.equal(openableLink("mailto:me@example.com"), "mailto:me@example.com");
+  for (const bad of ["file:///etc/passwd", "javascript:alert(1)", "tauri://localhost", "vscode://x", "not a url", "https://" + "a".repeat(5000), null]) {
+    assert.equal(openableLink(bad), null, String(bad).slice(0, 40));
+  }
+});
+
+test("tabs are numbered per kind", () => {
+  assert.deepEqual(tabLabels([{ kind: "shell" }, { kind: "agent" }, { kind: "shell" }]), ["Shell", "Agent", "Shell 2"]);
+});
+
+test("a session's end is told in words", () => {
+  assert.equal(endedText(null), null);
+  assert.equal(endedText({ code: 3, why: null }), "Exited with status 3");
+  assert.equal(endedText({ code: null, why: null }), "Ended by a signal");
+  assert.equal(endedText({ code: null, why: "the bottle stopped" }), "Ended: the bottle stopped");
+});
+
+test("drawn output is acknowledged at once only far past the last ack", () => {
+  assert.equal(ackNow(100, 0), false);
+  assert.equal(ackNow(70000, 0), true);
 });

@@ -1,10 +1,12 @@
 // A bottle's buttons (launch, rebuild, stop, shell, agent, verify) and what they do.
+// Shell and agent open a tab in the window's terminal view.
 
 import { api } from "../api.js";
 import { h, showBanner } from "../dom.js";
 import { emptyTimeline } from "../logic.js";
 import { redraw } from "../refresh.js";
 import { loadFailure, store } from "../store.js";
+import { openSession, sessionsOf } from "./terminal.js";
 
 const run = {
   launch: async (name) => {
@@ -19,8 +21,9 @@ const run = {
   },
   stop: (name) => api.stop(name),
   verify: async (name) => showBanner(`${name}: ${(await api.verify(name)).summary}`),
-  shell: (name) => api.openShell(name),
-  agent: (name) => api.startAgent(name),
+  shell: (name) => openSession(name, "shell"),
+  agent: (name) => openSession(name, "agent"),
+  external: (name) => api.openInTerminal(name),
 };
 
 /** Runs a bottle action; the button shows busy meanwhile. */
@@ -56,5 +59,6 @@ export function actions(b) {
     btn("stop", "Stop", b.state !== "not_launched"),
     btn("shell", "Open shell", running),
     btn("agent", "Start agent", running),
+    sessionsOf(b.name).length ? h("a", { class: "terminals", href: `#/terminal/${encodeURIComponent(b.name)}` }, `Terminals (${sessionsOf(b.name).length})`) : null,
   );
 }

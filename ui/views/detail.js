@@ -10,7 +10,7 @@ export function detailView(name) {
   const b = bottle(name) || { name, state: "not_launched", state_label: "Not launched", backend: "" };
   return h("div", { id: "detail", dataset: { name } },
     h("section", { class: "card" },
-      h("div", { class: "row" }, h("h2", {}, name), h("span", { class: `badge ${b.state}`, id: "detail-state" }, b.state_label), h("span", { class: "spacer" }), actions(b), rebuildButton(b), h("a", { href: `#/edit/${encodeURIComponent(name)}` }, "Edit")),
+      h("div", { class: "row" }, h("h2", {}, name), h("span", { class: `badge ${b.state}`, id: "detail-state" }, b.state_label), h("span", { class: "spacer" }), actions(b), rebuildButton(b), h("button", { dataset: { action: "external", name }, disabled: b.state !== "running", title: "Open a shell in your own terminal app", onclick: () => act("external", name) }, "Open in Terminal"), h("a", { href: `#/edit/${encodeURIComponent(name)}` }, "Edit")),
       h("dl", { class: "facts" },
         h("dt", {}, "Backend"), h("dd", {}, b.backend || "–"),
         h("dt", {}, "Uptime"), h("dd", {}, formatUptime(b.uptime_secs)),

@@ -184,9 +184,34 @@ impl Engine {
     /// The command that runs `command` in a bottle's agent with the caller's
     /// terminal attached (`-i`, and `-t` when `tty`).
     pub fn exec_argv(&self, bottle: &BottleName, command: &[String], tty: bool) -> Vec<String> {
+        self.exec_with(bottle, command, tty, &[])
+    }
+
+    /// The command the app's terminal view runs in a bottle's agent: an
+    /// interactive exec on a terminal that says it draws 256 colours and
+    /// true colour, in UTF-8 (xterm.js does).
+    pub fn terminal_argv(&self, bottle: &BottleName, command: &[String]) -> Vec<String> {
+        self.exec_with(
+            bottle,
+            command,
+            true,
+            &["TERM=xterm-256color", "COLORTERM=truecolor", "LANG=C.UTF-8"],
+        )
+    }
+
+    fn exec_with(
+        &self,
+        bottle: &BottleName,
+        command: &[String],
+        tty: bool,
+        env: &[&str],
+    ) -> Vec<String> {
         let mut argv = vec![self.program_str(), "exec".into(), "--interactive".into()];
         if tty {
             argv.push("--tty".into());
+        }
+        for var in env {
+            argv.extend(["--env".to_string(), var.to_string()]);
         }
         argv.push(bottle.resource(Role::Agent));
         argv.extend(command.iter().cloned());

@@ -23,7 +23,7 @@ mod verify;
 pub use cleanup::cleanup;
 pub use doctor::{doctor, DoctorReport};
 pub use down::down;
-pub use exec::exec_argv;
+pub use exec::{exec_argv, terminal_argv, TerminalCommand};
 pub use lock::{lock, lock_waiting, BottleLock, LOCK_WAIT};
 pub use new::{new_bottle, new_bottle_file, KeySource, NewBottle, NewBottleError};
 pub use requests::{decide, requests};

@@ -1,23 +1,13 @@
-//! Opening the user's terminal on a bottle: a shell, or its agent program.
+//! Opening the user's own terminal (Terminal.app, `x-terminal-emulator`) on
+//! a shell in a bottle: the secondary action beside the window's terminal.
 
 use crate::AppState;
-use bottlebar_core::manifest;
 use bottlebar_core::ops;
 use tauri::{AppHandle, Manager, Runtime};
 
 /// Opens the user's terminal on a shell in the bottle's agent.
 pub async fn open_shell<R: Runtime>(app: &AppHandle<R>, name: &str) -> Result<(), String> {
     open_on(app, name, &["sh".to_string()]).await
-}
-
-/// Opens the user's terminal on the bottle's agent program (`agent.command`).
-pub async fn start_agent<R: Runtime>(app: &AppHandle<R>, name: &str) -> Result<(), String> {
-    let state = app.state::<AppState>();
-    let m = manifest::load(&state.home, name).map_err(|e| e.to_string())?;
-    if m.agent_command.is_empty() {
-        return Err(format!("bottle `{name}` has no agent command; set `agent.command` in the editor (e.g. `claude`)"));
-    }
-    open_on(app, name, &m.agent_command).await
 }
 
 async fn open_on<R: Runtime>(

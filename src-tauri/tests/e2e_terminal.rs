@@ -1,0 +1,312 @@
+//! The terminal view in the real app window (Xvfb, tauri-driver, real
+//! Docker bottle): a shell tab computes `$((6*7))`; the bottle's terminal
+//! follows the window's size; a reload of the page (the window's webview
+//! made afresh) finds the tab and its scrollback again, since sessions live
+//! in the app; a flood of output leaves the window answering clicks and the
+//! app's memory bounded; an agent tab runs `agent.command`; a session that
+//! exits says how, and stopping the bottle ends its sessions with a message.
+//! Throughput and memory figures go to `$CARGO_TARGET_DIR/perf-results/`
+//! (docs/performance.md quotes them); the agent tab's screenshot goes to the
+//! README.
+
+mod window;
+
+use bottlebar_e2e::Harness;
+use fantoccini::{Client, Locator};
+use serde_json::json;
+use std::time::{Duration, Instant};
+use window::*;
+
+const NAME: &str = "e2e-win-term";
+
+/// The terminal's screen as the user sees it: one string per row.
+async fn screen(c: &Client) -> Vec<String> {
+    let rows = c
+        .execute(
+            "return Array.from(document.querySelectorAll('#term-host .xterm-rows > div'), (d) => d.textContent);",
+            vec![],
+        )
+        .await
+        .unwrap_or(json!([]));
+    rows.as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r.as_str().unwrap_or("").trim_end().to_string())
+        .collect()
+}
+
+/// Waits until a row of the screen satisfies `want`; the row.
+async fn wait_row(c: &Client, what: &str, secs: u64, want: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let rows = screen(c).await;
+        if let Some(r) = rows.iter().find(|r| want(r)) {
+            return r.clone();
+        }
+        if Instant::now() > deadline {
+            shot(c, "e2e-terminal-timeout").await;
+            panic!(
+                "no {what} on the terminal after {secs} s:\n{}",
+                rows.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+/// Types `keys` into the terminal shown (then Enter).
+async fn type_line(c: &Client, keys: &str) {
+    let input = c
+        .find(Locator::Css("#term-host .xterm-helper-textarea"))
+        .await
+        .expect("the terminal's input");
+    input.send_keys(&format!("{keys}\u{E007}")).await.unwrap();
+}
+
+/// The terminal's size as the bottle sees it (`stty size`): rows, columns.
+async fn stty_size(c: &Client, tag: &str) -> (u32, u32) {
+    type_line(c, &format!("echo {tag} $(stty size)")).await;
+    let row = wait_row(c, "stty size", 15, |r| {
+        r.starts_with(tag) && r.split(' ').count() == 3
+    })
+    .await;
+    let n: Vec<u32> = row.split(' ').skip(1).map(|n| n.parse().unwrap()).collect();
+    (n[0], n[1])
+}
+
+/// The memory (PSS, KiB) of the app and every process under it (its
+/// webview's WebKit processes).
+fn app_pss_kib() -> u64 {
+    let app = std::fs::canonicalize(env!("CARGO_BIN_EXE_bottlebar")).unwrap();
+    let procs: Vec<(u32, u32, String)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid = stat.rsplit(") ").next()?.split(' ').nth(1)?.parse().ok()?;
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+            Some((pid, ppid, exe.display().to_string()))
+        })
+        .collect();
+    let roots: Vec<u32> = procs
+        .iter()
+        .filter(|(_, _, exe)| *exe == app.display().to_string())
+        .map(|(pid, _, _)| *pid)
+        .collect();
+    assert_eq!(roots.len(), 1, "one app process: {roots:?}");
+    let mut tree = roots.clone();
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(procs.iter().filter(|p| p.1 == parent).map(|p| p.0));
+        i += 1;
+    }
+    tree.iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Pss:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// Seconds for the same 7.9 MB through `docker exec -t` into a
+/// pseudo-terminal (`script`) that discards it.
+fn engine_exec_secs() -> f64 {
+    let start = Instant::now();
+    let out = std::process::Command::new("script")
+        .args([
+            "-qc",
+            &format!("docker exec -t bottlebar-{NAME}-agent sh -c 'seq 1 1000000'"),
+            "/dev/null",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (util-linux)");
+    let secs = start.elapsed().as_secs_f64();
+    assert!(out.stdout.len() >= 7_888_897, "{} bytes", out.stdout.len());
+    secs
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminal_tab_talks_to_the_bottle_survives_a_reload_and_a_flood() {
+    let h = Harness::new();
+    let manifest = "[agent]\ntemplate = \"busybox\"\ncommand = [\"sh\", \"-c\", \"echo agent-says-hello; exec sh\"]\n";
+    h.write_bottle(NAME, manifest);
+    h.up(NAME).0.expect_ok("launching the bottle");
+
+    let (c, _driver) = open_app(h.home.path()).await;
+    let _ = c.set_window_size(900, 700).await;
+    go(&c, &format!("#/bottle/{NAME}")).await;
+    click(
+        &c,
+        &format!("button[data-action='shell'][data-name='{NAME}']:not([disabled])"),
+    )
+    .await;
+    wait_css(&c, "#term-host .xterm-rows", 20).await;
+    let url = c.current_url().await.unwrap();
+    let route = format!("#{}", url.fragment().unwrap());
+    assert!(route.starts_with(&format!("#/terminal/{NAME}/")), "{route}");
+
+    // A shell that answers.
+    type_line(&c, "echo $((6*7))").await;
+    wait_row(&c, "42", 20, |r| r == "42").await;
+
+    // The bottle's terminal follows the window.
+    let before = stty_size(&c, "size-a").await;
+    c.set_window_size(1200, 1000).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = stty_size(
+            &c,
+            &format!("size-{}", Instant::now().elapsed().as_nanos() % 1000),
+        )
+        .await;
+        if now != before || Instant::now() > deadline {
+            break now;
+        }
+    };
+    assert!(
+        after.0 > before.0 && after.1 > before.1,
+        "rows and columns grow with the window: {before:?} → {after:?}"
+    );
+
+    // The page made afresh (as when the window's webview is released and
+    // re-created): the tab is there, with its scrollback.
+    c.refresh().await.unwrap();
+    wait_css(&c, "#term-tabs li[data-kind='shell']", 20).await;
+    go(&c, &route).await;
+    wait_row(&c, "the scrollback's 42", 20, |r| r == "42").await;
+
+    // A flood: the window keeps answering, memory stays bounded (a second
+    // flood adds next to nothing to what the first one left).
+    let pss_before = app_pss_kib();
+    type_line(&c, "yes | head -n 200000; echo flood-$((40+2))-done").await;
+    // A click on "Requests", timed in the page: from the click to the
+    // Requests view drawn.
+    let answered_ms = c
+        .execute_async(
+            "const done = arguments[0]; const t0 = performance.now();
+             const drawn = () => document.querySelector('#requests') ? done(performance.now() - t0) : requestAnimationFrame(drawn);
+             document.querySelector('#nav-requests').click();
+             requestAnimationFrame(drawn);",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    let answered = Duration::from_millis(answered_ms as u64);
+    assert!(
+        answered < Duration::from_secs(1),
+        "a click took {answered:?} during the flood"
+    );
+    go(&c, &route).await;
+    wait_row(&c, "the flood's end", 60, |r| r == "flood-42-done").await;
+    let pss_flood = app_pss_kib();
+    type_line(&c, "yes | head -n 200000; echo flood-$((40+3))-done").await;
+    wait_row(&c, "the second flood's end", 60, |r| r == "flood-43-done").await;
+    let pss_flood2 = app_pss_kib();
+    assert!(
+        pss_flood2 < pss_flood + 48 * 1024,
+        "memory keeps growing: {pss_before} KiB, after one flood {pss_flood} KiB, after two {pss_flood2} KiB"
+    );
+
+    // Throughput: ~7.9 MB (seq's 6.9 MB, each newline sent as CR LF) from
+    // the bottle to the drawn terminal, beside the same through the
+    // engine's own `exec -t` into a pseudo-terminal that draws nothing
+    // (the ceiling: the engine's copy of a terminal's output).
+    type_line(&c, "clear").await;
+    let start = Instant::now();
+    type_line(&c, "seq 1 1000000; echo tput-done").await;
+    wait_row(&c, "the throughput run's end", 120, |r| r == "tput-done").await;
+    let secs = start.elapsed().as_secs_f64();
+    let mb_per_s = 7_888_897.0 / secs / 1e6;
+    let engine_secs = engine_exec_secs();
+    let engine_mb_per_s = 7_888_897.0 / engine_secs / 1e6;
+
+    // An agent tab runs the bottle's agent command.
+    click(&c, "#term-new-agent").await;
+    wait_css(
+        &c,
+        "#term-tabs li[data-kind='agent'][aria-selected='true']",
+        20,
+    )
+    .await;
+    wait_row(&c, "the agent's greeting", 20, |r| r == "agent-says-hello").await;
+    // Two busy tabs: the agent's output drawn, the shell's kept.
+    let agent_route = format!("#{}", c.current_url().await.unwrap().fragment().unwrap());
+    go(&c, &route).await;
+    type_line(
+        &c,
+        "for i in 1 2 3 4 5; do seq 1 200000; done; echo busy-a-done",
+    )
+    .await;
+    go(&c, &agent_route).await;
+    wait_css(
+        &c,
+        "#term-tabs li[data-kind='agent'][aria-selected='true']",
+        10,
+    )
+    .await;
+    type_line(
+        &c,
+        "for i in 1 2 3 4 5; do seq 1 200000; done; echo busy-b-done",
+    )
+    .await;
+    let mut pss_busy = 0;
+    for _ in 0..10 {
+        pss_busy = pss_busy.max(app_pss_kib());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    wait_row(&c, "the agent tab's end", 120, |r| r == "busy-b-done").await;
+    type_line(
+        &c,
+        "clear; echo 'agent tab: the bottle'\"'\"'s agent.command, in the window'",
+    )
+    .await;
+    wait_row(&c, "the caption", 10, |r| r.starts_with("agent tab")).await;
+    shot_of(&c, "terminal", "#terminal").await;
+
+    // A session that exits says how.
+    go(&c, &route).await;
+    wait_row(&c, "the shell tab's busy end", 120, |r| r == "busy-a-done").await;
+    type_line(&c, "exit 3").await;
+    wait_css(&c, "#term-tabs li.ended[data-kind='shell']", 20).await;
+    wait_css(&c, "#term-status:not([hidden])", 10).await;
+    assert_eq!(text(&c, "#term-status").await, "Exited with status 3");
+
+    // Stopping the bottle ends its sessions, saying so.
+    go(&c, &agent_route).await;
+    h.bottle(&["down", NAME]).expect_ok("stopping the bottle");
+    wait_css(&c, "#term-tabs li.ended[data-kind='agent']", 30).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = text(&c, "#term-status").await;
+        if status == "Ended: the bottle stopped" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the agent tab says: {status}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let figures = json!({
+        "throughput_mb_per_s": (mb_per_s * 10.0).round() / 10.0,
+        "throughput_bytes": 7_888_897,
+        "throughput_secs": (secs * 100.0).round() / 100.0,
+        "click_during_flood_ms": answered.as_millis() as u64,
+        "pss_before_flood_mib": pss_before / 1024,
+        "pss_after_flood_mib": pss_flood / 1024,
+        "pss_after_second_flood_mib": pss_flood2 / 1024,
+        "engine_exec_mb_per_s": (engine_mb_per_s * 10.0).round() / 10.0,
+        "pss_two_busy_tabs_mib": pss_busy / 1024,
+    });
+    eprintln!("terminal figures: {figures}");
+    let dir = target_dir().join("perf-results");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("terminal.json"), figures.to_string()).unwrap();
+    c.close().await.unwrap();
+}
