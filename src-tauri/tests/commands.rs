@@ -224,7 +224,9 @@ fn an_agent_terminal_needs_an_agent_command_and_a_shell_a_running_bottle() {
     // No engine here: the error names the bottle and what is missing.
     let err = open("shell");
     assert!(
-        err.as_str().unwrap().contains("bottle `demo`: docker not found"),
+        err.as_str()
+            .unwrap()
+            .contains("bottle `demo`: docker not found"),
         "{err}"
     );
     let err = open("root");

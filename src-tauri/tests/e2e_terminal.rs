@@ -12,6 +12,7 @@
 mod window;
 
 use bottlebar_e2e::Harness;
+use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::{Client, Locator};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -61,6 +62,48 @@ async fn type_line(c: &Client, keys: &str) {
         .await
         .expect("the terminal's input");
     input.send_keys(&format!("{keys}\u{E007}")).await.unwrap();
+}
+
+/// Clicks the first character of `text` on the terminal's screen as a
+/// user would: the pointer moved there, pressed, released.
+async fn click_text(c: &Client, text: &str) {
+    let at = c
+        .execute(
+            "const [text] = arguments;
+             const walk = document.createTreeWalker(document.querySelector('#term-host .xterm-rows'), NodeFilter.SHOW_TEXT);
+             for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+               const i = n.textContent.indexOf(text);
+               if (i < 0) continue;
+               const range = document.createRange();
+               range.setStart(n, i); range.setEnd(n, i + 1);
+               const r = range.getBoundingClientRect();
+               return [r.left + r.width / 2, r.top + r.height / 2];
+             }
+             return null;",
+            vec![json!(text)],
+        )
+        .await
+        .unwrap();
+    let xy = at
+        .as_array()
+        .unwrap_or_else(|| panic!("`{text}` is not on the screen"));
+    let (x, y) = (xy[0].as_f64().unwrap(), xy[1].as_f64().unwrap());
+    let mouse = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveTo {
+            duration: None,
+            x,
+            y,
+        })
+        .then(PointerAction::Pause {
+            duration: Duration::from_millis(200),
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    c.perform_actions(mouse).await.unwrap();
 }
 
 /// The terminal's size as the bottle sees it (`stty size`): rows, columns.
@@ -180,6 +223,35 @@ async fn a_terminal_tab_talks_to_the_bottle_survives_a_reload_and_a_flood() {
     wait_css(&c, "#term-tabs li[data-kind='shell']", 20).await;
     go(&c, &route).await;
     wait_row(&c, "the scrollback's 42", 20, |r| r == "42").await;
+
+    // What the agent prints cannot open anything by itself: a link is shown
+    // in full and opened only on the user's word; a link to a file or a
+    // script is not offered at all.
+    type_line(&c, "clear; echo see https://bottlebar.invalid/docs/page; printf '\\033]8;;file:///etc/passwd\\033\\\\click-me-file\\033]8;;\\033\\\\\\n'").await;
+    wait_row(&c, "the printed links", 20, |r| r == "click-me-file").await;
+    assert!(
+        c.find(Locator::Css("#term-link")).await.is_err(),
+        "nothing offered unasked"
+    );
+    click_text(&c, "https://bottlebar.invalid").await;
+    wait_css(&c, "#term-link-url", 10).await;
+    assert_eq!(
+        text(&c, "#term-link-url").await,
+        "https://bottlebar.invalid/docs/page"
+    );
+    click(&c, "#term-link button:not(.primary)").await; // Cancel: nothing opened
+    click_text(&c, "click-me-file").await;
+    wait_css(&c, "#term-link", 10).await;
+    let refused = text(&c, "#term-link").await;
+    assert!(
+        refused.contains("Not opening") && refused.contains("file:///etc/passwd"),
+        "{refused}"
+    );
+    assert!(
+        c.find(Locator::Css("#term-link-open")).await.is_err(),
+        "{refused}"
+    );
+    click(&c, "#term-link button").await;
 
     // A flood: the window keeps answering, memory stays bounded (a second
     // flood adds next to nothing to what the first one left).

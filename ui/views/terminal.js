@@ -140,7 +140,8 @@ function makeTerm(s) {
     cursorBlink: true,
     allowProposedApi: true,
     // OSC 8 hyperlinks: shown, then opened only on the user's word.
-    linkHandler: { activate: (_e, uri) => offerLink(uri), allowNonHttpProtocols: false },
+    // Every scheme reaches `offerLink`, which refuses all but web and mail links, saying so.
+    linkHandler: { activate: (_e, uri) => offerLink(uri), allowNonHttpProtocols: true },
   });
   const fit = new FitAddon();
   const search = new SearchAddon();
