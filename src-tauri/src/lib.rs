@@ -133,6 +133,15 @@ pub fn now() -> String {
     bottlebar_core::now_rfc3339()
 }
 
+/// Shows the window (at `route`, e.g. `#/bottle/demo`).
+pub fn show_window<R: Runtime>(app: &AppHandle<R>, route: &str) {
+    if let Some(w) = app.get_webview_window("main") {
+        let _ = w.show();
+        let _ = w.set_focus();
+        let _ = app.emit("navigate", route);
+    }
+}
+
 /// Raises a notification that opens the window at `route` when clicked.
 pub fn notify<R: Runtime>(app: &tauri::AppHandle<R>, title: &str, body: &str, route: &str) {
     notices::notify(app, title, body, notices::About::Route(route));
@@ -192,7 +201,7 @@ pub fn run() {
         .setup(|app| {
             #[cfg(target_os = "macos")]
             app.set_activation_policy(tauri::ActivationPolicy::Accessory);
-            notices::listen(app.handle());
+            notices::listen(app.handle(), requests::answer_in_background);
             tray::install(app.handle());
             watch::start(app.handle().clone());
             requests::start(app.handle().clone());

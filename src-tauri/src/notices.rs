@@ -10,7 +10,7 @@
 //! (the plugin hands back the payload the app attached), never read from
 //! the notification server.
 
-use crate::{now, requests, tray, AppState};
+use crate::{now, show_window, AppState};
 use serde::Serialize;
 use tauri::{AppHandle, Manager, Runtime};
 use tauri_plugin_notification::{Action, ActionPerformed, ActionType, NotificationExt};
@@ -19,7 +19,7 @@ use tauri_plugin_notification::{Action, ActionPerformed, ActionType, Notificatio
 const REQUEST_ACTIONS: &str = "egress-request";
 
 /// The buttons of a request's notification: the answer word
-/// ([`requests::answer_of`]) and its label.
+/// (see `requests::answer_of`) and its label.
 pub const REQUEST_BUTTONS: [(&str, &str); 4] = [
     ("once", "Allow once"),
     ("hour", "Allow for 1 hour"),
@@ -56,10 +56,15 @@ pub enum About<'a> {
     },
 }
 
-/// Registers the request buttons and the handler of clicks; before any
-/// notification is raised, since the plugin reports only on notifications
-/// shown after a handler exists.
-pub fn listen<R: Runtime>(app: &AppHandle<R>) {
+/// Answers request `id` of `bottle` with an answer word (`once`, `hour`,
+/// `always`, `deny`): `requests::answer_in_background`, handed in so this
+/// module need not know the requests.
+pub type Answerer<R> = fn(&AppHandle<R>, &str, String, String);
+
+/// Registers the request buttons and the handler of clicks (buttons go to
+/// `answer`); before any notification is raised, since the plugin reports
+/// only on notifications shown after a handler exists.
+pub fn listen<R: Runtime>(app: &AppHandle<R>, answer: Answerer<R>) {
     let notifications = app.notification();
     let buttons = REQUEST_BUTTONS
         .iter()
@@ -73,7 +78,7 @@ pub fn listen<R: Runtime>(app: &AppHandle<R>) {
         .actions(buttons)
         .build()]);
     let handle = app.clone();
-    let _ = notifications.on_action(move |performed| on_action(&handle, performed));
+    let _ = notifications.on_action(move |performed| on_action(&handle, performed, answer));
 }
 
 /// Raises a notification about `about` and records it.
@@ -110,7 +115,7 @@ pub fn notify<R: Runtime>(app: &AppHandle<R>, title: &str, body: &str, about: Ab
 
 /// What the user did with a notification: a button answers its request; a
 /// click opens the window where the notification points.
-fn on_action<R: Runtime>(app: &AppHandle<R>, performed: &ActionPerformed) {
+fn on_action<R: Runtime>(app: &AppHandle<R>, performed: &ActionPerformed, answer: Answerer<R>) {
     let extra = performed.notification().map(|n| n.extra());
     let field = |key: &str| {
         extra
@@ -121,8 +126,8 @@ fn on_action<R: Runtime>(app: &AppHandle<R>, performed: &ActionPerformed) {
     let word = performed.action_id();
     match (field("bottle"), field("request")) {
         (Some(bottle), Some(id)) if REQUEST_BUTTONS.iter().any(|(w, _)| *w == word) => {
-            requests::answer_in_background(app, word, bottle, id);
+            answer(app, word, bottle, id);
         }
-        _ => tray::show(app, &field("opens").unwrap_or_else(|| "#/".into())),
+        _ => show_window(app, &field("opens").unwrap_or_else(|| "#/".into())),
     }
 }

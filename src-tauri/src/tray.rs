@@ -10,13 +10,13 @@
 //! the window stays open instead, saying why.
 
 use crate::actions::{self, Action};
-use crate::{external_terminal, requests, terminals, AppState};
+use crate::{external_terminal, requests, show_window as show, terminals, AppState};
 use bottlebar_core::ops::{BottleState, Listing, TerminalCommand};
 use bottlebar_core::runner::pty::CellSize;
 use bottlebar_core::supervise::Request;
 use tauri::menu::{Menu, MenuBuilder, MenuItemBuilder, SubmenuBuilder};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIconBuilder, TrayIconEvent};
-use tauri::{AppHandle, Emitter, Listener, Manager, Runtime};
+use tauri::{AppHandle, Listener, Manager, Runtime};
 
 const TRAY_ID: &str = "bottlebar-tray";
 
@@ -97,15 +97,6 @@ fn build_menu<R: Runtime>(
         .separator()
         .item(&MenuItemBuilder::with_id("quit", "Quit").build(app)?)
         .build()
-}
-
-/// Shows the window (at `route`, e.g. `#/bottle/demo`).
-pub fn show<R: Runtime>(app: &AppHandle<R>, route: &str) {
-    if let Some(w) = app.get_webview_window("main") {
-        let _ = w.show();
-        let _ = w.set_focus();
-        let _ = app.emit("navigate", route);
-    }
 }
 
 fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
