@@ -106,6 +106,28 @@ async fn click_text(c: &Client, text: &str) {
     c.perform_actions(mouse).await.unwrap();
 }
 
+/// Ctrl+Shift+`key` in the terminal (⌘`key` on a Mac).
+async fn chord(c: &Client, key: &str) {
+    let input = c
+        .find(Locator::Css("#term-host .xterm-helper-textarea"))
+        .await
+        .unwrap();
+    input
+        .send_keys(&format!("\u{E009}\u{E008}{key}\u{E000}"))
+        .await
+        .unwrap();
+}
+
+/// The terminal's font size, as drawn.
+async fn font_size(c: &Client) -> serde_json::Value {
+    c.execute(
+        "return getComputedStyle(document.querySelector('#term-host .xterm-rows')).fontSize;",
+        vec![],
+    )
+    .await
+    .unwrap()
+}
+
 /// The terminal's size as the bottle sees it (`stty size`): rows, columns.
 async fn stty_size(c: &Client, tag: &str) -> (u32, u32) {
     type_line(c, &format!("echo {tag} $(stty size)")).await;
@@ -327,6 +349,30 @@ async fn a_terminal_tab_talks_to_the_bottle_survives_a_reload_and_a_flood() {
     let secs = start.elapsed().as_secs_f64();
     let mb_per_s = 7_888_897.0 / secs / 1e6;
     let engine_secs = engine_exec_secs();
+
+    // Search (Ctrl+Shift+F; ⌘F on a Mac) finds and selects; the font grows
+    // with Ctrl+Shift+= (⌘+) and comes back with Ctrl+Shift+0 (⌘0).
+    chord(&c, "f").await;
+    let search = wait_css(&c, "#term-search", 5).await;
+    search.send_keys("tput-done\u{E007}").await.unwrap();
+    wait_css(&c, "#term-host .xterm-selection div", 5).await;
+    search.send_keys("\u{E00C}").await.unwrap(); // Escape closes it
+    let normal = font_size(&c).await;
+    chord(&c, "=").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while font_size(&c).await == normal {
+        assert!(Instant::now() < deadline, "the font stays at {normal}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    chord(&c, "0").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while font_size(&c).await != normal {
+        assert!(
+            Instant::now() < deadline,
+            "the font does not come back to {normal}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let engine_mb_per_s = 7_888_897.0 / engine_secs / 1e6;
 
     // An agent tab runs the bottle's agent command.
