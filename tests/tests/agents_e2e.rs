@@ -9,7 +9,9 @@
 //! workspace; its request reaches the API with the real key in the right
 //! header, put there by the sidecar; the agent's environment, files and
 //! `/proc` hold only the placeholder; telemetry is refused; the agent is
-//! wired to the supervise MCP server.
+//! wired to the supervise MCP server; started interactively on a terminal
+//! (as the app's agent tab starts it), it goes straight to its prompt — no
+//! sign-in, no onboarding, no trust question.
 
 use bottlebar_e2e::testkit::model_api::REPLY;
 use bottlebar_e2e::testkit::pki::TestCa;
@@ -146,6 +148,74 @@ impl AgentBottle {
         asked
     }
 
+    /// Starts the agent's own command on a terminal as the app's *Start
+    /// agent* does (`ops::terminal_argv`, a core terminal session), waits
+    /// until its screen shows `ready`, and returns the screen's text.
+    /// Compared without white space: TUIs draw spaces as cursor moves.
+    fn first_screen(&self, ready: &str) -> String {
+        use bottlebar_core::ops::{terminal_argv, TerminalCommand};
+        use bottlebar_core::runner::{pty::CellSize, ProcessRunner};
+        let home = bottlebar_core::home::Home::at(self.h.home.path());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let argv = rt
+            .block_on(terminal_argv(
+                &home,
+                &self.name,
+                TerminalCommand::Agent,
+                &ProcessRunner,
+            ))
+            .expect("the agent's terminal command");
+        let sessions = bottlebar_core::terminal::Sessions::default();
+        let size = CellSize {
+            cols: 120,
+            rows: 40,
+        };
+        let s = sessions
+            .open(&self.name, TerminalCommand::Agent, &argv, size)
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut answered = 0;
+        loop {
+            let raw = s.read(0, usize::MAX).bytes;
+            // What a terminal answers (xterm.js does in the app): the
+            // queries TUIs send at start, in the order they were sent.
+            let asked = terminal_queries(&raw);
+            for answer in &asked[answered.min(asked.len())..] {
+                let _ = s.type_in(answer.to_vec());
+            }
+            answered = asked.len();
+            let screen = plain_text(&raw);
+            let squeezed: String = screen.chars().filter(|c| !c.is_whitespace()).collect();
+            if squeezed.contains(&ready.replace(' ', "")) {
+                sessions.end_all("seen");
+                return screen;
+            }
+            if std::time::Instant::now() > deadline || s.info().ended.is_some() {
+                sessions.end_all("test over");
+                let keep = target_dir().join(format!("first-screen-{}.txt", self.name));
+                let _ = std::fs::write(&keep, &raw);
+                let tail: String = screen
+                    .chars()
+                    .rev()
+                    .take(3000)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                let paths: Vec<String> = self
+                    .api_requests()
+                    .iter()
+                    .map(|r| format!("{} {}", r["model_api"], r["path"]))
+                    .collect();
+                panic!(
+                    "`{ready}` never showed (all of it: {}); the API was asked {paths:?}; the screen ends:\n{tail}",
+                    keep.display()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+    }
+
     /// The agent is not root, and owns its workspace.
     fn check_user_and_workspace(&self) {
         let id = self.sh("id -u; id -un; pwd").expect_ok("id");
@@ -196,6 +266,66 @@ impl AgentBottle {
     }
 }
 
+/// The answers a terminal gives to the queries in `output`, in order:
+/// where the cursor is, what the terminal is (VT220-ish), a mode's state,
+/// the colours.
+fn terminal_queries(output: &[u8]) -> Vec<&'static [u8]> {
+    const ANSWERS: [(&[u8], &[u8]); 5] = [
+        (b"\x1b[6n", b"\x1b[1;1R"),
+        (b"\x1b[c", b"\x1b[?62;22c"),
+        (b"\x1b[?1007$p", b"\x1b[?1007;2$y"),
+        (b"\x1b]10;?\x1b\\", b"\x1b]10;rgb:ffff/ffff/ffff\x1b\\"),
+        (b"\x1b]11;?\x1b\\", b"\x1b]11;rgb:0000/0000/0000\x1b\\"),
+    ];
+    let mut found = vec![];
+    for i in 0..output.len() {
+        for (query, answer) in ANSWERS {
+            if output[i..].starts_with(query) {
+                found.push(answer);
+            }
+        }
+    }
+    found
+}
+
+/// A terminal's output as text: escape sequences out (a cursor move right
+/// becomes a space, as it looks on screen).
+fn plain_text(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('\x1b', Some('[')) => {
+                chars.next();
+                let mut last = ' ';
+                for c in chars.by_ref() {
+                    last = c;
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+                if last == 'C' {
+                    out.push(' ');
+                }
+            }
+            ('\x1b', Some(']')) => {
+                while let Some(c) = chars.next() {
+                    if c == '\x07' || (c == '\x1b' && chars.next_if_eq(&'\\').is_some()) {
+                        break;
+                    }
+                }
+            }
+            ('\x1b', _) => {
+                chars.next();
+            }
+            (c, _) if c.is_control() && c != '\n' => {}
+            (c, _) => out.push(c),
+        }
+    }
+    out
+}
+
 #[test]
 fn claude_code_runs_a_turn_with_the_key_only_on_the_wire() {
     let key = "sk-ant-api03-bottlebar-e2e-real-key-4b9d1f27c6";
@@ -224,6 +354,19 @@ fn claude_code_runs_a_turn_with_the_key_only_on_the_wire() {
     let mcp = b.sh("cat ~/.claude.json").expect_ok("claude.json").stdout;
     let url = b.sh("printf %s \"$MCP_SUPERVISE_URL\"").stdout;
     assert!(mcp.contains("\"bottlebar\"") && mcp.contains(&url), "{mcp}");
+
+    // Started interactively, as the app's agent tab does: straight to its
+    // prompt, no sign-in, no onboarding.
+    let screen = b.first_screen("for shortcuts");
+    let squeezed: String = screen.chars().filter(|c| !c.is_whitespace()).collect();
+    for asked in [
+        "Selectloginmethod",
+        "trustthisfolder",
+        "Choosethetextstyle",
+        "DoyouwanttousethisAPIkey",
+    ] {
+        assert!(!squeezed.contains(asked), "it asked `{asked}`:\n{screen}");
+    }
 }
 
 #[test]
@@ -280,6 +423,19 @@ fn codex_runs_a_turn_with_the_key_only_on_the_wire() {
         .expect_ok("codex config")
         .stdout;
     assert!(config.contains("bottlebar"), "{config}");
+
+    // Started interactively, as the app's agent tab does: straight to its
+    // prompt, signed in with the placeholder key, no trust question.
+    let screen = b.first_screen("Ask Codex to do anything");
+    let squeezed: String = screen.chars().filter(|c| !c.is_whitespace()).collect();
+    for asked in [
+        "SigninwithChatGPT",
+        "ProvideyourownAPIkey",
+        "trustthecontents",
+        "allowCodextowork",
+    ] {
+        assert!(!squeezed.contains(asked), "it asked `{asked}`:\n{screen}");
+    }
 }
 
 #[test]
