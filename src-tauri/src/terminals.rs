@@ -2,10 +2,10 @@
 //! `bottlebar_core::terminal`, so they outlive the window) and one viewer per
 //! session, fed over a Tauri channel.
 //!
-//! Output goes to the view as base64 text, batched, with flow control (a
-//! JSON string crosses Tauri's IPC on every platform as itself, where raw
-//! bytes above 1 KiB cross Linux's as an array of numbers, 3–4 times the
-//! size and far slower to read):
+//! Output goes to the view as binary messages ([`output_message`]: base64
+//! text on Linux, where Tauri's IPC hands bytes above 1 KiB to the page as
+//! an array of numbers, 3–4 times the size and far slower to read), batched,
+//! with flow control:
 //! the view acknowledges what xterm.js has drawn, and at most [`WINDOW`]
 //! bytes are ever in flight. A flood (`yes`) therefore never queues more
 //! than that in the webview; what the view could not keep up with is
@@ -228,6 +228,17 @@ async fn explain_end<R: Runtime>(app: &AppHandle<R>, session: &Session) -> bool 
     false
 }
 
+/// A piece of output as a channel message: raw bytes (an `ArrayBuffer` in
+/// the page), or on Linux base64 text (measured faster there: see the
+/// module's note).
+fn output_message(bytes: Vec<u8>) -> InvokeResponseBody {
+    if cfg!(target_os = "linux") {
+        InvokeResponseBody::Json(format!("\"{}\"", BASE64.encode(&bytes)))
+    } else {
+        InvokeResponseBody::Raw(bytes)
+    }
+}
+
 /// Tells the window the sessions changed.
 fn changed<R: Runtime>(app: &AppHandle<R>) {
     let _ = app.emit(
@@ -266,8 +277,7 @@ async fn feed(
             }
             sent = piece.from + piece.bytes.len() as u64;
             let small = piece.bytes.len() < CHUNK;
-            let text = format!("\"{}\"", BASE64.encode(&piece.bytes));
-            if channel.send(InvokeResponseBody::Json(text)).is_err() {
+            if channel.send(output_message(piece.bytes)).is_err() {
                 return;
             }
             if small {

@@ -2,7 +2,8 @@
 //! tauri-driver, real Docker): a workspace folder and a key → the saved
 //! file is the template's, the key is in the keychain and not in the file
 //! → Save & Launch builds the image (on the Debian base made on this
-//! machine, `settings.toml` `[new_bottles]`) and reaches ready.
+//! machine, `settings.toml` `[new_bottles]`) and reaches ready; *Start
+//! agent* then opens Claude Code in the window's terminal, at its prompt.
 
 mod window;
 
@@ -153,6 +154,32 @@ async fn a_claude_code_bottle_from_the_template_with_its_key_in_the_keychain() {
         String::from_utf8_lossy(&version.stdout).contains("Claude Code"),
         "{version:?}"
     );
+    // Start agent: a tab in the window's terminal, straight at Claude
+    // Code's prompt (no sign-in, no onboarding, no trust question).
+    click(
+        &c,
+        &format!("button[data-action='agent'][data-name='{name}']:not([disabled])"),
+    )
+    .await;
+    wait_css(
+        &c,
+        "#term-tabs li[data-kind='agent'][aria-selected='true']",
+        20,
+    )
+    .await;
+    wait_row(&c, "Claude Code's prompt", 60, |r| {
+        r.contains("for shortcuts")
+    })
+    .await;
+    let rows = screen(&c).await.join("\n");
+    for asked in [
+        "Select login method",
+        "trust this folder",
+        "Choose the text style",
+    ] {
+        assert!(!rows.contains(asked), "it asked `{asked}`:\n{rows}");
+    }
+    shot_of(&c, "terminal-claude", "#terminal").await;
     let _ = invoke(&c, "stop_bottle", json!({ "name": name })).await;
     let _ = bottlebar_core::keychain::delete(&bottle, "anthropic");
     c.close().await.unwrap();

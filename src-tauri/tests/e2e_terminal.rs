@@ -20,41 +20,6 @@ use window::*;
 
 const NAME: &str = "e2e-win-term";
 
-/// The terminal's screen as the user sees it: one string per row.
-async fn screen(c: &Client) -> Vec<String> {
-    let rows = c
-        .execute(
-            "return Array.from(document.querySelectorAll('#term-host .xterm-rows > div'), (d) => d.textContent);",
-            vec![],
-        )
-        .await
-        .unwrap_or(json!([]));
-    rows.as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| r.as_str().unwrap_or("").trim_end().to_string())
-        .collect()
-}
-
-/// Waits until a row of the screen satisfies `want`; the row.
-async fn wait_row(c: &Client, what: &str, secs: u64, want: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let rows = screen(c).await;
-        if let Some(r) = rows.iter().find(|r| want(r)) {
-            return r.clone();
-        }
-        if Instant::now() > deadline {
-            shot(c, "e2e-terminal-timeout").await;
-            panic!(
-                "no {what} on the terminal after {secs} s:\n{}",
-                rows.join("\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
-}
-
 /// Types `keys` into the terminal shown (then Enter).
 async fn type_line(c: &Client, keys: &str) {
     let input = c

@@ -23,6 +23,7 @@ const terms = new Map();
 const current = {};
 
 const FONT_KEY = "bottlebar.terminal.fontSize";
+const FONT_FAMILY = "ui-monospace, Menlo, 'DejaVu Sans Mono', monospace";
 let fontSize = fontSizeOf(localStorage.getItem(FONT_KEY));
 
 /** Takes the app's list of sessions (and redraws the tabs of the view on screen). */
@@ -124,10 +125,23 @@ function show(s) {
   t.term.focus();
 }
 
-/** The size the newest terminal had, for a new session before it is measured. */
+/**
+ * The size a new session starts at, before its view measures itself: the
+ * newest terminal's, else an estimate from the window that errs small (a
+ * program drawn narrower than its view just redraws wider on the resize
+ * that follows; drawn wider, its first screen would wrap).
+ */
 function lastSize() {
   const t = [...terms.values()].pop();
-  return t ? { cols: t.term.cols, rows: t.term.rows } : { cols: 100, rows: 30 };
+  if (t) return { cols: t.term.cols, rows: t.term.rows };
+  const view = document.getElementById("view");
+  const ctx = document.createElement("canvas").getContext("2d");
+  ctx.font = `${fontSize}px ${FONT_FAMILY}`;
+  const cell = { w: ctx.measureText("W".repeat(40)).width / 40 || fontSize * 0.6, h: fontSize * 1.2 };
+  // The card's padding and the tabs above the terminal.
+  const cols = Math.floor(((view?.clientWidth || 800) - 60) / cell.w) - 6;
+  const rows = Math.floor((window.innerHeight - 200) / cell.h) - 1;
+  return { cols: Math.max(20, cols), rows: Math.max(5, rows) };
 }
 
 /** A terminal for session `s`, attached to its output. */
@@ -135,7 +149,7 @@ function makeTerm(s) {
   const el = h("div", { class: "term", dataset: { id: s.id } });
   const term = new Terminal({
     fontSize,
-    fontFamily: "ui-monospace, Menlo, 'DejaVu Sans Mono', monospace",
+    fontFamily: FONT_FAMILY,
     scrollback: 5000,
     cursorBlink: true,
     allowProposedApi: true,
@@ -175,10 +189,13 @@ function makeTerm(s) {
   return t;
 }
 
-/** Output from the app: bytes to draw, or a note (`from`, `ended`). */
+/**
+ * Output from the app: bytes to draw — an ArrayBuffer, or base64 text on
+ * Linux (src-tauri/src/terminals.rs says why) — or a note (`from`, `ended`).
+ */
 function receive(t, m) {
-  if (typeof m === "string") {
-    const bytes = fromBase64(m);
+  const bytes = typeof m === "string" ? fromBase64(m) : m instanceof ArrayBuffer || Array.isArray(m) ? new Uint8Array(m) : null;
+  if (bytes) {
     const upto = (t.offset += bytes.length);
     t.term.write(bytes, () => acknowledge(t, upto));
   } else if (m && typeof m.from === "number") {

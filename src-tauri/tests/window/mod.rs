@@ -258,3 +258,38 @@ pub async fn go(c: &Client, route: &str) {
 pub async fn invoke(c: &Client, cmd: &str, args: serde_json::Value) -> serde_json::Value {
     c.execute_async("const [cmd, args, done] = arguments; window.__TAURI__.core.invoke(cmd, args).then(done, (e) => done({ error: String(e) }));", vec![json!(cmd), args]).await.unwrap()
 }
+
+/// The terminal's screen as the user sees it: one string per row.
+pub async fn screen(c: &Client) -> Vec<String> {
+    let rows = c
+        .execute(
+            "return Array.from(document.querySelectorAll('#term-host .xterm-rows > div'), (d) => d.textContent);",
+            vec![],
+        )
+        .await
+        .unwrap_or(json!([]));
+    rows.as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r.as_str().unwrap_or("").trim_end().to_string())
+        .collect()
+}
+
+/// Waits until a row of the terminal's screen satisfies `want`; the row.
+pub async fn wait_row(c: &Client, what: &str, secs: u64, want: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let rows = screen(c).await;
+        if let Some(r) = rows.iter().find(|r| want(r)) {
+            return r.clone();
+        }
+        if Instant::now() > deadline {
+            shot(c, "e2e-terminal-timeout").await;
+            panic!(
+                "no {what} on the terminal after {secs} s:\n{}",
+                rows.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}

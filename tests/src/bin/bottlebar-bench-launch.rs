@@ -1,0 +1,295 @@
+//! `bottlebar-bench-launch`: how long a bottle takes to launch and go, beside
+//! the same topology made by hand with plain `docker` commands, in one run.
+//!
+//! Warm images (one launch first, not measured). Then, alternating, `runs`
+//! times each:
+//! - **raw**: a hand-written script of plain `docker` commands making the
+//!   same topology from the same images and configuration — two networks,
+//!   the sidecar created, connected, started, its health awaited, its
+//!   address read, the agent run — then removed;
+//! - **bottle**: `bottle up demo` (to *verified ready*: the isolation
+//!   self-test passed) then `bottle down demo`; the self-test's own time is
+//!   read from the launch's events, so the topology alone is known too.
+//!
+//! Medians and ratios are printed as a Markdown table (or JSON). The
+//! self-test's outside targets are this machine's fake internet; nothing
+//! else is contacted. Every loop is bounded.
+
+use anyhow::{bail, Context, Result};
+use bottlebar_e2e::{engine, Harness};
+use clap::Parser;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(name = "bottlebar-bench-launch")]
+struct Args {
+    /// Measured runs of each (after one warm-up launch).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The bottle measured: the built-in demo.
+const NAME: &str = "demo";
+/// The raw script's resources.
+const RAW: &str = "bb-bench-raw";
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if !(1..=50).contains(&args.runs) {
+        bail!("--runs must be 1 to 50");
+    }
+    let h = Harness::new();
+    // Warm up: images built, and what the raw script needs copied while up.
+    h.up(NAME).0.expect_ok("the warm-up launch");
+    let raw = RawTopology::from_running(&h)?;
+    h.bottle(&["down", NAME]).expect_ok("the warm-up stop");
+
+    let (mut raw_ms, mut up_ms, mut selftest_ms) = (vec![], vec![], vec![]);
+    for _ in 0..args.runs {
+        raw_ms.push(raw.launch_and_remove()?);
+        let (total, selftest) = bottle_launch_and_stop(&h)?;
+        up_ms.push(total);
+        selftest_ms.push(selftest);
+    }
+    let topology_ms: Vec<f64> = up_ms.iter().zip(&selftest_ms).map(|(u, s)| u - s).collect();
+    let report = json!({
+        "backend": if engine().is_apple() { "apple (the container double)" } else { "docker" },
+        "runs": args.runs,
+        "raw_ms": median(&raw_ms),
+        "bottle_ms": median(&up_ms),
+        "bottle_without_selftest_ms": median(&topology_ms),
+        "selftest_ms": median(&selftest_ms),
+        "ratio": median(&up_ms) / median(&raw_ms),
+        "ratio_without_selftest": median(&topology_ms) / median(&raw_ms),
+        "samples": { "raw": raw_ms, "bottle": up_ms, "selftest": selftest_ms },
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+fn print_table(r: &Value) {
+    let ms = |k: &str| format!("{:.0} ms", r[k].as_f64().unwrap_or(0.0));
+    println!(
+        "launch + stop, {}, warm images, medians of {}:\n",
+        r["backend"].as_str().unwrap_or(""),
+        r["runs"]
+    );
+    println!("| what | median | ratio to raw |");
+    println!("|---|---|---|");
+    println!("| raw `docker` script | {} | 1.00× |", ms("raw_ms"));
+    println!(
+        "| `bottle up` + `down` (to verified ready) | {} | {:.2}× |",
+        ms("bottle_ms"),
+        r["ratio"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "| … without the self-test | {} | {:.2}× |",
+        ms("bottle_without_selftest_ms"),
+        r["ratio_without_selftest"].as_f64().unwrap_or(0.0)
+    );
+    println!("| the self-test alone | {} | |", ms("selftest_ms"));
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    match s.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+/// `bottle up demo --json` then `bottle down demo`: the whole time, and the
+/// self-test's part of it (ms).
+fn bottle_launch_and_stop(h: &Harness) -> Result<(f64, f64)> {
+    let start = Instant::now();
+    let (up, events) = h.up(NAME);
+    if !up.ok() {
+        bail!("bottle up failed: {}{}", up.stdout, up.stderr);
+    }
+    let down = h.bottle(&["down", NAME]);
+    if !down.ok() {
+        bail!("bottle down failed: {}", down.stderr);
+    }
+    let total = start.elapsed().as_secs_f64() * 1000.0;
+    let selftest = events
+        .iter()
+        .find(|e| e["event"] == "step_finished" && e["step"] == "self-test")
+        .and_then(|e| e["duration_ms"].as_f64())
+        .context("no self-test step in the launch's events")?;
+    Ok((total, selftest))
+}
+
+/// What the hand-written script needs: the bottle's images and the
+/// sidecar's configuration and CA, copied while the bottle was up.
+struct RawTopology {
+    sidecar_image: String,
+    agent_image: String,
+    state: tempfile::TempDir,
+}
+
+impl RawTopology {
+    fn from_running(h: &Harness) -> Result<Self> {
+        let image = |role: &str| -> Result<String> {
+            let out = docker(&[
+                "inspect",
+                "--format",
+                "{{.Config.Image}}",
+                &format!("bottlebar-{NAME}-{role}"),
+            ])?;
+            Ok(out.trim().to_string())
+        };
+        let state = tempfile::tempdir()?;
+        for dir in ["sidecar", "agent-ca"] {
+            copy_dir(&h.state_dir(NAME).join(dir), &state.path().join(dir))?;
+        }
+        std::fs::create_dir_all(state.path().join("audit"))?;
+        // The sidecar runs as 65532 and writes its audit log there.
+        docker_ok(Command::new("chown").args([
+            "-R",
+            "65532:65532",
+            &state.path().join("audit").display().to_string(),
+        ]))?;
+        Ok(RawTopology {
+            sidecar_image: image("sidecar")?,
+            agent_image: image("agent")?,
+            state,
+        })
+    }
+
+    /// The script: up, then down; its time (ms).
+    fn launch_and_remove(&self) -> Result<f64> {
+        let start = Instant::now();
+        let result = self.launch();
+        let removed = self.remove();
+        result?;
+        removed?;
+        Ok(start.elapsed().as_secs_f64() * 1000.0)
+    }
+
+    fn launch(&self) -> Result<()> {
+        let (internal, egress) = (format!("{RAW}-internal"), format!("{RAW}-egress"));
+        let (sidecar, agent) = (format!("{RAW}-sidecar"), format!("{RAW}-agent"));
+        let mount = |dir: &str, target: &str, ro: bool| {
+            format!(
+                "type=bind,source={},target={target}{}",
+                self.state.path().join(dir).display(),
+                if ro { ",readonly" } else { "" }
+            )
+        };
+        docker(&["network", "create", "--internal", &internal])?;
+        docker(&["network", "create", &egress])?;
+        docker(&[
+            "create",
+            "--name",
+            &sidecar,
+            "--network",
+            &egress,
+            "--user",
+            "65532:65532",
+            "--mount",
+            &mount("sidecar", "/etc/bottlebar", true),
+            "--mount",
+            &mount("audit", "/var/log/bottlebar", false),
+            &self.sidecar_image,
+            "serve",
+            "--config",
+            "/etc/bottlebar/sidecar.json",
+        ])?;
+        docker(&["network", "connect", &internal, &sidecar])?;
+        docker(&["start", &sidecar])?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while docker(&["exec", &sidecar, "/bottlebar-sidecar", "health"]).is_err() {
+            if Instant::now() > deadline {
+                bail!("the raw sidecar never became healthy");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let ip = docker(&[
+            "inspect",
+            "--format",
+            &format!("{{{{(index .NetworkSettings.Networks \"{internal}\").IPAddress}}}}"),
+            &sidecar,
+        ])?;
+        let proxy = format!("HTTPS_PROXY=http://{}:3128", ip.trim());
+        docker(&[
+            "run",
+            "--detach",
+            "--name",
+            &agent,
+            "--network",
+            &internal,
+            "--init",
+            "--env",
+            &proxy,
+            "--mount",
+            &mount("agent-ca", "/etc/bottlebar/ca", true),
+            &self.agent_image,
+            "sleep",
+            "2147483647",
+        ])?;
+        Ok(())
+    }
+
+    fn remove(&self) -> Result<()> {
+        docker(&[
+            "rm",
+            "--force",
+            &format!("{RAW}-agent"),
+            &format!("{RAW}-sidecar"),
+        ])?;
+        docker(&[
+            "network",
+            "rm",
+            &format!("{RAW}-internal"),
+            &format!("{RAW}-egress"),
+        ])?;
+        Ok(())
+    }
+}
+
+impl Drop for RawTopology {
+    fn drop(&mut self) {
+        let _ = self.remove();
+    }
+}
+
+/// Runs `docker ARGS`; its stdout, or an error with its stderr.
+fn docker(args: &[&str]) -> Result<String> {
+    let mut c = Command::new("docker");
+    c.args(args);
+    docker_ok(&mut c)
+}
+
+fn docker_ok(c: &mut Command) -> Result<String> {
+    let out = c.output().with_context(|| format!("running {c:?}"))?;
+    if !out.status.success() {
+        bail!("{c:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
