@@ -205,6 +205,20 @@ pub fn run() {
             tray::install(app.handle());
             watch::start(app.handle().clone());
             requests::start(app.handle().clone());
+            // `--hidden`: start in the menu bar only (at login; the idle
+            // measurement), when there is a menu bar to come back from.
+            let hidden = std::env::args().any(|a| a == "--hidden");
+            let has_tray = app
+                .state::<AppState>()
+                .tray_problem
+                .lock()
+                .unwrap()
+                .is_none();
+            if hidden && has_tray {
+                if let Some(w) = app.get_webview_window("main") {
+                    let _ = w.hide();
+                }
+            }
             Ok(())
         })
         .on_window_event(|window, event| {

@@ -129,14 +129,17 @@ pub fn testkit_bin() -> PathBuf {
     )
 }
 
-/// A binary built next to this test executable (`bottle`, the `container` double).
+/// A binary built next to this executable (`bottle`, the `container`
+/// double): beside it (a tool in `target/debug`), or one level up (a test
+/// in `target/debug/deps`).
 fn sibling_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let p = exe
-        .parent()
-        .and_then(Path::parent)
+    let dir = exe.parent().unwrap();
+    let p = [dir, dir.parent().unwrap_or(dir)]
+        .iter()
         .map(|d| d.join(name))
-        .unwrap();
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| dir.join(name));
     assert!(
         p.is_file(),
         "`{name}` not found at {}: run `cargo build --workspace` first (scripts/test does)",

@@ -32,6 +32,9 @@ struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also list the self-test's slowest paths (where its time goes).
+    #[arg(long)]
+    paths: bool,
 }
 
 /// The bottle measured: the built-in demo.
@@ -48,6 +51,7 @@ fn main() -> Result<()> {
     // Warm up: images built, and what the raw script needs copied while up.
     h.up(NAME).0.expect_ok("the warm-up launch");
     let raw = RawTopology::from_running(&h)?;
+    let slowest = slowest_paths(&h)?;
     h.bottle(&["down", NAME]).expect_ok("the warm-up stop");
 
     let (mut raw_ms, mut up_ms, mut selftest_ms) = (vec![], vec![], vec![]);
@@ -74,7 +78,35 @@ fn main() -> Result<()> {
     } else {
         print_table(&report);
     }
+    if args.paths {
+        println!("\nthe warm-up self-test's slowest paths (ms, outcome, path):");
+        for (ms, outcome, path) in slowest {
+            println!("  {ms:>5}  {outcome:<8} {path}");
+        }
+    }
     Ok(())
+}
+
+/// The warm-up launch's self-test paths, slowest first: where its time goes.
+fn slowest_paths(h: &Harness) -> Result<Vec<(u64, String, String)>> {
+    let file = h.home.path().join("selftest").join(format!("{NAME}.json"));
+    let record: Value = serde_json::from_str(&std::fs::read_to_string(&file)?)
+        .with_context(|| format!("reading {}", file.display()))?;
+    let mut paths: Vec<(u64, String, String)> = record["report"]["paths"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            (
+                p["ms"].as_u64().unwrap_or(0),
+                p["outcome"].as_str().unwrap_or("").to_string(),
+                p["path"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    paths.sort_by_key(|p| std::cmp::Reverse(p.0));
+    paths.truncate(12);
+    Ok(paths)
 }
 
 fn print_table(r: &Value) {
@@ -155,12 +187,15 @@ impl RawTopology {
             copy_dir(&h.state_dir(NAME).join(dir), &state.path().join(dir))?;
         }
         std::fs::create_dir_all(state.path().join("audit"))?;
-        // The sidecar runs as 65532 and writes its audit log there.
-        docker_ok(Command::new("chown").args([
-            "-R",
-            "65532:65532",
-            &state.path().join("audit").display().to_string(),
-        ]))?;
+        // The sidecar runs as 65532: it reads its configuration and writes
+        // its audit log (copies are the copier's, as the originals were not).
+        for dir in ["sidecar", "audit"] {
+            docker_ok(Command::new("chown").args([
+                "-R",
+                "65532:65532",
+                &state.path().join(dir).display().to_string(),
+            ]))?;
+        }
         Ok(RawTopology {
             sidecar_image: image("sidecar")?,
             agent_image: image("agent")?,
@@ -212,7 +247,12 @@ impl RawTopology {
         let deadline = Instant::now() + Duration::from_secs(10);
         while docker(&["exec", &sidecar, "/bottlebar-sidecar", "health"]).is_err() {
             if Instant::now() > deadline {
-                bail!("the raw sidecar never became healthy");
+                let logs = Command::new("docker").args(["logs", &sidecar]).output()?;
+                bail!(
+                    "the raw sidecar never became healthy: {}{}",
+                    String::from_utf8_lossy(&logs.stdout),
+                    String::from_utf8_lossy(&logs.stderr)
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -1,0 +1,183 @@
+//! `bottlebar-measure-idle`: the app's memory and CPU when idle, with one
+//! bottle running, window closed (`--hidden`, the menu bar only) and window
+//! open. For each: the app started on a private home, left alone for
+//! `--seconds`, then the PSS of the app and every process under it (its
+//! WebKit processes) summed, and the CPU they used over that time.
+//!
+//! Needs a display (run it under `xvfb-run`; `scripts/measure-idle` does)
+//! and Docker. The bottle's self-test probes this machine's fake internet.
+
+use anyhow::{bail, Context, Result};
+use bottlebar_e2e::{sidecar_bin, Harness};
+use clap::Parser;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "bottlebar-measure-idle")]
+struct Args {
+    /// The app binary.
+    #[arg(long)]
+    app: PathBuf,
+    /// Seconds the app is left alone before measuring (and CPU is counted over).
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What one idle period showed.
+struct Idle {
+    pss_kib: u64,
+    app_pss_kib: u64,
+    processes: usize,
+    cpu_percent: f64,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if !(5..=600).contains(&args.seconds) {
+        bail!("--seconds must be 5 to 600");
+    }
+    if std::env::var_os("DISPLAY").is_none() {
+        bail!("needs a display: run it under xvfb-run (scripts/measure-idle does)");
+    }
+    let h = Harness::new();
+    h.up("demo").0.expect_ok("launching the demo bottle");
+    let closed = measure(&args, &h, true)?;
+    let open = measure(&args, &h, false)?;
+    let row = |i: &Idle| {
+        json!({
+            "pss_mib": i.pss_kib / 1024,
+            "app_pss_mib": i.app_pss_kib / 1024,
+            "webview_pss_mib": (i.pss_kib - i.app_pss_kib) / 1024,
+            "processes": i.processes,
+            "cpu_percent": (i.cpu_percent * 100.0).round() / 100.0,
+        })
+    };
+    let report = json!({ "seconds": args.seconds, "window_closed": row(&closed), "window_open": row(&open) });
+    if args.json {
+        println!("{report}");
+        return Ok(());
+    }
+    println!("idle app, one bottle running, {} s alone:\n", args.seconds);
+    println!("| window | PSS total | app | WebKit | processes | CPU |");
+    println!("|---|---|---|---|---|---|");
+    for (what, i) in [("closed", &closed), ("open", &open)] {
+        println!(
+            "| {what} | {} MiB | {} MiB | {} MiB | {} | {:.2} % |",
+            i.pss_kib / 1024,
+            i.app_pss_kib / 1024,
+            (i.pss_kib - i.app_pss_kib) / 1024,
+            i.processes,
+            i.cpu_percent
+        );
+    }
+    Ok(())
+}
+
+/// Starts the app (hidden or not), leaves it alone, measures, stops it.
+fn measure(args: &Args, h: &Harness, hidden: bool) -> Result<Idle> {
+    let mut cmd = Command::new(&args.app);
+    cmd.env("BOTTLEBAR_HOME", h.home.path())
+        .env("BOTTLEBAR_SIDECAR_BIN", sidecar_bin())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if hidden {
+        cmd.arg("--hidden");
+    }
+    let app = Killed(
+        cmd.spawn()
+            .with_context(|| format!("starting {}", args.app.display()))?,
+    );
+    let pid = app.0.id();
+    // Settled first (the window drawn, the first refresh done), then counted.
+    std::thread::sleep(Duration::from_secs(5));
+    let ticks_before = cpu_ticks(&tree(pid));
+    std::thread::sleep(Duration::from_secs(args.seconds));
+    let procs = tree(pid);
+    if procs.is_empty() {
+        bail!("the app exited while idle");
+    }
+    let ticks = cpu_ticks(&procs).saturating_sub(ticks_before);
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok(Idle {
+        pss_kib: procs.iter().map(|p| pss_kib(*p)).sum(),
+        app_pss_kib: pss_kib(pid),
+        processes: procs.len(),
+        cpu_percent: ticks as f64 / hz / args.seconds as f64 * 100.0,
+    })
+}
+
+/// `pid` and every process under it.
+fn tree(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let p: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            let ppid = stat.rsplit(") ").next()?.split(' ').nth(1)?.parse().ok()?;
+            Some((p, ppid))
+        })
+        .collect();
+    if !parents.iter().any(|(p, _)| *p == pid) {
+        return vec![];
+    }
+    let mut all = vec![pid];
+    let mut i = 0;
+    while i < all.len() {
+        let parent = all[i];
+        all.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    all
+}
+
+/// User + system CPU ticks of `pids` (and their reaped children).
+fn cpu_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .filter_map(|stat| {
+            let f: Vec<u64> = stat
+                .rsplit(") ")
+                .next()?
+                .split(' ')
+                .skip(11)
+                .take(4)
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            Some(f.iter().sum::<u64>())
+        })
+        .sum()
+}
+
+fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Pss:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A child process killed (and reaped) when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
