@@ -73,6 +73,8 @@ async function onRoute() {
 async function main() {
   onRedraw(() => redraw());
   store.info = await api.appInfo();
+  // A window made afresh for a route (the tray, a notification) opens there.
+  if (store.info.open_at) location.hash = store.info.open_at;
   if (store.info.tray_problem) showBanner(`No menu-bar icon: ${store.info.tray_problem}. Close this window to quit.`);
   await on("bottles-changed", (listing) => {
     store.listing = listing;

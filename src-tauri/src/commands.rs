@@ -246,6 +246,9 @@ pub struct AppInfo {
     pub home: String,
     /// Why there is no menu-bar icon, if there is none.
     pub tray_problem: Option<String>,
+    /// Where the window was asked to open (`#/requests`, …), when it was
+    /// made afresh for that; taken by the first page that asks.
+    pub open_at: Option<String>,
 }
 
 /// The app's version, home and tray status.
@@ -253,9 +256,11 @@ pub struct AppInfo {
 pub async fn app_info<R: Runtime>(app: AppHandle<R>) -> Result<AppInfo, String> {
     let state = app.state::<AppState>();
     let tray_problem = state.tray_problem.lock().unwrap().clone();
+    let open_at = state.open_at.lock().unwrap().take();
     Ok(AppInfo {
         version: env!("CARGO_PKG_VERSION").into(),
         home: state.home.root().display().to_string(),
         tray_problem,
+        open_at,
     })
 }

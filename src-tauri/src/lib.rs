@@ -84,6 +84,8 @@ pub struct AppState {
     pub terminals: bottlebar_core::terminal::Sessions,
     /// Who views each terminal session.
     pub viewers: terminals::Viewers,
+    /// The route a window made afresh opens at (see [`show_window`]).
+    pub open_at: Mutex<Option<String>>,
 }
 
 impl AppState {
@@ -107,6 +109,7 @@ impl AppState {
             seen_pending: Mutex::default(),
             terminals: Default::default(),
             viewers: Default::default(),
+            open_at: Mutex::default(),
         }
     }
 }
@@ -133,13 +136,38 @@ pub fn now() -> String {
     bottlebar_core::now_rfc3339()
 }
 
-/// Shows the window (at `route`, e.g. `#/bottle/demo`).
+/// Shows the window (at `route`, e.g. `#/bottle/demo`). A closed window
+/// was released with its webview (an idle menu-bar app holds no web
+/// engine); it is made afresh here, its page opens at `route` and loads
+/// everything from the core (terminal sessions reattach with their
+/// scrollback).
 pub fn show_window<R: Runtime>(app: &AppHandle<R>, route: &str) {
     if let Some(w) = app.get_webview_window("main") {
         let _ = w.show();
         let _ = w.set_focus();
         let _ = app.emit("navigate", route);
+        return;
     }
+    *app.state::<AppState>().open_at.lock().unwrap() = Some(route.to_string());
+    let Some(config) = app.config().app.windows.iter().find(|w| w.label == "main") else {
+        return;
+    };
+    match tauri::WebviewWindowBuilder::from_config(app, config).and_then(|b| b.build()) {
+        Ok(w) => {
+            let _ = w.set_focus();
+        }
+        Err(e) => eprintln!("bottlebar: the window could not be made: {e}"),
+    }
+}
+
+/// Whether the menu-bar icon is there (the window can be closed and
+/// brought back).
+fn has_tray<R: Runtime>(app: &AppHandle<R>) -> bool {
+    app.state::<AppState>()
+        .tray_problem
+        .lock()
+        .unwrap()
+        .is_none()
 }
 
 /// Raises a notification that opens the window at `route` when clicked.
@@ -205,48 +233,36 @@ pub fn run() {
             tray::install(app.handle());
             watch::start(app.handle().clone());
             requests::start(app.handle().clone());
-            // `--hidden`: start in the menu bar only (at login; the idle
-            // measurement), when there is a menu bar to come back from.
+            // `--hidden`: start in the menu bar only, without a window or a
+            // webview (at login; the idle measurement), when there is a menu
+            // bar to come back from.
             let hidden = std::env::args().any(|a| a == "--hidden");
-            let has_tray = app
-                .state::<AppState>()
-                .tray_problem
-                .lock()
-                .unwrap()
-                .is_none();
-            if hidden && has_tray {
+            if hidden && has_tray(app.handle()) {
                 if let Some(w) = app.get_webview_window("main") {
-                    let _ = w.hide();
+                    let _ = w.destroy();
                 }
             }
             Ok(())
         })
-        .on_window_event(|window, event| {
-            // A menu-bar popover: closing hides it; the tray brings it back.
-            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
-                if window
-                    .app_handle()
-                    .state::<AppState>()
-                    .tray_problem
-                    .lock()
-                    .unwrap()
-                    .is_none()
-                {
-                    api.prevent_close();
-                    let _ = window.hide();
-                }
-            }
+        .on_window_event(|_window, _event| {
+            // A menu-bar popover: it hides when it loses focus (quick to
+            // show again); closing it releases it with its webview.
             #[cfg(target_os = "macos")]
-            if let tauri::WindowEvent::Focused(false) = event {
-                let _ = window.hide();
+            if let tauri::WindowEvent::Focused(false) = _event {
+                let _ = _window.hide();
             }
         })
         .build(tauri::generate_context!())
         .expect("error while building the Bottlebar app")
-        .run(|app, event| {
+        .run(|app, event| match event {
+            // The last window closed: a menu-bar app stays (in the menu bar,
+            // without a webview) unless there is no menu bar to come back
+            // from. Quit (an exit code) always quits.
+            tauri::RunEvent::ExitRequested {
+                api, code: None, ..
+            } if has_tray(app) => api.prevent_exit(),
             // Terminal sessions end with the app, not with the window.
-            if let tauri::RunEvent::Exit = event {
-                app.state::<AppState>().terminals.end_all("Bottlebar quit");
-            }
+            tauri::RunEvent::Exit => app.state::<AppState>().terminals.end_all("Bottlebar quit"),
+            _ => {}
         });
 }

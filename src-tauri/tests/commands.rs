@@ -10,7 +10,7 @@ use tauri::test::{
     get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY,
 };
 use tauri::webview::InvokeRequest;
-use tauri::{Listener, WebviewWindow};
+use tauri::{Listener, Manager, WebviewWindow};
 
 struct App {
     _app: tauri::App<MockRuntime>,
@@ -314,4 +314,33 @@ fn requests_are_listed_notified_once_and_a_failed_answer_changes_nothing() {
     assert_eq!(after[0]["pending"], true);
     assert!(after[0]["decision"].is_null());
     assert!(!a.home.path().join("state/demo/decisions").exists());
+}
+
+#[test]
+fn a_closed_window_is_made_afresh_and_opens_where_it_was_asked() {
+    std::env::set_var("BOTTLEBAR_DOCKER", "/nonexistent/docker");
+    let home = tempfile::tempdir().unwrap();
+    let mut context = mock_context(noop_assets());
+    context
+        .config_mut()
+        .app
+        .windows
+        .push(tauri::utils::config::WindowConfig {
+            label: "main".into(),
+            ..Default::default()
+        });
+    let app = configure(mock_builder(), Home::at(home.path()))
+        .build(context)
+        .unwrap();
+    // No window (closed and released, or `--hidden`).
+    assert!(app.get_webview_window("main").is_none());
+    // The tray or a notification asks for it: made from the configuration.
+    bottlebar_app::show_window(app.handle(), "#/requests");
+    let again = app
+        .get_webview_window("main")
+        .expect("the window made afresh");
+    let info = call(&again, "app_info", json!({})).unwrap();
+    assert_eq!(info["open_at"], "#/requests", "{info}");
+    let info = call(&again, "app_info", json!({})).unwrap();
+    assert!(info["open_at"].is_null(), "taken once: {info}");
 }
