@@ -11,7 +11,7 @@
 
 mod window;
 
-use bottlebar_e2e::Harness;
+use bottlebar_e2e::{procs, Harness};
 use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::{Client, Locator};
 use serde_json::json;
@@ -115,41 +115,20 @@ fn app_pss_kib() -> u64 {
 /// under it.
 fn app_and_webview_pss_kib() -> (u64, u64) {
     let app = std::fs::canonicalize(env!("CARGO_BIN_EXE_bottlebar")).unwrap();
-    let procs: Vec<(u32, u32, String)> = std::fs::read_dir("/proc")
+    let roots: Vec<u32> = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
-        .filter_map(|e| {
-            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let ppid = stat.rsplit(") ").next()?.split(' ').nth(1)?.parse().ok()?;
-            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-            Some((pid, ppid, exe.display().to_string()))
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|pid: &u32| {
+            std::fs::read_link(format!("/proc/{pid}/exe")).ok() == Some(app.clone())
         })
         .collect();
-    let roots: Vec<u32> = procs
-        .iter()
-        .filter(|(_, _, exe)| *exe == app.display().to_string())
-        .map(|(pid, _, _)| *pid)
-        .collect();
     assert_eq!(roots.len(), 1, "one app process: {roots:?}");
-    let mut tree = roots.clone();
-    let mut i = 0;
-    while i < tree.len() {
-        let parent = tree[i];
-        tree.extend(procs.iter().filter(|p| p.1 == parent).map(|p| p.0));
-        i += 1;
-    }
-    let pss = |pid: &u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("Pss:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            })
-            .unwrap_or(0)
-    };
-    (pss(&tree[0]), tree[1..].iter().map(pss).sum())
+    let tree = procs::tree(roots[0]);
+    (
+        procs::pss_kib(tree[0]),
+        tree[1..].iter().map(|p| procs::pss_kib(*p)).sum(),
+    )
 }
 
 /// Seconds for the same 7.9 MB through `docker exec -t` into a

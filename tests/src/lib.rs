@@ -15,6 +15,7 @@
 pub mod double;
 pub mod double_kit;
 pub mod escape;
+pub mod procs;
 pub mod testkit;
 
 use serde_json::Value;

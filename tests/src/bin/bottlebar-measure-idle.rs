@@ -8,6 +8,7 @@
 //! and Docker. The bottle's self-test probes this machine's fake internet.
 
 use anyhow::{bail, Context, Result};
+use bottlebar_e2e::procs::{cpu_ticks, pss_kib, tree};
 use bottlebar_e2e::{sidecar_bin, Harness};
 use clap::Parser;
 use serde_json::json;
@@ -110,66 +111,6 @@ fn measure(args: &Args, h: &Harness, hidden: bool) -> Result<Idle> {
         processes: procs.len(),
         cpu_percent: ticks as f64 / hz / args.seconds as f64 * 100.0,
     })
-}
-
-/// `pid` and every process under it.
-fn tree(pid: u32) -> Vec<u32> {
-    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let p: u32 = e.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-            let ppid = stat.rsplit(") ").next()?.split(' ').nth(1)?.parse().ok()?;
-            Some((p, ppid))
-        })
-        .collect();
-    if !parents.iter().any(|(p, _)| *p == pid) {
-        return vec![];
-    }
-    let mut all = vec![pid];
-    let mut i = 0;
-    while i < all.len() {
-        let parent = all[i];
-        all.extend(
-            parents
-                .iter()
-                .filter(|(_, pp)| *pp == parent)
-                .map(|(p, _)| *p),
-        );
-        i += 1;
-    }
-    all
-}
-
-/// User + system CPU ticks of `pids` (and their reaped children).
-fn cpu_ticks(pids: &[u32]) -> u64 {
-    pids.iter()
-        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
-        .filter_map(|stat| {
-            let f: Vec<u64> = stat
-                .rsplit(") ")
-                .next()?
-                .split(' ')
-                .skip(11)
-                .take(4)
-                .filter_map(|n| n.parse().ok())
-                .collect();
-            Some(f.iter().sum::<u64>())
-        })
-        .sum()
-}
-
-fn pss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Pss:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// A child process killed (and reaped) when dropped.

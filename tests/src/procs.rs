@@ -1,0 +1,70 @@
+//! Processes as the measurements see them: a process and everything under
+//! it, their memory (PSS) and their CPU time, read from `/proc`.
+
+/// `pid` and every process under it (empty when `pid` is gone).
+pub fn tree(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let p: u32 = e.file_name().to_str()?.parse().ok()?;
+            let ppid = stat_fields(p)?.get(1)?.parse().ok()?;
+            Some((p, ppid))
+        })
+        .collect();
+    if !parents.iter().any(|(p, _)| *p == pid) {
+        return vec![];
+    }
+    let mut all = vec![pid];
+    let mut i = 0;
+    while i < all.len() {
+        let parent = all[i];
+        all.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    all
+}
+
+/// The proportional set size of `pid`, in KiB (0 when unreadable).
+pub fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Pss:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// User and system CPU ticks of `pids`, their reaped children's included.
+pub fn cpu_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|p| stat_fields(*p))
+        .map(|f| {
+            f.iter()
+                .skip(11)
+                .take(4)
+                .filter_map(|n| n.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+/// The fields of `/proc/PID/stat` after the command name (state first).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(
+        stat.rsplit(") ")
+            .next()?
+            .split(' ')
+            .map(str::to_string)
+            .collect(),
+    )
+}
