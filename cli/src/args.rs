@@ -37,38 +37,7 @@ pub enum Command {
     /// Make a bottle from a template: writes its file and keeps its API key
     /// in the OS keychain (read from the agent's usual variable, e.g.
     /// ANTHROPIC_API_KEY, or asked for).
-    New {
-        name: String,
-        /// claude-code, codex, dev or busybox.
-        #[arg(long)]
-        template: String,
-        /// The folder the agent works in (mounted at /workspace).
-        #[arg(long)]
-        workspace: std::path::PathBuf,
-        /// How the agent signs in: `api-key` (default) or `oauth` (Claude Code).
-        #[arg(long)]
-        auth: Option<String>,
-        /// Also allow: github, npm, pypi, crates (repeatable).
-        #[arg(long = "preset", value_name = "PRESET")]
-        presets: Vec<String>,
-        /// The Debian image the template is built on.
-        #[arg(long)]
-        base: Option<String>,
-        /// Read the key at each launch from this variable instead of the keychain.
-        #[arg(long, value_name = "VAR", conflicts_with = "key_file")]
-        key_env: Option<String>,
-        /// The GitHub preset's token: read at each launch from this variable
-        /// (without it, `$GITHUB_TOKEN` when set goes to the keychain; else
-        /// no token: public repositories only).
-        #[arg(long, value_name = "VAR", requires = "presets")]
-        github_token_env: Option<String>,
-        /// Read the key at each launch from this file instead of the keychain.
-        #[arg(long, value_name = "PATH")]
-        key_file: Option<std::path::PathBuf>,
-        /// Do not offer the agent the supervise MCP server.
-        #[arg(long)]
-        no_supervise: bool,
-    },
+    New(NewArgs),
     /// Launch a bottle (a no-op if it is already up).
     Up {
         name: String,
@@ -180,4 +149,39 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// What `bottle new` is given.
+#[derive(clap::Args)]
+pub struct NewArgs {
+    pub name: String,
+    /// claude-code, codex, dev or busybox.
+    #[arg(long)]
+    pub template: String,
+    /// The folder the agent works in (mounted at /workspace).
+    #[arg(long)]
+    pub workspace: std::path::PathBuf,
+    /// How the agent signs in: `api-key` (default) or `oauth` (Claude Code).
+    #[arg(long)]
+    pub auth: Option<String>,
+    /// Also allow: github, npm, pypi, crates (repeatable).
+    #[arg(long = "preset", value_name = "PRESET")]
+    pub presets: Vec<String>,
+    /// The Debian image the template is built on.
+    #[arg(long)]
+    pub base: Option<String>,
+    /// Read the key at each launch from this variable instead of the keychain.
+    #[arg(long, value_name = "VAR", conflicts_with = "key_file")]
+    pub key_env: Option<String>,
+    /// The GitHub preset's token: read at each launch from this variable
+    /// (without it, `$GITHUB_TOKEN` when set goes to the keychain; else
+    /// no token: public repositories only).
+    #[arg(long, value_name = "VAR", requires = "presets")]
+    pub github_token_env: Option<String>,
+    /// Read the key at each launch from this file instead of the keychain.
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<std::path::PathBuf>,
+    /// Do not offer the agent the supervise MCP server.
+    #[arg(long)]
+    pub no_supervise: bool,
 }

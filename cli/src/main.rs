@@ -47,32 +47,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let home = Home::from_env()?;
     let runner = Arc::new(ProcessRunner);
     match cli.command {
-        Command::New {
-            name,
-            template,
-            workspace,
-            auth,
-            presets,
-            base,
-            key_env,
-            key_file,
-            github_token_env,
-            no_supervise,
-        } => cmd::new::run(
-            &home,
-            cmd::new::Args {
-                name,
-                template,
-                workspace,
-                auth,
-                presets,
-                base,
-                key_env,
-                key_file,
-                github_token_env,
-                no_supervise,
-            },
-        ),
+        Command::New(args) => cmd::new::run(&home, args),
         Command::Up {
             name,
             backend,

@@ -126,13 +126,7 @@ async fn spawn_lines(argv: &[String], line: &(impl Fn(String) + Send + Sync)) ->
     };
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => {
-            return Output {
-                code: None,
-                stdout: String::new(),
-                stderr: format!("could not start `{program}`: {e}"),
-            }
-        }
+        Err(e) => return not_started(program, &e),
     };
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         unreachable!("both are piped");
@@ -166,19 +160,8 @@ async fn spawn_lines(argv: &[String], line: &(impl Fn(String) + Send + Sync)) ->
             stdout: out,
             stderr: err,
         },
-        Ok(Err(e)) => Output {
-            code: None,
-            stdout: out,
-            stderr: format!("waiting for `{program}` failed: {e}"),
-        },
-        Err(_) => Output {
-            code: None,
-            stdout: out,
-            stderr: format!(
-                "`{program}` did not finish within {} s and was killed",
-                DEFAULT_COMMAND_TIMEOUT.as_secs()
-            ),
-        },
+        Ok(Err(e)) => unfinished(program, out, Some(e)),
+        Err(_) => unfinished(program, out, None),
     }
 }
 
@@ -196,13 +179,7 @@ async fn spawn(argv: &[String], input: Option<Vec<u8>>) -> Output {
     let child = cmd.spawn();
     let mut child = match child {
         Ok(c) => c,
-        Err(e) => {
-            return Output {
-                code: None,
-                stdout: String::new(),
-                stderr: format!("could not start `{program}`: {e}"),
-            }
-        }
+        Err(e) => return not_started(program, &e),
     };
     if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
         use tokio::io::AsyncWriteExt;
@@ -219,19 +196,35 @@ async fn spawn(argv: &[String], input: Option<Vec<u8>>) -> Output {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         },
-        Ok(Err(e)) => Output {
-            code: None,
-            stdout: String::new(),
-            stderr: format!("waiting for `{program}` failed: {e}"),
-        },
-        Err(_) => Output {
-            code: None,
-            stdout: String::new(),
-            stderr: format!(
-                "`{program}` did not finish within {} s and was killed",
-                DEFAULT_COMMAND_TIMEOUT.as_secs()
-            ),
-        },
+        Ok(Err(e)) => unfinished(program, String::new(), Some(e)),
+        Err(_) => unfinished(program, String::new(), None),
+    }
+}
+
+/// A command that could not be started.
+fn not_started(program: &str, e: &std::io::Error) -> Output {
+    Output {
+        code: None,
+        stdout: String::new(),
+        stderr: format!("could not start `{program}`: {e}"),
+    }
+}
+
+/// A command that gave no exit status: waiting for it failed (`Some`), or
+/// it outran [`DEFAULT_COMMAND_TIMEOUT`] and was killed (`None`). `stdout`
+/// is what it printed before.
+fn unfinished(program: &str, stdout: String, wait_error: Option<std::io::Error>) -> Output {
+    let stderr = match wait_error {
+        Some(e) => format!("waiting for `{program}` failed: {e}"),
+        None => format!(
+            "`{program}` did not finish within {} s and was killed",
+            DEFAULT_COMMAND_TIMEOUT.as_secs()
+        ),
+    };
+    Output {
+        code: None,
+        stdout,
+        stderr,
     }
 }
 

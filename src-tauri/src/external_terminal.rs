@@ -7,16 +7,9 @@ use tauri::{AppHandle, Manager, Runtime};
 
 /// Opens the user's terminal on a shell in the bottle's agent.
 pub async fn open_shell<R: Runtime>(app: &AppHandle<R>, name: &str) -> Result<(), String> {
-    open_on(app, name, &["sh".to_string()]).await
-}
-
-async fn open_on<R: Runtime>(
-    app: &AppHandle<R>,
-    name: &str,
-    command: &[String],
-) -> Result<(), String> {
     let state = app.state::<AppState>();
-    let argv = ops::exec_argv(&state.home, name, command, true, state.runner.as_ref())
+    let shell = ["sh".to_string()];
+    let argv = ops::exec_argv(&state.home, name, &shell, true, state.runner.as_ref())
         .await
         .map_err(|e| e.to_string())?;
     use tauri_plugin_shell::ShellExt;

@@ -52,6 +52,7 @@ export function rebuildButton(b) {
 export function actions(b) {
   const busy = store.busy.has(b.name);
   const running = b.state === "running";
+  const terms = sessionsOf(b.name).length;
   const btn = (action, label, enabled, primary) =>
     h("button", { class: primary ? "primary" : null, dataset: { action, name: b.name }, disabled: !enabled || busy, onclick: () => act(action, b.name) }, label);
   return h("div", { class: "row" },
@@ -59,6 +60,6 @@ export function actions(b) {
     btn("stop", "Stop", b.state !== "not_launched"),
     btn("shell", "Open shell", running),
     btn("agent", "Start agent", running),
-    sessionsOf(b.name).length ? h("a", { class: "terminals", href: `#/terminal/${encodeURIComponent(b.name)}` }, `Terminals (${sessionsOf(b.name).length})`) : null,
+    terms ? h("a", { class: "terminals", href: `#/terminal/${encodeURIComponent(b.name)}` }, `Terminals (${terms})`) : null,
   );
 }

@@ -29,7 +29,6 @@ let fontSize = fontSizeOf(localStorage.getItem(FONT_KEY));
 /** Takes the app's list of sessions (and redraws the tabs of the view on screen). */
 export function setSessions(list) {
   sessions = list;
-  for (const s of list) terms.get(s.id)?.setEnded(s.ended);
   const view = document.getElementById("terminal");
   if (view) drawTabs(view.dataset.name);
 }
@@ -166,13 +165,11 @@ function makeTerm(s) {
   term.unicode.activeVersion = "11";
   term.open(el);
 
-  const t = { id: s.id, el, term, search, offset: 0, acked: 0, ackTimer: null, ended: s.ended };
+  // Offsets in the session's output: received, drawn, acknowledged.
+  const t = { id: s.id, el, term, search, offset: 0, drawn: 0, acked: 0, ackTimer: null };
   t.fit = () => {
     if (!el.isConnected || !el.clientWidth) return;
     try { fit.fit(); } catch { /* not measurable yet */ }
-  };
-  t.setEnded = (ended) => {
-    if (ended && !t.ended) t.ended = ended;
   };
   t.dispose = () => term.dispose();
 
@@ -203,7 +200,6 @@ function receive(t, m) {
     t.offset = m.from;
     t.acked = Math.max(t.acked, m.from);
   } else if (m && m.ended) {
-    t.ended = m.ended;
     t.term.write(`\r\n\x1b[2m[${endedText(m.ended)}]\x1b[0m\r\n`);
     loadSessions().catch(() => {});
   }
@@ -218,7 +214,7 @@ function fromBase64(text) {
 
 /** Tells the app what has been drawn: at once when far behind, else once a frame. */
 function acknowledge(t, upto) {
-  t.drawn = Math.max(t.drawn || 0, upto);
+  t.drawn = Math.max(t.drawn, upto);
   const send = () => {
     t.ackTimer = null;
     if (t.drawn > t.acked) {

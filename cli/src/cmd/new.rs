@@ -3,27 +3,13 @@
 //! variable when it is set, else asked for without echo — unless
 //! `--key-env`/`--key-file` say to read it at each launch instead.
 
+use crate::args::NewArgs;
 use anyhow::{bail, Context, Result};
 use bottlebar_core::home::Home;
 use bottlebar_core::ops::{self, KeySource, NewBottle};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// What `bottle new` was given.
-pub struct Args {
-    pub name: String,
-    pub template: String,
-    pub workspace: PathBuf,
-    pub auth: Option<String>,
-    pub presets: Vec<String>,
-    pub base: Option<String>,
-    pub key_env: Option<String>,
-    pub key_file: Option<PathBuf>,
-    pub github_token_env: Option<String>,
-    pub no_supervise: bool,
-}
-
-pub fn run(home: &Home, a: Args) -> Result<ExitCode> {
+pub fn run(home: &Home, a: NewArgs) -> Result<ExitCode> {
     let workspace = if a.workspace.is_absolute() {
         a.workspace.clone()
     } else {

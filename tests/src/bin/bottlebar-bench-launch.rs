@@ -190,7 +190,7 @@ impl RawTopology {
         // The sidecar runs as 65532: it reads its configuration and writes
         // its audit log (copies are the copier's, as the originals were not).
         for dir in ["sidecar", "audit"] {
-            docker_ok(Command::new("chown").args([
+            run_ok(Command::new("chown").args([
                 "-R",
                 "65532:65532",
                 &state.path().join(dir).display().to_string(),
@@ -305,14 +305,15 @@ impl Drop for RawTopology {
     }
 }
 
-/// Runs `docker ARGS`; its stdout, or an error with its stderr.
+/// Runs `docker ARGS` (see [`run_ok`]).
 fn docker(args: &[&str]) -> Result<String> {
     let mut c = Command::new("docker");
     c.args(args);
-    docker_ok(&mut c)
+    run_ok(&mut c)
 }
 
-fn docker_ok(c: &mut Command) -> Result<String> {
+/// Runs `c`; its stdout, or an error with its stderr.
+fn run_ok(c: &mut Command) -> Result<String> {
     let out = c.output().with_context(|| format!("running {c:?}"))?;
     if !out.status.success() {
         bail!("{c:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
