@@ -8,6 +8,7 @@
 mod window;
 
 use bottlebar_core::name::BottleName;
+use bottlebar_e2e::{Harness, Upstream};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use window::*;
@@ -16,7 +17,8 @@ const KEY: &str = "sk-ant-api03-window-test-key-5d2c8e";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_claude_code_bottle_from_the_template_with_its_key_in_the_keychain() {
-    let home = tempfile::tempdir().unwrap();
+    let h = Harness::new();
+    let home = &h.home;
     let base = bottlebar_e2e::debian_base();
     // This machine's own CAs (a network that inspects TLS): npm needs them.
     let roots: Vec<String> = bottlebar_e2e::machine_roots()
@@ -154,6 +156,27 @@ async fn a_claude_code_bottle_from_the_template_with_its_key_in_the_keychain() {
         String::from_utf8_lossy(&version.stdout).contains("Claude Code"),
         "{version:?}"
     );
+    // Claude Code talks to its API as soon as it starts: every host the
+    // bottle allows is pinned to this test's own upstream first, so nothing
+    // is looked up or contacted outside the machine.
+    let upstream = Upstream::start(
+        &format!("bottlebar-test-{name}-upstream"),
+        &format!("bottlebar-{name}-egress"),
+        "new-bottle-upstream",
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let allowed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("host = \"")?.strip_suffix('"'))
+        .filter(|host| !host.starts_with('/'))
+        .collect();
+    assert!(allowed.contains(&"api.anthropic.com"), "{allowed:?}");
+    let pins: Vec<(&str, &str)> = allowed
+        .iter()
+        .map(|host| (*host, upstream.ip.as_str()))
+        .collect();
+    h.pin_hosts(name, &text, &pins, || true);
+
     // Start agent: a tab in the window's terminal, straight at Claude
     // Code's prompt (no sign-in, no onboarding, no trust question).
     click(
