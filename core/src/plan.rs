@@ -13,6 +13,9 @@ use std::fmt::Write as _;
 
 /// Placeholder for the sidecar's address on the internal network.
 pub const SIDECAR_IP: &str = "{sidecar_ip}";
+/// Placeholder for the sidecar's address on the egress network (read for
+/// the self-test, which tries it from the agent's side).
+pub const SIDECAR_EGRESS_IP: &str = "{sidecar_egress_ip}";
 
 /// Every engine command of one launch, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -59,6 +59,21 @@ impl Net {
     pub fn overlaps(&self, other: &Net) -> bool {
         self.base <= other.last() && other.base <= self.last()
     }
+
+    /// The `n`th address of the network (0 is the network's own).
+    pub fn nth(&self, n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(self.base.wrapping_add(n))
+    }
+
+    /// Its upper half: where an engine hands out addresses by itself, so
+    /// that the lower half's are Bottlebar's to give.
+    pub fn upper_half(&self) -> Net {
+        let prefix = (self.prefix + 1).min(32);
+        Net {
+            base: self.base | (1u32 << (32 - prefix)),
+            prefix,
+        }
+    }
 }
 
 impl fmt::Display for Net {
@@ -125,6 +140,17 @@ pub fn host_networks() -> Vec<Net> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn addresses_and_halves() {
+        let n = Net::parse("10.213.4.16/28").unwrap();
+        assert_eq!(n.nth(2).to_string(), "10.213.4.18");
+        assert_eq!(n.upper_half().to_string(), "10.213.4.24/29");
+        assert!(n.overlaps(&n.upper_half()));
+        assert!(!n
+            .upper_half()
+            .overlaps(&Net::parse("10.213.4.18/32").unwrap()));
+    }
+
     use super::*;
 
     #[test]

@@ -1,6 +1,14 @@
 //! Connections to the real servers: resolved by the sidecar itself (hickory;
 //! the image has no libc resolver), TLS verified against the Mozilla roots
-//! plus the bottle's extra roots, HTTP/2 when the server offers it.
+//! plus the bottle's extra roots.
+//!
+//! The upstream leg speaks what the agent speaks: HTTP/2 when the agent's
+//! connection is HTTP/2 and the server offers it, otherwise HTTP/1.1 (a
+//! server that will only speak HTTP/2 gets it). Translating an HTTP/1.1
+//! agent's requests to HTTP/2 bought nothing (one agent connection's
+//! requests come one at a time) and cost a third of the throughput: the
+//! HTTP/2 framing and flow control were the sidecar's largest user-space
+//! cost under load (docs/performance.md).
 //!
 //! Connections are pooled per agent connection and destination, so an agent
 //! keeping its connection alive keeps the upstream one alive too.
@@ -70,6 +78,15 @@ pub enum UpstreamError {
         /// Why.
         reason: String,
     },
+    /// The server speaks none of the protocols asked for (it refused
+    /// HTTP/1.1 for want of HTTP/2): asked again with HTTP/2.
+    #[error("TLS handshake with {host} failed: {reason}")]
+    NoCommonProtocol {
+        /// The host.
+        host: String,
+        /// Why.
+        reason: String,
+    },
     /// The TLS handshake failed.
     #[error("TLS handshake with {host} failed: {reason}")]
     Tls {
@@ -108,8 +125,21 @@ enum Sender {
 
 /// Resolving, connecting and TLS-verifying upstream legs.
 pub struct Upstream {
-    tls: Arc<ClientConfig>,
+    /// Offers HTTP/2 and HTTP/1.1.
+    tls_h2: Arc<ClientConfig>,
+    /// Offers HTTP/1.1 only.
+    tls_h1: Arc<ClientConfig>,
     resolver: TokioResolver,
+}
+
+/// What the agent's connection speaks, and so what its upstream legs ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentHttp {
+    /// HTTP/1.1: upstream legs ask for HTTP/1.1.
+    H1,
+    /// HTTP/2: upstream legs ask for HTTP/2, taking HTTP/1.1 if that is all
+    /// the server speaks.
+    H2,
 }
 
 impl Upstream {
@@ -132,12 +162,15 @@ impl Upstream {
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_no_client_auth();
+        let mut tls_h1 = tls.clone();
+        tls_h1.alpn_protocols = vec![b"http/1.1".to_vec()];
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let resolver = TokioResolver::builder_tokio()
             .context("reading the resolver configuration (/etc/resolv.conf)")?
             .build();
         Ok(Self {
-            tls: Arc::new(tls),
+            tls_h2: Arc::new(tls),
+            tls_h1: Arc::new(tls_h1),
             resolver,
         })
     }
@@ -210,10 +243,27 @@ impl Upstream {
         })
     }
 
+    /// A connection for `agent`'s requests: HTTP/1.1 for an HTTP/1.1 agent,
+    /// unless the server refuses it for want of HTTP/2.
     async fn connect(
         &self,
         dest: &Destination,
         addresses: &AddressPolicy,
+        agent: AgentHttp,
+    ) -> Result<Sender, UpstreamError> {
+        match (agent, self.connect_with(dest, addresses, agent).await) {
+            (AgentHttp::H1, Err(UpstreamError::NoCommonProtocol { .. })) => {
+                self.connect_with(dest, addresses, AgentHttp::H2).await
+            }
+            (_, result) => result,
+        }
+    }
+
+    async fn connect_with(
+        &self,
+        dest: &Destination,
+        addresses: &AddressPolicy,
+        agent: AgentHttp,
     ) -> Result<Sender, UpstreamError> {
         let tcp = self
             .dial(&dest.host, dest.port, dest.pinned, addresses)
@@ -233,7 +283,11 @@ impl Upstream {
             host: dest.host.clone(),
             reason: e.to_string(),
         })?;
-        let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
+        let config = match agent {
+            AgentHttp::H1 => self.tls_h1.clone(),
+            AgentHttp::H2 => self.tls_h2.clone(),
+        };
+        let connector = tokio_rustls::TlsConnector::from(config);
         let tls = match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(tls_error(&dest.host, e)),
@@ -271,6 +325,12 @@ fn tls_error(host: &str, e: std::io::Error) -> UpstreamError {
             host: host.into(),
             reason: format!("invalid peer certificate: {c:?}"),
         },
+        Some(rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)) => {
+            UpstreamError::NoCommonProtocol {
+                host: host.into(),
+                reason,
+            }
+        }
         _ => UpstreamError::Tls {
             host: host.into(),
             reason,
@@ -279,8 +339,8 @@ fn tls_error(host: &str, e: std::io::Error) -> UpstreamError {
 }
 
 /// The upstream connections of one agent connection.
-#[derive(Default)]
 pub struct Pool {
+    agent: AgentHttp,
     h2: Mutex<HashMap<Destination, http2::SendRequest<ReqBody>>>,
     h1: Mutex<HashMap<Destination, Vec<http1::SendRequest<ReqBody>>>>,
 }
@@ -294,6 +354,15 @@ pub enum Framing {
 }
 
 impl Pool {
+    /// The (empty) pool of an agent connection speaking `agent`.
+    pub fn new(agent: AgentHttp) -> Self {
+        Pool {
+            agent,
+            h2: Mutex::default(),
+            h1: Mutex::default(),
+        }
+    }
+
     /// Sends `build(framing)` to `dest`, reusing a connection when one is free.
     pub async fn send(
         &self,
@@ -326,7 +395,7 @@ impl Pool {
         };
         let mut h1 = match idle_h1 {
             Some(s) => s,
-            None => match upstream.connect(dest, addresses).await? {
+            None => match upstream.connect(dest, addresses, self.agent).await? {
                 Sender::H2(mut h2) => {
                     self.h2.lock().unwrap().insert(dest.clone(), h2.clone());
                     return h2.send_request(build(Framing::H2)).await.map_err(http_err);
@@ -346,5 +415,70 @@ impl Pool {
             idle.push(h1);
         }
         Ok(resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bottlebar_e2e::testkit::pki::TestCa;
+    use bottlebar_e2e::testkit::server;
+    use http_body_util::{BodyExt, Empty};
+
+    /// An upstream on loopback offering only `alpn`; a pool for `agent`
+    /// asks it for `/echo`: the HTTP version the server saw.
+    async fn version_seen(alpn: &[&[u8]], agent: AgentHttp) -> String {
+        let ca = TestCa::new("Test Internet CA");
+        let (cert, key) = ca.leaf(&["localhost"]);
+        let mut config = (*server::tls_config(&cert, &key).unwrap()).clone();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(server::serve_https(listener, Arc::new(config), "t".into()));
+
+        let upstream = Upstream::new(Some(ca.cert_pem.as_bytes())).unwrap();
+        let dest = Destination {
+            host: "localhost".into(),
+            port,
+            tls: true,
+            pinned: Some("127.0.0.1".parse().unwrap()),
+        };
+        let build = |framing| {
+            let uri = match framing {
+                Framing::H1 => "/echo".to_string(),
+                Framing::H2 => format!("https://localhost:{port}/echo"),
+            };
+            let mut req = Request::get(uri);
+            if let Framing::H1 = framing {
+                req = req.header("host", format!("localhost:{port}"));
+            } else {
+                req = req.version(hyper::Version::HTTP_2);
+            }
+            req.body(Empty::new().map_err(|e| match e {}).boxed())
+                .unwrap()
+        };
+        let pool = Pool::new(agent);
+        let resp = pool
+            .send(&upstream, &dest, &AddressPolicy::default(), build)
+            .await
+            .unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let echo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        echo["version"].as_str().unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn the_upstream_leg_speaks_what_the_agent_speaks() {
+        let both: &[&[u8]] = &[b"h2", b"http/1.1"];
+        assert_eq!(version_seen(both, AgentHttp::H1).await, "HTTP/1.1");
+        assert_eq!(version_seen(both, AgentHttp::H2).await, "HTTP/2.0");
+        // A server that will only speak HTTP/2 refuses HTTP/1.1 in the
+        // handshake; it is asked again for HTTP/2.
+        assert_eq!(version_seen(&[b"h2"], AgentHttp::H1).await, "HTTP/2.0");
+        // One that only speaks HTTP/1.1 serves an HTTP/2 agent too.
+        assert_eq!(
+            version_seen(&[b"http/1.1"], AgentHttp::H2).await,
+            "HTTP/1.1"
+        );
     }
 }

@@ -54,11 +54,19 @@ async fn the_window_launches_watches_stops_and_reports_failure() {
     wait_css(&c, "#isolation[data-status='isolated']", 10).await;
     assert!(text(&c, "#isolation-at").await.starts_with("20"));
     shot(&c, "launch").await;
-    // "Verify now" reruns it on the running bottle.
+    // "Verify now" reruns it on the running bottle (`click` waits for the
+    // button to be enabled: the launch call can return after its events).
     click(&c, "#verify").await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !text(&c, "#banner").await.contains("isolated") {
-        assert!(Instant::now() < deadline, "Verify now never reported");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let banner = text(&c, "#banner").await;
+        if banner.contains("isolated") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Verify now never reported; the banner says {banner:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 

@@ -203,8 +203,17 @@ fn attack_10_reaching_the_sidecars_private_state() {
     let v = f.h.bottle(&["verify", &f.name, "--json"]);
     let rec: Value = serde_json::from_str(v.stdout.trim()).unwrap_or_default();
     let paths = rec["report"]["paths"].as_array().map(Vec::len).unwrap_or(0);
+    let gateways = rec["report"]["gateways"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0);
+    // The real probe judged the agent's gateways and waited at least for
+    // ARP (docs/security.md, "How long it takes"); the fake says 1 ms.
     a.blocked(
-        v.ok() && paths >= 10 && rec["report"]["elapsed_ms"].as_u64().unwrap_or(0) >= 1000,
+        v.ok()
+            && paths >= 10
+            && gateways >= 1
+            && rec["report"]["elapsed_ms"].as_u64().unwrap_or(0) >= 100,
         format!("faking the self-test from inside the agent (real probe tried {paths} paths)"),
     );
     a.finish();

@@ -13,10 +13,12 @@ use std::time::Instant;
 
 const NAME: &str = "e2e-kill";
 
-/// Starts `bottle up --json`, kills it with SIGKILL right after the
-/// `k`-th step has started, and returns that step's id (`None` if the
-/// launch finished first).
-fn kill_after_step(h: &Harness, k: usize) -> Option<String> {
+/// Starts `bottle up --json` and kills it with SIGKILL right after the
+/// `k`-th step (1-based, in the order the plan lists them, the self-test
+/// last) has started; returns that step's id (`None` once every step has
+/// had its turn, or if the launch finished first). Steps run concurrently,
+/// so the order in which they start varies; naming the step does not.
+fn kill_at_step(h: &Harness, k: usize) -> Option<String> {
     let mut child = h
         .bottle_cmd(&["up", NAME, "--json"])
         .stdout(Stdio::piped())
@@ -24,20 +26,34 @@ fn kill_after_step(h: &Harness, k: usize) -> Option<String> {
         .spawn()
         .unwrap();
     let out = BufReader::new(child.stdout.take().unwrap());
-    let mut started = 0;
+    let mut target: Option<String> = None;
     let mut killed_at = None;
     for line in out.lines() {
         let Ok(line) = line else { break };
         let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        if v["event"] == "step_started" {
-            started += 1;
-            if started == k {
-                child.kill().unwrap(); // SIGKILL: no handler, no rollback
-                killed_at = v["step"].as_str().map(String::from);
-                break;
+        if v["event"] == "plan_started" {
+            let mut steps: Vec<String> = v["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s["id"].as_str().map(String::from))
+                .collect();
+            steps.push("self-test".into());
+            match steps.get(k - 1) {
+                Some(step) => target = Some(step.clone()),
+                None => break,
             }
         }
+        if v["event"] == "step_started"
+            && target.is_some()
+            && v["step"] == target.as_deref().unwrap()
+        {
+            child.kill().unwrap(); // SIGKILL: no handler, no rollback
+            killed_at = target.clone();
+            break;
+        }
     }
+    let _ = child.kill();
     let _ = child.wait();
     killed_at
 }
@@ -55,7 +71,7 @@ fn a_launch_killed_at_any_step_is_repaired_or_swept_whole() {
     let started = Instant::now();
     let mut killed_steps = Vec::new();
     for k in 1.. {
-        let Some(step) = kill_after_step(&h, k) else {
+        let Some(step) = kill_at_step(&h, k) else {
             break; // every step has had its turn
         };
         let (state, b) = ls_state(&h);

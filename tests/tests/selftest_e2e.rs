@@ -119,6 +119,35 @@ fn a_bottle_is_ready_only_after_its_self_test_finds_no_way_out() {
             "{rec:#}"
         );
     }
+    // How fast, and why (docs/security.md, "How long it takes"): on Docker
+    // nobody holds the internal network's gateway, the probe finds so, and
+    // every path that could only have been handed to it fails at once; on
+    // Apple the host holds `.1` and every path goes through it.
+    let gateways = rec["report"]["gateways"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!gateways.is_empty(), "no gateway in the report: {rec:#}");
+    if !engine().is_apple() {
+        for g in &gateways {
+            assert_eq!(g["held"], false, "{g}");
+            assert!(g["detail"].as_str().unwrap().contains("ARP"), "{g}");
+        }
+        let outside = paths(&rec)
+            .into_iter()
+            .find(|p| p["path"] == format!("tcp {ip}:443"))
+            .unwrap();
+        assert!(
+            outside["detail"].as_str().unwrap().contains("unreachable"),
+            "{outside}"
+        );
+        assert!(outside["ms"].as_u64().unwrap() < 100, "{outside}");
+        let elapsed = rec["report"]["elapsed_ms"].as_u64().unwrap();
+        assert!(elapsed < 1000, "the probe took {elapsed} ms: {rec:#}");
+    } else {
+        assert!(gateways.iter().any(|g| g["held"] == true), "{rec:#}");
+    }
+
     // The agent's resolver knows no outside name.
     let ns = h.agent_sh("e2e-st", &format!("nslookup {OUTSIDE_NAME} 2>&1"));
     assert!(!ns.stdout.contains("198.51.100.7"), "{ns:?}");

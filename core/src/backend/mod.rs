@@ -24,12 +24,24 @@ pub use inventory::{docker_subnets, inventory, remove, Inventory, LiveContainer,
 use crate::launch::LaunchSpec;
 use crate::manifest::BackendKind;
 use crate::plan::{Capture, Plan, ProbeCheck};
+use std::net::IpAddr;
 
 /// The launch plan for `spec` on its backend.
 pub fn plan(spec: &LaunchSpec) -> Plan {
     match spec.backend {
         BackendKind::Docker => docker::plan(spec),
         BackendKind::Apple => apple::plan(spec),
+    }
+}
+
+/// The sidecar's addresses (internal, egress) when the plan gives them
+/// rather than reading them once the sidecar runs: then whatever needs them
+/// (the agent, the self-test) can start before the sidecar has.
+pub fn planned_sidecar_addresses(spec: &LaunchSpec) -> Option<(IpAddr, IpAddr)> {
+    match spec.backend {
+        BackendKind::Docker => docker::planned_sidecar_addresses(spec),
+        // `container` has no way to ask for an address.
+        BackendKind::Apple => None,
     }
 }
 

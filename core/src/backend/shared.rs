@@ -6,7 +6,7 @@
 use crate::images::{self, ImageSpec};
 use crate::launch::{self, agent_env, agent_mounts, sidecar_mounts, BindMount, LaunchSpec};
 use crate::name::{Role, LABEL_BOTTLE, LABEL_CONTENT_HASH, LABEL_HOME, LABEL_ROLE};
-use crate::plan::{Capture, Step, SIDECAR_IP};
+use crate::plan::{Capture, Step, SIDECAR_EGRESS_IP, SIDECAR_IP};
 
 /// Owned argv from string slices.
 pub(super) fn s(v: &[&str]) -> Vec<String> {
@@ -164,14 +164,22 @@ pub(super) fn agent_tail(spec: &LaunchSpec, memory_unit: &str) -> Vec<String> {
     v
 }
 
-/// Waiting for the sidecar's proxy to answer, and reading its internal
-/// address (`capture`), both after `started`, the step that started it.
+/// Waiting for the sidecar's proxy to answer, and reading its internal and
+/// egress addresses (`capture` of each network), all after `started`, the
+/// step that started it.
 pub(super) fn sidecar_ready_steps(
     program: &str,
     n: &Names,
     started: &str,
-    capture: Capture,
-) -> [Step; 2] {
+    capture: impl Fn(&str, &str) -> Capture,
+) -> [Step; 3] {
+    // Reads one of the sidecar's addresses from `inspect`.
+    let discover = |(id, title): (&str, &str), what: Capture| {
+        Step::new(id, title, s(&[program, "inspect", &n.sidecar]))
+            .after(&[started])
+            .retry(20, 250)
+            .capture(what)
+    };
     [
         Step::new(
             "wait-sidecar-healthy",
@@ -179,22 +187,27 @@ pub(super) fn sidecar_ready_steps(
             health_argv(program, &n.sidecar),
         )
         .after(&[started])
-        .retry(50, 200),
-        Step::new(
-            "discover-sidecar-ip",
-            "Read the sidecar's internal IP",
-            s(&[program, "inspect", &n.sidecar]),
-        )
-        .after(&[started])
-        .retry(20, 250)
-        .capture(capture),
+        // 10 s in all; tried often, since the proxy is usually up within
+        // one or two tries and each wasted wait delays the whole launch.
+        .retry(200, 50),
+        discover(
+            ("discover-sidecar-ip", "Read the sidecar's internal IP"),
+            capture(&n.internal, SIDECAR_IP),
+        ),
+        discover(
+            ("discover-sidecar-egress-ip", "Read the sidecar's egress IP"),
+            capture(&n.egress, SIDECAR_EGRESS_IP),
+        ),
     ]
 }
+
+/// What the agent's start is called in a launch's timeline.
+pub(super) const RUN_AGENT_TITLE: &str = "Start agent on the internal network";
 
 /// Starting the agent (`argv`), once its image is built and the sidecar
 /// answers at a known address; `undo` removes it.
 pub(super) fn run_agent_step(argv: Vec<String>, undo: Vec<String>) -> Step {
-    Step::new("run-agent", "Start agent on the internal network", argv)
+    Step::new("run-agent", RUN_AGENT_TITLE, argv)
         .after(&[
             "build-agent-image",
             "wait-sidecar-healthy",

@@ -5,13 +5,14 @@ use super::lock::{lock_waiting, LOCK_WAIT};
 use super::ownership::home_inventory;
 use super::status::{evaluate, BottleState};
 use super::{choose_backend, down::remove_resources, engine_err, OpError};
-use crate::backend::{self, Engine};
+use crate::backend::{self, Engine, Inventory};
 use crate::events::{Event, Events};
 use crate::home::Home;
 use crate::manifest::{self, BackendKind};
 use crate::name::{BottleName, Role};
 use crate::runner::Runner;
 use crate::selftest;
+use std::net::IpAddr;
 
 /// `bottle verify`: reruns the self-test on a running bottle. A leak stops
 /// it (its containers and networks are removed; its state is kept so a
@@ -37,7 +38,19 @@ pub async fn verify<R: Runner>(
         return Err(OpError::NotRunning(bottle.to_string()));
     }
     let policy = self_test_policy(home, &manifest)?;
-    match self_test(home, &engine, runner, &bottle, kind, &policy, events).await {
+    let tested = match Sidecar::of(&bottle, &live) {
+        Ok(sidecar) => {
+            self_test(
+                home, &engine, runner, &bottle, kind, &policy, sidecar, events,
+            )
+            .await
+        }
+        Err(source) => Err(OpError::SelfTest {
+            bottle: bottle.to_string(),
+            source,
+        }),
+    };
+    match tested {
         Ok(r) => Ok(r),
         Err(e) => {
             remove_resources(&engine, runner, &bottle, &live, events).await?;
@@ -70,8 +83,45 @@ pub(super) fn self_test_policy(
 /// The id of the self-test in the launch timeline.
 pub const SELF_TEST_STEP: &str = "self-test";
 
+/// What the self-test needs to know of a running bottle's sidecar: a launch
+/// knows it already; `verify` reads it from the engine.
+pub(super) struct Sidecar {
+    /// Its address on the internal network (the agent's proxy).
+    pub internal_ip: IpAddr,
+    /// Its address on the egress network, tried from the agent's side.
+    pub egress_ip: Option<IpAddr>,
+    /// Its image: the probe runs from it.
+    pub image: String,
+    /// The agent runs under gVisor.
+    pub gvisor: bool,
+}
+
+impl Sidecar {
+    /// Read from what the engine has of the bottle.
+    pub fn of(bottle: &BottleName, live: &Inventory) -> Result<Self, selftest::SelfTestError> {
+        let sidecar = live.container(Role::Sidecar);
+        let ip_on = |role: Role| {
+            sidecar
+                .and_then(|s| s.networks.get(&bottle.resource(role)))
+                .and_then(|ip| ip.split('/').next()?.parse::<IpAddr>().ok())
+        };
+        let internal_ip = ip_on(Role::Internal).ok_or_else(|| {
+            selftest::SelfTestError::ProbeFailed(
+                "the sidecar has no address on the internal network".into(),
+            )
+        })?;
+        Ok(Sidecar {
+            internal_ip,
+            egress_ip: ip_on(Role::Egress),
+            image: sidecar.map(|s| s.image.clone()).unwrap_or_default(),
+            gvisor: live.container(Role::Agent).is_some_and(|a| a.gvisor),
+        })
+    }
+}
+
 /// Runs the self-test on a running bottle, records it, and reports it as a
 /// step. `Ok` only when the bottle is isolated.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn self_test<R: Runner>(
     home: &Home,
     engine: &Engine,
@@ -79,6 +129,7 @@ pub(super) async fn self_test<R: Runner>(
     bottle: &BottleName,
     kind: BackendKind,
     policy: &selftest::Policy,
+    sidecar: Sidecar,
     events: &Events,
 ) -> Result<selftest::Record, OpError> {
     let title = "Isolation self-test: every direct way out must fail".to_string();
@@ -87,26 +138,8 @@ pub(super) async fn self_test<R: Runner>(
         bottle: bottle.to_string(),
         source,
     };
-    let id = home.id()?;
-    let live = home_inventory(home, &id, engine, runner)
-        .await
-        .map_err(engine_err(bottle))?
-        .mine
-        .of_bottle(bottle.as_str());
-    let sidecar = live.container(Role::Sidecar);
-    let ip_on = |role: Role| {
-        sidecar
-            .and_then(|s| s.networks.get(&bottle.resource(role)))
-            .and_then(|ip| ip.split('/').next()?.parse::<std::net::IpAddr>().ok())
-    };
-    let Some(sidecar_ip) = ip_on(Role::Internal) else {
-        return Err(fail(selftest::SelfTestError::ProbeFailed(
-            "the sidecar has no address on the internal network".into(),
-        )));
-    };
-    let egress: Vec<std::net::IpAddr> = ip_on(Role::Egress).into_iter().collect();
-    let sidecar_image = sidecar.map(|s| s.image.clone()).unwrap_or_default();
-    let gvisor = live.container(Role::Agent).is_some_and(|a| a.gvisor);
+    let (sidecar_ip, sidecar_image, gvisor) = (sidecar.internal_ip, sidecar.image, sidecar.gvisor);
+    let egress: Vec<IpAddr> = sidecar.egress_ip.into_iter().collect();
     events.emit(Event::StepStarted {
         step: SELF_TEST_STEP.into(),
         title: title.clone(),

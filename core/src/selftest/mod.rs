@@ -21,7 +21,7 @@ use crate::manifest::BackendKind;
 use crate::name::BottleName;
 use crate::runner::Runner;
 use bottlebar_policy::selftest::{
-    LeakClass, Outcome, PathResult, ProbeReport, ProbeTargets, HOST_SERVICE_PORTS,
+    path_name, LeakClass, Outcome, PathResult, ProbeReport, ProbeTargets, HOST_SERVICE_PORTS,
     PROBE_EXIT_ISOLATED, PROBE_EXIT_LEAK, PROBE_EXIT_NO_PROXY,
 };
 use bottlebar_policy::PROXY_PORT;
@@ -152,6 +152,7 @@ pub fn targets(
         egress_addrs,
         proxy: SocketAddr::new(sidecar_ip, PROXY_PORT),
         timeout_ms: bottlebar_policy::selftest::PROBE_TIMEOUT_MS,
+        local_timeout_ms: bottlebar_policy::selftest::PROBE_LOCAL_TIMEOUT_MS,
     }
 }
 
@@ -220,8 +221,14 @@ fn describe_paths(paths: &[PathResult]) -> String {
     shown.join("; ")
 }
 
-/// Slack allowed between a path's timeout and the time it reports.
+/// Slack allowed between the time a report claims and the time its probe
+/// ran (process start and exit).
 const TIMING_SLACK_MS: u64 = 100;
+
+/// Slack allowed below a path's bound: a timer never fires early, and a
+/// path's time is measured from before its timer started, so only the
+/// rounding to whole milliseconds is forgiven.
+const TIMEOUT_SLACK_MS: u64 = 2;
 
 /// Why a report for `targets` cannot be believed, if it cannot: a path
 /// asked for is missing, a path "timed out" sooner than its timeout, or the
@@ -240,15 +247,27 @@ pub fn implausible(report: &ProbeReport, targets: &ProbeTargets, wall_ms: u64) -
             missing[0]
         ));
     }
-    let floor = targets.timeout_ms.saturating_sub(TIMING_SLACK_MS);
     if let Some(p) = report
         .paths
         .iter()
-        .find(|p| p.outcome == Outcome::Blocked && p.detail == "timed out" && p.ms < floor)
+        .find(|p| path_name::target(&p.path).is_none())
     {
+        return Some(format!("{:?} is not a path the probe tries", p.path));
+    }
+    // Each silent path waits its bound: the outside one for the targets'
+    // outside addresses, the local one (or longer) for the rest.
+    let least_wait =
+        |p: &PathResult| path_name::target(&p.path).map_or(0, |to| targets.least_wait_ms(to.ip()));
+    if let Some(p) = report.paths.iter().find(|p| {
+        p.outcome == Outcome::Blocked
+            && p.detail == "timed out"
+            && p.ms < least_wait(p).saturating_sub(TIMEOUT_SLACK_MS)
+    }) {
         return Some(format!(
             "{} reports a timeout after {} ms, under the {} ms it waits",
-            p.path, p.ms, targets.timeout_ms
+            p.path,
+            p.ms,
+            least_wait(p)
         ));
     }
     if report.elapsed_ms > wall_ms + TIMING_SLACK_MS {

@@ -16,6 +16,7 @@ fn report(paths: Vec<PathResult>, proxy_ok: bool) -> ProbeReport {
         proxy_ok,
         proxy_detail: "proxy at 10.0.0.2:3128 answered".into(),
         elapsed_ms: 1500,
+        gateways: vec![],
     }
 }
 
@@ -98,6 +99,7 @@ fn a_report_missing_paths_or_too_fast_is_untrusted() {
         proxy_ok: true,
         proxy_detail: "ok".into(),
         elapsed_ms: ms,
+        gateways: vec![],
     };
     assert_eq!(implausible(&full(1500), &t, 1600), None);
     // What `mv /.bottlebar /.x` and a fake script gave: nothing tried, 1 ms.
@@ -106,6 +108,7 @@ fn a_report_missing_paths_or_too_fast_is_untrusted() {
         proxy_ok: true,
         proxy_detail: "ok".into(),
         elapsed_ms: 1,
+        gateways: vec![],
     };
     assert!(implausible(&fake, &t, 3).unwrap().contains("missing"));
     assert!(implausible(&full(2), &t, 5)
@@ -114,6 +117,26 @@ fn a_report_missing_paths_or_too_fast_is_untrusted() {
     assert!(implausible(&full(1500), &t, 20)
         .unwrap()
         .contains("ran for 20 ms"));
+    // A host path is local: 100 ms is its whole wait; an outside one that
+    // timed out then is not believed.
+    let mut mixed = full(1500);
+    mixed.paths[3].ms = 100;
+    assert_eq!(implausible(&mixed, &t, 1600), None);
+    mixed.paths[3].ms = 20;
+    assert!(implausible(&mixed, &t, 1600)
+        .unwrap()
+        .contains("tcp 192.168.1.5:22 reports a timeout after 20 ms, under the 100 ms"));
+    let mut early = full(1500);
+    early.paths[0].ms = 150;
+    assert!(implausible(&early, &t, 1600)
+        .unwrap()
+        .contains("tcp 10.9.9.9:443 reports a timeout after 150 ms, under the 1500 ms"));
+    let mut odd = full(1500);
+    odd.paths
+        .push(timed_out(LeakClass::Host, "tcp nowhere", 1500));
+    assert!(implausible(&odd, &t, 1600)
+        .unwrap()
+        .contains("not a path the probe tries"));
     let v = Verdict::Untrusted { detail: "x".into() };
     assert!(!v.is_ready());
 }

@@ -18,12 +18,26 @@ pub const HOST_SERVICE_PORTS: &[u16] = &[
     22, 53, 80, 443, 2375, 2376, 3000, 3306, 5000, 5432, 6379, 8000, 8080, 8443, 11434,
 ];
 
-/// How long one path may take before it counts as blocked, unless the
-/// targets say otherwise.
+/// How long a silent path to something outside this machine (the outside
+/// targets, the outside resolvers) is waited for before it counts as
+/// blocked, unless the targets say otherwise: a leak there answers within
+/// one round trip to it, and this covers a slow satellite link's twice.
 pub const PROBE_TIMEOUT_MS: u64 = 1500;
+
+/// How long a silent path to this machine is waited for: the host's
+/// addresses, the agent network's gateways, the egress side, and a resolver
+/// of the agent's own on loopback or its own network (the engine's, whose
+/// only upstream is the sidecar). Whatever answers there is this machine's
+/// kernel or a process on it, in well under a millisecond; this allows for
+/// a busy machine a hundred times over.
+pub const PROBE_LOCAL_TIMEOUT_MS: u64 = 100;
 
 fn default_timeout_ms() -> u64 {
     PROBE_TIMEOUT_MS
+}
+
+fn default_local_timeout_ms() -> u64 {
+    PROBE_LOCAL_TIMEOUT_MS
 }
 
 /// What the probe tries. The core fills it; the probe adds what only the
@@ -46,9 +60,13 @@ pub struct ProbeTargets {
     pub egress_addrs: Vec<IpAddr>,
     /// The proxy as the agent reaches it: this path must work.
     pub proxy: SocketAddr,
-    /// How long a silent path is waited for before it counts as blocked.
+    /// How long a silent path outside this machine is waited for before it
+    /// counts as blocked.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// How long a silent path to this machine is waited for.
+    #[serde(default = "default_local_timeout_ms")]
+    pub local_timeout_ms: u64,
 }
 
 impl ProbeTargets {
@@ -79,6 +97,24 @@ impl ProbeTargets {
             egress_addrs: vec![],
             proxy,
             timeout_ms: PROBE_TIMEOUT_MS,
+            local_timeout_ms: PROBE_LOCAL_TIMEOUT_MS,
+        }
+    }
+
+    /// Whether `ip` is outside this machine by the targets' own account (an
+    /// outside address or resolver): a silent path to it waits
+    /// [`ProbeTargets::timeout_ms`].
+    pub fn is_outside(&self, ip: IpAddr) -> bool {
+        self.outside.iter().any(|a| a.ip() == ip) || self.resolvers.contains(&ip)
+    }
+
+    /// The least a silent path to `ip` may be waited for: the outside bound
+    /// for the targets' outside addresses, the local one for the rest.
+    pub fn least_wait_ms(&self, ip: IpAddr) -> u64 {
+        if self.is_outside(ip) {
+            self.timeout_ms
+        } else {
+            self.local_timeout_ms.min(self.timeout_ms)
         }
     }
 
@@ -133,6 +169,11 @@ pub mod path_name {
     /// A DNS query over TCP, e.g. `tcp 1.1.1.1:53 example.com`.
     pub fn dns_tcp(ip: IpAddr, name: &str) -> String {
         format!("tcp {} {name}", SocketAddr::new(ip, 53))
+    }
+
+    /// The address a path named as above goes to.
+    pub fn target(path: &str) -> Option<SocketAddr> {
+        path.split_whitespace().nth(1)?.parse().ok()
     }
 }
 
@@ -236,6 +277,21 @@ pub struct ProbeReport {
     pub proxy_detail: String,
     /// How long the whole probe took.
     pub elapsed_ms: u64,
+    /// What the probe found of the agent's gateways: whether anyone holds
+    /// them decides how the paths behind them were tried.
+    #[serde(default)]
+    pub gateways: Vec<GatewayCheck>,
+}
+
+/// One gateway of the agent's network, as the probe found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayCheck {
+    /// Its address.
+    pub ip: IpAddr,
+    /// Whether anything answers for it (ARP, or any path to it).
+    pub held: bool,
+    /// What showed it.
+    pub detail: String,
 }
 
 impl ProbeReport {

@@ -72,10 +72,39 @@ struct Literals {
     prefixes_reversed: Option<AhoCorasick>,
 }
 
+/// Whether any literal needle occurs, as one expression: the `regex`
+/// crate finds literal alternations with vectorised prefilters (Teddy on
+/// the needles' case variants), an order of magnitude faster on text than
+/// an automaton stepping byte by byte. Clean data, which is nearly all
+/// data, costs that one pass.
+fn literal_gate(needles: &[String]) -> Option<regex::bytes::Regex> {
+    (!needles.is_empty()).then(|| {
+        regex::bytes::RegexBuilder::new(&alternation(needles))
+            .unicode(false)
+            .case_insensitive(true)
+            .size_limit(64 << 20)
+            .build()
+            .expect("escaped literal needles compile")
+    })
+}
+
+/// `literals` as one regular expression that matches any of them exactly.
+fn alternation(literals: &[impl AsRef<str>]) -> String {
+    literals
+        .iter()
+        .map(|l| regex::escape(l.as_ref()))
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
 /// Finds secrets in bytes.
 pub struct Scanner {
     literals: Literals,
     tokens: Option<Tokens>,
+    /// "Does any literal needle occur at all?" ([`literal_gate`]).
+    gate: Option<regex::bytes::Regex>,
+    /// How the views are peeled (separately only for secrets that need it).
+    peeling: views::Peeling,
     /// Longest direct match.
     window: usize,
     /// Longest stretch the views must see whole.
@@ -162,6 +191,15 @@ impl Scanner {
         prefixes.sort();
         prefixes.dedup();
         let tokens = (needles == Needles::SecretsAndTokens).then(Tokens::new);
+        let gate = literal_gate(&all);
+        let peeling = if secrets
+            .iter()
+            .any(|s| views::Peeling::for_secret(s.value.as_bytes()) == views::Peeling::Separate)
+        {
+            views::Peeling::Separate
+        } else {
+            views::Peeling::Combined
+        };
         let longest_needle = all.iter().map(String::len).max().unwrap_or(0);
         let pattern_len = if tokens.is_some() { MAX_PATTERN_LEN } else { 0 };
         Self {
@@ -178,6 +216,8 @@ impl Scanner {
                 }),
             },
             tokens,
+            gate,
+            peeling,
             window: longest_needle.max(pattern_len),
             deep_window: longest_needle.max(MAX_EXPANSION * longest_raw.max(pattern_len)),
         }
@@ -217,10 +257,7 @@ impl Scanner {
 
     /// Whether `data` holds any direct match (cheaper than finding them).
     pub fn is_match(&self, data: &[u8]) -> bool {
-        self.literals
-            .needles
-            .as_ref()
-            .is_some_and(|a| a.is_match(data))
+        self.gate.as_ref().is_some_and(|g| g.is_match(data))
             || self.tokens.as_ref().is_some_and(|t| t.is_match(data))
     }
 
@@ -267,11 +304,16 @@ impl Scanner {
     /// a few times the size of `data`). A finding in a view says how it was
     /// encoded, e.g. "an AWS access key (base64-decoded)".
     pub fn first_deep(&self, data: &[u8]) -> Option<Finding> {
-        if let Some(f) = self.first(data) {
-            return Some(f);
+        self.first(data).or_else(|| self.first_in_views(data))
+    }
+
+    /// The first match in a decoded view of `data` (not in `data` itself).
+    pub fn first_in_views(&self, data: &[u8]) -> Option<Finding> {
+        if self.is_empty() {
+            return None;
         }
         let budget = 4 * data.len() + 64 * 1024;
-        views::decoded(data, budget)
+        views::decoded(data, budget, self.peeling)
             .into_iter()
             .find(|v| self.is_match(&v.data))
             .and_then(|v| {

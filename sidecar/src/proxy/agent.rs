@@ -11,7 +11,7 @@ use super::reply::{json, RespBody, Stop};
 use super::{Origin, Proxy, MAX_REQUEST_HEAD_BYTES};
 use crate::audit::now_rfc3339;
 use crate::mitm::Mitm;
-use crate::upstream::Pool;
+use crate::upstream::{AgentHttp, Pool};
 use bottlebar_policy::Verdict;
 use bottlebar_policy::{normalize_host, DenyReason, HEALTH_PATH, STATUS_PATH, SUPERVISE_PATH};
 use http_body_util::BodyExt;
@@ -37,7 +37,8 @@ impl Proxy {
     ) where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let pool = Arc::new(Pool::default());
+        // Plain HTTP/1.1 from the agent (`http://` through the proxy).
+        let pool = Arc::new(Pool::new(AgentHttp::H1));
         let proxy = self.clone();
         let svc = service_fn(move |req| {
             let (proxy, pool, admission) = (proxy.clone(), pool.clone(), admission.clone());

@@ -15,7 +15,7 @@ use super::checks::check_destination;
 use super::reply::{empty, RespBody, Stop};
 use super::rewind::Rewind;
 use super::{Origin, Proxy, MAX_REQUEST_HEAD_BYTES};
-use crate::upstream::Pool;
+use crate::upstream::{AgentHttp, Pool};
 use bottlebar_policy::supervise::Scope;
 use bottlebar_policy::Verdict;
 use bottlebar_policy::{
@@ -186,7 +186,7 @@ impl Proxy {
             _ => return,
         }
         if first[0] != TLS_HANDSHAKE {
-            return self.serve_inner(io, origin, admission).await;
+            return self.serve_inner(io, origin, admission, AgentHttp::H1).await;
         }
         let acceptor =
             tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io);
@@ -238,15 +238,24 @@ impl Proxy {
         };
         origin.agent_tls = true;
         origin.upstream_tls = true;
-        self.serve_inner(tls, origin, admission).await;
+        let speaks = match tls.get_ref().1.alpn_protocol() {
+            Some(b"h2") => AgentHttp::H2,
+            _ => AgentHttp::H1,
+        };
+        self.serve_inner(tls, origin, admission, speaks).await;
     }
 
     /// HTTP/1.1 or HTTP/2 inside a tunnel, every request through the pipeline.
-    async fn serve_inner<IO>(self: Arc<Self>, io: IO, origin: Origin, admission: Arc<Admission>)
-    where
+    async fn serve_inner<IO>(
+        self: Arc<Self>,
+        io: IO,
+        origin: Origin,
+        admission: Arc<Admission>,
+        speaks: AgentHttp,
+    ) where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let pool = Arc::new(Pool::default());
+        let pool = Arc::new(Pool::new(speaks));
         let header_timeout = self.limits.header_timeout;
         let svc = service_fn(move |req| {
             admission.slot.activate();

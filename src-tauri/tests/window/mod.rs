@@ -232,20 +232,25 @@ pub async fn text(c: &Client, css: &str) -> String {
     panic!("reading {css}: {last:?}")
 }
 
-/// Clicks `css`, finding it again if a re-render made it stale.
+/// Clicks `css` once it is enabled (a click on a disabled button is
+/// silently lost), finding it again if a re-render made it stale.
 pub async fn click(c: &Client, css: &str) {
-    let mut last = None;
-    for _ in 0..20 {
+    let mut last = String::from("never found");
+    for _ in 0..100 {
         match c.find(Locator::Css(css)).await {
-            Ok(el) => match el.click().await {
-                Ok(()) => return,
-                Err(e) => last = Some(e),
+            Ok(el) => match el.is_enabled().await {
+                Ok(true) => match el.click().await {
+                    Ok(()) => return,
+                    Err(e) => last = format!("{e:?}"),
+                },
+                Ok(false) => last = String::from("disabled"),
+                Err(e) => last = format!("{e:?}"),
             },
-            Err(e) => last = Some(e),
+            Err(e) => last = format!("{e:?}"),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("clicking {css}: {last:?}")
+    panic!("clicking {css}: {last}")
 }
 
 /// Goes to `route` (`#/requests`) in the window.

@@ -8,8 +8,10 @@
 //!   the sidecar created, connected, started, its health awaited, its
 //!   address read, the agent run — then removed;
 //! - **bottle**: `bottle up demo` (to *verified ready*: the isolation
-//!   self-test passed) then `bottle down demo`; the self-test's own time is
-//!   read from the launch's events, so the topology alone is known too.
+//!   self-test passed) then `bottle down demo`; what the self-test adds
+//!   (from the plan's end to ready: its probe may start beside the plan's
+//!   last steps) is read from the launch's events, so the topology alone is
+//!   known too, as is each step's own time.
 //!
 //! Medians and ratios are printed as a Markdown table (or JSON). The
 //! self-test's outside targets are this machine's fake internet; nothing
@@ -19,6 +21,7 @@ use anyhow::{bail, Context, Result};
 use bottlebar_e2e::{engine, Harness};
 use clap::Parser;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -55,12 +58,17 @@ fn main() -> Result<()> {
     h.bottle(&["down", NAME]).expect_ok("the warm-up stop");
 
     let (mut raw_ms, mut up_ms, mut selftest_ms) = (vec![], vec![], vec![]);
+    let mut steps: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for _ in 0..args.runs {
         raw_ms.push(raw.launch_and_remove()?);
-        let (total, selftest) = bottle_launch_and_stop(&h)?;
-        up_ms.push(total);
-        selftest_ms.push(selftest);
+        let run = bottle_launch_and_stop(&h)?;
+        up_ms.push(run.total_ms);
+        selftest_ms.push(run.selftest_ms);
+        for (step, ms) in run.steps {
+            steps.entry(step).or_default().push(ms);
+        }
     }
+    let steps: BTreeMap<String, f64> = steps.iter().map(|(k, v)| (k.clone(), median(v))).collect();
     let topology_ms: Vec<f64> = up_ms.iter().zip(&selftest_ms).map(|(u, s)| u - s).collect();
     let report = json!({
         "backend": if engine().is_apple() { "apple (the container double)" } else { "docker" },
@@ -72,6 +80,7 @@ fn main() -> Result<()> {
         "ratio": median(&up_ms) / median(&raw_ms),
         "ratio_without_selftest": median(&topology_ms) / median(&raw_ms),
         "samples": { "raw": raw_ms, "bottle": up_ms, "selftest": selftest_ms },
+        "step_medians_ms": steps,
     });
     if args.json {
         println!("{report}");
@@ -129,7 +138,14 @@ fn print_table(r: &Value) {
         ms("bottle_without_selftest_ms"),
         r["ratio_without_selftest"].as_f64().unwrap_or(0.0)
     );
-    println!("| the self-test alone | {} | |", ms("selftest_ms"));
+    println!(
+        "| what the self-test adds (plan end → ready) | {} | |",
+        ms("selftest_ms")
+    );
+    println!("\nsteps of `bottle up` (median ms; concurrent steps overlap):");
+    for (step, ms) in r["step_medians_ms"].as_object().into_iter().flatten() {
+        println!("  {:>6.0}  {step}", ms.as_f64().unwrap_or(0.0));
+    }
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -142,25 +158,60 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// `bottle up demo --json` then `bottle down demo`: the whole time, and the
-/// self-test's part of it (ms).
-fn bottle_launch_and_stop(h: &Harness) -> Result<(f64, f64)> {
+/// One `bottle up` + `down`.
+struct BottleRun {
+    /// Up and down, end to end (ms).
+    total_ms: f64,
+    /// The self-test's part of it.
+    selftest_ms: f64,
+    /// Each launch step's own time.
+    steps: Vec<(String, f64)>,
+}
+
+/// `bottle up demo --json` then `bottle down demo`: the whole time, what
+/// the self-test adds to it, and each step's own time (ms).
+fn bottle_launch_and_stop(h: &Harness) -> Result<BottleRun> {
     let start = Instant::now();
     let (up, events) = h.up(NAME);
     if !up.ok() {
         bail!("bottle up failed: {}{}", up.stdout, up.stderr);
     }
+    let up_ms = start.elapsed().as_secs_f64() * 1000.0;
     let down = h.bottle(&["down", NAME]);
     if !down.ok() {
         bail!("bottle down failed: {}", down.stderr);
     }
     let total = start.elapsed().as_secs_f64() * 1000.0;
-    let selftest = events
+    // What the self-test adds to the launch: from the plan's end to ready
+    // (its probe may start before the plan ends, beside its last steps).
+    let ready = events
         .iter()
-        .find(|e| e["event"] == "step_finished" && e["step"] == "self-test")
-        .and_then(|e| e["duration_ms"].as_f64())
-        .context("no self-test step in the launch's events")?;
-    Ok((total, selftest))
+        .find(|e| e["event"] == "ready")
+        .context("no ready event")?;
+    let (plan_ms, ready_ms) = (
+        ready["plan_ms"].as_f64().context("no plan_ms in ready")?,
+        ready["duration_ms"]
+            .as_f64()
+            .context("no duration_ms in ready")?,
+    );
+    let selftest = ready_ms - plan_ms;
+    let mut steps: Vec<(String, f64)> = events
+        .iter()
+        .filter(|e| e["event"] == "step_finished")
+        .filter_map(|e| Some((e["step"].as_str()?.to_string(), e["duration_ms"].as_f64()?)))
+        .collect();
+    // Where the rest goes: `up` before its plan starts (checks, the lock,
+    // the files) and after the self-test, and `down`.
+    steps.push((
+        "(up, outside its plan and self-test)".into(),
+        up_ms - ready_ms,
+    ));
+    steps.push(("(down)".into(), total - up_ms));
+    Ok(BottleRun {
+        total_ms: total,
+        selftest_ms: selftest,
+        steps,
+    })
 }
 
 /// What the hand-written script needs: the bottle's images and the

@@ -39,6 +39,13 @@ struct Args {
     /// Response body size in bytes.
     #[arg(long, default_value_t = 256)]
     size: usize,
+    /// Uploads measured per path (a request body of `--upload-kib`, through
+    /// the sidecar's secret scanning); 0 skips them.
+    #[arg(long, default_value_t = 20)]
+    uploads: usize,
+    /// Size of each upload's body, in KiB.
+    #[arg(long, default_value_t = 1024)]
+    upload_kib: usize,
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
@@ -51,6 +58,51 @@ struct Stats {
     mean_us: f64,
     sequential_rps: f64,
     concurrent_rps: f64,
+    /// Upload throughput, MB/s (0 when skipped).
+    upload_mb_s: f64,
+}
+
+/// A request body an agent might send (source text in JSON, with the hex
+/// and base64 runs that make the scanner look closer), `kib` KiB of it.
+fn upload_body(kib: usize) -> Vec<u8> {
+    let line = br#"{"path":"src/lib.rs","text":"fn main() {\n    println!(\"hello\");\n}\n","digest":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","blob":"aGVsbG8gd29ybGQsIHRoaXMgaXMgYSB0ZXN0IG9mIHRoZSBzY2FubmVy"}
+"#;
+    line.iter().copied().cycle().take(kib * 1024).collect()
+}
+
+/// `args.uploads` uploads on one kept-alive connection: MB/s.
+async fn uploads(name: &str, client: &Client, url: &str, args: &Args) -> Result<f64> {
+    if args.uploads == 0 {
+        return Ok(0.0);
+    }
+    let body = upload_body(args.upload_kib);
+    let opts = FetchOptions {
+        method: Some("POST".into()),
+        body: Some(body.clone()),
+        ..FetchOptions::default()
+    };
+    let mut session = client
+        .session(url, &FetchOptions::default())
+        .await?
+        .map_err(|r| anyhow::anyhow!("{name}: refused {}", r.status))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let started = Instant::now();
+    let mut sent = 0usize;
+    for _ in 0..args.uploads {
+        let r = session.request("/sink", &opts).await?;
+        let got: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+        anyhow::ensure!(
+            r.status == 200 && got["bytes"] == body.len(),
+            "{name}: upload answered {} {}",
+            r.status,
+            r.body
+        );
+        sent += body.len();
+        if Instant::now() > deadline {
+            break;
+        }
+    }
+    Ok(sent as f64 / started.elapsed().as_secs_f64() / 1e6)
 }
 
 /// Stops a child process when dropped.
@@ -129,6 +181,7 @@ async fn measure(name: &str, client: &Client, url: &str, args: &Args) -> Result<
         mean_us,
         sequential_rps,
         concurrent_rps: total as f64 / args.seconds as f64,
+        upload_mb_s: uploads(name, client, url, args).await?,
     })
 }
 
@@ -246,7 +299,7 @@ async fn main() -> Result<()> {
     if args.json {
         let rows: Vec<_> = results
             .iter()
-            .map(|s| serde_json::json!({"path": s.name, "p50_us": s.p50_us, "p99_us": s.p99_us, "mean_us": s.mean_us, "sequential_rps": s.sequential_rps, "concurrent_rps": s.concurrent_rps}))
+            .map(|s| serde_json::json!({"path": s.name, "p50_us": s.p50_us, "p99_us": s.p99_us, "mean_us": s.mean_us, "sequential_rps": s.sequential_rps, "concurrent_rps": s.concurrent_rps, "upload_mb_s": s.upload_mb_s}))
             .collect();
         println!(
             "{}",
@@ -255,14 +308,20 @@ async fn main() -> Result<()> {
     } else {
         println!("{} sequential requests (after {} warm-up) of a {}-byte HTTPS response over one kept-alive connection; then {} connections for {} s", args.requests, args.warmup, args.size, args.connections, args.seconds);
         println!(
-            "{:<22} {:>10} {:>10} {:>10} {:>12} {:>12}",
-            "path", "p50 µs", "p99 µs", "mean µs", "seq req/s", "conc req/s"
+            "{:<22} {:>10} {:>10} {:>10} {:>12} {:>12} {:>12}",
+            "path", "p50 µs", "p99 µs", "mean µs", "seq req/s", "conc req/s", "upload MB/s"
         );
         let base = &results[0];
         for s in &results {
             println!(
-                "{:<22} {:>10.0} {:>10.0} {:>10.0} {:>12.0} {:>12.0}",
-                s.name, s.p50_us, s.p99_us, s.mean_us, s.sequential_rps, s.concurrent_rps
+                "{:<22} {:>10.0} {:>10.0} {:>10.0} {:>12.0} {:>12.0} {:>12.1}",
+                s.name,
+                s.p50_us,
+                s.p99_us,
+                s.mean_us,
+                s.sequential_rps,
+                s.concurrent_rps,
+                s.upload_mb_s
             );
         }
         for s in &results[1..] {

@@ -8,7 +8,7 @@
 //! container's log, not from a response the sidecar would mask.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::{json, Value};
@@ -34,12 +34,7 @@ pub async fn respond(req: Request<Incoming>) -> Response<Full<Bytes>> {
             )
         })
         .collect();
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = super::server::body_bytes(req).await;
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     println!(
         "{}",

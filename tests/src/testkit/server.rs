@@ -42,6 +42,13 @@ async fn respond(req: Request<Incoming>, token: Arc<String>) -> Response<Body> {
         return super::model_api::respond(req).await.map(BodyExt::boxed);
     }
     match path.as_str() {
+        // Reads the whole request body; says how much and its digest (an
+        // upload's sink, for the benchmarks).
+        "/sink" => {
+            let body = body_bytes(req).await;
+            let v = serde_json::json!({"bytes": body.len(), "sha256": sha256_hex(&body)});
+            Response::new(full(v.to_string()))
+        }
         "/echo" => {
             let echo_header = req.headers().get("authorization").cloned();
             let method = req.method().to_string();
@@ -64,12 +71,7 @@ async fn respond(req: Request<Incoming>, token: Arc<String>) -> Response<Body> {
                 }
             }
             let authority = req.uri().authority().map(|a| a.to_string());
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let body = body_bytes(req).await;
             // What the upstream saw, echoed back as a debug endpoint would;
             // `header_sha256` lets a test check a masked header's real value.
             let v = serde_json::json!({
@@ -126,6 +128,16 @@ async fn respond(req: Request<Incoming>, token: Arc<String>) -> Response<Body> {
         "/early" => full("early\n").into_response(),
         _ => full(format!("{token}\n")).into_response(),
     }
+}
+
+/// The whole request body; empty when the client broke off (the endpoints
+/// then answer with what they saw, which is what a test wants to read).
+pub(crate) async fn body_bytes(req: Request<Incoming>) -> Bytes {
+    req.into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default()
 }
 
 /// The SHA-256 of `data`, in hex: how the echo shows what it saw without

@@ -5,7 +5,7 @@ use crate::backend::shared::{self, s, Names};
 use crate::images::ImageSpec;
 use crate::launch::{self, LaunchSpec};
 use crate::name::{Role, LABEL_CONTENT_HASH};
-use crate::plan::{Capture, Plan, Probe, ProbeCheck, Step, SIDECAR_IP};
+use crate::plan::{Capture, Plan, Probe, ProbeCheck, Step};
 
 /// The launch plan on Apple's runtime: the builder's DNS where the CLI
 /// needs it, images, the two networks, the sidecar (egress first, so it
@@ -72,9 +72,9 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
         c,
         &n,
         "run-sidecar",
-        Capture::AppleNetworkIp {
-            network: n.internal.clone(),
-            placeholder: SIDECAR_IP.into(),
+        |network, placeholder| Capture::AppleNetworkIp {
+            network: network.into(),
+            placeholder: placeholder.into(),
         },
     ));
     steps.push(shared::run_agent_step(

@@ -13,7 +13,7 @@ mod plan;
 pub use parse::{
     container_ip, parse_containers, parse_networks, parse_runtimes, parse_subnets, parse_version,
 };
-pub use plan::plan;
+pub use plan::{plan, planned_sidecar_addresses};
 
 use super::shared::{probe_command, probe_user, s};
 use crate::name::LABEL_BOTTLE;
@@ -66,6 +66,8 @@ pub fn probe_argv(
         engine,
         "run",
         "--rm",
+        "--pull",
+        "never",
         "--network",
         &format!("container:{agent}"),
     ]);
@@ -85,7 +87,8 @@ pub fn probe_beside_argv(
     sidecar_image: &str,
     targets_json: &str,
 ) -> Vec<String> {
-    let mut v = s(&[engine, "run", "--rm", "--runtime", GVISOR_RUNTIME]);
+    let mut v = s(&[engine, "run", "--rm", "--pull", "never"]);
+    v.extend(s(&["--runtime", GVISOR_RUNTIME]));
     v.extend(s(&["--network", internal_network, "--dns", sidecar_ip]));
     v.extend(probe_confinement(sidecar_image));
     v.extend(probe_command(targets_json));

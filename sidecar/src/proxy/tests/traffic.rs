@@ -29,7 +29,7 @@ async fn https_is_intercepted_with_a_leaf_from_the_bottle_ca_and_verified_upstre
 }
 
 #[tokio::test]
-async fn http2_is_used_on_both_sides_when_offered() {
+async fn each_leg_speaks_what_the_agent_speaks() {
     let fx = fixture(|p, _| serde_json::json!([localhost(p)]), true).await;
     let got = fx
         .client()
@@ -54,6 +54,11 @@ async fn http2_is_used_on_both_sides_when_offered() {
         .await
         .unwrap();
     assert_eq!(h1.version, "HTTP/1.1");
+    assert_eq!(
+        echo(&h1)["version"],
+        "HTTP/1.1",
+        "the upstream leg speaks what the agent speaks"
+    );
 }
 
 #[tokio::test]

@@ -9,26 +9,27 @@
 //!    the self-test's policy, secrets, the launch spec, the state directory
 //!    (kept by a [`StateGuard`] only if the launch succeeds).
 //! 4. `execute` — the plan, choosing subnets again when another network
-//!    took them meanwhile.
-//! 5. `verify` — the isolation self-test; anything but isolated removes the
-//!    bottle (fail closed).
+//!    took them meanwhile;
+//! 5. … and the isolation self-test, as soon as what it tests runs (beside
+//!    the plan's last steps when the plan gives the sidecar's addresses);
+//!    anything but isolated removes the bottle (fail closed).
+
+mod execute;
 
 use super::lock::{lock_waiting, LOCK_WAIT};
 use super::ownership::{home_inventory, Owned};
 use super::rules;
 use super::status::{evaluate, with_host_records, BottleState};
-use super::verify::{self_test, self_test_policy};
+use super::verify::self_test_policy;
 use super::{
     choose_backend, down::remove_resources, engine_err, image_err, prepare_err, secret_err,
     unsupported, OpError,
 };
 use crate::backend::{self, Engine};
 use crate::events::{Event, Events};
-use crate::executor;
 use crate::home::{Home, HomeId};
 use crate::launch::{self, BuildInputs, LaunchSpec};
 use crate::manifest::{self, BackendKind, Manifest};
-use crate::name::{BottleName, Role};
 use crate::runner::Runner;
 use crate::selftest;
 use crate::state::{self, StateDirs};
@@ -86,38 +87,17 @@ pub async fn up<R: Runner>(
     let mut launch = prepare(home, &pre, opts.inputs, runner.as_ref(), events).await?;
     launch.spec.rebuild_agent = opts.rebuild;
     let started = std::time::Instant::now();
-    let sidecar_ip = execute(&pre, &mut launch.spec, runner.clone(), events).await?;
-    if let Err(e) = self_test(
-        home,
-        &pre.engine,
-        runner.as_ref(),
-        &bottle,
-        pre.kind,
-        &launch.policy,
-        events,
-    )
-    .await
-    {
-        let live = mine(home, &pre, runner.as_ref()).await.unwrap_or_default();
-        remove_resources(
-            &pre.engine,
-            runner.as_ref(),
-            &bottle,
-            &live.mine.of_bottle(bottle.as_str()),
-            events,
-        )
-        .await?;
-        return Err(e);
-    }
+    let launched = execute::plan_and_self_test(home, &pre, &launch, runner.clone(), events).await?;
     launch.state.keep();
     let duration_ms = started.elapsed().as_millis() as u64;
     events.emit(Event::Ready {
         bottle: bottle.to_string(),
-        sidecar_ip: sidecar_ip.clone(),
+        sidecar_ip: launched.sidecar_ip.clone(),
         duration_ms,
+        plan_ms: launched.plan_ms,
     });
     Ok(UpOutcome::Launched {
-        sidecar_ip,
+        sidecar_ip: launched.sidecar_ip,
         duration_ms,
     })
 }
@@ -320,73 +300,6 @@ impl Drop for StateGuard {
         if !self.keep && !self.existed {
             let _ = state::remove(&self.dirs);
         }
-    }
-}
-
-/// How many times a launch chooses subnets again after a clash.
-const SUBNET_ATTEMPTS: u32 = 4;
-
-/// Stage 4: runs the plan (rolling back on failure); the sidecar's IP.
-async fn execute<R: Runner>(
-    pre: &Preflight,
-    spec: &mut LaunchSpec,
-    runner: Arc<R>,
-    events: &Events,
-) -> Result<String, OpError> {
-    let bottle = &pre.manifest.name;
-    // Docker: the networks get subnets of Bottlebar's own pool. A clash with
-    // a network created meanwhile (a concurrent launch) fails that step and
-    // rolls back; choose again, a few times.
-    let mut attempt = 0;
-    loop {
-        if pre.kind == BackendKind::Docker {
-            spec.subnets =
-                Some(choose_subnets(&pre.engine, runner.as_ref(), bottle, attempt).await?);
-        }
-        let plan = backend::plan(spec);
-        match executor::execute(&plan, runner.clone(), events).await {
-            Ok(outcome) => {
-                return Ok(outcome
-                    .captured
-                    .get(crate::plan::SIDECAR_IP)
-                    .cloned()
-                    .unwrap_or_default())
-            }
-            Err(f)
-                if attempt < SUBNET_ATTEMPTS
-                    && backend::is_subnet_clash(&f.step, &f.stderr_tail) =>
-            {
-                attempt += 1;
-                events.emit(Event::Note {
-                    bottle: bottle.to_string(),
-                    message: format!("bottle `{bottle}`: its network's subnet was taken meanwhile; choosing another"),
-                });
-            }
-            Err(f) => return Err(f.into()),
-        }
-    }
-}
-
-/// Two free subnets (internal, egress) for a bottle's Docker networks.
-async fn choose_subnets<R: Runner>(
-    engine: &Engine,
-    runner: &R,
-    bottle: &BottleName,
-    attempt: u32,
-) -> Result<(String, String), OpError> {
-    let pool = crate::subnets::pool().map_err(unsupported(bottle))?;
-    let mut taken = backend::docker_subnets(engine, runner)
-        .await
-        .map_err(engine_err(bottle))?;
-    taken.extend(crate::subnets::host_networks());
-    let keys = [Role::Internal, Role::Egress].map(|r| bottle.resource(r));
-    match crate::subnets::choose(&keys, attempt, pool, &taken) {
-        Some(v) => Ok((v[0].to_string(), v[1].to_string())),
-        None => Err(unsupported(bottle)(format!(
-            "no free /{} subnet left in {pool} for its networks; remove unused networks or set {} to a larger pool",
-            crate::subnets::BOTTLE_PREFIX,
-            crate::subnets::POOL_ENV
-        ))),
     }
 }
 

@@ -1,0 +1,102 @@
+//! Runs of base64 and hex in data, found by probing, and decoded.
+
+use base64::Engine as _;
+
+use super::MIN_RUN;
+
+/// Bytes of base64 and base64url, as a table (the run scan is per byte).
+const BASE64_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_');
+        b += 1;
+    }
+    t
+};
+
+/// Maximal runs of `pred` bytes at least `min` long, as ranges.
+///
+/// Text is mostly short words, so the scan probes: if the byte `min - 1`
+/// ahead is not in the class, no long run can start before it, and the
+/// bytes in between are never looked at.
+pub(super) fn runs(
+    data: &[u8],
+    min: usize,
+    pred: impl Fn(u8) -> bool,
+) -> Vec<std::ops::Range<usize>> {
+    let mut v = Vec::new();
+    let mut i = 0;
+    while i + min <= data.len() {
+        let probe = i + min - 1;
+        if !pred(data[probe]) {
+            i = probe + 1;
+            continue;
+        }
+        let mut start = probe;
+        while start > i && pred(data[start - 1]) {
+            start -= 1;
+        }
+        let mut end = probe + 1;
+        while end < data.len() && pred(data[end]) {
+            end += 1;
+        }
+        if end - start >= min {
+            v.push(start..end);
+        }
+        i = end + 1;
+    }
+    v
+}
+
+/// Every long base64 (or base64url) run decoded; a run at the very start may
+/// be cut mid-group (the data is a window into a stream), so there every
+/// alignment is tried.
+pub(super) fn base64_runs(data: &[u8]) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let mut out = Vec::new();
+    for r in runs(data, MIN_RUN, |b| BASE64_BYTES[b as usize]) {
+        let run = &data[r.clone()];
+        let offsets: &[usize] = if r.start == 0 { &[0, 1, 2, 3] } else { &[0] };
+        for &off in offsets {
+            let s = &run[off..];
+            let s = &s[..s.len() - (s.len() % 4 == 1) as usize];
+            let url = s.iter().any(|b| matches!(b, b'-' | b'_'));
+            let engine = if url {
+                &URL_SAFE_NO_PAD
+            } else {
+                &STANDARD_NO_PAD
+            };
+            let before = out.len();
+            match engine.decode_vec(s, &mut out) {
+                Ok(()) => out.push(b'\n'),
+                Err(_) => out.truncate(before),
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Every long hex run decoded (either case, even mixed).
+pub(super) fn hex_runs(data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    for r in runs(data, MIN_RUN, |b| b.is_ascii_hexdigit()) {
+        let run = &data[r];
+        for pair in run.chunks_exact(2) {
+            out.push(hex_val(pair[0]).unwrap_or(0) * 16 + hex_val(pair[1]).unwrap_or(0));
+        }
+        out.push(b'\n');
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The value of one hex digit, either case.
+pub(super) fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}

@@ -1,0 +1,143 @@
+//! Every encoding, alone and layered, is peeled by both peelings.
+
+use base64::Engine as _;
+
+use super::runs::runs;
+use super::*;
+
+fn contains(views: &[View], needle: &str) -> bool {
+    views
+        .iter()
+        .any(|v| v.data.windows(needle.len()).any(|w| w == needle.as_bytes()))
+}
+
+const S: &str = "atkreal-0123456789abcdef";
+
+#[test]
+fn each_encoding_is_peeled() {
+    use base64::engine::general_purpose::STANDARD;
+    let b64 = STANDARD.encode(format!("{{\"k\":\"{S}\"}}"));
+    let wrapped9: String = b64
+        .as_bytes()
+        .chunks(9)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let json_escaped: String = S.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+    let mixed_hex: String = S
+        .bytes()
+        .enumerate()
+        .map(|(i, b)| {
+            if i % 2 == 0 {
+                format!("{b:02X}")
+            } else {
+                format!("{b:02x}")
+            }
+        })
+        .collect();
+    for input in [
+        format!("x=%61{}", &S[1..]),
+        format!("{{\"k\":\"{json_escaped}\"}}"),
+        wrapped9,
+        format!("data {b64} end"),
+        format!("h={mixed_hex}"),
+        STANDARD.encode(format!("k=%61{}", &S[1..])),
+        // Layers one decoding leaves to the next: an escape that
+        // decodes to a percent escape, and the other way round; an
+        // escape cut by a line break; wrapped base64 in a JSON string.
+        format!("{{\"k\":\"\\u0025{:02x}{}\"}}", S.as_bytes()[0], &S[1..]),
+        format!("k=%5Cu00{:02x}{}", S.as_bytes()[0], &S[1..]),
+        // An escaped secret inside binary, base64-encoded.
+        STANDARD.encode(
+            [
+                &[0u8, 200, 13, 7, 255][..],
+                format!("\\u00{:02x}{}", S.as_bytes()[0], &S[1..]).as_bytes(),
+                &[1, 2, 250],
+            ]
+            .concat(),
+        ),
+        format!("\\u00\n{:02x}{}", S.as_bytes()[0], &S[1..]),
+        format!(
+            "{{\"b\":\"{}\"}}",
+            b64.as_bytes()
+                .chunks(20)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect::<Vec<_>>()
+                .join("\\n")
+        ),
+    ] {
+        for peeling in [Peeling::Combined, Peeling::Separate] {
+            let views = decoded(input.as_bytes(), 1 << 20, peeling);
+            assert!(
+                contains(&views, S),
+                "{peeling:?}: not found in {input:?}: {views:#?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn plain_text_has_no_views_and_budget_bounds_work() {
+    for peeling in [Peeling::Combined, Peeling::Separate] {
+        assert!(decoded(b"hello", 1 << 20, peeling).is_empty());
+        let big = "QUJD".repeat(10_000);
+        let views = decoded(big.as_bytes(), 1000, peeling);
+        assert!(views.iter().map(|v| v.data.len()).sum::<usize>() <= 1000);
+    }
+}
+
+#[test]
+fn probing_for_runs_finds_what_a_byte_by_byte_scan_finds() {
+    let naive = |data: &[u8]| {
+        let mut v = Vec::new();
+        let mut start = None;
+        for (i, &b) in data.iter().chain(std::iter::once(&b' ')).enumerate() {
+            match (b.is_ascii_hexdigit(), start) {
+                (true, None) => start = Some(i),
+                (false, Some(s)) => {
+                    if i - s >= MIN_RUN {
+                        v.push(s..i);
+                    }
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        v
+    };
+    // Pseudo-random strings of hex digits and a separator, with runs of
+    // every length around MIN_RUN, at every position.
+    let mut seed = 0x2545_f491_u64;
+    for len in 0..200 {
+        for _ in 0..20 {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    if (seed >> 33).is_multiple_of(23) {
+                        b' '
+                    } else {
+                        b"0a9F"[(seed >> 40) as usize % 4]
+                    }
+                })
+                .collect();
+            assert_eq!(
+                runs(&data, MIN_RUN, |b| b.is_ascii_hexdigit()),
+                naive(&data),
+                "{:?}",
+                String::from_utf8_lossy(&data)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_stream_window_cut_mid_group_still_decodes() {
+    use base64::engine::general_purpose::STANDARD;
+    let b64 = STANDARD.encode(format!("prefix-bytes {S} suffix"));
+    for cut in 1..4 {
+        let views = decoded(&b64.as_bytes()[cut..], 1 << 20, Peeling::Combined);
+        assert!(contains(&views, S), "cut {cut}");
+    }
+}

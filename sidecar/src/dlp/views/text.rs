@@ -1,0 +1,176 @@
+//! The text decoders: line breaks, percent escapes and string escapes, each
+//! alone or all in one pass.
+
+use super::runs::{hex_val, runs};
+use super::MIN_TEXT;
+
+/// Rewrites `data` left to right: at each byte `special` picks out, `step`
+/// either consumes some bytes (pushing their decoding to `out`) or declines
+/// (the byte is copied). Runs of other bytes are copied whole. `None` when
+/// nothing changed.
+fn rewrite(
+    data: &[u8],
+    special: impl Fn(u8) -> bool,
+    step: impl Fn(&[u8], usize, &mut Vec<u8>) -> Option<usize>,
+) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut changed = false;
+    let (mut i, mut copied) = (0, 0);
+    while i < data.len() {
+        if !special(data[i]) {
+            i += 1;
+            continue;
+        }
+        out.extend_from_slice(&data[copied..i]);
+        match step(data, i, &mut out) {
+            Some(used) => {
+                changed = true;
+                i += used;
+            }
+            None => {
+                out.push(data[i]);
+                i += 1;
+            }
+        }
+        copied = i;
+    }
+    out.extend_from_slice(&data[copied..]);
+    changed.then_some(out)
+}
+
+/// Whether `data` has a line break or tab, raw or as a string escape: then
+/// its whitespace is taken for wrapping and dropped.
+fn has_breaks(data: &[u8]) -> bool {
+    memchr::memchr3(b'\n', b'\r', b'\t', data).is_some()
+        || memchr::memchr_iter(b'\\', data)
+            .any(|i| matches!(data.get(i + 1), Some(b'n' | b'r' | b't')))
+}
+
+/// A whitespace byte, or an escaped break, at `i`: how many bytes it takes.
+fn break_at(data: &[u8], i: usize) -> Option<usize> {
+    match data[i] {
+        b'\\' => matches!(data.get(i + 1), Some(b'n' | b'r' | b't')).then_some(2),
+        b if b.is_ascii_whitespace() => Some(1),
+        _ => None,
+    }
+}
+
+/// A `%XX` escape at `i`, decoded into `out`.
+fn percent_at(data: &[u8], i: usize, out: &mut Vec<u8>) -> Option<usize> {
+    let h = hex_val(*data.get(i + 1)?)?;
+    let l = hex_val(*data.get(i + 2)?)?;
+    out.push(h * 16 + l);
+    Some(3)
+}
+
+/// Line breaks, string escapes and percent escapes undone in one pass.
+///
+/// In binary data (a decoded base64 blob) only its stretches of text are
+/// decoded, joined by NULs: everything an escaped needle is made of (the
+/// escapes, percent escapes, whitespace, and the needle's own printable
+/// bytes) is text, and no needle is shorter than [`MIN_TEXT`].
+pub(super) fn unescape_text(data: &[u8]) -> Option<Vec<u8>> {
+    let breaks = has_breaks(data);
+    let special = |b: u8| matches!(b, b'\\' | b'%') || (breaks && b.is_ascii_whitespace());
+    let step = |d: &[u8], i: usize, out: &mut Vec<u8>| match d[i] {
+        b'%' => percent_at(d, i, out),
+        b'\\' => break_at(d, i).or_else(|| escape_at(d, i, out)),
+        _ => break_at(d, i),
+    };
+    if data.is_ascii() {
+        // Text (the check is vectorised): decoded whole, control bytes and all.
+        return rewrite(data, special, step);
+    }
+    let mut out = Vec::new();
+    let mut changed = false;
+    for r in runs(data, MIN_TEXT, is_text) {
+        match rewrite(&data[r.clone()], special, step) {
+            Some(d) => {
+                changed = true;
+                out.extend_from_slice(&d);
+            }
+            None => out.extend_from_slice(&data[r]),
+        }
+        out.push(0);
+    }
+    changed.then_some(out)
+}
+
+/// Printable ASCII and the whitespace of text.
+fn is_text(b: u8) -> bool {
+    matches!(b, b' '..=b'~' | b'\t' | b'\n' | b'\r')
+}
+
+/// Without line breaks (and the escaped ones of JSON strings), so
+/// line-wrapped base64 (PEM's 64 columns, MIME's 76, any width) reads whole;
+/// other whitespace goes too once a break is there.
+pub(super) fn strip_breaks(data: &[u8]) -> Option<Vec<u8>> {
+    if !has_breaks(data) {
+        return None;
+    }
+    let special = |b: u8| b == b'\\' || b.is_ascii_whitespace();
+    rewrite(data, special, |d, i, _| break_at(d, i))
+}
+
+/// `%XX` escapes decoded wherever they are, so a secret partly encoded
+/// (`%61tk…`) reads whole.
+pub(super) fn percent(data: &[u8]) -> Option<Vec<u8>> {
+    memchr::memchr(b'%', data)?;
+    rewrite(data, |b| b == b'%', percent_at)
+}
+
+/// JSON and JavaScript string escapes: `\uXXXX` (surrogate pairs joined),
+/// `\xXX`, `\/`, `\"`, `\\`, `\'`.
+pub(super) fn escapes(data: &[u8]) -> Option<Vec<u8>> {
+    memchr::memchr(b'\\', data)?;
+    rewrite(data, |b| b == b'\\', escape_at)
+}
+
+/// The string escape at `i` (a `\`), decoded into `out`: how many bytes it took.
+fn escape_at(data: &[u8], i: usize, out: &mut Vec<u8>) -> Option<usize> {
+    let hex4 = |at: usize| -> Option<u32> {
+        data.get(at..at + 4)?
+            .iter()
+            .try_fold(0u32, |acc, b| Some(acc * 16 + hex_val(*b)? as u32))
+    };
+    match *data.get(i + 1)? {
+        b'u' => {
+            let hi = hex4(i + 2)?;
+            if !(0xd800..0xdc00).contains(&hi) {
+                push_char(out, hi);
+                return Some(6);
+            }
+            let lo = (data.get(i + 6..i + 8) == Some(b"\\u"))
+                .then(|| hex4(i + 8))
+                .flatten()
+                .filter(|lo| (0xdc00..0xe000).contains(lo));
+            match lo {
+                Some(lo) => {
+                    push_char(out, 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00));
+                    Some(12)
+                }
+                None => {
+                    out.push(b'?');
+                    Some(6)
+                }
+            }
+        }
+        b'x' => {
+            let h = hex_val(*data.get(i + 2)?)?;
+            let l = hex_val(*data.get(i + 3)?)?;
+            out.push(h * 16 + l);
+            Some(4)
+        }
+        c @ (b'/' | b'"' | b'\\' | b'\'') => {
+            out.push(c);
+            Some(2)
+        }
+        _ => None,
+    }
+}
+
+fn push_char(out: &mut Vec<u8>, c: u32) {
+    let ch = char::from_u32(c).unwrap_or('?');
+    let mut buf = [0u8; 4];
+    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+}
