@@ -108,6 +108,9 @@ async function main() {
   await Promise.all([loadListing(), loadRequests(), loadSessions()]);
   await Promise.all(store.listing.bottles.filter((b) => b.state === "running").map((b) => loadActivity(b.name)));
   await onRoute();
+  // How long the window took, from being made to showing its state (the
+  // window tests read it; docs/performance.md reports it).
+  if (store.info.window_made_ms) document.documentElement.dataset.shownInMs = String(Date.now() - store.info.window_made_ms);
 }
 
 main().catch((e) => showBanner(String(e)));

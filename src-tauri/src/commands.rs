@@ -4,12 +4,15 @@
 //! so a launch started from the tray shows in the window too.
 
 use crate::actions::{self, Action, Done};
+use crate::files::DirWatch;
 use crate::{external_terminal, new_bottle, refresh, requests, AppState, FailureRecord};
 use bottlebar_core::audit::{self, AuditEntry};
 use bottlebar_core::editor::{self, BottleForm, BottleText, FieldError};
 use bottlebar_core::name::BottleName;
 use bottlebar_core::ops::{self, DoctorReport, Listing};
+use bottlebar_core::state::StateDirs;
 use serde::Serialize;
+use std::collections::BTreeSet;
 use tauri::{AppHandle, Emitter, Manager, Runtime};
 
 /// Every bottle of this home and its state (and refreshes the tray).
@@ -77,8 +80,8 @@ pub async fn audit<R: Runtime>(
 }
 
 /// Streams new audit entries of `name` to the window as `audit-entry` events
-/// until another bottle is followed. Reads the file twice a second; the
-/// audit log is local, so this is cheap.
+/// until another bottle is followed or the window closes. Reads the file
+/// when its directory changes (file notifications: nothing polls).
 #[tauri::command]
 pub async fn follow_audit<R: Runtime>(app: AppHandle<R>, name: String) -> Result<(), String> {
     let state = app.state::<AppState>();
@@ -87,7 +90,11 @@ pub async fn follow_audit<R: Runtime>(app: AppHandle<R>, name: String) -> Result
     let app2 = app.clone();
     let task = tauri::async_runtime::spawn(async move {
         let mut follower = audit::Follower::from_end(&home, &bottle);
+        let audit_dir = BTreeSet::from([StateDirs::new(home.state_dir(&bottle)).audit]);
+        let mut files = DirWatch::new();
         loop {
+            // Watched before reading, so nothing written in between is missed.
+            files.watch_only(&audit_dir);
             for line in follower.poll() {
                 if let Ok(entry) = audit::parse_line(&line) {
                     let _ = app2.emit(
@@ -99,7 +106,7 @@ pub async fn follow_audit<R: Runtime>(app: AppHandle<R>, name: String) -> Result
                     );
                 }
             }
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            files.changed().await;
         }
     });
     if let Some(old) = state.follow.lock().unwrap().replace(task) {
@@ -249,6 +256,9 @@ pub struct AppInfo {
     /// Where the window was asked to open (`#/requests`, …), when it was
     /// made afresh for that; taken by the first page that asks.
     pub open_at: Option<String>,
+    /// When the window was made (ms since the Unix epoch): the page says how
+    /// long it took to show its state from then (the re-creation time).
+    pub window_made_ms: Option<u64>,
 }
 
 /// The app's version, home and tray status.
@@ -257,10 +267,12 @@ pub async fn app_info<R: Runtime>(app: AppHandle<R>) -> Result<AppInfo, String> 
     let state = app.state::<AppState>();
     let tray_problem = state.tray_problem.lock().unwrap().clone();
     let open_at = state.open_at.lock().unwrap().take();
+    let window_made_ms = *state.window_made_ms.lock().unwrap();
     Ok(AppInfo {
         version: env!("CARGO_PKG_VERSION").into(),
         home: state.home.root().display().to_string(),
         tray_problem,
         open_at,
+        window_made_ms,
     })
 }

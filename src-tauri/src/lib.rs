@@ -8,6 +8,8 @@
 //! - `new_bottle`: New bottle from a template (choices; file and keychain);
 //! - `requests`: supervise requests — a watcher while bottles run
 //!   (`requests-changed`, notifications), and answering them;
+//! - `files`: file notifications, so that the requests watcher and the
+//!   audit follower wait for changes instead of polling;
 //! - `terminal`: the user's terminal on a bottle's shell or agent;
 //! - `tray`: the menu-bar icon and its menu, rebuilt whenever the states
 //!   change (it listens for `bottles-changed`; nothing calls it);
@@ -16,13 +18,15 @@
 //!   bottles that stop unexpectedly.
 //!
 //! Everything long-running streams `bottlebar_core` events to the window as
-//! the `bottle-event` event; nothing polls while idle except the watchers.
+//! the `bottle-event` event; nothing polls while idle (Apple's runtime, which
+//! has no event stream, is the one exception: see `watch`).
 
 #![warn(missing_docs)]
 
 mod actions;
 pub mod commands;
 pub mod external_terminal;
+mod files;
 pub mod new_bottle;
 pub mod notices;
 pub mod requests;
@@ -70,6 +74,8 @@ pub struct AppState {
     pub busy: Mutex<BTreeSet<String>>,
     /// Bottles seen running at the last refresh.
     pub running: Mutex<BTreeSet<String>>,
+    /// Told when `running` changes (the requests watcher follows it).
+    pub running_changed: tokio::sync::Notify,
     /// The audit follower for the bottle the window shows.
     pub follow: Mutex<Option<tauri::async_runtime::JoinHandle<()>>>,
     /// Why there is no tray icon, when there is none.
@@ -86,6 +92,8 @@ pub struct AppState {
     pub viewers: terminals::Viewers,
     /// The route a window made afresh opens at (see [`show_window`]).
     pub open_at: Mutex<Option<String>>,
+    /// When the window was last made (ms since the Unix epoch).
+    pub window_made_ms: Mutex<Option<u64>>,
 }
 
 impl AppState {
@@ -98,6 +106,7 @@ impl AppState {
             failures: Mutex::default(),
             busy: Mutex::default(),
             running: Mutex::default(),
+            running_changed: tokio::sync::Notify::new(),
             follow: Mutex::default(),
             tray_problem: Mutex::default(),
             listing: Mutex::new(Listing {
@@ -110,6 +119,7 @@ impl AppState {
             terminals: Default::default(),
             viewers: Default::default(),
             open_at: Mutex::default(),
+            window_made_ms: Mutex::default(),
         }
     }
 }
@@ -149,15 +159,27 @@ pub fn show_window<R: Runtime>(app: &AppHandle<R>, route: &str) {
         return;
     }
     *app.state::<AppState>().open_at.lock().unwrap() = Some(route.to_string());
-    let Some(config) = app.config().app.windows.iter().find(|w| w.label == "main") else {
-        return;
-    };
-    match tauri::WebviewWindowBuilder::from_config(app, config).and_then(|b| b.build()) {
-        Ok(w) => {
+    match make_window(app) {
+        Ok(Some(w)) => {
             let _ = w.set_focus();
         }
+        Ok(None) => {}
         Err(e) => eprintln!("bottlebar: the window could not be made: {e}"),
     }
+}
+
+/// Makes the main window from its configuration (none configured: none).
+fn make_window<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Option<tauri::WebviewWindow<R>>> {
+    let Some(config) = app.config().app.windows.iter().find(|w| w.label == "main") else {
+        return Ok(None);
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    *app.state::<AppState>().window_made_ms.lock().unwrap() = Some(now_ms);
+    tauri::WebviewWindowBuilder::from_config(app, config)?
+        .build()
+        .map(Some)
 }
 
 /// Whether the menu-bar icon is there (the window can be closed and
@@ -233,23 +255,28 @@ pub fn run() {
             tray::install(app.handle());
             watch::start(app.handle().clone());
             requests::start(app.handle().clone());
-            // `--hidden`: start in the menu bar only, without a window or a
-            // webview (at login; the idle measurement), when there is a menu
-            // bar to come back from.
+            // `--hidden`: start in the menu bar only, when there is a menu
+            // bar to come back from (at login; the idle measurement). The
+            // window is not made at all then (`create: false`), so no web
+            // engine process is started until it is first opened.
             let hidden = std::env::args().any(|a| a == "--hidden");
-            if hidden && has_tray(app.handle()) {
-                if let Some(w) = app.get_webview_window("main") {
-                    let _ = w.destroy();
-                }
+            if !(hidden && has_tray(app.handle())) {
+                make_window(app.handle())?;
             }
             Ok(())
         })
-        .on_window_event(|_window, _event| {
+        .on_window_event(|window, event| {
             // A menu-bar popover: it hides when it loses focus (quick to
             // show again); closing it releases it with its webview.
             #[cfg(target_os = "macos")]
-            if let tauri::WindowEvent::Focused(false) = _event {
-                let _ = _window.hide();
+            if let tauri::WindowEvent::Focused(false) = event {
+                let _ = window.hide();
+            }
+            // Nothing is followed for a window that is gone.
+            if let tauri::WindowEvent::Destroyed = event {
+                if let Some(task) = window.state::<AppState>().follow.lock().unwrap().take() {
+                    task.abort();
+                }
             }
         })
         .build(tauri::generate_context!())
@@ -263,6 +290,13 @@ pub fn run() {
             } if has_tray(app) => api.prevent_exit(),
             // Terminal sessions end with the app, not with the window.
             tauri::RunEvent::Exit => app.state::<AppState>().terminals.end_all("Bottlebar quit"),
+            // Opened again (Finder, Spotlight) while it runs in the menu
+            // bar with its window closed: the window comes back.
+            #[cfg(target_os = "macos")]
+            tauri::RunEvent::Reopen {
+                has_visible_windows: false,
+                ..
+            } => show_window(app, "#/"),
             _ => {}
         });
 }

@@ -1,39 +1,77 @@
 //! Supervise requests in the app. A watcher reads this home's requests (the
-//! proposals sidecars file, the decisions the core keeps) once a second
-//! while a bottle runs, and not at all otherwise; it announces changes as
-//! `requests-changed`, keeps the pending ones for the tray, and raises a
-//! notification for new proposals (those seen in one look coalesced into
-//! one). Answers go through `bottlebar_core::ops::decide`, as `app`.
+//! proposals sidecars file, the decisions the core keeps) when a running
+//! bottle's request or decision files change (file notifications, no
+//! polling), when the bottles running change, and when a pending request's
+//! wait runs out; it announces changes as `requests-changed`, keeps the
+//! pending ones for the tray, and raises a notification for new proposals
+//! (those seen in one look coalesced into one). Answers go through
+//! `bottlebar_core::ops::decide`, as `app`.
 //!
 //! A notification about one request carries the answers as buttons
 //! ([`notices`]); several new at once are one notification that opens the
 //! Requests view.
 
+use crate::files::DirWatch;
 use crate::notices::{self, About};
 use crate::{notify, AppState};
+use bottlebar_core::home::Home;
+use bottlebar_core::name::BottleName;
 use bottlebar_core::ops;
+use bottlebar_core::state::StateDirs;
 use bottlebar_core::supervise::Request;
 use bottlebar_policy::supervise::Answer;
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::time::Duration;
 use tauri::{AppHandle, Emitter, Manager, Runtime};
 
-/// How often requests are read while a bottle runs.
-const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// The longest reason a notification or menu item shows.
 const REASON_CHARS: usize = 80;
 
 /// Starts the watcher.
 pub fn start<R: Runtime>(app: AppHandle<R>) {
     tauri::async_runtime::spawn(async move {
+        let mut files = DirWatch::new();
         loop {
-            let any_running = !app.state::<AppState>().running.lock().unwrap().is_empty();
-            if any_running {
-                look(&app);
+            let state = app.state::<AppState>();
+            let running = state.running.lock().unwrap().clone();
+            files.watch_only(&request_dirs(&state.home, &running));
+            let requests = if running.is_empty() {
+                Vec::new()
+            } else {
+                look(&app)
+            };
+            let wait_ends = next_wait_end(&requests);
+            tokio::select! {
+                _ = files.changed() => {}
+                _ = state.running_changed.notified() => {}
+                _ = tokio::time::sleep(wait_ends.unwrap_or_default()), if wait_ends.is_some() => {}
             }
-            tokio::time::sleep(LOOK_EVERY).await;
         }
     });
+}
+
+/// Where running bottles' requests change: each one's request and
+/// decision directories.
+fn request_dirs(home: &Home, running: &BTreeSet<String>) -> BTreeSet<PathBuf> {
+    running
+        .iter()
+        .filter_map(|name| BottleName::parse(name).ok())
+        .flat_map(|bottle| {
+            let dirs = StateDirs::new(home.state_dir(&bottle));
+            [dirs.requests, dirs.decisions]
+        })
+        .collect()
+}
+
+/// When the first pending request stops waiting (a second after its
+/// countdown ends, so that it has).
+fn next_wait_end(requests: &[Request]) -> Option<Duration> {
+    requests
+        .iter()
+        .filter_map(|r| r.seconds_left)
+        .min()
+        .map(|s| Duration::from_secs(s + 1))
 }
 
 /// Reads the requests; announces them if anything but the countdowns

@@ -74,7 +74,10 @@ async fn check<R: Runtime>(app: &AppHandle<R>) {
             .filter(|n| !busy.contains(*n))
             .cloned()
             .collect();
-        *running = now_running;
+        if *running != now_running {
+            *running = now_running;
+            state.running_changed.notify_one();
+        }
         gone
     };
     for name in stopped {

@@ -35,6 +35,18 @@ async fn the_window_launches_watches_stops_and_reports_failure() {
     wait_css(&c, "#bottles .bottle[data-name='demo']", 30).await;
     shot(&c, "bottles").await;
 
+    // The window is made when it opens (at start here, as from the menu
+    // bar later), and its page says how long it took to show its state.
+    let shown = wait_css(&c, "html[data-shown-in-ms]", 10)
+        .await
+        .attr("data-shown-in-ms")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    let shown: u64 = shown.parse().expect("a number of milliseconds");
+    println!("the window showed its state {shown} ms after it was made");
+    assert!(shown < 5_000, "{shown} ms from made to shown");
+
     // Launch from the window; the timeline reaches ready.
     c.find(Locator::Css(
         "button[data-action='launch'][data-name='demo']",

@@ -68,3 +68,24 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
             .collect(),
     )
 }
+
+/// How many times the threads of `pids` went to sleep and were woken
+/// (their voluntary context switches): an idle process that nothing wakes
+/// does not add to it.
+pub fn wakeups(pids: &[u32]) -> u64 {
+    pids.iter()
+        .flat_map(|p| {
+            std::fs::read_dir(format!("/proc/{p}/task"))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+        .filter_map(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+        })
+        .sum()
+}

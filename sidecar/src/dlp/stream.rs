@@ -60,10 +60,23 @@ impl StreamScanner {
     /// Takes the next chunk; returns the bytes now safe to send, or the
     /// finding that blocks the stream.
     pub fn push(&mut self, chunk: &[u8]) -> Result<Bytes, Finding> {
-        if self.scanner.is_empty() {
-            return Ok(Bytes::copy_from_slice(chunk));
-        }
+        self.feed(chunk);
+        self.release()
+    }
+
+    /// Takes the next chunk without scanning yet: chunks fed together are
+    /// scanned as one by the next [`StreamScanner::release`] (each scan
+    /// also covers the held-back window again, so fewer scans cost less).
+    pub fn feed(&mut self, chunk: &[u8]) {
         self.held.extend_from_slice(chunk);
+    }
+
+    /// Scans what was fed; returns the bytes now safe to send, or the
+    /// finding that blocks the stream.
+    pub fn release(&mut self) -> Result<Bytes, Finding> {
+        if self.scanner.is_empty() {
+            return Ok(self.held.split().freeze());
+        }
         self.scan_held()?;
         let keep = match self.depth {
             // Only what could still become a match is held back, so a

@@ -8,7 +8,7 @@
 //! and Docker. The bottle's self-test probes this machine's fake internet.
 
 use anyhow::{bail, Context, Result};
-use bottlebar_e2e::procs::{cpu_ticks, pss_kib, tree};
+use bottlebar_e2e::procs::{cpu_ticks, pss_kib, tree, wakeups};
 use bottlebar_e2e::{sidecar_bin, Harness};
 use clap::Parser;
 use serde_json::json;
@@ -36,6 +36,10 @@ struct Idle {
     app_pss_kib: u64,
     processes: usize,
     cpu_percent: f64,
+    /// Times per second the app's own threads were woken.
+    app_wakeups_per_s: f64,
+    /// The same for every process of the app.
+    wakeups_per_s: f64,
 }
 
 fn main() -> Result<()> {
@@ -57,6 +61,8 @@ fn main() -> Result<()> {
             "webview_pss_mib": (i.pss_kib - i.app_pss_kib) / 1024,
             "processes": i.processes,
             "cpu_percent": (i.cpu_percent * 100.0).round() / 100.0,
+            "app_wakeups_per_s": (i.app_wakeups_per_s * 10.0).round() / 10.0,
+            "wakeups_per_s": (i.wakeups_per_s * 10.0).round() / 10.0,
         })
     };
     let report = json!({ "seconds": args.seconds, "window_closed": row(&closed), "window_open": row(&open) });
@@ -65,16 +71,18 @@ fn main() -> Result<()> {
         return Ok(());
     }
     println!("idle app, one bottle running, {} s alone:\n", args.seconds);
-    println!("| window | PSS total | app | WebKit | processes | CPU |");
-    println!("|---|---|---|---|---|---|");
+    println!("| window | PSS total | app | the rest | processes | CPU | wakeups/s, app | wakeups/s, all |");
+    println!("|---|---|---|---|---|---|---|---|");
     for (what, i) in [("closed", &closed), ("open", &open)] {
         println!(
-            "| {what} | {} MiB | {} MiB | {} MiB | {} | {:.2} % |",
+            "| {what} | {} MiB | {} MiB | {} MiB | {} | {:.2} % | {:.1} | {:.1} |",
             i.pss_kib / 1024,
             i.app_pss_kib / 1024,
             (i.pss_kib - i.app_pss_kib) / 1024,
             i.processes,
-            i.cpu_percent
+            i.cpu_percent,
+            i.app_wakeups_per_s,
+            i.wakeups_per_s
         );
     }
     Ok(())
@@ -97,12 +105,28 @@ fn measure(args: &Args, h: &Harness, hidden: bool) -> Result<Idle> {
     let pid = app.0.id();
     // Settled first (the window drawn, the first refresh done), then counted.
     std::thread::sleep(Duration::from_secs(5));
-    let ticks_before = cpu_ticks(&tree(pid));
+    let before = tree(pid);
+    if before.is_empty() {
+        bail!("the app exited while settling");
+    }
+    let ticks_before = cpu_ticks(&before);
+    let wakes_before: Vec<(u32, u64)> = before.iter().map(|p| (*p, wakeups(&[*p]))).collect();
     std::thread::sleep(Duration::from_secs(args.seconds));
     let procs = tree(pid);
     if procs.is_empty() {
         bail!("the app exited while idle");
     }
+    // Only processes there throughout: one that came or went would count
+    // its whole life.
+    let woken = |p: u32, was: u64| {
+        if procs.contains(&p) {
+            wakeups(&[p]).saturating_sub(was)
+        } else {
+            0
+        }
+    };
+    let wakes: u64 = wakes_before.iter().map(|(p, was)| woken(*p, *was)).sum();
+    let app_wakes = woken(pid, wakes_before[0].1);
     let ticks = cpu_ticks(&procs).saturating_sub(ticks_before);
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Ok(Idle {
@@ -110,6 +134,8 @@ fn measure(args: &Args, h: &Harness, hidden: bool) -> Result<Idle> {
         app_pss_kib: pss_kib(pid),
         processes: procs.len(),
         cpu_percent: ticks as f64 / hz / args.seconds as f64 * 100.0,
+        app_wakeups_per_s: app_wakes as f64 / args.seconds as f64,
+        wakeups_per_s: wakes as f64 / args.seconds as f64,
     })
 }
 
