@@ -58,6 +58,9 @@ async function onRoute() {
   } else if (r.kind === "new") {
     await loadNewBottle();
   } else if (r.kind === "requests") {
+    // Drawn at once from what the app last announced (`requests-changed`),
+    // so a click answers even while a terminal floods the IPC; then read afresh.
+    redraw({ navigated: true });
     await loadRequests();
   } else if (r.kind === "terminal") {
     await loadSessions();

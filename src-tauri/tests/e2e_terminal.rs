@@ -272,6 +272,7 @@ async fn a_terminal_tab_talks_to_the_bottle_survives_a_reload_and_a_flood() {
         .as_f64()
         .unwrap();
     let answered = Duration::from_millis(answered_ms as u64);
+    println!("a click answered in {answered:?} during the flood");
     assert!(
         answered < Duration::from_secs(1),
         "a click took {answered:?} during the flood"
