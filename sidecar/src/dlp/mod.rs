@@ -352,5 +352,21 @@ impl Scanner {
     }
 }
 
+/// `s` in hex, the case of its digits alternating (`6D0a…`): how the tests
+/// spell a case-folded encoding.
+#[cfg(test)]
+pub(crate) fn mixed_case_hex(s: &str) -> String {
+    s.bytes()
+        .enumerate()
+        .map(|(i, b)| {
+            if i % 2 == 0 {
+                format!("{b:02X}")
+            } else {
+                format!("{b:02x}")
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests;

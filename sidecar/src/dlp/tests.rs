@@ -79,17 +79,7 @@ fn redaction_keeps_length_and_masks_only_the_secret() {
 #[test]
 fn mixed_case_hex_and_percent_are_direct_matches() {
     let s = scanner();
-    let mixed: String = SECRET
-        .bytes()
-        .enumerate()
-        .map(|(i, b)| {
-            if i % 2 == 0 {
-                format!("{b:02X}")
-            } else {
-                format!("{b:02x}")
-            }
-        })
-        .collect();
+    let mixed = super::mixed_case_hex(SECRET);
     let pct: String = SECRET
         .bytes()
         .enumerate()

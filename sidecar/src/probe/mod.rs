@@ -246,6 +246,15 @@ mod tests {
     use bottlebar_policy::selftest::Outcome;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// Answers one request on `s` as the proxy's health endpoint does.
+    pub(super) async fn answer_ok(mut s: tokio::net::TcpStream) {
+        let mut buf = [0u8; 512];
+        let _ = s.read(&mut buf).await;
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await;
+    }
+
     /// A gateway's own paths (its host ports and DNS) come first; the
     /// outside, the host's other addresses and the egress side after.
     #[test]
@@ -326,12 +335,8 @@ mod tests {
         let proxy_addr = proxy.local_addr().unwrap();
         tokio::spawn(async move {
             loop {
-                let (mut s, _) = proxy.accept().await.unwrap();
-                let mut buf = [0u8; 512];
-                let _ = s.read(&mut buf).await;
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await;
+                let (s, _) = proxy.accept().await.unwrap();
+                answer_ok(s).await;
             }
         });
         tokio::spawn(async move {

@@ -322,12 +322,8 @@ mod tests {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(150)).await;
             let l = tokio::net::TcpListener::bind(addr).await.unwrap();
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = [0u8; 512];
-            let _ = s.read(&mut buf).await;
-            let _ = s
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                .await;
+            let (s, _) = l.accept().await.unwrap();
+            super::super::tests::answer_ok(s).await;
         });
         let (ok, detail) = await_proxy(addr, Duration::from_secs(5)).await;
         assert!(ok, "{detail}");

@@ -24,17 +24,7 @@ fn each_encoding_is_peeled() {
         .collect::<Vec<_>>()
         .join("\n");
     let json_escaped: String = S.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
-    let mixed_hex: String = S
-        .bytes()
-        .enumerate()
-        .map(|(i, b)| {
-            if i % 2 == 0 {
-                format!("{b:02X}")
-            } else {
-                format!("{b:02x}")
-            }
-        })
-        .collect();
+    let mixed_hex = crate::dlp::mixed_case_hex(S);
     for input in [
         format!("x=%61{}", &S[1..]),
         format!("{{\"k\":\"{json_escaped}\"}}"),

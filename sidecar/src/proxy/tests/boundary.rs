@@ -153,17 +153,7 @@ async fn secrets_in_any_part_of_the_request_and_any_encoding_are_caught() {
     )
     .await;
     let c = fx.client();
-    let mixed_hex: String = SECRET
-        .bytes()
-        .enumerate()
-        .map(|(i, b)| {
-            if i % 2 == 0 {
-                format!("{b:02X}")
-            } else {
-                format!("{b:02x}")
-            }
-        })
-        .collect();
+    let mixed_hex = crate::dlp::mixed_case_hex(SECRET);
     let partly = format!("%{:02x}{}", SECRET.as_bytes()[0], &SECRET[1..]);
     let b64 = STANDARD.encode(format!("{{\"key\":\"{SECRET}\"}}"));
     let wrap = |w: usize| -> String {
