@@ -8,6 +8,10 @@
 //!   secret scanning and audit all on, as in a bottle);
 //! - through mitmproxy's `mitmdump`, when it is installed.
 //!
+//! Latency is measured in rounds in which the paths take turns, so that a
+//! noisy moment on the machine is shared by all of them; throughput and
+//! uploads follow, path by path.
+//!
 //! Every loop is bounded in count and time.
 
 use anyhow::{bail, Context, Result};
@@ -30,6 +34,12 @@ struct Args {
     requests: usize,
     #[arg(long, default_value_t = 200)]
     warmup: usize,
+    /// Latency rounds: each path gets `requests / rounds` requests per
+    /// round, the paths taking turns (in alternating order), so that a noisy
+    /// second on this machine lands on every path alike instead of on
+    /// whichever one happened to be measuring then.
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
     /// Concurrent connections for the throughput run.
     #[arg(long, default_value_t = 8)]
     connections: usize,
@@ -120,42 +130,78 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e6
 }
 
-async fn measure(name: &str, client: &Client, url: &str, args: &Args) -> Result<Stats> {
-    let path = format!("/bytes?n={}", args.size);
+/// One path under measurement: where its requests go.
+struct Path {
+    name: String,
+    client: Client,
+}
+
+/// Sequential request latencies of every path, measured in interleaved
+/// rounds over one kept-alive connection per path (after a warm-up), each
+/// list sorted; with each path's sequential requests per second.
+async fn latencies(paths: &[Path], url: &str, args: &Args) -> Result<Vec<(Vec<Duration>, f64)>> {
+    let target = format!("/bytes?n={}", args.size);
     let opts = FetchOptions::default();
-    let mut session = client.session(url, &opts).await?.map_err(|refused| {
-        anyhow::anyhow!("{name}: refused: {} {}", refused.status, refused.body)
-    })?;
-    for _ in 0..args.warmup {
-        let r = session.request(&path, &opts).await?;
-        anyhow::ensure!(
-            r.status == 200 && r.body.len() == args.size,
-            "{name}: unexpected response {} ({} bytes)",
-            r.status,
-            r.body.len()
-        );
+    let mut sessions = Vec::new();
+    for p in paths {
+        let mut session = p.client.session(url, &opts).await?.map_err(|refused| {
+            anyhow::anyhow!("{}: refused: {} {}", p.name, refused.status, refused.body)
+        })?;
+        for _ in 0..args.warmup {
+            let r = session.request(&target, &opts).await?;
+            anyhow::ensure!(
+                r.status == 200 && r.body.len() == args.size,
+                "{}: unexpected response {} ({} bytes)",
+                p.name,
+                r.status,
+                r.body.len()
+            );
+        }
+        sessions.push(session);
     }
-    let mut samples = Vec::with_capacity(args.requests);
+    let rounds = args.rounds.max(1);
+    let per_round = args.requests.div_ceil(rounds);
+    let mut samples = vec![Vec::with_capacity(args.requests); paths.len()];
+    let mut busy = vec![Duration::ZERO; paths.len()];
     let deadline = Instant::now() + Duration::from_secs(60);
-    let started = Instant::now();
-    for _ in 0..args.requests {
-        let t = Instant::now();
-        let r = session.request(&path, &opts).await?;
-        samples.push(t.elapsed());
-        anyhow::ensure!(r.status == 200, "{name}: status {}", r.status);
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..paths.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let started = Instant::now();
+            for _ in 0..per_round {
+                let t = Instant::now();
+                let r = sessions[i].request(&target, &opts).await?;
+                samples[i].push(t.elapsed());
+                anyhow::ensure!(r.status == 200, "{}: status {}", paths[i].name, r.status);
+            }
+            busy[i] += started.elapsed();
+        }
         if Instant::now() > deadline {
             break;
         }
     }
-    let sequential_rps = samples.len() as f64 / started.elapsed().as_secs_f64();
-    samples.sort();
-    let mean_us = samples.iter().map(|d| d.as_secs_f64()).sum::<f64>() / samples.len() as f64 * 1e6;
+    Ok(samples
+        .into_iter()
+        .zip(busy)
+        .map(|(mut s, busy)| {
+            let rps = s.len() as f64 / busy.as_secs_f64();
+            s.sort();
+            (s, rps)
+        })
+        .collect())
+}
 
-    // Throughput: N kept-alive connections for a fixed time.
+/// Requests per second on `args.connections` kept-alive connections for
+/// `args.seconds`.
+async fn throughput(client: &Client, url: &str, args: &Args) -> Result<f64> {
+    let target = format!("/bytes?n={}", args.size);
     let stop = Instant::now() + Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
     for _ in 0..args.connections {
-        let (client, url, path) = (client.clone(), url.to_string(), path.clone());
+        let (client, url, target) = (client.clone(), url.to_string(), target.clone());
         tasks.push(tokio::spawn(async move {
             let opts = FetchOptions::default();
             let mut s = client
@@ -164,7 +210,7 @@ async fn measure(name: &str, client: &Client, url: &str, args: &Args) -> Result<
                 .map_err(|r| anyhow::anyhow!("refused {}", r.status))?;
             let mut n = 0u64;
             while Instant::now() < stop {
-                s.request(&path, &opts).await?;
+                s.request(&target, &opts).await?;
                 n += 1;
             }
             Ok::<u64, anyhow::Error>(n)
@@ -174,15 +220,27 @@ async fn measure(name: &str, client: &Client, url: &str, args: &Args) -> Result<
     for t in tasks {
         total += t.await??;
     }
-    Ok(Stats {
-        name: name.into(),
-        p50_us: percentile(&samples, 0.50),
-        p99_us: percentile(&samples, 0.99),
-        mean_us,
-        sequential_rps,
-        concurrent_rps: total as f64 / args.seconds as f64,
-        upload_mb_s: uploads(name, client, url, args).await?,
-    })
+    Ok(total as f64 / args.seconds as f64)
+}
+
+/// Every figure of every path: latency in interleaved rounds, then each
+/// path's throughput and uploads in turn.
+async fn measure(paths: &[Path], url: &str, args: &Args) -> Result<Vec<Stats>> {
+    let mut out = Vec::new();
+    for (p, (samples, sequential_rps)) in paths.iter().zip(latencies(paths, url, args).await?) {
+        let mean_us =
+            samples.iter().map(|d| d.as_secs_f64()).sum::<f64>() / samples.len() as f64 * 1e6;
+        out.push(Stats {
+            name: p.name.clone(),
+            p50_us: percentile(&samples, 0.50),
+            p99_us: percentile(&samples, 0.99),
+            mean_us,
+            sequential_rps,
+            concurrent_rps: throughput(&p.client, url, args).await?,
+            upload_mb_s: uploads(&p.name, &p.client, url, args).await?,
+        });
+    }
+    Ok(out)
 }
 
 async fn wait_for_port(port: u16, what: &str) -> Result<()> {
@@ -252,16 +310,22 @@ async fn main() -> Result<()> {
     let _sidecar = Guard(sidecar);
     wait_for_port(proxy_port, "the sidecar").await?;
 
-    let mut results = Vec::new();
-    let direct = Client::new(None, internet.cert_pem.as_bytes())?;
-    results.push(measure("direct", &direct, &url, &args).await?);
-    let through = Client::new(
-        Some(format!("127.0.0.1:{proxy_port}")),
-        bottle_ca.cert_pem.as_bytes(),
-    )?;
-    results.push(measure("bottlebar-sidecar", &through, &url, &args).await?);
+    let mut paths = vec![
+        Path {
+            name: "direct".into(),
+            client: Client::new(None, internet.cert_pem.as_bytes())?,
+        },
+        Path {
+            name: "bottlebar-sidecar".into(),
+            client: Client::new(
+                Some(format!("127.0.0.1:{proxy_port}")),
+                bottle_ca.cert_pem.as_bytes(),
+            )?,
+        },
+    ];
 
     // mitmproxy, when installed, configured to verify the upstream the same way.
+    let mut _mitm = None;
     let mitm_note = match which("mitmdump") {
         None => Some("mitmdump not installed (pip install mitmproxy) — skipped".to_string()),
         Some(mitmdump) => {
@@ -286,15 +350,18 @@ async fn main() -> Result<()> {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()?;
-            let _mitm = Guard(child);
+            _mitm = Some(Guard(child));
             wait_for_port(port, "mitmdump").await?;
             let ca =
                 std::fs::read(confdir.join("mitmproxy-ca-cert.pem")).context("mitmproxy's CA")?;
-            let via_mitm = Client::new(Some(format!("127.0.0.1:{port}")), &ca)?;
-            results.push(measure("mitmproxy (mitmdump)", &via_mitm, &url, &args).await?);
+            paths.push(Path {
+                name: "mitmproxy (mitmdump)".into(),
+                client: Client::new(Some(format!("127.0.0.1:{port}")), &ca)?,
+            });
             None
         }
     };
+    let results = measure(&paths, &url, &args).await?;
 
     if args.json {
         let rows: Vec<_> = results
@@ -306,7 +373,7 @@ async fn main() -> Result<()> {
             serde_json::json!({"requests": args.requests, "connections": args.connections, "size": args.size, "results": rows, "note": mitm_note})
         );
     } else {
-        println!("{} sequential requests (after {} warm-up) of a {}-byte HTTPS response over one kept-alive connection; then {} connections for {} s", args.requests, args.warmup, args.size, args.connections, args.seconds);
+        println!("{} sequential requests per path (after {} warm-up) of a {}-byte HTTPS response over one kept-alive connection, in {} rounds taking turns; then {} connections for {} s", args.requests, args.warmup, args.size, args.rounds, args.connections, args.seconds);
         println!(
             "{:<22} {:>10} {:>10} {:>10} {:>12} {:>12} {:>12}",
             "path", "p50 µs", "p99 µs", "mean µs", "seq req/s", "conc req/s", "upload MB/s"
