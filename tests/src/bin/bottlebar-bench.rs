@@ -38,8 +38,8 @@ struct Args {
     /// round, the paths taking turns (in alternating order), so that a noisy
     /// second on this machine lands on every path alike instead of on
     /// whichever one happened to be measuring then.
-    #[arg(long, default_value_t = 10)]
-    rounds: usize,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    rounds: u16,
     /// Concurrent connections for the throughput run.
     #[arg(long, default_value_t = 8)]
     connections: usize,
@@ -130,6 +130,11 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e6
 }
 
+/// The request every latency and throughput figure is made of.
+fn small_response(args: &Args) -> String {
+    format!("/bytes?n={}", args.size)
+}
+
 /// One path under measurement: where its requests go.
 struct Path {
     name: String,
@@ -140,7 +145,7 @@ struct Path {
 /// rounds over one kept-alive connection per path (after a warm-up), each
 /// list sorted; with each path's sequential requests per second.
 async fn latencies(paths: &[Path], url: &str, args: &Args) -> Result<Vec<(Vec<Duration>, f64)>> {
-    let target = format!("/bytes?n={}", args.size);
+    let target = small_response(args);
     let opts = FetchOptions::default();
     let mut sessions = Vec::new();
     for p in paths {
@@ -159,7 +164,7 @@ async fn latencies(paths: &[Path], url: &str, args: &Args) -> Result<Vec<(Vec<Du
         }
         sessions.push(session);
     }
-    let rounds = args.rounds.max(1);
+    let rounds = usize::from(args.rounds);
     let per_round = args.requests.div_ceil(rounds);
     let mut samples = vec![Vec::with_capacity(args.requests); paths.len()];
     let mut busy = vec![Duration::ZERO; paths.len()];
@@ -197,7 +202,7 @@ async fn latencies(paths: &[Path], url: &str, args: &Args) -> Result<Vec<(Vec<Du
 /// Requests per second on `args.connections` kept-alive connections for
 /// `args.seconds`.
 async fn throughput(client: &Client, url: &str, args: &Args) -> Result<f64> {
-    let target = format!("/bytes?n={}", args.size);
+    let target = small_response(args);
     let stop = Instant::now() + Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
     for _ in 0..args.connections {
