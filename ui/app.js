@@ -4,7 +4,7 @@
 // views in views/, logic (tested with node) in logic.js.
 
 import { api, on } from "./api.js";
-import { $, showBanner } from "./dom.js";
+import { $, drawInto, showBanner } from "./dom.js";
 import { onRedraw } from "./refresh.js";
 import { applyEvent, loadActivity, loadDoctor, loadEditor, loadFailure, loadListing, loadNewBottle, loadRequests, loadText, setRequests, store } from "./store.js";
 import { redrawActivity, detailView } from "./views/detail.js";
@@ -31,7 +31,10 @@ function redraw({ navigated = false } = {}) {
   const current = { list: "#nav-bottles", bottle: "#nav-bottles", edit: "#nav-new", new: "#nav-new", text: "#nav-bottles", terminal: "#nav-bottles", requests: "#nav-requests", settings: "#nav-settings" }[r.kind];
   $(current)?.setAttribute("aria-current", "page");
   const view = { bottle: () => detailView(r.name), edit: editorView, text: editorView, new: newBottleView, requests: requestsView, settings: settingsView, list: listView, terminal: () => terminalView(r.name, r.id) }[r.kind];
-  $("#view").replaceChildren(view());
+  // Arriving draws the view afresh; an event draws it over itself, so the
+  // elements it keeps keep a click under way, the focus and typed text.
+  if (navigated) $("#view").replaceChildren(view());
+  else drawInto($("#view"), view());
   // A build's output follows its newest line.
   for (const pre of document.querySelectorAll("pre.step-output")) pre.scrollTop = pre.scrollHeight;
   drawRequestCount();

@@ -197,6 +197,66 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
         grant.contains(HOST) && (grant.contains("1h 00m left") || grant.contains("59m")),
         "{grant}"
     );
+
+    // A note typed to the agent survives the view being redrawn when
+    // another request arrives, stays with its own request, and goes with
+    // "Deny".
+    go(&c, "#/requests").await;
+    let denied = std::thread::spawn(|| {
+        ask(json!({ "host": "first.bottlebar.test", "port": 80, "reason": "first" }))
+    });
+    wait_css(&c, &card, 20).await;
+    let note = "use the mirror instead";
+    wait_css(&c, &format!("{card} input.note"), 5)
+        .await
+        .send_keys(note)
+        .await
+        .unwrap();
+    let later = ask(
+        json!({ "host": "second.bottlebar.test", "port": 80, "reason": "second", "wait_seconds": 1 }),
+    );
+    assert!(
+        later.stdout.contains("pending"),
+        "{}{}",
+        later.stdout,
+        later.stderr
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.find_all(Locator::Css(&card)).await.unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "the second request never showed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let typed = c
+        .execute(
+            "return Array.from(document.querySelectorAll('article.request'), (a) => [a.querySelector('.reason').textContent, a.querySelector('input.note').value]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let typed: Vec<(String, String)> = serde_json::from_value(typed).unwrap();
+    assert!(
+        typed.contains(&("first".into(), note.into()))
+            && typed.contains(&("second".into(), String::new())),
+        "the note moved or was lost: {typed:?}"
+    );
+    let first_id = c
+        .execute(
+            "return Array.from(document.querySelectorAll('article.request')).find((a) => a.querySelector('.reason').textContent === 'first').dataset.id;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let first_id = first_id.as_str().unwrap().to_string();
+    click(
+        &c,
+        &format!("article.request[data-id='{first_id}'] button[data-answer='deny']"),
+    )
+    .await;
+    let reply = denied.join().unwrap();
+    let reply: Value = serde_json::from_str(reply.stdout.trim())
+        .unwrap_or_else(|e| panic!("{e}: {}{}", reply.stdout, reply.stderr));
+    assert_eq!(reply["value"]["status"], "denied", "{reply:#}");
+    assert_eq!(reply["value"]["note"], note, "{reply:#}");
     c.close().await.unwrap();
     drop(upstream);
 }

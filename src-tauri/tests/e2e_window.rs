@@ -98,6 +98,44 @@ async fn the_window_launches_watches_stops_and_reports_failure() {
     assert!(row.contains("example.org") && row.contains("deny"), "{row}");
     shot_of(&c, "activity", "#activity").await;
 
+    // An engine event redraws the page over itself: the elements it keeps
+    // are the same elements, so a click under way (pressed before the
+    // redraw, released after) still lands, and the focus stays put.
+    let agent = c
+        .find(Locator::Css("#detail button[data-action='agent']"))
+        .await
+        .unwrap();
+    c.execute(
+        "document.querySelector('#detail-state').dataset.drawnBefore = '1'; document.querySelector('#activity-filter').focus();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    invoke(&c, "list_bottles", json!({})).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c
+        .find(Locator::Css("#detail-state[data-drawn-before]"))
+        .await
+        .is_ok()
+    {
+        assert!(Instant::now() < deadline, "bottles-changed never redrew");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        agent.is_enabled().await.map_err(|e| format!("{e:?}")),
+        Ok(true),
+        "the redraw replaced the Start agent button"
+    );
+    let focused = c
+        .execute("return document.activeElement.id", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        focused,
+        json!("activity-filter"),
+        "the redraw took the focus"
+    );
+
     // Stop.
     click(&c, "#detail button[data-action='stop']").await;
     wait_css(&c, "#detail-state", 5).await;

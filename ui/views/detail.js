@@ -1,7 +1,7 @@
 // A bottle's page (#/bottle/NAME): facts, the last failure, the launch
 // timeline, isolation, keep-alive and egress activity.
 
-import { $, h, showBanner } from "../dom.js";
+import { $, h, morph, showBanner } from "../dom.js";
 import { activityWhy, countdown, diagnostics, emptyTimeline, filterActivity, formatDuration, formatUptime, isolation, keepalive, scopeText } from "../logic.js";
 import { bottle, store } from "../store.js";
 import { act, actions, rebuildButton } from "./actions.js";
@@ -121,11 +121,8 @@ function activityCard(name) {
   );
 }
 
-/** Redraws only the activity card (new entries, filter typing), keeping focus. */
+/** Redraws only the activity card (new entries, filter typing) over itself, keeping focus. */
 export function redrawActivity(name) {
   const old = $("#activity");
-  if (!old) return;
-  const focused = document.activeElement?.id;
-  old.replaceWith(activityCard(name));
-  if (focused) $(`#${focused}`)?.focus();
+  if (old) morph(old, activityCard(name));
 }

@@ -41,10 +41,12 @@ export function requestsView() {
 
 function pendingCard(r) {
   const p = r.proposal;
-  const note = h("input", { class: "note", placeholder: "Note to the agent (optional)", "aria-label": "Note to the agent" });
-  const answer = (kind) => async () => {
+  // The note is read from the page when answering: a redraw keeps the
+  // input the user typed into (dom.js `morph`), not the one made here.
+  const answer = (kind) => async (e) => {
+    const note = e.currentTarget.closest("article.request").querySelector("input.note").value;
     try {
-      await api.answerRequest(p.bottle, p.id, kind, kind === "deny" ? note.value : null);
+      await api.answerRequest(p.bottle, p.id, kind, kind === "deny" ? note : null);
       showBanner(`${{ once: "Allowed once", hour: "Allowed for 1 hour", always: "Always allowed", deny: "Denied" }[kind]}: ${p.scope.host}:${p.scope.port} for ${p.bottle}.`);
     } catch (e) {
       showBanner(String(e));
@@ -66,7 +68,7 @@ function pendingCard(r) {
       h("button", { dataset: { answer: "hour" }, onclick: answer("hour") }, "Allow for 1 hour"),
       h("button", { dataset: { answer: "always" }, onclick: answer("always"), title: "Adds the rule to the bottle's file" }, "Always allow"),
       h("span", { class: "spacer" }),
-      note,
+      h("input", { class: "note", placeholder: "Note to the agent (optional)", "aria-label": "Note to the agent" }),
       h("button", { class: "deny", dataset: { answer: "deny" }, onclick: answer("deny") }, "Deny"),
     ),
   );
