@@ -5,9 +5,7 @@
 //! `{"event": "step_started", ...}`.
 
 use serde::Serialize;
-use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::sync::oneshot;
 
 /// One thing an operation reports. Fields named `step` are a plan step's
 /// id; `title` says what it does, for people; `duration_ms` is how long it
@@ -163,100 +161,23 @@ pub struct StepInfo {
 #[derive(Clone, Debug)]
 pub struct Events {
     tx: Option<UnboundedSender<Event>>,
-    /// A step whose end someone awaits (see [`Events::awaiting_step`]).
-    awaited: Option<Arc<AwaitedStep>>,
-}
-
-/// A step whose end is told to one waiter.
-#[derive(Debug)]
-struct AwaitedStep {
-    step: String,
-    done: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 impl Events {
     /// A sink that sends every event to `tx`.
     pub fn new(tx: UnboundedSender<Event>) -> Self {
-        Self {
-            tx: Some(tx),
-            awaited: None,
-        }
+        Self { tx: Some(tx) }
     }
 
     /// A sink that discards everything.
     pub fn none() -> Self {
-        Self {
-            tx: None,
-            awaited: None,
-        }
-    }
-
-    /// The same sink, which also tells the returned receiver when `step`
-    /// finishes (or is skipped as done). A step that fails, or never runs,
-    /// never tells it: the receiver then ends with an error once every copy
-    /// of this sink is gone.
-    pub fn awaiting_step(&self, step: &str) -> (Events, oneshot::Receiver<()>) {
-        let (tx, rx) = oneshot::channel();
-        let events = Events {
-            tx: self.tx.clone(),
-            awaited: Some(Arc::new(AwaitedStep {
-                step: step.into(),
-                done: Mutex::new(Some(tx)),
-            })),
-        };
-        (events, rx)
+        Self { tx: None }
     }
 
     /// Reports `e`.
     pub fn emit(&self, e: Event) {
-        if let (Some(awaited), Event::StepFinished { step, .. } | Event::StepSkipped { step, .. }) =
-            (&self.awaited, &e)
-        {
-            if *step == awaited.step {
-                if let Some(done) = awaited.done.lock().expect("not poisoned").take() {
-                    let _ = done.send(());
-                }
-            }
-        }
         if let Some(tx) = &self.tx {
             let _ = tx.send(e);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn finished(step: &str) -> Event {
-        Event::StepFinished {
-            step: step.into(),
-            title: String::new(),
-            duration_ms: 1,
-        }
-    }
-
-    #[tokio::test]
-    async fn an_awaited_step_is_told_once_and_events_still_flow() {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let (events, mut done) = Events::new(tx).awaiting_step("run-agent");
-        events.emit(finished("start-sidecar"));
-        assert!(done.try_recv().is_err(), "another step's end tells nothing");
-        events.clone().emit(finished("run-agent"));
-        assert!(done.await.is_ok());
-        events.emit(finished("run-agent"));
-        let mut seen = 0;
-        while rx.try_recv().is_ok() {
-            seen += 1;
-        }
-        assert_eq!(seen, 3, "every event still goes to the sink");
-    }
-
-    #[tokio::test]
-    async fn a_step_that_never_ends_lets_the_waiter_go_when_the_sink_is_gone() {
-        let (events, done) = Events::none().awaiting_step("run-agent");
-        events.emit(finished("create-sidecar"));
-        drop(events);
-        assert!(done.await.is_err());
     }
 }

@@ -33,6 +33,28 @@ fn demo_launches_isolated_and_comes_down_clean() {
     );
     assert_eq!(names.last().map(String::as_str), Some("ready"));
     assert!(!names.iter().any(|n| n == "step_failed"));
+    // The self-test starts as soon as its probe can: on Docker once the
+    // agent has started (the probe joins its network namespace), on Apple
+    // once the sidecar's addresses are read, beside the agent's start.
+    let at = |event: &str, step: &str| {
+        events
+            .iter()
+            .position(|e| e["event"] == event && e["step"] == step)
+            .unwrap_or_else(|| panic!("no {event} of {step}: {names:?}"))
+    };
+    let probe_started = at("step_started", "self-test");
+    if e.is_apple() {
+        assert!(
+            probe_started < at("step_finished", "run-agent")
+                && probe_started > at("step_finished", "discover-sidecar-egress-ip"),
+            "{names:?}"
+        );
+    } else {
+        assert!(
+            probe_started > at("step_finished", "run-agent"),
+            "{names:?}"
+        );
+    }
     let sidecar_ip = events.last().unwrap()["sidecar_ip"]
         .as_str()
         .unwrap()

@@ -20,6 +20,7 @@ pub use engine::{
     EngineStatus,
 };
 pub use inventory::{docker_subnets, inventory, remove, Inventory, LiveContainer, LiveNetwork};
+pub use shared::RUN_AGENT;
 
 use crate::launch::LaunchSpec;
 use crate::manifest::BackendKind;
@@ -42,6 +43,22 @@ pub fn planned_sidecar_addresses(spec: &LaunchSpec) -> Option<(IpAddr, IpAddr)> 
         BackendKind::Docker => docker::planned_sidecar_addresses(spec),
         // `container` has no way to ask for an address.
         BackendKind::Apple => None,
+    }
+}
+
+/// The plan steps after which a launch's self-test may start: everything
+/// its probe needs exists then. Docker's probe joins the agent's network
+/// namespace (its addresses are planned), so it follows the agent's start;
+/// Apple's probe is a container of its own on the internal network, so it
+/// starts as soon as the sidecar's addresses are read, beside the agent's
+/// start (each container there is a VM: the starts overlap).
+pub fn self_test_starts_after(backend: BackendKind) -> &'static [&'static str] {
+    match backend {
+        BackendKind::Docker => &[shared::RUN_AGENT],
+        BackendKind::Apple => &[
+            shared::DISCOVER_SIDECAR_IP,
+            shared::DISCOVER_SIDECAR_EGRESS_IP,
+        ],
     }
 }
 

@@ -191,15 +191,22 @@ pub(super) fn sidecar_ready_steps(
         // one or two tries and each wasted wait delays the whole launch.
         .retry(200, 50),
         discover(
-            ("discover-sidecar-ip", "Read the sidecar's internal IP"),
+            (DISCOVER_SIDECAR_IP, "Read the sidecar's internal IP"),
             capture(&n.internal, SIDECAR_IP),
         ),
         discover(
-            ("discover-sidecar-egress-ip", "Read the sidecar's egress IP"),
+            (DISCOVER_SIDECAR_EGRESS_IP, "Read the sidecar's egress IP"),
             capture(&n.egress, SIDECAR_EGRESS_IP),
         ),
     ]
 }
+
+/// The step that reads the sidecar's internal address (where it is not planned).
+pub(super) const DISCOVER_SIDECAR_IP: &str = "discover-sidecar-ip";
+/// The step that reads the sidecar's egress address (where it is not planned).
+pub(super) const DISCOVER_SIDECAR_EGRESS_IP: &str = "discover-sidecar-egress-ip";
+/// The step that starts the agent.
+pub const RUN_AGENT: &str = "run-agent";
 
 /// What the agent's start is called in a launch's timeline.
 pub(super) const RUN_AGENT_TITLE: &str = "Start agent on the internal network";
@@ -207,11 +214,11 @@ pub(super) const RUN_AGENT_TITLE: &str = "Start agent on the internal network";
 /// Starting the agent (`argv`), once its image is built and the sidecar
 /// answers at a known address; `undo` removes it.
 pub(super) fn run_agent_step(argv: Vec<String>, undo: Vec<String>) -> Step {
-    Step::new("run-agent", RUN_AGENT_TITLE, argv)
+    Step::new(RUN_AGENT, RUN_AGENT_TITLE, argv)
         .after(&[
             "build-agent-image",
             "wait-sidecar-healthy",
-            "discover-sidecar-ip",
+            DISCOVER_SIDECAR_IP,
         ])
         .undo(undo)
 }

@@ -7,6 +7,7 @@ use crate::runner::{Output, Runner};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 /// A launch step failed; the rollback has already run.
@@ -39,6 +40,40 @@ pub struct Outcome {
     pub duration: Duration,
 }
 
+/// A point in a plan someone waits for: once every one of its steps has
+/// finished (or been skipped as done), the waiter is told the values
+/// captured so far. A step that fails, or never runs, never tells it: the
+/// waiter's receiver then ends with an error when the run ends.
+#[derive(Debug)]
+pub struct Milestone {
+    steps: Vec<String>,
+    reached: Option<oneshot::Sender<HashMap<String, String>>>,
+}
+
+impl Milestone {
+    /// The milestone "all of `steps` done", and where it is told.
+    pub fn new(steps: &[&str]) -> (Self, oneshot::Receiver<HashMap<String, String>>) {
+        let (tx, rx) = oneshot::channel();
+        let steps = steps.iter().map(|s| s.to_string()).collect();
+        (
+            Self {
+                steps,
+                reached: Some(tx),
+            },
+            rx,
+        )
+    }
+
+    /// Tells the waiter if every step is now done.
+    fn check(&mut self, finished: &[String], vars: &HashMap<String, String>) {
+        if self.steps.iter().all(|s| finished.contains(s)) {
+            if let Some(tx) = self.reached.take() {
+                let _ = tx.send(vars.clone());
+            }
+        }
+    }
+}
+
 enum StepResult {
     Done { captured: Option<(String, String)> },
     Skipped { reason: String },
@@ -50,6 +85,16 @@ pub async fn execute<R: Runner>(
     plan: &Plan,
     runner: Arc<R>,
     events: &Events,
+) -> Result<Outcome, StepFailed> {
+    execute_with(plan, runner, events, Vec::new()).await
+}
+
+/// [`execute`], telling each of `milestones` when the plan reaches it.
+pub async fn execute_with<R: Runner>(
+    plan: &Plan,
+    runner: Arc<R>,
+    events: &Events,
+    mut milestones: Vec<Milestone>,
 ) -> Result<Outcome, StepFailed> {
     if let Err(e) = plan.check() {
         // A malformed plan is a bug in the planner; refuse before touching anything.
@@ -124,6 +169,9 @@ pub async fn execute<R: Runner>(
                     title: step.title.clone(),
                     duration_ms: took.as_millis() as u64,
                 });
+                milestones
+                    .iter_mut()
+                    .for_each(|m| m.check(&finished, &vars));
             }
             StepResult::Skipped { reason } => {
                 finished.push(id.clone());
@@ -132,6 +180,9 @@ pub async fn execute<R: Runner>(
                     title: step.title.clone(),
                     reason,
                 });
+                milestones
+                    .iter_mut()
+                    .for_each(|m| m.check(&finished, &vars));
             }
             StepResult::Failed { command, output } => {
                 events.emit(Event::StepFailed {
@@ -144,6 +195,8 @@ pub async fn execute<R: Runner>(
                 });
                 // Keep the first failure; later ones are usually its consequences.
                 failure.get_or_insert((id, command, output));
+                // A plan rolling back reaches nothing: its waiters are let go.
+                milestones.clear();
             }
         }
     }

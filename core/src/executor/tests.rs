@@ -250,3 +250,39 @@ async fn probe_skips_steps_whose_result_exists() {
         .iter()
         .any(|e| matches!(e, Event::StepSkipped { step, .. } if step == "img")));
 }
+
+#[tokio::test]
+async fn a_milestone_is_told_the_captures_once_its_steps_are_done_before_the_plan_ends() {
+    let runner = Arc::new(Scripted::default());
+    let (after_ip, reached) = Milestone::new(&["ip", "img"]);
+    let (never, never_reached) = Milestone::new(&["no-such-step"]);
+    let (events, _rx) = collect();
+    let plan = plan();
+    let run = execute_with(&plan, runner.clone(), &events, vec![after_ip, never]);
+    tokio::pin!(run);
+    // Told while the agent's step is still to come or running.
+    let vars = tokio::select! {
+        v = reached => v.expect("reached"),
+        _ = &mut run => panic!("the plan ended before telling the milestone"),
+    };
+    assert_eq!(vars[SIDECAR_IP], "10.9.0.2");
+    run.await.unwrap();
+    assert!(
+        never_reached.await.is_err(),
+        "a step that never ran tells nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_plan_never_tells_a_milestone_past_its_failure() {
+    let runner = Arc::new(Scripted {
+        fail: vec!["inspect".into()],
+        ..Default::default()
+    });
+    let (after_agent, reached) = Milestone::new(&["agent"]);
+    let (events, _rx) = collect();
+    assert!(execute_with(&plan(), runner, &events, vec![after_agent])
+        .await
+        .is_err());
+    assert!(reached.await.is_err());
+}

@@ -40,8 +40,17 @@ pub async fn verify<R: Runner>(
     let policy = self_test_policy(home, &manifest)?;
     let tested = match Sidecar::of(&bottle, &live) {
         Ok(sidecar) => {
+            let agent_started = std::future::ready(true);
             self_test(
-                home, &engine, runner, &bottle, kind, &policy, sidecar, events,
+                home,
+                &engine,
+                runner,
+                &bottle,
+                kind,
+                &policy,
+                sidecar,
+                agent_started,
+                events,
             )
             .await
         }
@@ -119,8 +128,9 @@ impl Sidecar {
     }
 }
 
-/// Runs the self-test on a running bottle, records it, and reports it as a
-/// step. `Ok` only when the bottle is isolated.
+/// Runs the self-test on a running bottle, records it once
+/// `agent_started` says the agent has started (`false`: it never will), and
+/// reports it as a step. `Ok` only when the bottle is isolated.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn self_test<R: Runner>(
     home: &Home,
@@ -130,6 +140,7 @@ pub(super) async fn self_test<R: Runner>(
     kind: BackendKind,
     policy: &selftest::Policy,
     sidecar: Sidecar,
+    agent_started: impl std::future::Future<Output = bool>,
     events: &Events,
 ) -> Result<selftest::Record, OpError> {
     let title = "Isolation self-test: every direct way out must fail".to_string();
@@ -160,6 +171,17 @@ pub(super) async fn self_test<R: Runner>(
         gvisor,
     };
     let result = selftest::run(runner, engine, subject, policy).await;
+    // A probe started beside the agent's start (Apple) can end before it:
+    // the record waits for the agent, since a bottle is "running" only with
+    // a self-test passed since its agent started — and the network the
+    // probe tried is the one the agent has joined.
+    let result = match (result, agent_started.await) {
+        (Ok((record, argv)), true) => Ok((record.stamped_now(), argv)),
+        (Ok(_), false) => Err(selftest::SelfTestError::ProbeFailed(
+            "the launch ended before its agent started".into(),
+        )),
+        (Err(e), _) => Err(e),
+    };
     let duration_ms = started.elapsed().as_millis() as u64;
     let (record, argv) = match result {
         Ok(r) => r,

@@ -432,14 +432,26 @@ pub async fn run<R: Runner>(
         Record {
             bottle: subject.bottle.to_string(),
             backend: subject.backend,
-            // Milliseconds: compared with the agent's start time.
-            at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            at: now(),
             summary: verdict.summary(),
             verdict,
             report,
         },
         argv,
     ))
+}
+
+/// The time a record is made, in milliseconds: compared with the agent's
+/// start time (`ops::status`).
+fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+impl Record {
+    /// The same record, made now.
+    pub fn stamped_now(self) -> Self {
+        Self { at: now(), ..self }
+    }
 }
 
 /// Leak classes accepted for every bottle: `accept_leaks` in

@@ -94,7 +94,7 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
                 .collect();
             // Both images: the self-test's probe, which starts with the
             // agent, runs from the sidecar's.
-            Step::new("run-agent", shared::RUN_AGENT_TITLE, argv)
+            Step::new(shared::RUN_AGENT, shared::RUN_AGENT_TITLE, argv)
                 .after(&[
                     "build-agent-image",
                     "build-sidecar-image",

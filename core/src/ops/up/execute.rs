@@ -1,18 +1,20 @@
 //! Stages 4 and 5 of `up`: the plan, and the isolation self-test.
 //!
-//! When the plan gives the sidecar's addresses (Docker: Bottlebar chooses
-//! the subnets and hands them out), everything the self-test needs is known
-//! before the sidecar runs, so its probe's container starts as soon as the
-//! agent does, beside the plan's last steps (the sidecar still starting).
+//! The self-test starts during the plan, as soon as everything its probe
+//! needs exists (`backend::self_test_starts_after`): on Docker, where
+//! Bottlebar chooses the sidecar's addresses, once the agent has started,
+//! beside the plan's last steps (the sidecar still starting); on Apple's
+//! runtime once the sidecar's addresses are read, beside the agent's start.
 //! The probe tries nothing until the proxy answers — the topology it tests
-//! is then complete — so this hides the container's start without testing
-//! any less. Otherwise (the apple plan reads the sidecar's addresses once it
-//! runs) the self-test follows the plan.
+//! is then complete — so this hides the probe container's start without
+//! testing any less. Its record is made only once the agent has started: a
+//! bottle is *running* only with a self-test passed since its agent
+//! started (`ops::status`).
 
 use super::{Preflight, Prepared};
 use crate::backend::{self, Engine};
 use crate::events::{Event, Events};
-use crate::executor::{self, StepFailed};
+use crate::executor::{self, Milestone, StepFailed};
 use crate::manifest::BackendKind;
 use crate::name::{BottleName, Role};
 use crate::ops::down::remove_resources;
@@ -25,12 +27,10 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
+use tokio::sync::oneshot;
 
 /// How many times a launch chooses subnets again after a clash.
 const SUBNET_ATTEMPTS: u32 = 4;
-
-/// The plan step after which an early self-test may start.
-const AGENT_STARTED: &str = "run-agent";
 
 /// What a launch that passed its self-test reports.
 pub(super) struct Launched {
@@ -50,12 +50,28 @@ pub(super) async fn plan_and_self_test<R: Runner>(
     events: &Events,
 ) -> Result<Launched, OpError> {
     let bottle = &pre.manifest.name;
-    let test = |sidecar: Sidecar, events: Events| {
+    let test = |spec: &crate::launch::LaunchSpec| {
         let runner = runner.clone();
-        async move {
+        let spec = spec.clone();
+        move |captured: HashMap<String, String>, agent_started: AgentStarted, events: Events| async move {
+            let Some(sidecar) = sidecar_of(&spec, &captured) else {
+                return Err(no_sidecar_address(bottle, &captured));
+            };
             let runner = runner.as_ref();
             let (engine, kind, policy) = (&pre.engine, pre.kind, &launch.policy);
-            self_test(home, engine, runner, bottle, kind, policy, sidecar, &events).await
+            let agent_started = async move { agent_started.await.is_ok() };
+            self_test(
+                home,
+                engine,
+                runner,
+                bottle,
+                kind,
+                policy,
+                sidecar,
+                agent_started,
+                &events,
+            )
+            .await
         }
     };
     let mut spec = launch.spec.clone();
@@ -69,20 +85,8 @@ pub(super) async fn plan_and_self_test<R: Runner>(
                 Some(choose_subnets(&pre.engine, runner.as_ref(), bottle, attempt).await?);
         }
         let plan = backend::plan(&spec);
-        let run = match backend::planned_sidecar_addresses(&spec) {
-            Some((internal_ip, egress_ip)) => {
-                let sidecar = Sidecar {
-                    internal_ip,
-                    egress_ip: Some(egress_ip),
-                    image: spec.sidecar_image.tag.clone(),
-                    gvisor: spec.gvisor,
-                };
-                plan_with_early_test(&plan, runner.clone(), events, |e| test(sidecar, e)).await
-            }
-            None => executor::execute(&plan, runner.clone(), events)
-                .await
-                .map(|o| (o, None)),
-        };
+        let run =
+            plan_with_early_test(&plan, runner.clone(), events, spec.backend, test(&spec)).await;
         match run {
             Ok(done) => break done,
             Err(f)
@@ -105,15 +109,8 @@ pub(super) async fn plan_and_self_test<R: Runner>(
         .unwrap_or_default();
     let tested = match tested {
         Some(result) => result,
-        None => match sidecar_from(&outcome.captured, &spec) {
-            Some(sidecar) => test(sidecar, events.clone()).await,
-            None => Err(OpError::SelfTest {
-                bottle: bottle.to_string(),
-                source: selftest::SelfTestError::ProbeFailed(format!(
-                    "the launch read no internal address of the sidecar ({sidecar_ip:?})"
-                )),
-            }),
-        },
+        // A plan that succeeded has run every step: the self-test started.
+        None => Err(no_sidecar_address(bottle, &outcome.captured)),
     };
     if let Err(e) = tested {
         remove_launched(home, pre, runner.as_ref(), bottle, events).await?;
@@ -125,26 +122,32 @@ pub(super) async fn plan_and_self_test<R: Runner>(
     })
 }
 
-/// The plan, with the self-test (`test`) started once the agent has: its
-/// result, or `None` when the plan ended before the agent started. When the
-/// plan fails, the self-test is dropped (its probe ends by itself within
-/// its bounds, and the rollback has removed what it tested).
+/// Told when the plan has started the agent (an error: it never will).
+type AgentStarted = oneshot::Receiver<HashMap<String, String>>;
+
+/// The plan, with the self-test (`test`) started once the plan reaches
+/// `backend::self_test_starts_after`, given what the plan captured so far
+/// and when the agent has started: its result, or `None` when the plan ended
+/// before. When the plan fails, the self-test is dropped (its probe ends by
+/// itself within its bounds, and the rollback has removed what it tested).
 async fn plan_with_early_test<R, T, F>(
     plan: &Plan,
     runner: Arc<R>,
     events: &Events,
+    backend: BackendKind,
     test: F,
 ) -> Result<(executor::Outcome, Option<Result<selftest::Record, OpError>>), StepFailed>
 where
     R: Runner,
     T: Future<Output = Result<selftest::Record, OpError>>,
-    F: FnOnce(Events) -> T,
+    F: FnOnce(HashMap<String, String>, AgentStarted, Events) -> T,
 {
-    let (watched, agent_started) = events.awaiting_step(AGENT_STARTED);
-    let executed = executor::execute(plan, runner, &watched);
+    let (can_start, start) = Milestone::new(backend::self_test_starts_after(backend));
+    let (agent_started, agent) = Milestone::new(&[backend::RUN_AGENT]);
+    let executed = executor::execute_with(plan, runner, events, vec![can_start, agent_started]);
     let tested = async move {
-        match agent_started.await {
-            Ok(()) => Some(test(events.clone()).await),
+        match start.await {
+            Ok(captured) => Some(test(captured, agent, events.clone()).await),
             Err(_) => None,
         }
     };
@@ -156,7 +159,7 @@ where
             t = &mut tested, if early.is_none() => early = Some(t),
         }
     };
-    // A plan that succeeded has started the agent, so the self-test has
+    // A plan that succeeded has reached every step, so the self-test has
     // started too.
     let outcome = planned?;
     let tested = match early {
@@ -166,18 +169,34 @@ where
     Ok((outcome, tested))
 }
 
-/// What the self-test needs of the sidecar, from what the plan read.
-fn sidecar_from(
-    captured: &HashMap<String, String>,
+/// What the self-test needs of the sidecar: its planned addresses (Docker)
+/// or those the plan read so far (`captured`).
+fn sidecar_of(
     spec: &crate::launch::LaunchSpec,
+    captured: &HashMap<String, String>,
 ) -> Option<Sidecar> {
     let ip = |placeholder| captured.get(placeholder)?.parse::<IpAddr>().ok();
+    let (internal_ip, egress_ip) = match backend::planned_sidecar_addresses(spec) {
+        Some((internal, egress)) => (internal, Some(egress)),
+        None => (ip(SIDECAR_IP)?, ip(SIDECAR_EGRESS_IP)),
+    };
     Some(Sidecar {
-        internal_ip: ip(SIDECAR_IP)?,
-        egress_ip: ip(SIDECAR_EGRESS_IP),
+        internal_ip,
+        egress_ip,
         image: spec.sidecar_image.tag.clone(),
         gvisor: spec.gvisor,
     })
+}
+
+/// The launch read no usable internal address of the sidecar.
+fn no_sidecar_address(bottle: &BottleName, captured: &HashMap<String, String>) -> OpError {
+    OpError::SelfTest {
+        bottle: bottle.to_string(),
+        source: selftest::SelfTestError::ProbeFailed(format!(
+            "the launch read no internal address of the sidecar ({:?})",
+            captured.get(SIDECAR_IP)
+        )),
+    }
 }
 
 /// Removes what a launch whose self-test did not pass made.
