@@ -7,6 +7,7 @@ const invoke = (cmd, args) => tauri.core.invoke(cmd, args);
 export const api = {
   appInfo: () => invoke("app_info"),
   listBottles: () => invoke("list_bottles"),
+  knownBottles: () => invoke("known_bottles"),
   launch: (name) => invoke("launch_bottle", { name }),
   rebuild: (name) => invoke("rebuild_bottle", { name }),
   stop: (name) => invoke("stop_bottle", { name }),

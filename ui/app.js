@@ -6,7 +6,7 @@
 import { api, on } from "./api.js";
 import { $, drawInto, showBanner } from "./dom.js";
 import { onRedraw } from "./refresh.js";
-import { applyEvent, loadActivity, loadDoctor, loadEditor, loadFailure, loadListing, loadNewBottle, loadRequests, loadText, setRequests, store } from "./store.js";
+import { applyEvent, loadActivity, loadDoctor, loadEditor, loadFailure, loadKnownListing, loadNewBottle, loadRequests, loadText, setRequests, store } from "./store.js";
 import { redrawActivity, detailView } from "./views/detail.js";
 import { editorView } from "./views/editor.js";
 import { listView } from "./views/list.js";
@@ -111,7 +111,8 @@ async function main() {
   await on("terminals-changed", setSessions);
   await on("navigate", (hash) => { location.hash = hash; });
   window.addEventListener("hashchange", onRoute);
-  await Promise.all([loadListing(), loadRequests(), loadSessions()]);
+  // What the app knows already: the window shows it at once.
+  await Promise.all([loadKnownListing(), loadRequests(), loadSessions()]);
   await Promise.all(store.listing.bottles.filter((b) => b.state === "running").map((b) => loadActivity(b.name)));
   await onRoute();
   // How long the window took, from being made to showing its state (the

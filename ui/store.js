@@ -23,9 +23,12 @@ export const store = {
 
 export const bottle = (name) => store.listing.bottles.find((b) => b.name === name);
 
-export async function loadListing() {
-  store.listing = await api.listBottles();
-  store.listingAt = Date.now();
+/** The states as the app last read them (at once), then read afresh (announced as `bottles-changed`). */
+export async function loadKnownListing() {
+  const { listing, age_ms: age } = await api.knownBottles();
+  store.listing = listing;
+  store.listingAt = Date.now() - age;
+  if (age > 0) api.listBottles().catch(() => {});
 }
 
 export async function loadActivity(name) {

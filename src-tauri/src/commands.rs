@@ -21,6 +21,33 @@ pub async fn list_bottles<R: Runtime>(app: AppHandle<R>) -> Result<Listing, Stri
     Ok(refresh(&app).await)
 }
 
+/// The states as last read, and how long ago (engine events keep them
+/// current): a window made afresh shows them at once while `list_bottles`
+/// reads them again. Never read yet: read now.
+#[tauri::command]
+pub async fn known_bottles<R: Runtime>(app: AppHandle<R>) -> Result<KnownListing, String> {
+    let state = app.state::<AppState>();
+    let read = *state.listing_read.lock().unwrap();
+    if let Some(at) = read {
+        let listing = state.listing.lock().unwrap().clone();
+        let age_ms = at.elapsed().as_millis() as u64;
+        return Ok(KnownListing { listing, age_ms });
+    }
+    Ok(KnownListing {
+        listing: refresh(&app).await,
+        age_ms: 0,
+    })
+}
+
+/// The states as last read ([`known_bottles`]).
+#[derive(Debug, Serialize)]
+pub struct KnownListing {
+    /// The states.
+    pub listing: Listing,
+    /// How long ago they were read, in milliseconds.
+    pub age_ms: u64,
+}
+
 /// Launches a bottle; progress arrives as `bottle-event`s. A failure is
 /// recorded for the failure view and raises a notification naming the step.
 #[tauri::command]

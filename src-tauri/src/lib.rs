@@ -82,6 +82,8 @@ pub struct AppState {
     pub tray_problem: Mutex<Option<String>>,
     /// The states at the last refresh (the tray draws its menu from them).
     pub listing: Mutex<Listing>,
+    /// When `listing` was read (never yet: `None`).
+    pub listing_read: Mutex<Option<std::time::Instant>>,
     /// The supervise requests at the last look (the tray lists the pending).
     pub requests: Mutex<Vec<bottlebar_core::supervise::Request>>,
     /// Pending requests already announced by a notification.
@@ -114,6 +116,7 @@ impl AppState {
                 problems: vec![],
                 notes: vec![],
             }),
+            listing_read: Mutex::default(),
             requests: Mutex::default(),
             seen_pending: Mutex::default(),
             terminals: Default::default(),
@@ -130,6 +133,7 @@ pub async fn refresh<R: Runtime>(app: &AppHandle<R>) -> Listing {
     let state = app.state::<AppState>();
     let listing = ops::list(&state.home, state.runner.as_ref()).await;
     *state.listing.lock().unwrap() = listing.clone();
+    *state.listing_read.lock().unwrap() = Some(std::time::Instant::now());
     let _ = app.emit("bottles-changed", &listing);
     let running: Vec<&str> = listing
         .bottles
@@ -207,6 +211,7 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>, home: Home) -> tauri::B
         .manage(AppState::new(home))
         .invoke_handler(tauri::generate_handler![
             commands::list_bottles,
+            commands::known_bottles,
             commands::launch_bottle,
             commands::rebuild_bottle,
             commands::stop_bottle,

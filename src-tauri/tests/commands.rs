@@ -74,6 +74,42 @@ fn the_listing_shows_the_demo_and_says_why_the_engine_is_unknown() {
 }
 
 #[test]
+fn a_window_made_afresh_gets_the_states_already_read_with_their_age() {
+    let a = app();
+    // Never read yet: read now.
+    let first = call(&a.window, "known_bottles", json!({})).unwrap();
+    assert_eq!(first["age_ms"], 0);
+    assert!(first["listing"]["bottles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|b| b["name"] == "demo"));
+    // A bottle file added since is not in what was read, until a refresh.
+    std::fs::create_dir_all(a.home.path().join("bottles")).unwrap();
+    std::fs::write(
+        a.home.path().join("bottles/later.toml"),
+        "[agent]\ntemplate = \"busybox\"\n",
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let known = call(&a.window, "known_bottles", json!({})).unwrap();
+    assert!(known["age_ms"].as_u64().unwrap() >= 20, "{known}");
+    let names = |l: &Value| -> Vec<String> {
+        l["bottles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(!names(&known["listing"]).contains(&"later".to_string()));
+    let listing = call(&a.window, "list_bottles", json!({})).unwrap();
+    assert!(names(&listing).contains(&"later".to_string()));
+    let known = call(&a.window, "known_bottles", json!({})).unwrap();
+    assert!(names(&known["listing"]).contains(&"later".to_string()));
+}
+
+#[test]
 fn a_failed_launch_is_recorded_and_notified() {
     let a = app();
     let failures = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
