@@ -109,8 +109,15 @@ pub(super) async fn plan_and_self_test<R: Runner>(
         .unwrap_or_default();
     let tested = match tested {
         Some(result) => result,
-        // A plan that succeeded has run every step: the self-test started.
-        None => Err(no_sidecar_address(bottle, &outcome.captured)),
+        // A plan that succeeded has run every step, so the self-test has
+        // started; only a plan without the steps it waits for gets here.
+        None => Err(OpError::SelfTest {
+            bottle: bottle.to_string(),
+            source: selftest::SelfTestError::ProbeFailed(format!(
+                "the self-test never started: the plan has none of the steps {:?}",
+                backend::self_test_starts_after(pre.kind)
+            )),
+        }),
     };
     if let Err(e) = tested {
         remove_launched(home, pre, runner.as_ref(), bottle, events).await?;
