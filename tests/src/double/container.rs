@@ -9,6 +9,7 @@ use super::engine::{api, api_message, container_json, docker, CONTAINER_LABEL};
 use super::inspect::{attachments, container_id, containers, require};
 use super::netns;
 use super::runspec;
+use super::server;
 use super::{Failure, Out, Version};
 use std::process::Command;
 
@@ -16,6 +17,11 @@ use std::process::Command;
 /// a refused `run` leaves no container, holder, volume or file behind.
 pub fn run_or_create(args: &[String], v: Version, start: bool) -> Out {
     let mut spec = runspec::parse_run(args, v, start)?;
+    if !start || spec.detach {
+        if let Some(done) = server::delegate() {
+            return done;
+        }
+    }
     if container_json(&spec.id).is_some() {
         return Err(Failure::failed(if start {
             format!("container with id {} already exists", spec.id)
@@ -310,6 +316,9 @@ pub fn delete(args: &[String]) -> Out {
         &[flag("all", Some('a')), flag("force", Some('f'))],
         false,
     )?;
+    if let Some(done) = server::delegate() {
+        return done;
+    }
     let force = p.has("force");
     let ids: Vec<String> = if p.has("all") {
         containers(true)

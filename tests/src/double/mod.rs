@@ -21,6 +21,9 @@
 //! - no `network connect`, no aliases; `--internal` networks are host-only
 //!   (Docker `--internal`, the host keeps the `.1`); single files cannot be
 //!   bind-mounted with `--mount`;
+//! - requests that change state (`run -d`, `create`, `delete`, `network
+//!   create|delete`) are done by a server process that a killed client does
+//!   not stop halfway, as the apiserver does them (`server.rs`);
 //! - images are never pulled (there is no registry here): a missing image is
 //!   Apple's `notFound`, and `--scheme`/`--max-concurrent-downloads` are
 //!   checked but have nothing to shape.
@@ -46,6 +49,7 @@ mod netns;
 mod network;
 mod output;
 mod runspec;
+mod server;
 mod system;
 
 pub use output::{compact, pretty};
@@ -122,7 +126,9 @@ fn dispatch(args: &[String], v: Version) -> Out {
     if cmd != "system" && cmd != "--version" && engine::service_stopped() {
         return Err(Failure::failed("interrupted: \"XPC connection error: Connection invalid\"\nEnsure container system service has been started with `container system start`."));
     }
-    netns::collect_garbage();
+    if !server::is_server() {
+        netns::collect_garbage();
+    }
     match cmd.as_str() {
         "--version" => {
             println!(

@@ -5,6 +5,7 @@
 use super::args::{flag, parse, value};
 use super::engine::{apple_network, docker, docker_json, docker_network, network_json, MODE_LABEL};
 use super::output::{compact, iso, pretty};
+use super::server;
 use super::{Failure, Out, Version};
 use serde_json::{json, Map, Value};
 
@@ -249,7 +250,7 @@ pub fn network(args: &[String], v: Version) -> Out {
     };
     ensure_default()?;
     match sub.as_str() {
-        "create" => create(rest, v),
+        "create" => server::delegate().unwrap_or_else(|| create(rest, v)),
         "list" | "ls" => {
             let p = parse(
                 rest,
@@ -287,7 +288,7 @@ pub fn network(args: &[String], v: Version) -> Out {
             println!("{}", pretty(&Value::Array(out)));
             Ok(0)
         }
-        "delete" | "rm" => delete(rest),
+        "delete" | "rm" => server::delegate().unwrap_or_else(|| delete(rest)),
         other => Err(Failure::usage(format!("Unexpected argument '{other}'"))),
     }
 }
