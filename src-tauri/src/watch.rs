@@ -1,5 +1,6 @@
 //! Keeps bottle states current without polling while idle: Docker's event
-//! stream (`docker events`, filtered to Bottlebar's labelled containers)
+//! stream (filtered to Bottlebar's labelled containers; read from the
+//! daemon's socket, or `docker events` where the CLI reaches it otherwise)
 //! triggers a refresh; Apple's runtime has no event stream, so there a slow
 //! refresh runs instead. A bottle that stops while nothing of Bottlebar's
 //! was launching or stopping it raises a notification.
@@ -8,7 +9,6 @@ use crate::{notify, refresh, AppState};
 use bottlebar_core::backend::{self, find_engine};
 use bottlebar_core::manifest::BackendKind;
 use bottlebar_core::ops::BottleState;
-use bottlebar_core::runner::LineStream;
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tauri::{AppHandle, Manager, Runtime};
@@ -38,20 +38,20 @@ async fn docker_events<R: Runtime>(app: &AppHandle<R>) {
             tokio::time::sleep(Duration::from_secs(30)).await;
             continue;
         };
-        let Some(argv) = engine.events_argv() else {
+        let Some(opened) = engine.events().await else {
             return;
         };
-        let Ok(mut events) = LineStream::start(&argv) else {
+        let Ok(mut events) = opened else {
             tokio::time::sleep(Duration::from_secs(30)).await;
             continue;
         };
-        while events.next_line().await.is_some() {
+        while events.next().await.is_some() {
             // Drain the rest of the burst, then refresh once.
-            while let Ok(Some(_)) = tokio::time::timeout(DEBOUNCE, events.next_line()).await {}
+            while let Ok(Some(_)) = tokio::time::timeout(DEBOUNCE, events.next()).await {}
             check(app).await;
         }
         // The daemon went away; try again later.
-        events.wait().await;
+        events.close().await;
         tokio::time::sleep(Duration::from_secs(5)).await;
         check(app).await;
     }

@@ -1,7 +1,7 @@
 //! The real app window under Xvfb, driven through tauri-driver and
 //! WebKitWebDriver, on the real Docker Engine: launch the demo bottle from
 //! the window, watch the timeline reach ready, see the keep-alive and the
-//! egress activity, stop it; then a launch made to fail shows the failure
+//! egress activity, see an agent killed outside the app noticed, stop it; then a launch made to fail shows the failure
 //! view and records a notification. Screenshots of each view are written to
 //! `$BOTTLEBAR_SCREENSHOTS` (scripts/test: docs/screenshots).
 //!
@@ -135,6 +135,29 @@ async fn the_window_launches_watches_stops_and_reports_failure() {
         json!("activity-filter"),
         "the redraw took the focus"
     );
+
+    // The agent stopped outside the app: the engine's event stream (the
+    // app polls nothing on Docker) wakes it, the page redraws, and the
+    // user is told.
+    let running = text(&c, "#detail-state").await;
+    assert!(docker(&["kill", "bottlebar-demo-agent"]).status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let notes = invoke(&c, "notifications", json!({})).await;
+        let told = notes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["title"] == "Bottle demo stopped unexpectedly");
+        if told && text(&c, "#detail-state").await != running {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "an agent killed outside the app was never noticed: {notes}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Stop.
     click(&c, "#detail button[data-action='stop']").await;

@@ -218,11 +218,11 @@ impl Engine {
         argv
     }
 
-    /// A command whose output gets a line whenever one of Bottlebar's
-    /// containers changes, where the engine has such a stream (Docker).
-    pub fn events_argv(&self) -> Option<Vec<String>> {
+    /// A stream that tells whenever one of Bottlebar's containers changes,
+    /// where the engine has one (Docker; Apple's CLI has no event stream).
+    pub async fn events(&self) -> Option<std::io::Result<docker::EventFeed>> {
         match self.kind {
-            BackendKind::Docker => Some(docker::events_argv(&self.program_str())),
+            BackendKind::Docker => Some(docker::EventFeed::open(&self.program_str()).await),
             BackendKind::Apple => None,
         }
     }

@@ -5,11 +5,14 @@
 //! gives it its default route), connected to the internal one, and only
 //! then started: the Debian 20.10 CLI cannot take two `--network` flags on
 //! `run`. `plan` makes the launch plan; `parse` reads the CLI's output;
-//! the commands below are the rest of what Bottlebar runs.
+//! `events` is the stream of changes that wakes the app; the commands below
+//! are the rest of what Bottlebar runs.
 
+mod events;
 mod parse;
 mod plan;
 
+pub use events::{local_socket, Environment, EventFeed, EventSocket};
 pub use parse::{
     container_ip, parse_containers, parse_networks, parse_runtimes, parse_subnets, parse_version,
 };
