@@ -2,5 +2,46 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 fn main() {
+    #[cfg(target_os = "linux")]
+    keep_software_gl_out();
     bottlebar_app::run()
+}
+
+/// Where this machine has no GPU to draw with (no DRM render node), GTK's
+/// OpenGL would be Mesa's software rasterizer, which GTK loads at start only
+/// to choose its GL visuals (libepoxy → GLX → `swrast_dri` → LLVM): ~30 MiB
+/// of an app idling in the menu bar, and WebKit would draw through it.
+/// Without it WebKit draws on the CPU itself. A `GDK_GL` already set is the
+/// user's choice and is kept. Set before GTK or any thread starts.
+#[cfg(target_os = "linux")]
+fn keep_software_gl_out() {
+    let nodes = std::fs::read_dir("/dev/dri")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    if std::env::var_os("GDK_GL").is_none() && gl_would_be_software(&nodes) {
+        std::env::set_var("GDK_GL", "disable");
+    }
+}
+
+/// Would GL be software only, given the names in `/dev/dri`?
+#[cfg(target_os = "linux")]
+fn gl_would_be_software(dri_names: &[String]) -> bool {
+    !dri_names.iter().any(|n| n.starts_with("renderD"))
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::gl_would_be_software;
+
+    #[test]
+    fn gl_is_kept_only_where_a_render_node_is() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(gl_would_be_software(&names(&[])));
+        assert!(gl_would_be_software(&names(&["card0", "by-path"])));
+        assert!(!gl_would_be_software(&names(&["card0", "renderD128"])));
+    }
 }

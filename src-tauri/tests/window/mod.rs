@@ -125,9 +125,8 @@ pub fn docker(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// Saves a screenshot of the element `css`: the window's screenshot cut to
-/// the element's box. (WebKitWebDriver's own element screenshots come back
-/// black under Xvfb.)
+/// Saves a screenshot of the element `css`: the window's picture cut to
+/// the element's box.
 pub async fn shot_of(c: &Client, name: &str, css: &str) {
     wait_css(c, css, 10).await;
     let rect = c
@@ -140,9 +139,38 @@ pub async fn shot_of(c: &Client, name: &str, css: &str) {
         .await
         .unwrap();
     let at = |i: usize| rect[i].as_u64().unwrap_or(0) as u32;
-    let png = c.screenshot().await.unwrap();
+    let png = window_png(c).await.expect("a picture of the window");
     let cut = crop_png(&png, (at(0), at(1), at(2), at(3))).unwrap_or(png);
     std::fs::write(screenshots_dir().join(format!("{name}.png")), cut).unwrap();
+}
+
+/// The window as the X server shows it (`xwd`, turned into a PNG by
+/// netpbm), cut to the window's box; `None` with why when it cannot be had.
+/// Not WebDriver's screenshot: that never returns once WebKit draws
+/// without GL, which the app chooses where GL could only be software (see
+/// `src/main.rs`); and its element screenshots come back black under Xvfb.
+pub async fn window_png(c: &Client) -> Result<Vec<u8>, String> {
+    let (x, y, w, h) = c
+        .get_window_rect()
+        .await
+        .map_err(|e| format!("the window's box: {e}"))?;
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            "set -o pipefail; xwd -root -silent | xwdtopnm 2>/dev/null | pnmtopng",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("bash: {e}"))?;
+    if !out.status.success() || out.stdout.is_empty() {
+        return Err(format!(
+            "xwd | xwdtopnm | pnmtopng failed (x11-apps and netpbm; scripts/setup installs them): {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+    crop_png(&out.stdout, (clamp(x), clamp(y), clamp(w), clamp(h)))
+        .ok_or_else(|| "the window is outside the screen".to_string())
 }
 
 /// `png` cut to the box `(x, y, width, height)` (clamped to the image).
@@ -183,7 +211,7 @@ pub fn screenshots_dir() -> PathBuf {
 }
 
 pub async fn shot(c: &Client, name: &str) {
-    let png = c.screenshot().await.unwrap();
+    let png = window_png(c).await.expect("a picture of the window");
     std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
 }
 
@@ -202,7 +230,7 @@ pub async fn wait_css(c: &Client, css: &str, secs: u64) -> fantoccini::elements:
     }
     // What the window showed instead, for whoever reads the failure.
     let path = target_dir().join("e2e-window-timeout.png");
-    if let Ok(png) = c.screenshot().await {
+    if let Ok(png) = window_png(c).await {
         let _ = std::fs::write(&path, png);
     }
     let text = match c.find(Locator::Css("body")).await {
