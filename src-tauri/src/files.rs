@@ -61,26 +61,51 @@ impl DirWatch {
     /// stood in for by its nearest existing ancestor, so that its making
     /// wakes the task, which calls again.
     pub fn watch_only(&mut self, dirs: &BTreeSet<PathBuf>) {
+        self.watch_only_with(dirs, || {});
+    }
+
+    /// [`DirWatch::watch_only`], calling `between` after each look for what
+    /// exists and before the watches are set (a test makes a directory there).
+    ///
+    /// A stand-in is watched only after its missing child was looked for, so
+    /// a child made in between raised no event anywhere (the launch makes a
+    /// bottle's directories one after the other while the window follows
+    /// it: the audit follower then slept through every entry). So after the
+    /// watches are set, what exists is looked at again, until it stands
+    /// still; each round finds a deeper directory, so few rounds are needed.
+    fn watch_only_with(&mut self, dirs: &BTreeSet<PathBuf>, mut between: impl FnMut()) {
+        const ROUNDS: usize = 16;
+        for _ in 0..ROUNDS {
+            let stand_ins = stand_ins(dirs);
+            between();
+            self.set_watches(&stand_ins);
+            if stand_ins == self::stand_ins(dirs) {
+                return;
+            }
+        }
+    }
+
+    /// Watches exactly `stand_ins` (existing directories).
+    fn set_watches(&mut self, stand_ins: &BTreeSet<PathBuf>) {
         let Some(watcher) = &mut self.watcher else {
             return;
         };
-        let dirs: BTreeSet<PathBuf> = dirs.iter().filter_map(|d| nearest_existing(d)).collect();
         let removed = std::mem::take(&mut *self.removed.lock().unwrap());
         self.watched.retain(|dir, identity| {
             let keep =
-                dirs.contains(dir) && !removed.contains(dir) && *identity == identity_of(dir);
+                stand_ins.contains(dir) && !removed.contains(dir) && *identity == identity_of(dir);
             if !keep {
                 let _ = watcher.unwatch(dir);
             }
             keep
         });
-        for dir in dirs {
-            if self.watched.contains_key(&dir) {
+        for dir in stand_ins {
+            if self.watched.contains_key(dir) {
                 continue;
             }
-            let identity = identity_of(&dir);
-            if identity.is_some() && watcher.watch(&dir, RecursiveMode::NonRecursive).is_ok() {
-                self.watched.insert(dir, identity);
+            let identity = identity_of(dir);
+            if identity.is_some() && watcher.watch(dir, RecursiveMode::NonRecursive).is_ok() {
+                self.watched.insert(dir.clone(), identity);
             }
         }
     }
@@ -107,6 +132,11 @@ impl Default for DirWatch {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// What stands in for each of `dirs`: itself or its nearest existing ancestor.
+fn stand_ins(dirs: &BTreeSet<PathBuf>) -> BTreeSet<PathBuf> {
+    dirs.iter().filter_map(|d| nearest_existing(d)).collect()
 }
 
 /// `dir`, or its nearest ancestor that exists.
@@ -224,5 +254,25 @@ mod tests {
         w.watch_only(&dirs);
         std::fs::write(dir.join("r.json"), "x").unwrap();
         assert!(woken(&w).await, "the directory made again is watched again");
+    }
+
+    #[tokio::test]
+    async fn a_directory_made_while_its_stand_in_is_being_watched_is_not_missed() {
+        let root = tempfile::tempdir().unwrap();
+        let deep = root.path().join("state/demo/audit");
+        std::fs::create_dir_all(root.path().join("state/demo")).unwrap();
+        let mut w = DirWatch::new();
+        let mut made = false;
+        // `audit` appears after `state/demo` was found to stand in for it
+        // and before that stand-in is watched: no event tells of it.
+        w.watch_only_with(&BTreeSet::from([deep.clone()]), || {
+            if !made {
+                std::fs::create_dir(&deep).unwrap();
+                made = true;
+            }
+        });
+        assert_eq!(w.watched().collect::<Vec<_>>(), [&deep]);
+        std::fs::write(deep.join("audit.jsonl"), "{}").unwrap();
+        assert!(woken(&w).await, "an entry written in the new directory");
     }
 }
