@@ -15,6 +15,9 @@ fn main() {
 /// user's choice and is kept. Set before GTK or any thread starts.
 #[cfg(target_os = "linux")]
 fn keep_software_gl_out() {
+    if std::env::var_os("GDK_GL").is_some() {
+        return;
+    }
     let nodes = std::fs::read_dir("/dev/dri")
         .map(|d| {
             d.flatten()
@@ -22,7 +25,7 @@ fn keep_software_gl_out() {
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
-    if std::env::var_os("GDK_GL").is_none() && gl_would_be_software(&nodes) {
+    if gl_would_be_software(&nodes) {
         std::env::set_var("GDK_GL", "disable");
     }
 }

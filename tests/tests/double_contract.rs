@@ -499,7 +499,7 @@ fn a_killed_client_does_not_stop_a_request_halfway() {
             "--filter",
             "event=create",
             "--filter",
-            &format!("label=com.apple.container.double.holder={c}"),
+            &format!("label={}={c}", bottlebar_e2e::double::HOLDER_LABEL),
             "--format",
             "{{.Actor.ID}}",
         ])
@@ -561,7 +561,7 @@ fn a_killed_client_does_not_stop_a_request_halfway() {
             break;
         }
         let _ = Command::new("docker")
-            .args(["rm", "-f", &format!("bbdouble-netns-{c}")])
+            .args(["rm", "-f", &bottlebar_e2e::double::holder_name(&c)])
             .output();
         std::thread::sleep(std::time::Duration::from_millis(500));
     }

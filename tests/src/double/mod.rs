@@ -52,6 +52,7 @@ mod runspec;
 mod server;
 mod system;
 
+pub use netns::{holder_name, HOLDER_LABEL};
 pub use output::{compact, pretty};
 pub use runspec::not_emulated;
 

@@ -164,7 +164,7 @@ impl EventSocket {
     }
 }
 
-/// One line of the response head, CRLF kept; bounded.
+/// One line of the response head or a chunk's size, CRLF kept; bounded.
 async fn read_line(r: &mut BufReader<UnixStream>) -> std::io::Result<String> {
     let mut line = Vec::new();
     let n = (&mut *r)

@@ -12,7 +12,7 @@ mod events;
 mod parse;
 mod plan;
 
-pub use events::{local_socket, Environment, EventFeed, EventSocket};
+pub use events::EventFeed;
 pub use parse::{
     container_ip, parse_containers, parse_networks, parse_runtimes, parse_subnets, parse_version,
 };
