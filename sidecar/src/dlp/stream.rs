@@ -275,19 +275,28 @@ mod throughput {
         ));
         let line = br#"{"path":"src/lib.rs","text":"fn main() {\\n    println!(\\"hello\\");\\n}\\n","digest":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","blob":"aGVsbG8gd29ybGQsIHRoaXMgaXMgYSB0ZXN0IG9mIHRoZSBzY2FubmVy"}
 "#;
-        let body: Vec<u8> = line.iter().copied().cycle().take(1 << 20).collect();
+        let body: Vec<u8> = line.iter().copied().cycle().take(16 << 20).collect();
         println!("deep window {} bytes", scanner.deep_window());
         for chunk in [1024usize, 8192, 16384, 65536] {
-            let started = std::time::Instant::now();
-            let mut stream = StreamScanner::new(scanner.clone(), Mode::Redact, Depth::Views);
-            let mut out = 0;
-            for c in body.chunks(chunk) {
-                out += stream.push(c).unwrap().len();
-            }
-            out += stream.finish().unwrap().len();
-            assert_eq!(out, body.len());
-            let s = started.elapsed().as_secs_f64();
-            println!("chunk {chunk:>6}: {:.1} MB/s", body.len() as f64 / s / 1e6);
+            // Best of three passes over 16 MiB: this machine is noisy.
+            let best = (0..3)
+                .map(|_| {
+                    let started = std::time::Instant::now();
+                    let mut stream =
+                        StreamScanner::new(scanner.clone(), Mode::Redact, Depth::Views);
+                    let mut out = 0;
+                    for c in body.chunks(chunk) {
+                        out += stream.push(c).unwrap().len();
+                    }
+                    out += stream.finish().unwrap().len();
+                    assert_eq!(out, body.len());
+                    started.elapsed().as_secs_f64()
+                })
+                .fold(f64::MAX, f64::min);
+            println!(
+                "chunk {chunk:>6}: {:.1} MB/s",
+                body.len() as f64 / best / 1e6
+            );
         }
     }
 }

@@ -10,7 +10,10 @@
 //! Every view is scanned in full, so their number is what deep scanning
 //! costs: [`Peeling::Combined`] undoes line breaks, string escapes and
 //! percent escapes in one pass, one view where separate decoders make one
-//! per decoder and per order of them.
+//! per decoder and per order of them. Nor is a base64 or hex run decoded
+//! twice: a text decoder says which stretches of its view it copied
+//! unchanged ([`View::kept`]), and a run strictly inside one of them is a
+//! run of the view it was peeled from, decoded with that view.
 
 mod runs;
 #[cfg(test)]
@@ -18,6 +21,7 @@ mod tests;
 mod text;
 
 use runs::{base64_runs, hex_runs};
+use std::ops::Range;
 use text::{escapes, percent, strip_breaks, unescape_text};
 
 /// Layers of encoding peeled off at most (e.g. percent inside base64 inside JSON).
@@ -35,7 +39,16 @@ pub struct View {
     pub data: Vec<u8>,
     /// The decodings applied, outermost first.
     pub how: String,
+    /// Stretches of `data` copied unchanged, each from one stretch of the
+    /// view (or data) this one was peeled from, in order. A base64 or hex
+    /// run strictly inside one is, with the bytes around it, a run of that
+    /// view too: decoded when it was peeled, at a shallower layer.
+    kept: Vec<Range<usize>>,
 }
+
+/// What a decoder made: the decoded bytes, and the stretches of them copied
+/// unchanged from its input (see [`View::kept`]).
+type Decoded = (Vec<u8>, Vec<Range<usize>>);
 
 /// Which decoders peel each layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +62,9 @@ pub enum Peeling {
     Separate,
 }
 
-type Decoder = fn(&[u8]) -> Option<Vec<u8>>;
+/// A decoder: its input and that input's kept stretches (runs strictly
+/// inside them are not decoded again).
+type Decoder = fn(&[u8], &[Range<usize>]) -> Option<Decoded>;
 
 impl Peeling {
     /// The peeling that cannot miss `secret` for having decoded its own
@@ -71,66 +86,94 @@ impl Peeling {
     fn decoders(self) -> &'static [(Decoder, &'static str)] {
         match self {
             Peeling::Combined => &[
-                (unescape_text, "unescaped"),
-                (base64_runs, "base64-decoded"),
-                (hex_runs, "hex-decoded"),
+                (|d, _| unescape_text(d), "unescaped"),
+                (|d, kept| base64_runs(d, kept).map(fresh), "base64-decoded"),
+                (|d, kept| hex_runs(d, kept).map(fresh), "hex-decoded"),
             ],
             Peeling::Separate => &[
-                (strip_breaks, "line breaks removed"),
-                (percent, "percent-decoded"),
-                (escapes, "escapes decoded"),
-                (base64_runs, "base64-decoded"),
-                (hex_runs, "hex-decoded"),
+                (|d, _| strip_breaks(d), "line breaks removed"),
+                (|d, _| percent(d), "percent-decoded"),
+                (|d, _| escapes(d), "escapes decoded"),
+                (|d, kept| base64_runs(d, kept).map(fresh), "base64-decoded"),
+                (|d, kept| hex_runs(d, kept).map(fresh), "hex-decoded"),
             ],
         }
     }
+}
+
+/// Decoded bytes with nothing copied from their input.
+fn fresh(data: Vec<u8>) -> Decoded {
+    (data, Vec::new())
 }
 
 /// Every decoded view of `data`, up to [`MAX_DEPTH`] layers deep, at most
 /// `budget` bytes in total. `data` itself is not included.
 pub fn decoded(data: &[u8], budget: usize, peeling: Peeling) -> Vec<View> {
-    let mut out: Vec<View> = Vec::new();
-    let mut used = 0usize;
+    let mut views = Views {
+        out: Vec::new(),
+        used: 0,
+        budget,
+        dropped: false,
+        peeling,
+    };
     // The first layer decodes `data` itself; later ones the views before them.
-    peel(data, "", peeling, &mut out, &mut used, budget);
-    let mut layer = 0..out.len();
+    views.peel(data, &[], "");
+    let mut layer = 0..views.out.len();
     for _ in 1..MAX_DEPTH {
-        let next_start = out.len();
+        let next_start = views.out.len();
         for i in layer {
             // Lent out while its own views are added after it.
-            let view = std::mem::take(&mut out[i]);
-            peel(&view.data, &view.how, peeling, &mut out, &mut used, budget);
-            out[i] = view;
+            let view = std::mem::take(&mut views.out[i]);
+            views.peel(&view.data, &view.kept, &view.how);
+            views.out[i] = view;
         }
-        if out.len() == next_start {
+        if views.out.len() == next_start {
             break;
         }
-        layer = next_start..out.len();
+        layer = next_start..views.out.len();
     }
-    out
+    views.out
 }
 
-/// Applies every decoder to `data`, adding the new views to `out`.
-fn peel(
-    data: &[u8],
-    how: &str,
-    peeling: Peeling,
-    out: &mut Vec<View>,
-    used: &mut usize,
+/// The views taken so far, and what they may still take.
+struct Views {
+    out: Vec<View>,
+    /// Bytes of views so far.
+    used: usize,
     budget: usize,
-) {
-    for (decoder, label) in peeling.decoders() {
-        let Some(d) = decoder(data) else { continue };
-        if d.is_empty() || d == data || *used + d.len() > budget || out.iter().any(|o| o.data == d)
-        {
-            continue;
+    /// Whether a view was left out for the budget: then a kept run may
+    /// never have been decoded, and every run is decoded from then on.
+    dropped: bool,
+    peeling: Peeling,
+}
+
+impl Views {
+    /// Applies every decoder to `data` (a view with its `kept` stretches,
+    /// reached by `how`), adding the new views.
+    fn peel(&mut self, data: &[u8], kept: &[Range<usize>], how: &str) {
+        for (decoder, label) in self.peeling.decoders() {
+            let kept = if self.dropped { &[][..] } else { kept };
+            let Some((d, d_kept)) = decoder(data, kept) else {
+                continue;
+            };
+            if d.is_empty() || d == data || self.out.iter().any(|o| o.data == d) {
+                continue;
+            }
+            if self.used + d.len() > self.budget {
+                self.dropped = true;
+                continue;
+            }
+            self.used += d.len();
+            let how = if how.is_empty() {
+                label.to_string()
+            } else {
+                format!("{how}, {label}")
+            };
+            self.out.push(View {
+                data: d,
+                how,
+                kept: d_kept,
+            });
         }
-        *used += d.len();
-        let how = if how.is_empty() {
-            label.to_string()
-        } else {
-            format!("{how}, {label}")
-        };
-        out.push(View { data: d, how });
     }
 }

@@ -1,6 +1,7 @@
 //! Runs of base64 and hex in data, found by probing, and decoded.
 
 use base64::Engine as _;
+use std::ops::Range;
 
 use super::MIN_RUN;
 
@@ -50,13 +51,63 @@ pub(super) fn runs(
     v
 }
 
-/// Every long base64 (or base64url) run decoded; a run at the very start may
-/// be cut mid-group (the data is a window into a stream), so there every
-/// alignment is tried.
-pub(super) fn base64_runs(data: &[u8]) -> Option<Vec<u8>> {
+/// Runs of `data` that are not strictly inside a `kept` stretch (those were
+/// decoded with the view `data` was peeled from; see `View::kept`).
+///
+/// Such a run holds a byte that is no stretch's inside: a stretch's first
+/// or last byte, or a decoded byte. Only those are looked at, each widened
+/// to the run around it, so the kept text is never scanned again.
+pub(super) fn new_runs(
+    data: &[u8],
+    kept: &[Range<usize>],
+    pred: impl Fn(u8) -> bool,
+) -> Vec<Range<usize>> {
+    if kept.is_empty() {
+        return runs(data, MIN_RUN, pred);
+    }
+    let mut found = Vec::new();
+    // Bytes before `done` are decided.
+    let mut done = 0;
+    let look = |at: usize, found: &mut Vec<Range<usize>>, done: &mut usize| {
+        if at < *done || !pred(data[at]) {
+            return;
+        }
+        let mut start = at;
+        while start > *done && pred(data[start - 1]) {
+            start -= 1;
+        }
+        let mut end = at + 1;
+        while end < data.len() && pred(data[end]) {
+            end += 1;
+        }
+        if end - start >= MIN_RUN {
+            found.push(start..end);
+        }
+        *done = end + 1;
+    };
+    let mut decoded_from = 0;
+    for k in kept {
+        // Decoded bytes before this stretch, then its first and last byte.
+        for at in decoded_from..k.start {
+            look(at, &mut found, &mut done);
+        }
+        look(k.start, &mut found, &mut done);
+        look(k.end - 1, &mut found, &mut done);
+        decoded_from = k.end;
+    }
+    for at in decoded_from..data.len() {
+        look(at, &mut found, &mut done);
+    }
+    found
+}
+
+/// Every long base64 (or base64url) run decoded, but those inside `kept`;
+/// a run at the very start may be cut mid-group (the data is a window into
+/// a stream), so there every alignment is tried.
+pub(super) fn base64_runs(data: &[u8], kept: &[Range<usize>]) -> Option<Vec<u8>> {
     use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
     let mut out = Vec::new();
-    for r in runs(data, MIN_RUN, |b| BASE64_BYTES[b as usize]) {
+    for r in new_runs(data, kept, |b| BASE64_BYTES[b as usize]) {
         let run = &data[r.clone()];
         let offsets: &[usize] = if r.start == 0 { &[0, 1, 2, 3] } else { &[0] };
         for &off in offsets {
@@ -78,10 +129,10 @@ pub(super) fn base64_runs(data: &[u8]) -> Option<Vec<u8>> {
     (!out.is_empty()).then_some(out)
 }
 
-/// Every long hex run decoded (either case, even mixed).
-pub(super) fn hex_runs(data: &[u8]) -> Option<Vec<u8>> {
+/// Every long hex run decoded (either case, even mixed), but those inside `kept`.
+pub(super) fn hex_runs(data: &[u8], kept: &[Range<usize>]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
-    for r in runs(data, MIN_RUN, |b| b.is_ascii_hexdigit()) {
+    for r in new_runs(data, kept, |b| b.is_ascii_hexdigit()) {
         let run = &data[r];
         for pair in run.chunks_exact(2) {
             out.push(hex_val(pair[0]).unwrap_or(0) * 16 + hex_val(pair[1]).unwrap_or(0));

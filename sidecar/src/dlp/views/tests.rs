@@ -2,7 +2,7 @@
 
 use base64::Engine as _;
 
-use super::runs::runs;
+use super::runs::{new_runs, runs};
 use super::*;
 
 fn contains(views: &[View], needle: &str) -> bool {
@@ -129,5 +129,53 @@ fn a_stream_window_cut_mid_group_still_decodes() {
     for cut in 1..4 {
         let views = decoded(&b64.as_bytes()[cut..], 1 << 20, Peeling::Combined);
         assert!(contains(&views, S), "cut {cut}");
+    }
+}
+
+#[test]
+fn only_runs_not_inside_a_kept_stretch_are_new() {
+    // Pseudo-random hex text and kept stretches: `new_runs` (which looks
+    // only at the stretches' edges and the bytes between them) finds just
+    // the runs that are not strictly inside a stretch.
+    let mut seed = 0x9e37_79b9_u64;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as usize
+    };
+    for _ in 0..3000 {
+        let len = next() % 300;
+        let data: Vec<u8> = (0..len)
+            .map(|_| {
+                if next() % 29 == 0 {
+                    b' '
+                } else {
+                    b"0a9F"[next() % 4]
+                }
+            })
+            .collect();
+        let mut kept = Vec::new();
+        let mut at = 0;
+        while at < len {
+            let start = at + next() % 40;
+            let end = (start + 1 + next() % 120).min(len);
+            if start >= end {
+                break;
+            }
+            kept.push(start..end);
+            at = end + next() % 3;
+        }
+        let all = runs(&data, MIN_RUN, |b| b.is_ascii_hexdigit());
+        let want: Vec<_> = all
+            .into_iter()
+            .filter(|r| !kept.iter().any(|k| k.start < r.start && r.end < k.end))
+            .collect();
+        assert_eq!(
+            new_runs(&data, &kept, |b| b.is_ascii_hexdigit()),
+            want,
+            "{:?} kept {kept:?}",
+            String::from_utf8_lossy(&data)
+        );
     }
 }

@@ -2,18 +2,25 @@
 //! alone or all in one pass.
 
 use super::runs::{hex_val, runs};
-use super::MIN_TEXT;
+use super::{Decoded, MIN_TEXT};
+use std::ops::Range;
 
 /// Rewrites `data` left to right: at each byte `special` picks out, `step`
 /// either consumes some bytes (pushing their decoding to `out`) or declines
 /// (the byte is copied). Runs of other bytes are copied whole. `None` when
-/// nothing changed.
+/// nothing changed; else the rewritten bytes and the stretches of them
+/// copied unchanged, each from one stretch of `data` (see `View::kept`).
 fn rewrite(
     data: &[u8],
     special: impl Fn(u8) -> bool,
     step: impl Fn(&[u8], usize, &mut Vec<u8>) -> Option<usize>,
-) -> Option<Vec<u8>> {
+) -> Option<Decoded> {
     let mut out = Vec::with_capacity(data.len());
+    // Text breaks into a stretch about every word: sized for that at once.
+    let mut kept = Kept {
+        stretches: Vec::with_capacity(data.len() / 16),
+        cut: false,
+    };
     let mut changed = false;
     let (mut i, mut copied) = (0, 0);
     while i < data.len() {
@@ -21,21 +28,51 @@ fn rewrite(
             i += 1;
             continue;
         }
-        out.extend_from_slice(&data[copied..i]);
+        kept.copy(&mut out, &data[copied..i]);
         match step(data, i, &mut out) {
             Some(used) => {
                 changed = true;
+                kept.cut();
                 i += used;
             }
             None => {
-                out.push(data[i]);
+                kept.copy(&mut out, &data[i..i + 1]);
                 i += 1;
             }
         }
         copied = i;
     }
-    out.extend_from_slice(&data[copied..]);
-    changed.then_some(out)
+    kept.copy(&mut out, &data[copied..]);
+    changed.then_some((out, kept.stretches))
+}
+
+/// The stretches of a rewrite's output copied from its input.
+struct Kept {
+    stretches: Vec<Range<usize>>,
+    /// Input was consumed (and decoded, or dropped) since the last copy:
+    /// the next copy starts a stretch of its own.
+    cut: bool,
+}
+
+impl Kept {
+    /// Appends `bytes`, copied from the input, to `out`.
+    fn copy(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let start = out.len();
+        out.extend_from_slice(bytes);
+        match self.stretches.last_mut() {
+            Some(last) if !self.cut && last.end == start => last.end = out.len(),
+            _ => self.stretches.push(start..out.len()),
+        }
+        self.cut = false;
+    }
+
+    /// The input skips ahead of the output here.
+    fn cut(&mut self) {
+        self.cut = true;
+    }
 }
 
 /// Whether `data` has a line break or tab, raw or as a string escape: then
@@ -69,8 +106,13 @@ fn percent_at(data: &[u8], i: usize, out: &mut Vec<u8>) -> Option<usize> {
 /// decoded, joined by NULs: everything an escaped needle is made of (the
 /// escapes, percent escapes, whitespace, and the needle's own printable
 /// bytes) is text, and no needle is shorter than [`MIN_TEXT`].
-pub(super) fn unescape_text(data: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn unescape_text(data: &[u8]) -> Option<Decoded> {
     let breaks = has_breaks(data);
+    if !breaks && memchr::memchr2(b'\\', b'%', data).is_none() {
+        // Nothing to decode (a view already unescaped, mostly): found by
+        // a vectorised search instead of a byte-by-byte rewrite.
+        return None;
+    }
     let special = |b: u8| matches!(b, b'\\' | b'%') || (breaks && b.is_ascii_whitespace());
     let step = |d: &[u8], i: usize, out: &mut Vec<u8>| match d[i] {
         b'%' => percent_at(d, i, out),
@@ -81,11 +123,13 @@ pub(super) fn unescape_text(data: &[u8]) -> Option<Vec<u8>> {
         // Text (the check is vectorised): decoded whole, control bytes and all.
         return rewrite(data, special, step);
     }
+    // Stretches of text joined by NULs: nothing is kept (every run in it is
+    // decoded), which costs little, as binary views are short.
     let mut out = Vec::new();
     let mut changed = false;
     for r in runs(data, MIN_TEXT, is_text) {
         match rewrite(&data[r.clone()], special, step) {
-            Some(d) => {
+            Some((d, _)) => {
                 changed = true;
                 out.extend_from_slice(&d);
             }
@@ -93,7 +137,7 @@ pub(super) fn unescape_text(data: &[u8]) -> Option<Vec<u8>> {
         }
         out.push(0);
     }
-    changed.then_some(out)
+    changed.then_some((out, Vec::new()))
 }
 
 /// Printable ASCII and the whitespace of text.
@@ -104,7 +148,7 @@ fn is_text(b: u8) -> bool {
 /// Without line breaks (and the escaped ones of JSON strings), so
 /// line-wrapped base64 (PEM's 64 columns, MIME's 76, any width) reads whole;
 /// other whitespace goes too once a break is there.
-pub(super) fn strip_breaks(data: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn strip_breaks(data: &[u8]) -> Option<Decoded> {
     if !has_breaks(data) {
         return None;
     }
@@ -114,14 +158,14 @@ pub(super) fn strip_breaks(data: &[u8]) -> Option<Vec<u8>> {
 
 /// `%XX` escapes decoded wherever they are, so a secret partly encoded
 /// (`%61tk…`) reads whole.
-pub(super) fn percent(data: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn percent(data: &[u8]) -> Option<Decoded> {
     memchr::memchr(b'%', data)?;
     rewrite(data, |b| b == b'%', percent_at)
 }
 
 /// JSON and JavaScript string escapes: `\uXXXX` (surrogate pairs joined),
 /// `\xXX`, `\/`, `\"`, `\\`, `\'`.
-pub(super) fn escapes(data: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn escapes(data: &[u8]) -> Option<Decoded> {
     memchr::memchr(b'\\', data)?;
     rewrite(data, |b| b == b'\\', escape_at)
 }
