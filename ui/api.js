@@ -35,6 +35,8 @@ export const api = {
   termResize: (id, cols, rows) => invoke("terminal_resize", { id, cols, rows }),
   termClose: (id) => invoke("terminal_close", { id }),
   openLink: (url) => invoke("open_link", { url }),
+  // Released with its webview; the menu bar or a notification brings it back.
+  closeWindow: () => tauri.window.getCurrentWindow().close(),
 };
 
 /** A channel the app streams to (a terminal's output). */

@@ -78,39 +78,24 @@ async function onRoute() {
 
 async function main() {
   onRedraw(() => redraw());
+  // The app's events are listened to (each a round trip to the app, all at
+  // once) while its settings are read; its state only after, so nothing
+  // announced in between is missed.
+  const listening = listen();
   store.info = await api.appInfo();
   // A window made afresh for a route (the tray, a notification) opens there.
   if (store.info.open_at) location.hash = store.info.open_at;
   if (store.info.tray_problem) showBanner(`No menu-bar icon: ${store.info.tray_problem}. Close this window to quit.`);
-  await on("bottles-changed", (listing) => {
-    store.listing = listing;
-    store.listingAt = Date.now();
-    const r = route();
-    if (r.kind === "bottle") loadFailure(r.name).then(() => redraw());
-    else redraw();
-  });
-  let outputRedraw = null;
-  await on("bottle-event", ({ bottle: name, event }) => {
-    applyEvent(name, event);
-    const r = route();
-    if (r.kind !== "bottle" || r.name !== name) return;
-    // A build's output comes line by line: drawn at most five times a second.
-    if (event.event === "step_output") outputRedraw ||= setTimeout(() => { outputRedraw = null; redraw(); }, 200);
-    else redraw();
-  });
-  await on("audit-entry", ({ bottle: name, entry }) => {
-    (store.activity[name] ||= []).push(entry);
-    const r = route();
-    if (r.kind === "bottle" && r.name === name) redrawActivity(name);
-  });
-  await on("requests-changed", (requests) => {
-    setRequests(requests);
-    if (route().kind === "requests") redraw();
-    else drawRequestCount();
-  });
-  await on("terminals-changed", setSessions);
-  await on("navigate", (hash) => { location.hash = hash; });
   window.addEventListener("hashchange", onRoute);
+  // ⌘W (and ⌥⌘W, "close all") closes the window, as in any Mac window;
+  // seen before a terminal would take it.
+  window.addEventListener("keydown", (e) => {
+    if (e.metaKey && !e.ctrlKey && e.code === "KeyW") {
+      e.preventDefault();
+      api.closeWindow();
+    }
+  }, true);
+  await listening;
   // What the app knows already: the window shows it at once.
   await Promise.all([loadKnownListing(), loadRequests(), loadSessions()]);
   await Promise.all(store.listing.bottles.filter((b) => b.state === "running").map((b) => loadActivity(b.name)));
@@ -118,6 +103,40 @@ async function main() {
   // How long the window took, from being made to showing its state (the
   // window tests read it; docs/performance.md reports it).
   if (store.info.window_made_ms) document.documentElement.dataset.shownInMs = String(Date.now() - store.info.window_made_ms);
+}
+
+/** Listens to the app's events (all at once): the store and the view follow them. */
+function listen() {
+  let outputRedraw = null;
+  return Promise.all([
+    on("bottles-changed", (listing) => {
+      store.listing = listing;
+      store.listingAt = Date.now();
+      const r = route();
+      if (r.kind === "bottle") loadFailure(r.name).then(() => redraw());
+      else redraw();
+    }),
+    on("bottle-event", ({ bottle: name, event }) => {
+      applyEvent(name, event);
+      const r = route();
+      if (r.kind !== "bottle" || r.name !== name) return;
+      // A build's output comes line by line: drawn at most five times a second.
+      if (event.event === "step_output") outputRedraw ||= setTimeout(() => { outputRedraw = null; redraw(); }, 200);
+      else redraw();
+    }),
+    on("audit-entry", ({ bottle: name, entry }) => {
+      (store.activity[name] ||= []).push(entry);
+      const r = route();
+      if (r.kind === "bottle" && r.name === name) redrawActivity(name);
+    }),
+    on("requests-changed", (requests) => {
+      setRequests(requests);
+      if (route().kind === "requests") redraw();
+      else drawRequestCount();
+    }),
+    on("terminals-changed", setSessions),
+    on("navigate", (hash) => { location.hash = hash; }),
+  ]);
 }
 
 main().catch((e) => showBanner(String(e)));

@@ -13,6 +13,8 @@
 //! - `terminal`: the user's terminal on a bottle's shell or agent;
 //! - `tray`: the menu-bar icon and its menu, rebuilt whenever the states
 //!   change (it listens for `bottles-changed`; nothing calls it);
+//! - `window`: the window, made when opened and released (with its
+//!   webview) when closed or long hidden;
 //! - `watch`: engine events (Docker's event stream; a slow refresh on Apple's
 //!   runtime, which has none) → refreshed states, tray, and notifications for
 //!   bottles that stop unexpectedly.
@@ -33,6 +35,7 @@ pub mod requests;
 pub mod terminals;
 mod tray;
 mod watch;
+pub mod window;
 
 use bottlebar_core::home::Home;
 use bottlebar_core::ops::{self, Listing};
@@ -42,6 +45,8 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use tauri::{AppHandle, Emitter, Manager, Runtime};
+use window::make_window;
+pub use window::show_window;
 
 /// The last failed launch of a bottle: what the failure view shows.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -96,6 +101,8 @@ pub struct AppState {
     pub open_at: Mutex<Option<String>>,
     /// When the window was last made (ms since the Unix epoch).
     pub window_made_ms: Mutex<Option<u64>>,
+    /// The hidden window's release, pending (see [`window::hide_window`]).
+    pub release_hidden: Mutex<Option<tauri::async_runtime::JoinHandle<()>>>,
 }
 
 impl AppState {
@@ -123,6 +130,7 @@ impl AppState {
             viewers: Default::default(),
             open_at: Mutex::default(),
             window_made_ms: Mutex::default(),
+            release_hidden: Mutex::default(),
         }
     }
 }
@@ -148,42 +156,6 @@ pub async fn refresh<R: Runtime>(app: &AppHandle<R>) -> Listing {
 /// The time now, for records shown to people.
 pub fn now() -> String {
     bottlebar_core::now_rfc3339()
-}
-
-/// Shows the window (at `route`, e.g. `#/bottle/demo`). A closed window
-/// was released with its webview (an idle menu-bar app holds no web
-/// engine); it is made afresh here, its page opens at `route` and loads
-/// everything from the core (terminal sessions reattach with their
-/// scrollback).
-pub fn show_window<R: Runtime>(app: &AppHandle<R>, route: &str) {
-    if let Some(w) = app.get_webview_window("main") {
-        let _ = w.show();
-        let _ = w.set_focus();
-        let _ = app.emit("navigate", route);
-        return;
-    }
-    *app.state::<AppState>().open_at.lock().unwrap() = Some(route.to_string());
-    match make_window(app) {
-        Ok(Some(w)) => {
-            let _ = w.set_focus();
-        }
-        Ok(None) => {}
-        Err(e) => eprintln!("bottlebar: the window could not be made: {e}"),
-    }
-}
-
-/// Makes the main window from its configuration (none configured: none).
-fn make_window<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Option<tauri::WebviewWindow<R>>> {
-    let Some(config) = app.config().app.windows.iter().find(|w| w.label == "main") else {
-        return Ok(None);
-    };
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    *app.state::<AppState>().window_made_ms.lock().unwrap() = Some(now_ms);
-    tauri::WebviewWindowBuilder::from_config(app, config)?
-        .build()
-        .map(Some)
 }
 
 /// Whether the menu-bar icon is there (the window can be closed and
@@ -272,16 +244,18 @@ pub fn run() {
         })
         .on_window_event(|window, event| {
             // A menu-bar popover: it hides when it loses focus (quick to
-            // show again); closing it releases it with its webview.
+            // show again, released if left hidden); closing it releases
+            // it with its webview.
             #[cfg(target_os = "macos")]
             if let tauri::WindowEvent::Focused(false) = event {
-                let _ = window.hide();
+                window::hide_window(window, window::HIDDEN_KEPT_FOR);
             }
             // Nothing is followed for a window that is gone.
             if let tauri::WindowEvent::Destroyed = event {
                 if let Some(task) = window.state::<AppState>().follow.lock().unwrap().take() {
                     task.abort();
                 }
+                window::cancel_release(window.app_handle());
             }
         })
         .build(tauri::generate_context!())

@@ -380,3 +380,35 @@ fn a_closed_window_is_made_afresh_and_opens_where_it_was_asked() {
     let info = call(&again, "app_info", json!({})).unwrap();
     assert!(info["open_at"].is_null(), "taken once: {info}");
 }
+
+#[test]
+fn a_hidden_window_is_released_later_unless_shown_again() {
+    std::env::set_var("BOTTLEBAR_DOCKER", "/nonexistent/docker");
+    let home = tempfile::tempdir().unwrap();
+    let mut context = mock_context(noop_assets());
+    context
+        .config_mut()
+        .app
+        .windows
+        .push(tauri::utils::config::WindowConfig {
+            label: "main".into(),
+            ..Default::default()
+        });
+    let app = configure(mock_builder(), Home::at(home.path()))
+        .build(context)
+        .unwrap();
+    bottlebar_app::show_window(app.handle(), "#/");
+    let w = app.get_webview_window("main").unwrap();
+    let state = app.state::<bottlebar_app::AppState>();
+    let pending = || state.release_hidden.lock().unwrap().is_some();
+
+    // Hidden: its release is set, once (hiding again replaces it).
+    bottlebar_app::window::hide_window(&w.as_ref().window(), std::time::Duration::from_secs(60));
+    assert!(pending(), "hiding sets the release");
+    bottlebar_app::window::hide_window(&w.as_ref().window(), std::time::Duration::from_secs(60));
+    assert!(pending());
+    // Shown again before it: the release is called off.
+    bottlebar_app::show_window(app.handle(), "#/requests");
+    assert!(!pending(), "showing calls the release off");
+    assert!(app.get_webview_window("main").is_some());
+}

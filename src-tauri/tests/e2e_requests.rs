@@ -4,7 +4,9 @@
 //! a freedesktop notification server of the test's own) and shows the
 //! request, the agent's markup as text; "Allow once" in the window lets the
 //! agent's request through, once; a click on the next notification opens
-//! the Requests view and its "Allow for 1 hour" button answers it. The
+//! the Requests view and its "Allow for 1 hour" button answers it; ⌘W
+//! closes the window and releases its web engine, and the next
+//! notification's click makes it afresh with the request shown. The
 //! screenshot of the view goes to the README.
 //!
 //! The host the agent asks for is pinned to the project's own upstream on
@@ -73,7 +75,7 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
     assert_eq!(agent_fetch(), 403, "not allowed before anyone answers");
 
     let bus = notifications::Notifications::start();
-    let (c, _driver) =
+    let (c, driver) =
         open_app_with(h.home.path(), &[("DBUS_SESSION_BUS_ADDRESS", &bus.address)]).await;
     let _ = c.set_window_size(820, 1000).await;
     wait_css(&c, &format!("#bottles .bottle[data-name='{NAME}']"), 30).await;
@@ -257,6 +259,89 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
         .unwrap_or_else(|e| panic!("{e}: {}{}", reply.stdout, reply.stderr));
     assert_eq!(reply["value"]["status"], "denied", "{reply:#}");
     assert_eq!(reply["value"]["note"], note, "{reply:#}");
+
+    // ⌘W closes the window, and it is released with its web engine: no
+    // WebKit web process of the app's is left.
+    let web_processes = || bottlebar_e2e::procs::web_processes(driver.0.id());
+    assert!(web_processes() > 0, "the open window has a web process");
+    // (The window may be gone before the keys are let go: that answer is
+    // no failure.)
+    let _ = c
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("\u{E03D}w")
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while web_processes() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the closed window's web process is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The next request's notification, clicked, makes the window afresh
+    // at the Requests view, which shows the request pending (read from the
+    // core: nothing was kept in the page).
+    let asked = ask(
+        json!({ "host": "third.bottlebar.test", "port": 80, "reason": "third", "wait_seconds": 1 }),
+    );
+    assert!(
+        asked.stdout.contains("pending"),
+        "{}{}",
+        asked.stdout,
+        asked.stderr
+    );
+    let third = bus
+        .wait_for(
+            &format!("{NAME} asks for third.bottlebar.test:80"),
+            second.id,
+            20,
+        )
+        .await;
+    bus.click(third.id, "default");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let window = loop {
+        if let Some(w) = c.windows().await.unwrap_or_default().into_iter().next() {
+            break w;
+        }
+        assert!(Instant::now() < deadline, "no window came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    c.switch_to_window(window).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reasons = c
+            .execute(
+                "return Array.from(document.querySelectorAll('article.request .reason'), (e) => e.textContent);",
+                vec![],
+            )
+            .await
+            .unwrap_or_default();
+        if reasons
+            .as_array()
+            .is_some_and(|r| r.contains(&json!("third")))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the window made again never showed the request: {reasons}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = c.current_url().await.unwrap();
+    assert_eq!(url.fragment(), Some("/requests"), "{url}");
+    let shown: u64 = wait_css(&c, "html[data-shown-in-ms]", 10)
+        .await
+        .attr("data-shown-in-ms")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+        .parse()
+        .expect("a number of milliseconds");
+    println!("the window made again showed its state {shown} ms after it was made");
+    assert!(shown < 5_000, "{shown} ms from made again to shown");
     c.close().await.unwrap();
     drop(upstream);
 }

@@ -31,6 +31,19 @@ pub fn tree(pid: u32) -> Vec<u32> {
     all
 }
 
+/// How many WebKit web processes run under `pid` (a window's webview has
+/// one; a released one, none).
+pub fn web_processes(pid: u32) -> usize {
+    tree(pid)
+        .into_iter()
+        .filter(|p| {
+            // `comm` is cut to 15 bytes: "WebKitWebProcess" reads "WebKitWebProces".
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.starts_with("WebKitWebProces"))
+        })
+        .count()
+}
+
 /// The proportional set size of `pid`, in KiB (0 when unreadable).
 pub fn pss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))

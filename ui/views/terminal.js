@@ -9,11 +9,29 @@
 import { api, newChannel } from "../api.js";
 import { h, showBanner } from "../dom.js";
 import { ackNow, endedText, fontSizeOf, openableLink, stepFontSize, tabLabels } from "../logic.js";
-import { FitAddon } from "../vendor/xterm/addon-fit.js";
-import { SearchAddon } from "../vendor/xterm/addon-search.js";
-import { Unicode11Addon } from "../vendor/xterm/addon-unicode11.js";
-import { WebLinksAddon } from "../vendor/xterm/addon-web-links.js";
-import { Terminal } from "../vendor/xterm/xterm.js";
+
+/**
+ * xterm.js and its add-ons (~420 KB of script), loaded with the first
+ * terminal shown rather than with the window, which then shows its state
+ * sooner whenever it is made.
+ */
+let xterm = null;
+function loadXterm() {
+  xterm ||= Promise.all([
+    import("../vendor/xterm/xterm.js"),
+    import("../vendor/xterm/addon-fit.js"),
+    import("../vendor/xterm/addon-search.js"),
+    import("../vendor/xterm/addon-unicode11.js"),
+    import("../vendor/xterm/addon-web-links.js"),
+  ]).then(([x, fit, search, unicode, links]) => ({
+    Terminal: x.Terminal,
+    FitAddon: fit.FitAddon,
+    SearchAddon: search.SearchAddon,
+    Unicode11Addon: unicode.Unicode11Addon,
+    WebLinksAddon: links.WebLinksAddon,
+  }));
+  return xterm;
+}
 
 /** Every session the app has (from `terminal_list` and `terminals-changed`). */
 let sessions = [];
@@ -75,7 +93,11 @@ export function terminalView(name, id) {
   // Drawn into the page first: xterm.js measures its cells on the page.
   queueMicrotask(() => {
     drawTabs(name);
-    if (shown) show(shown);
+    if (!shown) return;
+    loadXterm().then((x) => {
+      // Still the session this view shows (the user may have moved on).
+      if (document.querySelector("#terminal")?.dataset.name === name && current[name] === shown.id) show(shown, x);
+    }).catch(showError);
   });
   return view;
 }
@@ -114,11 +136,11 @@ async function closeSession(s) {
   else location.hash = target;
 }
 
-/** Puts session `s`'s terminal in the view (making and attaching it the first time). */
-function show(s) {
+/** Puts session `s`'s terminal in the view (making it with xterm.js `x` and attaching it the first time). */
+function show(s, x) {
   const host = document.getElementById("term-host");
   if (!host) return;
-  const t = terms.get(s.id) || makeTerm(s);
+  const t = terms.get(s.id) || makeTerm(s, x);
   host.replaceChildren(t.el);
   t.fit();
   t.term.focus();
@@ -143,8 +165,9 @@ function lastSize() {
   return { cols: Math.max(20, cols), rows: Math.max(5, rows) };
 }
 
-/** A terminal for session `s`, attached to its output. */
-function makeTerm(s) {
+/** A terminal for session `s` (made with xterm.js `x`), attached to its output. */
+function makeTerm(s, x) {
+  const { Terminal, FitAddon, SearchAddon, Unicode11Addon, WebLinksAddon } = x;
   const el = h("div", { class: "term", dataset: { id: s.id } });
   const term = new Terminal({
     fontSize,

@@ -59,7 +59,7 @@ pub async fn open_app_with(home: &Path, env: &[(&str, &str)]) -> (Client, Killed
     caps.insert("browserName".into(), json!("wry"));
     caps.insert(
         "tauri:options".into(),
-        json!({ "application": env!("CARGO_BIN_EXE_bottlebar") }),
+        json!({ "application": app_binary() }),
     );
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -79,6 +79,12 @@ pub async fn open_app_with(home: &Path, env: &[(&str, &str)]) -> (Client, Killed
     };
 
     (c, driver)
+}
+
+/// The app the window tests drive: this build's, or the one named by
+/// `BOTTLEBAR_TEST_APP` (to time the build people get, `app-release`).
+fn app_binary() -> String {
+    std::env::var("BOTTLEBAR_TEST_APP").unwrap_or_else(|_| env!("CARGO_BIN_EXE_bottlebar").into())
 }
 
 /// A child process killed (and reaped) when dropped.
