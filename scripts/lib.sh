@@ -6,7 +6,8 @@ SIDECAR_TARGET="$(uname -m)-unknown-linux-gnu"
 export BOTTLEBAR_SIDECAR_BIN="${BOTTLEBAR_SIDECAR_BIN:-$CARGO_TARGET_DIR/$SIDECAR_TARGET/release/bottlebar-sidecar}"
 export BOTTLEBAR_TESTKIT_BIN="${BOTTLEBAR_TESTKIT_BIN:-$CARGO_TARGET_DIR/$SIDECAR_TARGET/release/bottlebar-testkit}"
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Each step says how far into its script it starts (a cold run's time, by step).
+say() { printf '\033[1m==> [%ss] %s\033[0m\n' "$SECONDS" "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 as_root() {
