@@ -352,10 +352,10 @@ fn requests_are_listed_notified_once_and_a_failed_answer_changes_nothing() {
     assert!(!a.home.path().join("state/demo/decisions").exists());
 }
 
-#[test]
-fn a_closed_window_is_made_afresh_and_opens_where_it_was_asked() {
+/// The app on `home`, with the main window configured but not made (as
+/// after `--hidden`, or once it is closed), and no engine.
+fn app_with_a_window_configured(home: &std::path::Path) -> tauri::App<tauri::test::MockRuntime> {
     std::env::set_var("BOTTLEBAR_DOCKER", "/nonexistent/docker");
-    let home = tempfile::tempdir().unwrap();
     let mut context = mock_context(noop_assets());
     context
         .config_mut()
@@ -365,9 +365,15 @@ fn a_closed_window_is_made_afresh_and_opens_where_it_was_asked() {
             label: "main".into(),
             ..Default::default()
         });
-    let app = configure(mock_builder(), Home::at(home.path()))
+    configure(mock_builder(), Home::at(home))
         .build(context)
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn a_closed_window_is_made_afresh_and_opens_where_it_was_asked() {
+    let home = tempfile::tempdir().unwrap();
+    let app = app_with_a_window_configured(home.path());
     // No window (closed and released, or `--hidden`).
     assert!(app.get_webview_window("main").is_none());
     // The tray or a notification asks for it: made from the configuration.
@@ -383,20 +389,8 @@ fn a_closed_window_is_made_afresh_and_opens_where_it_was_asked() {
 
 #[test]
 fn a_hidden_window_is_released_later_unless_shown_again() {
-    std::env::set_var("BOTTLEBAR_DOCKER", "/nonexistent/docker");
     let home = tempfile::tempdir().unwrap();
-    let mut context = mock_context(noop_assets());
-    context
-        .config_mut()
-        .app
-        .windows
-        .push(tauri::utils::config::WindowConfig {
-            label: "main".into(),
-            ..Default::default()
-        });
-    let app = configure(mock_builder(), Home::at(home.path()))
-        .build(context)
-        .unwrap();
+    let app = app_with_a_window_configured(home.path());
     bottlebar_app::show_window(app.handle(), "#/");
     let w = app.get_webview_window("main").unwrap();
     let state = app.state::<bottlebar_app::AppState>();

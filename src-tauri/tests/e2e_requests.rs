@@ -53,6 +53,18 @@ fn ask(args: Value) -> bottlebar_e2e::Run {
     )
 }
 
+/// Asks for `host` with `reason`, waiting a second only: the request is
+/// left pending.
+fn ask_and_leave_pending(host: &str, reason: &str) {
+    let asked = ask(json!({ "host": host, "port": 80, "reason": reason, "wait_seconds": 1 }));
+    assert!(
+        asked.stdout.contains("pending"),
+        "{}{}",
+        asked.stdout,
+        asked.stderr
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
     // A supervised bottle with the test kit, launched by the CLI.
@@ -175,13 +187,7 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
     // The next request is answered from its notification: a click on it
     // opens the Requests view; its "Allow for 1 hour" button answers.
     go(&c, &format!("#/bottle/{NAME}")).await;
-    let asked = ask(json!({ "host": HOST, "port": 80, "reason": "again", "wait_seconds": 1 }));
-    assert!(
-        asked.stdout.contains("pending"),
-        "{}{}",
-        asked.stdout,
-        asked.stderr
-    );
+    ask_and_leave_pending(HOST, "again");
     let second = bus.wait_for(&title, first.id, 20).await;
     assert_eq!(second.keys(), ["once", "hour", "always", "deny", "default"]);
     bus.click(second.id, "default");
@@ -214,15 +220,7 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
         .send_keys(note)
         .await
         .unwrap();
-    let later = ask(
-        json!({ "host": "second.bottlebar.test", "port": 80, "reason": "second", "wait_seconds": 1 }),
-    );
-    assert!(
-        later.stdout.contains("pending"),
-        "{}{}",
-        later.stdout,
-        later.stderr
-    );
+    ask_and_leave_pending("second.bottlebar.test", "second");
     let deadline = Instant::now() + Duration::from_secs(20);
     while c.find_all(Locator::Css(&card)).await.unwrap().len() < 2 {
         assert!(Instant::now() < deadline, "the second request never showed");
@@ -283,15 +281,7 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
     // The next request's notification, clicked, makes the window afresh
     // at the Requests view, which shows the request pending (read from the
     // core: nothing was kept in the page).
-    let asked = ask(
-        json!({ "host": "third.bottlebar.test", "port": 80, "reason": "third", "wait_seconds": 1 }),
-    );
-    assert!(
-        asked.stdout.contains("pending"),
-        "{}{}",
-        asked.stdout,
-        asked.stderr
-    );
+    ask_and_leave_pending("third.bottlebar.test", "third");
     let third = bus
         .wait_for(
             &format!("{NAME} asks for third.bottlebar.test:80"),

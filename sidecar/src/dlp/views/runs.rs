@@ -22,11 +22,7 @@ const BASE64_BYTES: [bool; 256] = {
 /// Text is mostly short words, so the scan probes: if the byte `min - 1`
 /// ahead is not in the class, no long run can start before it, and the
 /// bytes in between are never looked at.
-pub(super) fn runs(
-    data: &[u8],
-    min: usize,
-    pred: impl Fn(u8) -> bool,
-) -> Vec<std::ops::Range<usize>> {
+pub(super) fn runs(data: &[u8], min: usize, pred: impl Fn(u8) -> bool) -> Vec<Range<usize>> {
     let mut v = Vec::new();
     let mut i = 0;
     while i + min <= data.len() {
@@ -35,20 +31,27 @@ pub(super) fn runs(
             i = probe + 1;
             continue;
         }
-        let mut start = probe;
-        while start > i && pred(data[start - 1]) {
-            start -= 1;
+        let run = widen(data, probe, i, &pred);
+        i = run.end + 1;
+        if run.len() >= min {
+            v.push(run);
         }
-        let mut end = probe + 1;
-        while end < data.len() && pred(data[end]) {
-            end += 1;
-        }
-        if end - start >= min {
-            v.push(start..end);
-        }
-        i = end + 1;
     }
     v
+}
+
+/// The run of `pred` bytes around `at` (itself one), not reaching back
+/// before `floor`.
+fn widen(data: &[u8], at: usize, floor: usize, pred: &impl Fn(u8) -> bool) -> Range<usize> {
+    let mut start = at;
+    while start > floor && pred(data[start - 1]) {
+        start -= 1;
+    }
+    let mut end = at + 1;
+    while end < data.len() && pred(data[end]) {
+        end += 1;
+    }
+    start..end
 }
 
 /// Runs of `data` that are not strictly inside a `kept` stretch (those were
@@ -72,18 +75,11 @@ pub(super) fn new_runs(
         if at < *done || !pred(data[at]) {
             return;
         }
-        let mut start = at;
-        while start > *done && pred(data[start - 1]) {
-            start -= 1;
+        let run = widen(data, at, *done, &pred);
+        *done = run.end + 1;
+        if run.len() >= MIN_RUN {
+            found.push(run);
         }
-        let mut end = at + 1;
-        while end < data.len() && pred(data[end]) {
-            end += 1;
-        }
-        if end - start >= MIN_RUN {
-            found.push(start..end);
-        }
-        *done = end + 1;
     };
     let mut decoded_from = 0;
     for k in kept {
