@@ -261,7 +261,8 @@ mod throughput {
 
     /// How fast a request body streams through deep scanning, by chunk
     /// size (`cargo test --release -p bottlebar-sidecar -- --ignored
-    /// request_body_scanning_throughput --nocapture`).
+    /// request_body_scanning_throughput --nocapture`). The body is the one
+    /// `bottlebar-bench` uploads through the sidecar.
     #[test]
     #[ignore]
     fn request_body_scanning_throughput() {
@@ -273,7 +274,7 @@ mod throughput {
             }],
             Needles::SecretsAndTokens,
         ));
-        let line = br#"{"path":"src/lib.rs","text":"fn main() {\\n    println!(\\"hello\\");\\n}\\n","digest":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","blob":"aGVsbG8gd29ybGQsIHRoaXMgaXMgYSB0ZXN0IG9mIHRoZSBzY2FubmVy"}
+        let line = br#"{"path":"src/lib.rs","text":"fn main() {\n    println!(\"hello\");\n}\n","digest":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","blob":"aGVsbG8gd29ybGQsIHRoaXMgaXMgYSB0ZXN0IG9mIHRoZSBzY2FubmVy"}
 "#;
         let body: Vec<u8> = line.iter().copied().cycle().take(16 << 20).collect();
         println!("deep window {} bytes", scanner.deep_window());

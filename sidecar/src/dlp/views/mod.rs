@@ -20,7 +20,8 @@ mod runs;
 mod tests;
 mod text;
 
-use runs::{base64_runs, hex_runs};
+use runs::{alphabet_runs, base64_runs, hex_runs};
+use std::cell::OnceCell;
 use std::ops::Range;
 use text::{escapes, percent, strip_breaks, unescape_text};
 
@@ -62,9 +63,24 @@ pub enum Peeling {
     Separate,
 }
 
-/// A decoder: its input and that input's kept stretches (runs strictly
-/// inside them are not decoded again).
-type Decoder = fn(&[u8], &[Range<usize>]) -> Option<Decoded>;
+/// A decoder: reads one view, makes one.
+type Decoder = fn(&Input) -> Option<Decoded>;
+
+/// What a decoder reads: a view, its kept stretches (runs strictly inside
+/// them are not decoded again), and its base64-alphabet runs, found once
+/// for both run decoders.
+struct Input<'a> {
+    data: &'a [u8],
+    kept: &'a [Range<usize>],
+    alphabet: OnceCell<Vec<Range<usize>>>,
+}
+
+impl Input<'_> {
+    fn alphabet(&self) -> &[Range<usize>] {
+        self.alphabet
+            .get_or_init(|| alphabet_runs(self.data, self.kept))
+    }
+}
 
 impl Peeling {
     /// The peeling that cannot miss `secret` for having decoded its own
@@ -86,19 +102,27 @@ impl Peeling {
     fn decoders(self) -> &'static [(Decoder, &'static str)] {
         match self {
             Peeling::Combined => &[
-                (|d, _| unescape_text(d), "unescaped"),
-                (|d, kept| base64_runs(d, kept).map(fresh), "base64-decoded"),
-                (|d, kept| hex_runs(d, kept).map(fresh), "hex-decoded"),
+                (|i| unescape_text(i.data), "unescaped"),
+                (base64_view, "base64-decoded"),
+                (hex_view, "hex-decoded"),
             ],
             Peeling::Separate => &[
-                (|d, _| strip_breaks(d), "line breaks removed"),
-                (|d, _| percent(d), "percent-decoded"),
-                (|d, _| escapes(d), "escapes decoded"),
-                (|d, kept| base64_runs(d, kept).map(fresh), "base64-decoded"),
-                (|d, kept| hex_runs(d, kept).map(fresh), "hex-decoded"),
+                (|i| strip_breaks(i.data), "line breaks removed"),
+                (|i| percent(i.data), "percent-decoded"),
+                (|i| escapes(i.data), "escapes decoded"),
+                (base64_view, "base64-decoded"),
+                (hex_view, "hex-decoded"),
             ],
         }
     }
+}
+
+fn base64_view(i: &Input) -> Option<Decoded> {
+    base64_runs(i.data, i.alphabet()).map(fresh)
+}
+
+fn hex_view(i: &Input) -> Option<Decoded> {
+    hex_runs(i.data, i.kept, i.alphabet()).map(fresh)
 }
 
 /// Decoded bytes with nothing copied from their input.
@@ -151,9 +175,20 @@ impl Views {
     /// Applies every decoder to `data` (a view with its `kept` stretches,
     /// reached by `how`), adding the new views.
     fn peel(&mut self, data: &[u8], kept: &[Range<usize>], how: &str) {
+        let mut input = Input {
+            data,
+            kept,
+            alphabet: OnceCell::new(),
+        };
         for (decoder, label) in self.peeling.decoders() {
-            let kept = if self.dropped { &[][..] } else { kept };
-            let Some((d, d_kept)) = decoder(data, kept) else {
+            if self.dropped && !input.kept.is_empty() {
+                input = Input {
+                    data,
+                    kept: &[],
+                    alphabet: OnceCell::new(),
+                };
+            }
+            let Some((d, d_kept)) = decoder(&input) else {
                 continue;
             };
             if d.is_empty() || d == data || self.out.iter().any(|o| o.data == d) {

@@ -97,20 +97,29 @@ pub(super) fn new_runs(
     found
 }
 
-/// Every long base64 (or base64url) run decoded, but those inside `kept`;
-/// a run at the very start may be cut mid-group (the data is a window into
-/// a stream), so there every alignment is tried.
-pub(super) fn base64_runs(data: &[u8], kept: &[Range<usize>]) -> Option<Vec<u8>> {
+/// The long runs of base64-alphabet bytes in `data` that are not strictly
+/// inside a `kept` stretch: found once per view and read by both run
+/// decoders, as every hex run lies inside one of them (hex digits are
+/// base64 bytes too).
+pub(super) fn alphabet_runs(data: &[u8], kept: &[Range<usize>]) -> Vec<Range<usize>> {
+    new_runs(data, kept, |b| BASE64_BYTES[b as usize])
+}
+
+/// Every run of `alphabet` (see [`alphabet_runs`]) base64-decoded; a run at
+/// the very start may be cut mid-group (the data is a window into a
+/// stream), so there every alignment is tried.
+pub(super) fn base64_runs(data: &[u8], alphabet: &[Range<usize>]) -> Option<Vec<u8>> {
     use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
-    let mut out = Vec::new();
-    for r in new_runs(data, kept, |b| BASE64_BYTES[b as usize]) {
+    let total: usize = alphabet.iter().map(|r| r.len()).sum();
+    // Room for every run decoded (a cut one four times, once per alignment).
+    let mut out = Vec::with_capacity(total * 3 / 4 + 4 * alphabet.len() + 64);
+    for r in alphabet {
         let run = &data[r.clone()];
         let offsets: &[usize] = if r.start == 0 { &[0, 1, 2, 3] } else { &[0] };
         for &off in offsets {
             let s = &run[off..];
             let s = &s[..s.len() - (s.len() % 4 == 1) as usize];
-            let url = s.iter().any(|b| matches!(b, b'-' | b'_'));
-            let engine = if url {
+            let engine = if memchr::memchr2(b'-', b'_', s).is_some() {
                 &URL_SAFE_NO_PAD
             } else {
                 &STANDARD_NO_PAD
@@ -125,17 +134,34 @@ pub(super) fn base64_runs(data: &[u8], kept: &[Range<usize>]) -> Option<Vec<u8>>
     (!out.is_empty()).then_some(out)
 }
 
-/// Every long hex run decoded (either case, even mixed), but those inside `kept`.
-pub(super) fn hex_runs(data: &[u8], kept: &[Range<usize>]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    for r in new_runs(data, kept, |b| b.is_ascii_hexdigit()) {
-        let run = &data[r];
-        for pair in run.chunks_exact(2) {
-            out.push(hex_val(pair[0]).unwrap_or(0) * 16 + hex_val(pair[1]).unwrap_or(0));
+/// Every long hex run (either case, even mixed) decoded but those strictly
+/// inside a `kept` stretch, looked for only inside the `alphabet` runs.
+pub(super) fn hex_runs(
+    data: &[u8],
+    kept: &[Range<usize>],
+    alphabet: &[Range<usize>],
+) -> Option<Vec<u8>> {
+    let total: usize = alphabet.iter().map(|r| r.len()).sum();
+    let mut out = Vec::with_capacity(total / 2 + alphabet.len());
+    for a in alphabet {
+        for r in runs(&data[a.clone()], MIN_RUN, |b| b.is_ascii_hexdigit()) {
+            let r = a.start + r.start..a.start + r.end;
+            if strictly_inside(kept, &r) {
+                continue;
+            }
+            let pairs = data[r].chunks_exact(2);
+            out.extend(pairs.map(|p| hex_val(p[0]).unwrap_or(0) * 16 + hex_val(p[1]).unwrap_or(0)));
+            out.push(b'\n');
         }
-        out.push(b'\n');
     }
     (!out.is_empty()).then_some(out)
+}
+
+/// Whether `r` lies inside one of the (ordered, disjoint) `kept`
+/// stretches without touching its first or last byte.
+fn strictly_inside(kept: &[Range<usize>], r: &Range<usize>) -> bool {
+    let before = kept.partition_point(|k| k.start < r.start);
+    before > 0 && r.end < kept[before - 1].end
 }
 
 /// The value of one hex digit, either case.

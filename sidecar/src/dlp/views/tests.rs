@@ -2,7 +2,7 @@
 
 use base64::Engine as _;
 
-use super::runs::{new_runs, runs};
+use super::runs::{alphabet_runs, hex_runs, hex_val, new_runs, runs};
 use super::*;
 
 fn contains(views: &[View], needle: &str) -> bool {
@@ -134,9 +134,11 @@ fn a_stream_window_cut_mid_group_still_decodes() {
 
 #[test]
 fn only_runs_not_inside_a_kept_stretch_are_new() {
-    // Pseudo-random hex text and kept stretches: `new_runs` (which looks
-    // only at the stretches' edges and the bytes between them) finds just
-    // the runs that are not strictly inside a stretch.
+    // Pseudo-random hex text (with base64 bytes that are not hex) and kept
+    // stretches: `new_runs` (which looks only at the stretches' edges and
+    // the bytes between them) finds just the runs that are not strictly
+    // inside a stretch, and `hex_runs`, looking only inside the base64
+    // runs, decodes just those.
     let mut seed = 0x9e37_79b9_u64;
     let mut next = move || {
         seed = seed
@@ -151,7 +153,7 @@ fn only_runs_not_inside_a_kept_stretch_are_new() {
                 if next() % 29 == 0 {
                     b' '
                 } else {
-                    b"0a9F"[next() % 4]
+                    b"0a9F0a9Fz+"[next() % 10]
                 }
             })
             .collect();
@@ -174,6 +176,20 @@ fn only_runs_not_inside_a_kept_stretch_are_new() {
         assert_eq!(
             new_runs(&data, &kept, |b| b.is_ascii_hexdigit()),
             want,
+            "{:?} kept {kept:?}",
+            String::from_utf8_lossy(&data)
+        );
+        let decoded: Vec<u8> = want
+            .iter()
+            .flat_map(|r| {
+                let pairs = data[r.clone()].chunks_exact(2);
+                let bytes = pairs.map(|p| hex_val(p[0]).unwrap() * 16 + hex_val(p[1]).unwrap());
+                bytes.chain([b'\n'])
+            })
+            .collect();
+        assert_eq!(
+            hex_runs(&data, &kept, &alphabet_runs(&data, &kept)),
+            (!decoded.is_empty()).then_some(decoded),
             "{:?} kept {kept:?}",
             String::from_utf8_lossy(&data)
         );
