@@ -48,8 +48,9 @@ function drawRequestCount() {
   badge.hidden = !n;
 }
 
-/** Loads what the new route shows, then draws it. */
-async function onRoute() {
+/** Loads what the new route shows, then draws it (`fresh`: what the window
+ * read at its start is not read again). */
+async function onRoute({ fresh = false } = {}) {
   const r = route();
   if (r.kind === "bottle") {
     await Promise.all([loadActivity(r.name), loadFailure(r.name)]);
@@ -64,9 +65,9 @@ async function onRoute() {
     // Drawn at once from what the app last announced (`requests-changed`),
     // so a click answers even while a terminal floods the IPC; then read afresh.
     redraw({ navigated: true });
-    await loadRequests();
+    if (!fresh) await loadRequests();
   } else if (r.kind === "terminal") {
-    await loadSessions();
+    if (!fresh) await loadSessions();
   } else if (r.kind === "settings") {
     store.doctor = null;
     redraw({ navigated: true });
@@ -77,6 +78,7 @@ async function onRoute() {
 }
 
 async function main() {
+  const marks = [["script", Date.now()]];
   onRedraw(() => redraw());
   // The app's events are listened to (each a round trip to the app, all at
   // once) while its settings are read; its state only after, so nothing
@@ -86,7 +88,7 @@ async function main() {
   // A window made afresh for a route (the tray, a notification) opens there.
   if (store.info.open_at) location.hash = store.info.open_at;
   if (store.info.tray_problem) showBanner(`No menu-bar icon: ${store.info.tray_problem}. Close this window to quit.`);
-  window.addEventListener("hashchange", onRoute);
+  window.addEventListener("hashchange", () => onRoute());
   // ⌘W (and ⌥⌘W, "close all") closes the window, as in any Mac window;
   // seen before a terminal would take it.
   window.addEventListener("keydown", (e) => {
@@ -96,13 +98,25 @@ async function main() {
     }
   }, true);
   await listening;
-  // What the app knows already: the window shows it at once.
-  await Promise.all([loadKnownListing(), loadRequests(), loadSessions()]);
-  await Promise.all(store.listing.bottles.filter((b) => b.state === "running").map((b) => loadActivity(b.name)));
-  await onRoute();
-  // How long the window took, from being made to showing its state (the
-  // window tests read it; docs/performance.md reports it).
-  if (store.info.window_made_ms) document.documentElement.dataset.shownInMs = String(Date.now() - store.info.window_made_ms);
+  marks.push(["listening", Date.now()]);
+  // What the app knows already, all read at once (the running bottles'
+  // activity as soon as the listing names them): the window shows it at once.
+  const running = () => store.listing.bottles.filter((b) => b.state === "running");
+  const listingAndActivity = loadKnownListing().then(() => Promise.all(running().map((b) => loadActivity(b.name))));
+  await Promise.all([listingAndActivity, loadRequests(), loadSessions()]);
+  marks.push(["state", Date.now()]);
+  await onRoute({ fresh: true });
+  marks.push(["shown", Date.now()]);
+  // How long the window took, from being made to showing its state, and
+  // when each stage ended (the window tests print them; docs/performance.md
+  // reports them).
+  const made = store.info.window_made_ms;
+  if (made) {
+    const root = document.documentElement;
+    root.dataset.timeline = [["navigation", performance.timeOrigin], ...marks]
+      .map(([what, at]) => `${what} ${Math.round(at - made)}`).join(", ");
+    root.dataset.shownInMs = String(Date.now() - made);
+  }
 }
 
 /** Listens to the app's events (all at once): the store and the view follow them. */

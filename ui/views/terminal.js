@@ -11,19 +11,20 @@ import { h, showBanner } from "../dom.js";
 import { ackNow, endedText, fontSizeOf, openableLink, stepFontSize, tabLabels } from "../logic.js";
 
 /**
- * xterm.js and its add-ons (~420 KB of script), loaded with the first
- * terminal shown rather than with the window, which then shows its state
- * sooner whenever it is made.
+ * xterm.js, its add-ons (~420 KB of script) and its stylesheet, loaded with
+ * the first terminal shown rather than with the window, which then shows
+ * its state sooner whenever it is made.
  */
 let xterm = null;
 function loadXterm() {
   xterm ||= Promise.all([
+    loadStylesheet("vendor/xterm/xterm.css"),
     import("../vendor/xterm/xterm.js"),
     import("../vendor/xterm/addon-fit.js"),
     import("../vendor/xterm/addon-search.js"),
     import("../vendor/xterm/addon-unicode11.js"),
     import("../vendor/xterm/addon-web-links.js"),
-  ]).then(([x, fit, search, unicode, links]) => ({
+  ]).then(([, x, fit, search, unicode, links]) => ({
     Terminal: x.Terminal,
     FitAddon: fit.FitAddon,
     SearchAddon: search.SearchAddon,
@@ -31,6 +32,16 @@ function loadXterm() {
     WebLinksAddon: links.WebLinksAddon,
   }));
   return xterm;
+}
+
+/** Adds the stylesheet at `href` to the page; settles once it has loaded. */
+function loadStylesheet(href) {
+  return new Promise((resolve, reject) => {
+    const link = Object.assign(document.createElement("link"), { rel: "stylesheet", href });
+    link.onload = resolve;
+    link.onerror = () => reject(new Error(`the stylesheet ${href} could not be loaded`));
+    document.head.append(link);
+  });
 }
 
 /** Every session the app has (from `terminal_list` and `terminals-changed`). */
