@@ -15,6 +15,8 @@
 //!   change (it listens for `bottles-changed`; nothing calls it);
 //! - `window`: the window, made when opened and released (with its
 //!   webview) when closed or long hidden;
+//! - `idle_memory`: with no window, once settled, the app gives back the
+//!   memory starting and the released window left behind;
 //! - `watch`: engine events (Docker's event stream; a slow refresh on Apple's
 //!   runtime, which has none) → refreshed states, tray, and notifications for
 //!   bottles that stop unexpectedly.
@@ -29,6 +31,7 @@ mod actions;
 pub mod commands;
 pub mod external_terminal;
 mod files;
+pub mod idle_memory;
 pub mod new_bottle;
 pub mod notices;
 pub mod requests;
@@ -237,7 +240,9 @@ pub fn run() {
             // window is not made at all then (`create: false`), so no web
             // engine process is started until it is first opened.
             let hidden = std::env::args().any(|a| a == "--hidden");
-            if !(hidden && has_tray(app.handle())) {
+            if hidden && has_tray(app.handle()) {
+                idle_memory::give_back_when_settled(app.handle());
+            } else {
                 make_window(app.handle())?;
             }
             Ok(())
@@ -256,6 +261,7 @@ pub fn run() {
                     task.abort();
                 }
                 window::cancel_release(window.app_handle());
+                idle_memory::give_back_when_settled(window.app_handle());
             }
         })
         .build(tauri::generate_context!())
