@@ -5,8 +5,9 @@
 //! request, the agent's markup as text; "Allow once" in the window lets the
 //! agent's request through, once; a click on the next notification opens
 //! the Requests view and its "Allow for 1 hour" button answers it; ⌘W
-//! closes the window and releases its web engine, and the next
-//! notification's click makes it afresh with the request shown. The
+//! closes the window and releases its web engine, the app then gives back
+//! a quarter of its memory or more, and the next notification's click
+//! makes the window afresh with the request shown. The
 //! screenshot of the view goes to the README.
 //!
 //! The host the agent asks for is pinned to the project's own upstream on
@@ -278,6 +279,30 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Left without a window, the app gives back what the window and its
+    // start left behind (`idle_memory`, once settled); the window is then
+    // made again from there.
+    let app = bottlebar_e2e::procs::named(driver.0.id(), "bottlebar").expect("the app's process");
+    let pss = || bottlebar_e2e::procs::pss_kib(app);
+    let closed_kib = pss();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(30);
+    while pss() * 4 > closed_kib * 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the app without a window gave nothing back in 30 s: PSS {} KiB, {closed_kib} KiB when closed",
+            pss()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Settled: what the give-back left.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    println!(
+        "the app without a window gave back memory: PSS {} → {} MiB after {:.1} s",
+        closed_kib / 1024,
+        pss() / 1024,
+        started.elapsed().as_secs_f64()
+    );
     // The next request's notification, clicked, makes the window afresh
     // at the Requests view, which shows the request pending (read from the
     // core: nothing was kept in the page).

@@ -44,6 +44,14 @@ pub fn web_processes(pid: u32) -> usize {
         .count()
 }
 
+/// The first process under `pid` (or `pid` itself) whose command name is
+/// `comm` (as `/proc/PID/comm` has it: cut to 15 bytes).
+pub fn named(pid: u32, comm: &str) -> Option<u32> {
+    tree(pid).into_iter().find(|p| {
+        std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim_end() == comm)
+    })
+}
+
 /// The proportional set size of `pid`, in KiB (0 when unreadable).
 pub fn pss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
