@@ -53,7 +53,9 @@ function drawRequestCount() {
 async function onRoute({ fresh = false } = {}) {
   const r = route();
   if (r.kind === "bottle") {
-    await Promise.all([loadActivity(r.name), loadFailure(r.name)]);
+    // A running bottle's activity was read at the start already.
+    const activityRead = fresh && r.name in store.activity;
+    await Promise.all([activityRead || loadActivity(r.name), loadFailure(r.name)]);
     api.followAudit(r.name);
   } else if (r.kind === "edit") {
     await loadEditor(r.name);
