@@ -22,6 +22,7 @@ mod images;
 mod internet;
 pub mod procs;
 pub mod testkit;
+pub mod webdriver;
 
 pub use attack::{backend_label, gvisor_run, security_results_dir, Attack};
 pub use engine::{docker, docker_stdin, engine, netns_owner, Engine};

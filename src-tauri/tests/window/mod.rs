@@ -81,6 +81,16 @@ pub async fn open_app_with(home: &Path, env: &[(&str, &str)]) -> (Client, Killed
     (c, driver)
 }
 
+/// A new WebDriver session on the app already running as `app` (its
+/// process id): WebKit ends an automation session when the web engine's
+/// network process it began with ends, which the idle app makes it do
+/// (`idle_memory`), so a window made after that is driven through a
+/// session attached afresh (`bottlebar_e2e::webdriver`).
+pub async fn attach_to_app(app: u32) -> bottlebar_e2e::webdriver::Attached {
+    let inspector = bottlebar_e2e::webdriver::inspector_of(app).unwrap();
+    bottlebar_e2e::webdriver::attach(&inspector).await.unwrap()
+}
+
 /// The app the window tests drive: this build's, or the one named by
 /// `BOTTLEBAR_TEST_APP` (to time the build people get, `app-release`).
 fn app_binary() -> String {

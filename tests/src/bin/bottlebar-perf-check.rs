@@ -207,6 +207,12 @@ fn measured(args: &Args) -> Result<Vec<Metric>> {
             higher_is_better: false,
             value: number(&v, "/window_closed/pss_mib", "idle results")?,
         });
+        out.push(Metric {
+            key: "idle_after_use_pss_mib",
+            what: "idle app, window closed after use: PSS (MiB)",
+            higher_is_better: false,
+            value: number(&v, "/window_closed_after_use/pss_mib", "idle results")?,
+        });
     }
     Ok(out)
 }

@@ -1,0 +1,95 @@
+//! WebDriver sessions on an app already running: a WebKitWebDriver of our
+//! own, attached to the inspector the app was started with
+//! (`WEBKIT_INSPECTOR_SERVER`, as WebDriver sets it for an app it starts,
+//! with `TAURI_WEBVIEW_AUTOMATION=true`).
+//!
+//! Used where a session has to begin after the app did: the idle
+//! measurement closes the window of an app it started itself, and the
+//! window tests drive a window made after WebKit ended the first session
+//! (it does when the network process it began with ends, which the idle
+//! app makes it do).
+
+use anyhow::{anyhow, Context, Result};
+use fantoccini::{Client, ClientBuilder};
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A session on a running app, and its driver (ended when dropped).
+pub struct Attached {
+    /// The session.
+    pub client: Client,
+    _driver: Driver,
+}
+
+/// The WebKitWebDriver process, killed (and reaped) when dropped.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The environment that makes an app started with it open to [`attach`]:
+/// automation allowed, its inspector on `127.0.0.1:port`.
+pub fn automation_env(port: u16) -> [(&'static str, String); 2] {
+    [
+        ("TAURI_WEBVIEW_AUTOMATION", "true".into()),
+        ("WEBKIT_INSPECTOR_SERVER", format!("127.0.0.1:{port}")),
+    ]
+}
+
+/// The inspector address the process `pid` was started with.
+pub fn inspector_of(pid: u32) -> Result<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ"))
+        .with_context(|| format!("reading the environment of process {pid}"))?;
+    environ
+        .split(|b| *b == 0)
+        .find_map(|v| v.strip_prefix(b"WEBKIT_INSPECTOR_SERVER="))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .ok_or_else(|| {
+            anyhow!("process {pid} has no WEBKIT_INSPECTOR_SERVER: not started for WebDriver")
+        })
+}
+
+/// A new session on the app whose inspector is at `inspector`, retried for
+/// up to 20 s (the app may still be starting).
+pub async fn attach(inspector: &str) -> Result<Attached> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let driver = Driver(
+        Command::new("WebKitWebDriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting WebKitWebDriver (webkit2gtk-driver; scripts/setup installs it)")?,
+    );
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "webkitgtk:browserOptions".into(),
+        json!({ "targetAddress": inspector }),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut connected = ClientBuilder::native()
+        .capabilities(caps.clone())
+        .connect(&url)
+        .await;
+    while connected.is_err() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        connected = ClientBuilder::native()
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await;
+    }
+    let client =
+        connected.map_err(|e| anyhow!("no WebDriver session on the app at {inspector}: {e}"))?;
+    Ok(Attached {
+        client,
+        _driver: driver,
+    })
+}
