@@ -51,9 +51,16 @@ unsafe fn advise(range: Range<usize>, advice: libc::c_int) {
 /// `dlclose`). Anything else mapped from a file (a font, a cache) may be
 /// unmapped at any time.
 pub fn pinned_segments() -> Vec<Range<usize>> {
+    // Pinned first, then located: a library pinned cannot be unloaded (or
+    // loaded again elsewhere) between the two.
+    let pinned: std::collections::HashSet<CString> = loaded_objects()
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| !name.is_empty() && pin(name))
+        .collect();
     loaded_objects()
         .into_iter()
-        .filter(|(name, _)| name.is_empty() || pin(name))
+        .filter(|(name, _)| name.is_empty() || pinned.contains(name))
         .flat_map(|(_, segments)| segments)
         .collect()
 }

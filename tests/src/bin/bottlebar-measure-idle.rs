@@ -82,7 +82,7 @@ fn main() -> Result<()> {
     println!("| window | PSS total | app | the rest | processes | CPU | wakeups/s, app | wakeups/s, all |");
     println!("|---|---|---|---|---|---|---|---|");
     for (what, i) in [
-        ("closed", &closed),
+        ("closed, never opened", &closed),
         ("open", &open),
         ("closed after use", &after_use),
     ] {
