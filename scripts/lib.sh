@@ -6,6 +6,22 @@ SIDECAR_TARGET="$(uname -m)-unknown-linux-gnu"
 export BOTTLEBAR_SIDECAR_BIN="${BOTTLEBAR_SIDECAR_BIN:-$CARGO_TARGET_DIR/$SIDECAR_TARGET/release/bottlebar-sidecar}"
 export BOTTLEBAR_TESTKIT_BIN="${BOTTLEBAR_TESTKIT_BIN:-$CARGO_TARGET_DIR/$SIDECAR_TARGET/release/bottlebar-testkit}"
 
+# Cargo decides whether a build is fresh by file times, not by where the
+# sources are: crates built from another checkout sharing this target
+# directory (CI's clone, say) pass for this one's, with that checkout's
+# paths compiled in (`env!("CARGO_MANIFEST_DIR")`: a test then reads files
+# that are not there). So when the checkout using the directory changes,
+# the workspace's own sources are touched, and only they are rebuilt.
+bottlebar_checkout="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+if [ "$(cat "$CARGO_TARGET_DIR/.bottlebar-checkout" 2>/dev/null)" != "$bottlebar_checkout" ]; then
+  if [ -d "$CARGO_TARGET_DIR" ]; then
+    find "$bottlebar_checkout"/{core,cli,sidecar,tests,src-tauri} -name '*.rs' -not -path '*/target/*' \
+      -exec touch {} +
+  fi
+  mkdir -p "$CARGO_TARGET_DIR"
+  printf '%s\n' "$bottlebar_checkout" > "$CARGO_TARGET_DIR/.bottlebar-checkout"
+fi
+
 # Each step says how far into its script it starts (a cold run's time, by step).
 say() { printf '\033[1m==> [%ss] %s\033[0m\n' "$SECONDS" "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
