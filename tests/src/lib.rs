@@ -102,6 +102,13 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// A loopback port free at the time of asking.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
 /// Where cargo builds (and where the suites keep what outlives a run).
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")

@@ -110,3 +110,13 @@ pub fn wakeups(pids: &[u32]) -> u64 {
         })
         .sum()
 }
+
+/// A child process killed (and reaped) when dropped.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

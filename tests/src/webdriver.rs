@@ -9,27 +9,18 @@
 //! (it does when the network process it began with ends, which the idle
 //! app makes it do).
 
+use crate::procs::Killed;
 use anyhow::{anyhow, Context, Result};
 use fantoccini::{Client, ClientBuilder};
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A session on a running app, and its driver (ended when dropped).
 pub struct Attached {
     /// The session.
     pub client: Client,
-    _driver: Driver,
-}
-
-/// The WebKitWebDriver process, killed (and reaped) when dropped.
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    _driver: Killed,
 }
 
 /// The environment that makes an app started with it open to [`attach`]:
@@ -57,10 +48,8 @@ pub fn inspector_of(pid: u32) -> Result<String> {
 /// A new session on the app whose inspector is at `inspector`, retried for
 /// up to 20 s (the app may still be starting).
 pub async fn attach(inspector: &str) -> Result<Attached> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let driver = Driver(
+    let port = crate::free_port()?;
+    let driver = Killed(
         Command::new("WebKitWebDriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -73,23 +62,33 @@ pub async fn attach(inspector: &str) -> Result<Attached> {
         "webkitgtk:browserOptions".into(),
         json!({ "targetAddress": inspector }),
     );
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut connected = ClientBuilder::native()
-        .capabilities(caps.clone())
-        .connect(&url)
-        .await;
-    while connected.is_err() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        connected = ClientBuilder::native()
-            .capabilities(caps.clone())
-            .connect(&url)
-            .await;
-    }
-    let client =
-        connected.map_err(|e| anyhow!("no WebDriver session on the app at {inspector}: {e}"))?;
+    let client = connect(&format!("http://127.0.0.1:{port}"), caps)
+        .await
+        .with_context(|| format!("no WebDriver session on the app at {inspector}"))?;
     Ok(Attached {
         client,
         _driver: driver,
     })
+}
+
+/// A session from the WebDriver at `url` with `capabilities`, retried for
+/// up to 20 s (the driver, or the app it starts, may still be starting).
+pub async fn connect(
+    url: &str,
+    capabilities: serde_json::Map<String, serde_json::Value>,
+) -> Result<Client> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match ClientBuilder::native()
+            .capabilities(capabilities.clone())
+            .connect(url)
+            .await
+        {
+            Ok(c) => return Ok(c),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(anyhow!("{e}")),
+        }
+    }
 }

@@ -21,8 +21,11 @@ pub struct Mapping {
 }
 
 impl Mapping {
-    fn private_read_only(&self) -> bool {
-        self.perms.as_bytes().get(1) == Some(&b'-') && self.perms.ends_with('p')
+    /// A private mapping of a file, not writable.
+    fn private_read_only_file(&self) -> bool {
+        self.path.is_some()
+            && self.perms.as_bytes().get(1) == Some(&b'-')
+            && self.perms.ends_with('p')
     }
 }
 
@@ -77,7 +80,7 @@ fn header(line: &str) -> Option<Mapping> {
 pub fn read_only_file_mappings(mappings: &[Mapping]) -> Vec<Range<usize>> {
     mappings
         .iter()
-        .filter(|m| m.path.is_some() && m.private_read_only())
+        .filter(|m| m.private_read_only_file())
         .filter(|m| m.rss_kib > m.anonymous_kib)
         .map(|m| m.range.clone())
         .collect()
@@ -93,7 +96,7 @@ pub fn droppable_mappings(
 ) -> Vec<Range<usize>> {
     mappings
         .iter()
-        .filter(|m| m.path.is_some() && m.private_read_only())
+        .filter(|m| m.private_read_only_file())
         .filter(|m| m.anonymous_kib == 0 && m.rss_kib > 0 && pinned(&m.range))
         .map(|m| m.range.clone())
         .collect()

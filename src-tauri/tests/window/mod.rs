@@ -3,10 +3,11 @@
 
 #![allow(dead_code)] // each test binary uses its own share of these
 
-use fantoccini::{Client, ClientBuilder, Locator};
+pub use bottlebar_e2e::procs::Killed;
+use fantoccini::{Client, Locator};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod notifications;
@@ -61,22 +62,9 @@ pub async fn open_app_with(home: &Path, env: &[(&str, &str)]) -> (Client, Killed
         "tauri:options".into(),
         json!({ "application": app_binary() }),
     );
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let c = loop {
-        match ClientBuilder::native()
-            .capabilities(caps.clone())
-            .connect(&url)
-            .await
-        {
-            Ok(c) => break c,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-            Err(e) => panic!("no WebDriver session: {e}"),
-        }
-    };
+    let c = bottlebar_e2e::webdriver::connect(&format!("http://127.0.0.1:{port}"), caps)
+        .await
+        .unwrap_or_else(|e| panic!("no WebDriver session: {e}"));
 
     (c, driver)
 }
@@ -97,22 +85,8 @@ fn app_binary() -> String {
     std::env::var("BOTTLEBAR_TEST_APP").unwrap_or_else(|_| env!("CARGO_BIN_EXE_bottlebar").into())
 }
 
-/// A child process killed (and reaped) when dropped.
-pub struct Killed(pub Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    bottlebar_e2e::free_port().unwrap()
 }
 
 pub fn target_dir() -> PathBuf {

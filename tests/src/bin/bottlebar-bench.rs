@@ -15,6 +15,7 @@
 //! Every loop is bounded in count and time.
 
 use anyhow::{bail, Context, Result};
+use bottlebar_e2e::free_port;
 use bottlebar_e2e::testkit::client::{Client, FetchOptions};
 use bottlebar_e2e::testkit::pki::TestCa;
 use bottlebar_e2e::testkit::server;
@@ -259,12 +260,6 @@ async fn wait_for_port(port: u16, what: &str) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bail!("{what} did not start listening on port {port}")
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 #[tokio::main]

@@ -10,12 +10,12 @@
 //! and Docker. The bottle's self-test probes this machine's fake internet.
 
 use anyhow::{bail, Context, Result};
-use bottlebar_e2e::procs::{cpu_ticks, pss_kib, tree, wakeups};
+use bottlebar_e2e::procs::{cpu_ticks, pss_kib, tree, wakeups, Killed};
 use bottlebar_e2e::{sidecar_bin, webdriver, Harness};
 use clap::Parser;
 use serde_json::json;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -113,9 +113,7 @@ enum Window {
 
 /// Starts the app, leaves it alone, measures, stops it.
 fn measure(args: &Args, h: &Harness, window: Window) -> Result<Idle> {
-    let inspector_port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let inspector_port = bottlebar_e2e::free_port()?;
     let mut cmd = Command::new(&args.app);
     cmd.env("BOTTLEBAR_HOME", h.home.path())
         .env("BOTTLEBAR_SIDECAR_BIN", sidecar_bin())
@@ -200,14 +198,4 @@ fn close_window(port: u16) -> Result<()> {
         }
         Ok(())
     })
-}
-
-/// A child process killed (and reaped) when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
