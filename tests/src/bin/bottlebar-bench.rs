@@ -6,6 +6,9 @@
 //! - direct to the upstream;
 //! - through the real `bottlebar-sidecar` binary (TLS interception, rules,
 //!   secret scanning and audit all on, as in a bottle);
+//! - through a bare `CONNECT` relay (`bottlebar-testkit relay`, with
+//!   `--relay`): a second TCP leg and nothing else, the floor any proxy
+//!   starts from on the machine at hand;
 //! - through mitmproxy's `mitmdump`, when it is installed.
 //!
 //! Latency is measured in rounds in which the paths take turns, so that a
@@ -57,6 +60,10 @@ struct Args {
     /// Size of each upload's body, in KiB.
     #[arg(long, default_value_t = 1024)]
     upload_kib: usize,
+    /// The `bottlebar-testkit` binary, to measure a bare `CONNECT` relay
+    /// too (the floor of any proxy here); none skips it.
+    #[arg(long)]
+    relay: Option<PathBuf>,
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
@@ -323,6 +330,27 @@ async fn main() -> Result<()> {
             )?,
         },
     ];
+
+    // The bare relay: TLS end to end, so the client trusts the upstream's CA.
+    let mut _relay = None;
+    if let Some(testkit) = &args.relay {
+        let port = free_port()?;
+        let child = Command::new(testkit)
+            .args(["relay", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--to", &format!("127.0.0.1:{up_port}")])
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {} relay", testkit.display()))?;
+        _relay = Some(Guard(child));
+        wait_for_port(port, "the relay").await?;
+        paths.push(Path {
+            name: "bare relay".into(),
+            client: Client::new(
+                Some(format!("127.0.0.1:{port}")),
+                internet.cert_pem.as_bytes(),
+            )?,
+        });
+    }
 
     // mitmproxy, when installed, configured to verify the upstream the same way.
     let mut _mitm = None;

@@ -7,11 +7,13 @@
 //! - `flood`: many half-open tunnels to the proxy, then a real request;
 //! - `rawframe`, `sniff`: crafted Ethernet frames, sent and watched for;
 //! - `idle`: does nothing, forever (a container that only holds a namespace);
+//! - `relay`: a bare `CONNECT` relay to one loopback upstream, for the
+//!   benchmark to measure the sidecar against (two TCP legs, nothing read);
 //! - `mcp`: an MCP client (the official Rust SDK's) for the supervise
 //!   endpoint: `conformance`, or `call NAME --args JSON`, printed as JSON.
 
 use anyhow::{Context, Result};
-use bottlebar_e2e::testkit::{client, mcp, raw, server};
+use bottlebar_e2e::testkit::{client, mcp, raw, relay, server};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -111,6 +113,14 @@ enum Command {
     },
     /// Sleeps forever.
     Idle,
+    /// Relays every `CONNECT` on `listen` to `to` (a loopback address),
+    /// copying bytes only; on two runtime threads, as the sidecar runs.
+    Relay {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        #[arg(long)]
+        to: std::net::SocketAddr,
+    },
     /// Talks MCP to the supervise endpoint.
     Mcp {
         /// The endpoint (default: `$MCP_SUPERVISE_URL`).
@@ -136,9 +146,24 @@ enum McpAction {
     },
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<()> {
-    match Cli::parse().command {
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // The relay is measured beside the sidecar, so it runs as the sidecar
+    // does (two worker threads); every other tool needs only one thread.
+    let runtime = match cli.command {
+        Command::Relay { .. } => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?,
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+    };
+    runtime.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
         Command::Mcp {
             url,
             protocol,
@@ -163,6 +188,12 @@ async fn main() -> Result<()> {
             };
             println!("{out}");
             Ok(())
+        }
+        Command::Relay { listen, to } => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("listening on {listen}"))?;
+            relay::serve(listener, to).await
         }
         Command::Serve {
             http_port,
