@@ -198,6 +198,31 @@ fn measured(args: &Args) -> Result<Vec<Metric>> {
                 value: number(&sidecar, field, f)? / number(&direct, field, f)?,
             });
         }
+        // Beside the bare relay too, when it was measured: the kernel's
+        // second leg is in both, so this is the sidecar's own share, and
+        // steadier than a share of direct on a noisy machine.
+        if let Ok(relay) = row("bare relay") {
+            let of_relay = [
+                (
+                    "proxy_throughput_of_relay",
+                    "proxy: throughput on 8 connections ÷ bare relay",
+                    "/concurrent_rps",
+                ),
+                (
+                    "proxy_upload_of_relay",
+                    "proxy: 1 MiB uploads through secret scanning ÷ bare relay",
+                    "/upload_mb_s",
+                ),
+            ];
+            for (key, what, field) in of_relay {
+                out.push(Metric {
+                    key,
+                    what,
+                    higher_is_better: true,
+                    value: number(&sidecar, field, f)? / number(&relay, field, f)?,
+                });
+            }
+        }
     }
     if let Some(path) = &args.idle {
         let v = read_json(path)?;
