@@ -31,6 +31,14 @@ pub fn ensure_default() -> Result<(), Failure> {
     if network_json("default").is_some() {
         return Ok(());
     }
+    // Many double processes run at once (tests run in parallel), and Docker
+    // makes two networks of one name when asked at the same moment: one
+    // process creates it, under a lock every double on this machine takes,
+    // as the one service does on a Mac; the others then find it.
+    let _creating = default_network_lock()?;
+    if network_json("default").is_some() {
+        return Ok(());
+    }
     let name = docker_network("default");
     let mode = format!("{MODE_LABEL}=nat");
     let create = |subnet: &[&str]| {
@@ -51,6 +59,17 @@ pub fn ensure_default() -> Result<(), Failure> {
         create(&[])?;
     }
     Ok(())
+}
+
+/// The machine-wide lock held while the `default` network is created
+/// (released when dropped). Docker's networks are the machine's, so the
+/// lock is too, whatever state directory a double uses.
+fn default_network_lock() -> Result<std::fs::File, Failure> {
+    let path = std::env::temp_dir().join("bottlebar-container-double-default-network.lock");
+    let file = std::fs::File::create(&path)
+        .and_then(|f| f.lock().map(|()| f))
+        .map_err(|e| Failure::failed(format!("locking {}: {e}", path.display())))?;
+    Ok(file)
 }
 
 /// The 1.x network element for Docker's view of a network.
