@@ -71,6 +71,19 @@ pub fn refused(v: &Value) -> bool {
     denied_by_sidecar(v) || (v["status"].is_null() && v["error"].is_string())
 }
 
+/// The reason code the sidecar gave a refusal (its `x-bottlebar-deny`
+/// header), or `""` when it gave none.
+pub fn deny_code(v: &Value) -> String {
+    v["headers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|h| h[0] == "x-bottlebar-deny")
+        .and_then(|h| h[1].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
 pub fn denied_by_sidecar(v: &Value) -> bool {
     status(v) == 403
         && v["headers"]

@@ -4,6 +4,7 @@
 //! Every request is made by the static test kit inside the agent, through
 //! the proxy settings the bottle gives it.
 
+use bottlebar_e2e::escape::deny_code;
 use bottlebar_e2e::testkit::pki::TestCa;
 use bottlebar_e2e::*;
 use serde_json::Value;
@@ -38,16 +39,6 @@ fn status(v: &Value) -> u64 {
     v["status"]
         .as_u64()
         .unwrap_or_else(|| panic!("no status: {v}"))
-}
-
-fn deny_code(v: &Value) -> String {
-    v["headers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|h| h[0] == "x-bottlebar-deny")
-        .map(|h| h[1].as_str().unwrap().to_string())
-        .unwrap_or_default()
 }
 
 fn echo(v: &Value) -> Value {

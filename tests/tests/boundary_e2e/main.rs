@@ -21,17 +21,6 @@ mod limits_and_egress;
 mod packets;
 mod sidecar_state;
 
-fn deny_code(v: &Value) -> String {
-    v["headers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|h| h[0] == "x-bottlebar-deny")
-        .and_then(|h| h[1].as_str())
-        .unwrap_or("")
-        .to_string()
-}
-
 fn denied_with(v: &Value, code: &str) -> bool {
     status(v) == 403 && deny_code(v) == code
 }
