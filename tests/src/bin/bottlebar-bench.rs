@@ -19,12 +19,13 @@
 
 use anyhow::{bail, Context, Result};
 use bottlebar_e2e::free_port;
+use bottlebar_e2e::procs::Killed;
 use bottlebar_e2e::testkit::client::{Client, FetchOptions};
 use bottlebar_e2e::testkit::pki::TestCa;
 use bottlebar_e2e::testkit::server;
 use clap::Parser;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -121,16 +122,6 @@ async fn uploads(name: &str, client: &Client, url: &str, args: &Args) -> Result<
         }
     }
     Ok(sent as f64 / started.elapsed().as_secs_f64() / 1e6)
-}
-
-/// Stops a child process when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -314,7 +305,7 @@ async fn main() -> Result<()> {
         .stdout(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {}", args.sidecar.display()))?;
-    let _sidecar = Guard(sidecar);
+    let _sidecar = Killed(sidecar);
     wait_for_port(proxy_port, "the sidecar").await?;
 
     let mut paths = vec![
@@ -341,7 +332,7 @@ async fn main() -> Result<()> {
             .stdout(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {} relay", testkit.display()))?;
-        _relay = Some(Guard(child));
+        _relay = Some(Killed(child));
         wait_for_port(port, "the relay").await?;
         paths.push(Path {
             name: "bare relay".into(),
@@ -378,7 +369,7 @@ async fn main() -> Result<()> {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()?;
-            _mitm = Some(Guard(child));
+            _mitm = Some(Killed(child));
             wait_for_port(port, "mitmdump").await?;
             let ca =
                 std::fs::read(confdir.join("mitmproxy-ca-cert.pem")).context("mitmproxy's CA")?;
