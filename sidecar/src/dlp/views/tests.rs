@@ -138,7 +138,7 @@ fn only_runs_not_inside_a_kept_stretch_are_new() {
     // stretches: `new_runs` (which looks only at the stretches' edges and
     // the bytes between them) finds just the runs that are not strictly
     // inside a stretch, and `hex_runs`, looking only inside the base64
-    // runs, decodes just those.
+    // runs, decodes just those, at both alignments of their digit pairs.
     let mut seed = 0x9e37_79b9_u64;
     let mut next = move || {
         seed = seed
@@ -181,8 +181,9 @@ fn only_runs_not_inside_a_kept_stretch_are_new() {
         );
         let decoded: Vec<u8> = want
             .iter()
+            .flat_map(|r| [r.start..r.end, r.start + 1..r.end])
             .flat_map(|r| {
-                let pairs = data[r.clone()].chunks_exact(2);
+                let pairs = data[r].chunks_exact(2);
                 let bytes = pairs.map(|p| hex_val(p[0]).unwrap() * 16 + hex_val(p[1]).unwrap());
                 bytes.chain([b'\n'])
             })
@@ -193,5 +194,83 @@ fn only_runs_not_inside_a_kept_stretch_are_new() {
             "{:?} kept {kept:?}",
             String::from_utf8_lossy(&data)
         );
+    }
+}
+
+#[test]
+fn the_lenient_base64_decoder_agrees_with_a_strict_one_where_that_one_decodes() {
+    // Pseudo-random symbols of both alphabets, every length: where the
+    // strict decoder of the symbols' own alphabet accepts them, the
+    // lenient one gives the same bytes; where it refuses (stray low bits,
+    // a lone last symbol), the lenient one still decodes every whole byte.
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let mut seed = 0x2545_f491_u64;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as usize
+    };
+    let standard = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for round in 0..5000 {
+        let len = round % 40;
+        let url = round % 2 == 0;
+        let symbols: Vec<u8> = (0..len)
+            .map(|_| match standard[next() % 64] {
+                b'+' if url => b'-',
+                b'/' if url => b'_',
+                b => b,
+            })
+            .collect();
+        let mut lenient = Vec::new();
+        runs::decode_base64(&symbols, &mut lenient);
+        assert_eq!(lenient.len(), len * 6 / 8, "{symbols:?}");
+        let engine = if url {
+            &URL_SAFE_NO_PAD
+        } else {
+            &STANDARD_NO_PAD
+        };
+        if let Ok(strict) = engine.decode(&symbols) {
+            assert_eq!(lenient, strict, "{symbols:?}");
+        }
+        // The bytes encode back to the symbols, but for the last one's
+        // stray low bits (and a lone last symbol).
+        let whole = len - usize::from(len % 4 == 1);
+        let again = engine.encode(&lenient);
+        assert_eq!(again.len(), whole, "{symbols:?}");
+        let exact = if whole % 4 == 0 { whole } else { whole - 1 };
+        assert_eq!(&again.as_bytes()[..exact], &symbols[..exact], "{symbols:?}");
+    }
+    // Mixed alphabets in one run decode as either would.
+    let mut mixed = Vec::new();
+    runs::decode_base64(b"+/-_", &mut mixed);
+    assert_eq!(mixed, STANDARD_NO_PAD.decode("+/+/").unwrap());
+}
+
+#[test]
+fn every_alignment_of_a_base64_run_is_its_own_decoding() {
+    // Runs of every length and content: `base64_runs`, which decodes each
+    // run once and shifts the bits for the other alignments, gives what
+    // decoding the run from each of its first four symbols would.
+    let mut seed = 0x6a09_e667_u64;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as usize
+    };
+    let symbols = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_";
+    for len in MIN_RUN..MIN_RUN + 40 {
+        let run: Vec<u8> = (0..len).map(|_| symbols[next() % symbols.len()]).collect();
+        let mut want = Vec::new();
+        for k in 0..4 {
+            runs::decode_base64(&run[k..], &mut want);
+            want.push(b'\n');
+        }
+        let data = [b"{".as_slice(), &run, b"}"].concat();
+        let alphabet = alphabet_runs(&data, &[]);
+        assert_eq!(alphabet.len(), 1);
+        assert_eq!(alphabet[0], 1..1 + len);
+        assert_eq!(runs::base64_runs(&data, &alphabet), Some(want), "{run:?}");
     }
 }
