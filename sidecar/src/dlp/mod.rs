@@ -312,7 +312,9 @@ impl Scanner {
         if self.is_empty() {
             return None;
         }
-        let budget = 4 * data.len() + 64 * 1024;
+        // Every base64 run decodes at four alignments (three times its
+        // size), then its payload's views: room for three layers of that.
+        let budget = 8 * data.len() + 64 * 1024;
         views::decoded(data, budget, self.peeling)
             .into_iter()
             .find(|v| self.is_match(&v.data))

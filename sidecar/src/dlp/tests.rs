@@ -212,3 +212,26 @@ fn runs_are_decoded_at_every_alignment_and_however_they_end() {
         }
     }
 }
+
+#[test]
+fn filler_that_inflates_the_views_does_not_hide_a_nested_payload() {
+    // Base64 filler (whose decoding is base64 again) fills the stream's
+    // whole window before a token base64-encoded twice, or hex over base64.
+    let s = scanner();
+    let token = "key=AKIAIOSFODNN7EXAMPLE";
+    let twice = STANDARD.encode(STANDARD.encode(token));
+    let hex_b64 = hex(STANDARD.encode(token).as_bytes());
+    for pad in [0usize, 1000, 30_000, 60_000] {
+        let b64_filler: String = "QUJD".chars().cycle().take(pad).collect();
+        let hex_filler: String = "0123456789abcdef".chars().cycle().take(pad).collect();
+        for data in [
+            format!("{b64_filler} {twice}"),
+            format!("{hex_filler}{hex_b64}"),
+        ] {
+            let f = s
+                .first_deep(data.as_bytes())
+                .unwrap_or_else(|| panic!("missed after {pad} bytes of filler"));
+            assert!(f.kind.contains("AWS"), "{f:?}");
+        }
+    }
+}

@@ -5,7 +5,10 @@
 //! when its trigger is present (a `%`, a `\`, whitespace, a long base64 or
 //! hex run), views of views are taken up to [`MAX_DEPTH`] layers, and the
 //! total is bounded by a byte budget, so a hostile input costs a bounded
-//! multiple of its own size.
+//! multiple of its own size. A view past the budget is still taken (and
+//! scanned) while a second budget as large lasts, but not peeled further:
+//! filler that inflates the views cannot make the scanner skip the layer
+//! the secret is in, only the layers below it.
 //!
 //! Every view is scanned in full, so their number is what deep scanning
 //! costs: [`Peeling::Combined`] undoes line breaks, string escapes and
@@ -45,6 +48,8 @@ pub struct View {
     /// run strictly inside one is, with the bytes around it, a run of that
     /// view too: decoded when it was peeled, at a shallower layer.
     kept: Vec<Range<usize>>,
+    /// Taken past the budget: scanned, but not peeled.
+    leaf: bool,
 }
 
 /// What a decoder made: the decoded bytes, and the stretches of them copied
@@ -130,12 +135,15 @@ fn fresh(data: Vec<u8>) -> Decoded {
     (data, Vec::new())
 }
 
-/// Every decoded view of `data`, up to [`MAX_DEPTH`] layers deep, at most
-/// `budget` bytes in total. `data` itself is not included.
+/// Every decoded view of `data`, up to [`MAX_DEPTH`] layers deep: at most
+/// `budget` bytes of views that are peeled further, and as many again of
+/// views that are not (see the module's documentation). `data` itself is
+/// not included.
 pub fn decoded(data: &[u8], budget: usize, peeling: Peeling) -> Vec<View> {
     let mut views = Views {
         out: Vec::new(),
         used: 0,
+        leaves_used: 0,
         budget,
         dropped: false,
         peeling,
@@ -146,6 +154,9 @@ pub fn decoded(data: &[u8], budget: usize, peeling: Peeling) -> Vec<View> {
     for _ in 1..MAX_DEPTH {
         let next_start = views.out.len();
         for i in layer {
+            if views.out[i].leaf {
+                continue;
+            }
             // Lent out while its own views are added after it.
             let view = std::mem::take(&mut views.out[i]);
             views.peel(&view.data, &view.kept, &view.how);
@@ -162,11 +173,14 @@ pub fn decoded(data: &[u8], budget: usize, peeling: Peeling) -> Vec<View> {
 /// The views taken so far, and what they may still take.
 struct Views {
     out: Vec<View>,
-    /// Bytes of views so far.
+    /// Bytes of views so far that are peeled further.
     used: usize,
+    /// Bytes of views past the budget (scanned, not peeled).
+    leaves_used: usize,
     budget: usize,
-    /// Whether a view was left out for the budget: then a kept run may
-    /// never have been decoded, and every run is decoded from then on.
+    /// Whether a view was not peeled, or left out, for the budget: then a
+    /// kept run may never have been decoded, and every run is decoded from
+    /// then on.
     dropped: bool,
     peeling: Peeling,
 }
@@ -194,11 +208,16 @@ impl Views {
             if d.is_empty() || d == data || self.out.iter().any(|o| o.data == d) {
                 continue;
             }
-            if self.used + d.len() > self.budget {
+            let leaf = self.used + d.len() > self.budget;
+            if leaf {
                 self.dropped = true;
-                continue;
+                if self.leaves_used + d.len() > self.budget {
+                    continue;
+                }
+                self.leaves_used += d.len();
+            } else {
+                self.used += d.len();
             }
-            self.used += d.len();
             let how = if how.is_empty() {
                 label.to_string()
             } else {
@@ -208,6 +227,7 @@ impl Views {
                 data: d,
                 how,
                 kept: d_kept,
+                leaf,
             });
         }
     }

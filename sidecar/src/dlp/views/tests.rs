@@ -72,7 +72,9 @@ fn plain_text_has_no_views_and_budget_bounds_work() {
         assert!(decoded(b"hello", 1 << 20, peeling).is_empty());
         let big = "QUJD".repeat(10_000);
         let views = decoded(big.as_bytes(), 1000, peeling);
-        assert!(views.iter().map(|v| v.data.len()).sum::<usize>() <= 1000);
+        let peeled: usize = views.iter().filter(|v| !v.leaf).map(|v| v.data.len()).sum();
+        let leaves: usize = views.iter().filter(|v| v.leaf).map(|v| v.data.len()).sum();
+        assert!(peeled <= 1000 && leaves <= 1000, "{peeled} {leaves}");
     }
 }
 
@@ -273,4 +275,28 @@ fn every_alignment_of_a_base64_run_is_its_own_decoding() {
         assert_eq!(alphabet[0], 1..1 + len);
         assert_eq!(runs::base64_runs(&data, &alphabet), Some(want), "{run:?}");
     }
+}
+
+#[test]
+fn a_view_past_the_budget_is_still_taken_but_not_peeled() {
+    // Layer one (the filler and the payload base64-decoded) fits the
+    // budget; layer two (where the payload shows) does not: it is taken
+    // anyway, as a leaf, and nothing is peeled from it.
+    use base64::engine::general_purpose::STANDARD;
+    let data = format!(
+        "{} {}",
+        "QUJD".repeat(500),
+        STANDARD.encode(STANDARD.encode(S))
+    );
+    let first_layer: usize = decoded(data.as_bytes(), 1 << 20, Peeling::Combined)
+        .iter()
+        .filter(|v| !v.how.contains(", "))
+        .map(|v| v.data.len())
+        .sum();
+    // Room for the first layer; the second layer's views (its percent
+    // and line-break view, 1.5 kB, then the base64 one, 4.6 kB) only as leaves.
+    let views = decoded(data.as_bytes(), first_layer + 100, Peeling::Combined);
+    let leaves: Vec<View> = views.iter().filter(|v| v.leaf).cloned().collect();
+    assert!(contains(&leaves, S), "{views:#?}");
+    assert!(views.iter().all(|v| v.how.matches(", ").count() <= 1));
 }
