@@ -235,3 +235,37 @@ fn filler_that_inflates_the_views_does_not_hide_a_nested_payload() {
         }
     }
 }
+
+/// Whitespace is dropped only around line breaks: words on one line are
+/// not glued into token look-alikes, while wrapped and indented encodings
+/// still read whole.
+#[test]
+fn words_are_not_glued_into_tokens_but_wrapped_lines_are_joined() {
+    let s = scanner();
+    for clean in [
+        "{\"html\":\"<div class=\\\"sk-folding-cube sk-cube1 sk-cube2\\\"></div>\\n\"}",
+        "{\"t\":\"sk-learn is great for all the models we train\\n\"}",
+        "import x\n# sk-learn is great for all the models we train\n",
+        "locale: sk-SK  default for the whole installation\n",
+    ] {
+        assert_eq!(s.first_deep(clean.as_bytes()), None, "{clean}");
+    }
+    let token = "ghp_abcdefghijklmnopqrstuvwxyz0123456789";
+    let b64 = STANDARD.encode(format!("token={token}"));
+    let indented: String = b64
+        .as_bytes()
+        .chunks(16)
+        .map(|c| format!("    {}", std::str::from_utf8(c).unwrap()))
+        .collect::<Vec<_>>()
+        .join(" \n");
+    for wrapped in [
+        format!("key: |\n{indented}\n"),
+        format!("{{\"k\":\"{}\\n    {}\"}}", &token[..20], &token[20..]),
+        format!("{}\r\n\t{}", &token[..20], &token[20..]),
+    ] {
+        let f = s
+            .first_deep(wrapped.as_bytes())
+            .unwrap_or_else(|| panic!("missed {wrapped}"));
+        assert!(f.kind.contains("GitHub"), "{wrapped}: {f:?}");
+    }
+}

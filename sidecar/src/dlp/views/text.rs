@@ -45,17 +45,21 @@ impl Stops {
     }
 }
 
+/// What a rewrite does at a special byte: `Ok(n)` consumes `n` bytes (their
+/// decoding, if any, pushed to the output), `Err(n)` copies `n` unchanged.
+type Step = Result<usize, usize>;
+
 /// Rewrites `data` left to right: at each byte `special` picks out (each
 /// one a [`Stops`] byte), `step` either consumes some bytes (pushing their
-/// decoding to `out`) or declines (the byte is copied). Runs of other bytes
-/// are copied whole. `None` when nothing changed; else the rewritten bytes
-/// and the stretches of them copied unchanged, each from one stretch of
-/// `data` (see `View::kept`).
+/// decoding to `out`) or declines (bytes copied). Runs of other bytes are
+/// copied whole. `None` when nothing changed; else the rewritten bytes and
+/// the stretches of them copied unchanged, each from one stretch of `data`
+/// (see `View::kept`).
 fn rewrite(
     data: &[u8],
     stops: Stops,
     special: impl Fn(u8) -> bool,
-    step: impl Fn(&[u8], usize, &mut Vec<u8>) -> Option<usize>,
+    step: impl Fn(&[u8], usize, &mut Vec<u8>) -> Step,
 ) -> Option<Decoded> {
     let mut out = Vec::with_capacity(data.len());
     // Text breaks into a stretch about every word: sized for that at once.
@@ -73,7 +77,7 @@ fn rewrite_into(
     data: &[u8],
     stops: Stops,
     special: impl Fn(u8) -> bool,
-    step: impl Fn(&[u8], usize, &mut Vec<u8>) -> Option<usize>,
+    step: impl Fn(&[u8], usize, &mut Vec<u8>) -> Step,
     out: &mut Vec<u8>,
     kept: &mut Kept,
 ) -> bool {
@@ -90,14 +94,14 @@ fn rewrite_into(
         }
         kept.copy(out, &data[copied..i]);
         match step(data, i, out) {
-            Some(used) => {
+            Ok(used) => {
                 changed = true;
                 kept.cut();
                 i += used;
             }
-            None => {
-                kept.copy(out, &data[i..i + 1]);
-                i += 1;
+            Err(unchanged) => {
+                kept.copy(out, &data[i..i + unchanged]);
+                i += unchanged;
             }
         }
         copied = i;
@@ -140,29 +144,47 @@ impl Kept {
     }
 }
 
-/// Whether `data` has a line break or tab, raw or as a string escape: then
-/// its whitespace is taken for wrapping and dropped.
+/// Whether `data` has a line break, raw or as a string escape: then the
+/// whitespace around each is taken for wrapping and dropped.
 fn has_breaks(data: &[u8]) -> bool {
-    memchr::memchr3(b'\n', b'\r', b'\t', data).is_some()
-        || memchr::memchr_iter(b'\\', data)
-            .any(|i| matches!(data.get(i + 1), Some(b'n' | b'r' | b't')))
+    memchr::memchr2(b'\n', b'\r', data).is_some()
+        || memchr::memchr_iter(b'\\', data).any(|i| matches!(data.get(i + 1), Some(b'n' | b'r')))
 }
 
-/// A whitespace byte, or an escaped break, at `i`: how many bytes it takes.
-fn break_at(data: &[u8], i: usize) -> Option<usize> {
-    match data[i] {
-        b'\\' => matches!(data.get(i + 1), Some(b'n' | b'r' | b't')).then_some(2),
-        b if b.is_ascii_whitespace() => Some(1),
-        _ => None,
+/// The whitespace at `i` (raw, or `\n`, `\r`, `\t` escapes): dropped
+/// whole if it holds a line break — wrapping, and the indentation around
+/// it, as in a PEM block inside YAML — and copied if it does not: spaces
+/// between words on one line are text, and dropping them glued words into
+/// token look-alikes (`"sk-folding-cube sk-cube1 sk-cube2"` read as an
+/// OpenAI key). `None` when there is no whitespace at `i`.
+fn whitespace_at(data: &[u8], i: usize) -> Option<Step> {
+    let (mut end, mut line_break) = (i, false);
+    loop {
+        match data.get(end) {
+            Some(b'\n' | b'\r') => line_break = true,
+            Some(b) if b.is_ascii_whitespace() => {}
+            Some(b'\\') => match data.get(end + 1) {
+                Some(b'n' | b'r') => {
+                    line_break = true;
+                    end += 1;
+                }
+                Some(b't') => end += 1,
+                _ => break,
+            },
+            _ => break,
+        }
+        end += 1;
     }
+    let len = end - i;
+    (len > 0).then_some(if line_break { Ok(len) } else { Err(len) })
 }
 
 /// A `%XX` escape at `i`, decoded into `out`.
-fn percent_at(data: &[u8], i: usize, out: &mut Vec<u8>) -> Option<usize> {
-    let h = hex_val(*data.get(i + 1)?)?;
-    let l = hex_val(*data.get(i + 2)?)?;
+fn percent_at(data: &[u8], i: usize, out: &mut Vec<u8>) -> Step {
+    let digit = |at: usize| data.get(at).and_then(|&b| hex_val(b)).ok_or(1usize);
+    let (h, l) = (digit(i + 1)?, digit(i + 2)?);
     out.push(h * 16 + l);
-    Some(3)
+    Ok(3)
 }
 
 /// Line breaks, string escapes and percent escapes undone in one pass.
@@ -185,8 +207,10 @@ pub(super) fn unescape_text(data: &[u8]) -> Option<Decoded> {
     };
     let step = |d: &[u8], i: usize, out: &mut Vec<u8>| match d[i] {
         b'%' => percent_at(d, i, out),
-        b'\\' => break_at(d, i).or_else(|| escape_at(d, i, out)),
-        _ => break_at(d, i),
+        b'\\' => whitespace_at(d, i)
+            .filter(|_| breaks)
+            .unwrap_or_else(|| escape_at(d, i, out).ok_or(1)),
+        _ => whitespace_at(d, i).unwrap_or(Err(1)),
     };
     if data.is_ascii() {
         // Text (the check is vectorised): decoded whole, control bytes and all.
@@ -215,7 +239,7 @@ fn is_text(b: u8) -> bool {
 
 /// Without line breaks (and the escaped ones of JSON strings), so
 /// line-wrapped base64 (PEM's 64 columns, MIME's 76, any width) reads whole;
-/// other whitespace goes too once a break is there.
+/// the whitespace around a break goes with it (see [`whitespace_at`]).
 pub(super) fn strip_breaks(data: &[u8]) -> Option<Decoded> {
     if !has_breaks(data) {
         return None;
@@ -225,7 +249,9 @@ pub(super) fn strip_breaks(data: &[u8]) -> Option<Decoded> {
         low: true,
         bytes: [b'\\'; 2],
     };
-    rewrite(data, stops, special, |d, i, _| break_at(d, i))
+    rewrite(data, stops, special, |d, i, _| {
+        whitespace_at(d, i).unwrap_or(Err(1))
+    })
 }
 
 /// `%XX` escapes decoded wherever they are, so a secret partly encoded
@@ -247,7 +273,12 @@ pub(super) fn escapes(data: &[u8]) -> Option<Decoded> {
         low: false,
         bytes: [b'\\'; 2],
     };
-    rewrite(data, stops, |b| b == b'\\', escape_at)
+    rewrite(
+        data,
+        stops,
+        |b| b == b'\\',
+        |d, i, out| escape_at(d, i, out).ok_or(1),
+    )
 }
 
 /// The string escape at `i` (a `\`), decoded into `out`: how many bytes it took.
