@@ -370,5 +370,18 @@ pub(crate) fn mixed_case_hex(s: &str) -> String {
         .collect()
 }
 
+/// A small deterministic pseudo-random sequence for the tests' generated
+/// inputs: the high 31 bits of a linear congruential generator.
+#[cfg(test)]
+pub(crate) fn pseudo_random(seed: u64) -> impl FnMut() -> usize {
+    let mut state = seed;
+    move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    }
+}
+
 #[cfg(test)]
 mod tests;

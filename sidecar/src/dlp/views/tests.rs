@@ -99,19 +99,13 @@ fn probing_for_runs_finds_what_a_byte_by_byte_scan_finds() {
     };
     // Pseudo-random strings of hex digits and a separator, with runs of
     // every length around MIN_RUN, at every position.
-    let mut seed = 0x2545_f491_u64;
+    let mut next = crate::dlp::pseudo_random(0x2545_f491);
     for len in 0..200 {
         for _ in 0..20 {
             let data: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed = seed
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    if (seed >> 33).is_multiple_of(23) {
-                        b' '
-                    } else {
-                        b"0a9F"[(seed >> 40) as usize % 4]
-                    }
+                .map(|_| match next() {
+                    r if r.is_multiple_of(23) => b' ',
+                    r => b"0a9F"[(r >> 7) % 4],
                 })
                 .collect();
             assert_eq!(
@@ -141,18 +135,12 @@ fn only_runs_not_inside_a_kept_stretch_are_new() {
     // the bytes between them) finds just the runs that are not strictly
     // inside a stretch, and `hex_runs`, looking only inside the base64
     // runs, decodes just those, at both alignments of their digit pairs.
-    let mut seed = 0x9e37_79b9_u64;
-    let mut next = move || {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (seed >> 33) as usize
-    };
+    let mut next = crate::dlp::pseudo_random(0x9e37_79b9);
     for _ in 0..3000 {
         let len = next() % 300;
         let data: Vec<u8> = (0..len)
             .map(|_| {
-                if next() % 29 == 0 {
+                if next().is_multiple_of(29) {
                     b' '
                 } else {
                     b"0a9F0a9Fz+"[next() % 10]
@@ -206,13 +194,7 @@ fn the_lenient_base64_decoder_agrees_with_a_strict_one_where_that_one_decodes() 
     // lenient one gives the same bytes; where it refuses (stray low bits,
     // a lone last symbol), the lenient one still decodes every whole byte.
     use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
-    let mut seed = 0x2545_f491_u64;
-    let mut next = move || {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (seed >> 33) as usize
-    };
+    let mut next = crate::dlp::pseudo_random(0x2545_f491);
     let standard = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for round in 0..5000 {
         let len = round % 40;
@@ -254,13 +236,7 @@ fn every_alignment_of_a_base64_run_is_its_own_decoding() {
     // Runs of every length and content: `base64_runs`, which decodes each
     // run once and shifts the bits for the other alignments, gives what
     // decoding the run from each of its first four symbols would.
-    let mut seed = 0x6a09_e667_u64;
-    let mut next = move || {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (seed >> 33) as usize
-    };
+    let mut next = crate::dlp::pseudo_random(0x6a09_e667);
     let symbols = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_";
     for len in MIN_RUN..MIN_RUN + 40 {
         let run: Vec<u8> = (0..len).map(|_| symbols[next() % symbols.len()]).collect();

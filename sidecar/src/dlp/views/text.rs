@@ -338,13 +338,8 @@ mod tests {
     fn the_word_at_a_time_search_finds_the_first_stop() {
         // Pseudo-random bytes, stops sparse or dense, every offset: the
         // eight-at-a-time search agrees with a byte-by-byte one.
-        let mut seed = 0x51f1_5e5d_u64;
-        let mut next = move || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) as u8
-        };
+        let mut random = crate::dlp::pseudo_random(0x51f1_5e5d);
+        let mut next = move || random() as u8;
         let all = [
             Stops {
                 low: true,
