@@ -23,7 +23,7 @@ mod runs;
 mod tests;
 mod text;
 
-use runs::{alphabet_runs, base64_runs, hex_runs};
+use runs::{alphabet_runs, base64_runs, hex_runs, Keep};
 use std::cell::OnceCell;
 use std::ops::Range;
 use text::{escapes, percent, strip_breaks, unescape_text};
@@ -60,8 +60,10 @@ type Decoded = (Vec<u8>, Vec<Range<usize>>);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Peeling {
     /// Line breaks, string escapes and percent escapes undone in one pass,
-    /// then base64 and hex runs. Layering reaches what one pass leaves (an
-    /// escape that decodes to a `%XX`, an escape cut by a line break).
+    /// then base64 and hex runs, of whose decodings only the text is kept
+    /// (`runs::Keep::Text`: every needle is text then). Layering reaches
+    /// what one pass leaves (an escape that decodes to a `%XX`, an escape
+    /// cut by a line break).
     Combined,
     /// Each decoder on its own, in every order: for a secret that the
     /// combined pass could change itself (see [`Peeling::for_secret`]).
@@ -108,26 +110,26 @@ impl Peeling {
         match self {
             Peeling::Combined => &[
                 (|i| unescape_text(i.data), "unescaped"),
-                (base64_view, "base64-decoded"),
-                (hex_view, "hex-decoded"),
+                (|i| base64_view(i, Keep::Text), "base64-decoded"),
+                (|i| hex_view(i, Keep::Text), "hex-decoded"),
             ],
             Peeling::Separate => &[
                 (|i| strip_breaks(i.data), "line breaks removed"),
                 (|i| percent(i.data), "percent-decoded"),
                 (|i| escapes(i.data), "escapes decoded"),
-                (base64_view, "base64-decoded"),
-                (hex_view, "hex-decoded"),
+                (|i| base64_view(i, Keep::All), "base64-decoded"),
+                (|i| hex_view(i, Keep::All), "hex-decoded"),
             ],
         }
     }
 }
 
-fn base64_view(i: &Input) -> Option<Decoded> {
-    base64_runs(i.data, i.alphabet()).map(fresh)
+fn base64_view(i: &Input, keep: Keep) -> Option<Decoded> {
+    base64_runs(i.data, i.alphabet(), keep).map(fresh)
 }
 
-fn hex_view(i: &Input) -> Option<Decoded> {
-    hex_runs(i.data, i.kept, i.alphabet()).map(fresh)
+fn hex_view(i: &Input, keep: Keep) -> Option<Decoded> {
+    hex_runs(i.data, i.kept, i.alphabet(), keep).map(fresh)
 }
 
 /// Decoded bytes with nothing copied from their input.

@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use super::MIN_RUN;
+use super::{MIN_RUN, MIN_TEXT};
 
 /// Maximal runs of `pred` bytes at least `min` long, as ranges.
 ///
@@ -92,25 +92,108 @@ pub(super) fn alphabet_runs(data: &[u8], kept: &[Range<usize>]) -> Vec<Range<usi
     new_runs(data, kept, |b| BASE64_VALUES[b as usize] != NOT_BASE64)
 }
 
+/// What a run decoder keeps of each decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Keep {
+    /// Every byte.
+    All,
+    /// Only its stretches of text ([`is_text`]) at least [`MIN_TEXT`]
+    /// long, joined by NULs. Under combined peeling every needle is text
+    /// (held secrets are then printable ASCII, see `Peeling::for_secret`;
+    /// token formats are text), and so is everything a later layer decodes
+    /// (escapes, percent escapes, base64 and hex runs, line breaks): no
+    /// other byte of a decoding can be part of a finding. A run decoded at
+    /// an alignment that is not its own is noise, nearly all of it
+    /// dropped here instead of scanned and peeled again.
+    Text,
+}
+
+/// Collects a run decoder's decodings, keeping what [`Keep`] says; each
+/// decoding kept ends with a NUL (not a line break, which the next layer
+/// would take for wrapping and drop, gluing one decoding to the next, and
+/// make an unescaped copy of the whole view for).
+struct Decodings {
+    keep: Keep,
+    out: Vec<u8>,
+    /// The decoding being made, when only its text is kept.
+    scratch: Vec<u8>,
+}
+
+impl Decodings {
+    /// Room for `bytes` decoded bytes in `decodings` decodings.
+    fn new(keep: Keep, bytes: usize, decodings: usize) -> Self {
+        let capacity = match keep {
+            Keep::All => bytes + decodings,
+            // Noise is dropped; a text payload is usually one alignment of four.
+            Keep::Text => bytes / 4 + decodings,
+        };
+        Decodings {
+            keep,
+            out: Vec::with_capacity(capacity),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Where the next decoding is appended, then [`Decodings::end`].
+    fn next(&mut self) -> &mut Vec<u8> {
+        match self.keep {
+            Keep::All => &mut self.out,
+            Keep::Text => {
+                self.scratch.clear();
+                &mut self.scratch
+            }
+        }
+    }
+
+    /// The decoding appended since [`Decodings::next`] is whole.
+    fn end(&mut self) {
+        match self.keep {
+            Keep::All => self.out.push(0),
+            Keep::Text => {
+                let before = self.out.len();
+                for r in runs(&self.scratch, MIN_TEXT, is_text) {
+                    if self.out.len() > before {
+                        self.out.push(0);
+                    }
+                    self.out.extend_from_slice(&self.scratch[r]);
+                }
+                if self.out.len() > before {
+                    self.out.push(0);
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> Option<Vec<u8>> {
+        (!self.out.is_empty()).then_some(self.out)
+    }
+}
+
+/// Printable ASCII and the whitespace of text.
+pub(super) fn is_text(b: u8) -> bool {
+    matches!(b, b' '..=b'~' | b'\t' | b'\n' | b'\r')
+}
+
 /// Every run of `alphabet` (see [`alphabet_runs`]) base64-decoded at each
 /// of the four alignments of its groups: alphanumerics glued before an
 /// encoded payload (`key` + base64) shift where its groups start, and the
-/// data may be a window cut mid-group. Each decoding ends with a line break.
-pub(super) fn base64_runs(data: &[u8], alphabet: &[Range<usize>]) -> Option<Vec<u8>> {
+/// data may be a window cut mid-group. Each decoding (what `keep` keeps of
+/// it) ends with a NUL.
+pub(super) fn base64_runs(data: &[u8], alphabet: &[Range<usize>], keep: Keep) -> Option<Vec<u8>> {
     let total: usize = alphabet.iter().map(|r| r.len()).sum();
-    // Each alignment decodes to three bytes per four, plus its line break.
-    let mut out = Vec::with_capacity(3 * total + 4 * alphabet.len());
+    // Each alignment decodes to three bytes per four.
+    let mut decodings = Decodings::new(keep, 3 * total, 4 * alphabet.len());
     let mut bits = Vec::new();
     for r in alphabet {
         bits.clear();
         pack_base64(&data[r.clone()], &mut bits);
         // Starting `k` symbols in is starting `6k` bits into the same bits.
         for k in 0..4 {
-            append_shifted(&bits, 6 * k, 6 * (r.len() - k) / 8, &mut out);
-            out.push(b'\n');
+            append_shifted(&bits, 6 * k, 6 * (r.len() - k) / 8, decodings.next());
+            decodings.end();
         }
     }
-    (!out.is_empty()).then_some(out)
+    decodings.finish()
 }
 
 /// Values of base64 symbols, both alphabets at once (`+` and `-` are 62,
@@ -187,14 +270,16 @@ fn append_shifted(bits: &[u8], bit: usize, len: usize, out: &mut Vec<u8>) {
 /// Every long hex run (either case, even mixed) decoded but those strictly
 /// inside a `kept` stretch, looked for only inside the `alphabet` runs;
 /// each at both alignments of its digit pairs (a hex digit glued before a
-/// hex payload shifts them), each decoding ending with a line break.
+/// hex payload shifts them), each decoding (what `keep` keeps of it)
+/// ending with a NUL.
 pub(super) fn hex_runs(
     data: &[u8],
     kept: &[Range<usize>],
     alphabet: &[Range<usize>],
+    keep: Keep,
 ) -> Option<Vec<u8>> {
     let total: usize = alphabet.iter().map(|r| r.len()).sum();
-    let mut out = Vec::with_capacity(total + 2 * alphabet.len());
+    let mut decodings = Decodings::new(keep, total, 2 * alphabet.len());
     let mut bits = Vec::new();
     for a in alphabet {
         for r in runs(&data[a.clone()], MIN_RUN, |b| b.is_ascii_hexdigit()) {
@@ -212,12 +297,12 @@ pub(super) fn hex_runs(
             bits.extend(odd);
             // One digit in is four bits in.
             for k in 0..2 {
-                append_shifted(&bits, 4 * k, (r.len() - k) / 2, &mut out);
-                out.push(b'\n');
+                append_shifted(&bits, 4 * k, (r.len() - k) / 2, decodings.next());
+                decodings.end();
             }
         }
     }
-    (!out.is_empty()).then_some(out)
+    decodings.finish()
 }
 
 /// Values of hex digits, either case (0 for every other byte: only digits

@@ -2,7 +2,7 @@
 
 use base64::Engine as _;
 
-use super::runs::{alphabet_runs, hex_runs, hex_val, new_runs, runs};
+use super::runs::{alphabet_runs, hex_runs, hex_val, new_runs, runs, Keep};
 use super::*;
 
 fn contains(views: &[View], needle: &str) -> bool {
@@ -175,11 +175,11 @@ fn only_runs_not_inside_a_kept_stretch_are_new() {
             .flat_map(|r| {
                 let pairs = data[r].chunks_exact(2);
                 let bytes = pairs.map(|p| hex_val(p[0]).unwrap() * 16 + hex_val(p[1]).unwrap());
-                bytes.chain([b'\n'])
+                bytes.chain([0])
             })
             .collect();
         assert_eq!(
-            hex_runs(&data, &kept, &alphabet_runs(&data, &kept)),
+            hex_runs(&data, &kept, &alphabet_runs(&data, &kept), Keep::All),
             (!decoded.is_empty()).then_some(decoded),
             "{:?} kept {kept:?}",
             String::from_utf8_lossy(&data)
@@ -243,13 +243,17 @@ fn every_alignment_of_a_base64_run_is_its_own_decoding() {
         let mut want = Vec::new();
         for k in 0..4 {
             runs::decode_base64(&run[k..], &mut want);
-            want.push(b'\n');
+            want.push(0);
         }
         let data = [b"{".as_slice(), &run, b"}"].concat();
         let alphabet = alphabet_runs(&data, &[]);
         assert_eq!(alphabet.len(), 1);
         assert_eq!(alphabet[0], 1..1 + len);
-        assert_eq!(runs::base64_runs(&data, &alphabet), Some(want), "{run:?}");
+        assert_eq!(
+            runs::base64_runs(&data, &alphabet, Keep::All),
+            Some(want),
+            "{run:?}"
+        );
     }
 }
 
@@ -257,11 +261,12 @@ fn every_alignment_of_a_base64_run_is_its_own_decoding() {
 fn a_view_past_the_budget_is_still_taken_but_not_peeled() {
     // Layer one (the filler and the payload base64-decoded) fits the
     // budget; layer two (where the payload shows) does not: it is taken
-    // anyway, as a leaf, and nothing is peeled from it.
+    // anyway, as a leaf, and nothing is peeled from it. The filler is text
+    // twice encoded, so that both of its layers are text, kept in full.
     use base64::engine::general_purpose::STANDARD;
     let data = format!(
         "{} {}",
-        "QUJD".repeat(500),
+        STANDARD.encode("QUJD".repeat(500)),
         STANDARD.encode(STANDARD.encode(S))
     );
     let first_layer: usize = decoded(data.as_bytes(), 1 << 20, Peeling::Combined)
@@ -269,10 +274,69 @@ fn a_view_past_the_budget_is_still_taken_but_not_peeled() {
         .filter(|v| !v.how.contains(", "))
         .map(|v| v.data.len())
         .sum();
-    // Room for the first layer; the second layer's views (its percent
-    // and line-break view, 1.5 kB, then the base64 one, 4.6 kB) only as leaves.
+    // Room for the first layer; the second layer's view (the base64
+    // one, 1.5 kB) only as a leaf.
     let views = decoded(data.as_bytes(), first_layer + 100, Peeling::Combined);
     let leaves: Vec<View> = views.iter().filter(|v| v.leaf).cloned().collect();
     assert!(contains(&leaves, S), "{views:#?}");
     assert!(views.iter().all(|v| v.how.matches(", ").count() <= 1));
+}
+
+#[test]
+fn keeping_text_keeps_every_long_stretch_of_text_of_each_decoding() {
+    // Runs of pseudo-random symbols, some of them base64 of text: what
+    // `Keep::Text` keeps of each decoding is exactly its stretches of text
+    // at least `MIN_TEXT` long (joined and ended by NULs),
+    // and a decoding with none leaves nothing.
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    let mut next = crate::dlp::pseudo_random(0xbb67_ae85);
+    let symbols = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for round in 0..400 {
+        let len = MIN_RUN + round % 90;
+        let run: Vec<u8> = if round % 3 == 0 {
+            let text: Vec<u8> = (0..len)
+                .map(|_| match next() % 40 {
+                    0 => 0xc3,
+                    1 => b'\n',
+                    n => b"abcdefghijklmnopqrstuvwxyz {}\":,.-_0123456789"[n % 46],
+                })
+                .collect();
+            STANDARD_NO_PAD.encode(text).into_bytes()
+        } else {
+            (0..len).map(|_| symbols[next() % 64]).collect()
+        };
+        let data = [b"{".as_slice(), &run, b"}"].concat();
+        let alphabet = alphabet_runs(&data, &[]);
+        let mut want = Vec::new();
+        for k in 0..4 {
+            let mut decoding = Vec::new();
+            runs::decode_base64(&run[k..], &mut decoding);
+            let text: Vec<&[u8]> = runs(&decoding, MIN_TEXT, runs::is_text)
+                .into_iter()
+                .map(|r| &decoding[r])
+                .collect();
+            if !text.is_empty() {
+                want.extend(text.join(&0u8));
+                want.push(0);
+            }
+        }
+        assert_eq!(
+            runs::base64_runs(&data, &alphabet, Keep::Text),
+            (!want.is_empty()).then_some(want),
+            "{:?}",
+            String::from_utf8_lossy(&run)
+        );
+    }
+}
+
+#[test]
+fn a_digest_decoded_at_every_alignment_is_noise_not_kept_by_the_combined_peeling() {
+    // A SHA-256 in hex is a hex run and a base64 run: every decoding of it
+    // is binary noise. The combined peeling (whose needles are all text)
+    // keeps none of it; the separate one keeps it all.
+    let body = b"{\"digest\":\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"}";
+    assert!(decoded(body, 1 << 20, Peeling::Combined).is_empty());
+    let separate = decoded(body, 1 << 20, Peeling::Separate);
+    assert!(separate.iter().any(|v| v.how == "base64-decoded"));
+    assert!(separate.iter().any(|v| v.how == "hex-decoded"));
 }

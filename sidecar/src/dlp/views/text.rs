@@ -1,7 +1,7 @@
 //! The text decoders: line breaks, percent escapes and string escapes, each
 //! alone or all in one pass.
 
-use super::runs::{hex_val, runs};
+use super::runs::{hex_val, is_text, runs};
 use super::{Decoded, MIN_TEXT};
 use std::ops::Range;
 
@@ -230,11 +230,6 @@ pub(super) fn unescape_text(data: &[u8]) -> Option<Decoded> {
         out.push(0);
     }
     changed.then_some((out, Vec::new()))
-}
-
-/// Printable ASCII and the whitespace of text.
-fn is_text(b: u8) -> bool {
-    matches!(b, b' '..=b'~' | b'\t' | b'\n' | b'\r')
 }
 
 /// Without line breaks (and the escaped ones of JSON strings), so
