@@ -22,17 +22,6 @@ if [ "$(cat "$CARGO_TARGET_DIR/.bottlebar-checkout" 2>/dev/null)" != "$bottlebar
   printf '%s\n' "$bottlebar_checkout" > "$CARGO_TARGET_DIR/.bottlebar-checkout"
 fi
 
-# Links host builds with mold where it is installed (scripts/setup installs
-# it on Linux): a test run links dozens of debug binaries, each holding most
-# of the workspace. Static builds (scripts/build-static) and the fuzzer set
-# their own flags. Called again by scripts/test once setup has run.
-use_mold_if_present() {
-  if [ "$(uname -s)" = Linux ] && command -v mold >/dev/null 2>&1; then
-    export "CARGO_TARGET_$(echo "$SIDECAR_TARGET" | tr 'a-z-' 'A-Z_')_RUSTFLAGS=-C link-arg=-fuse-ld=mold"
-  fi
-}
-use_mold_if_present
-
 # Each step says how far into its script it starts (a cold run's time, by step).
 say() { printf '\033[1m==> [%ss] %s\033[0m\n' "$SECONDS" "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
