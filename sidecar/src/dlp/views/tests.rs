@@ -13,6 +13,10 @@ fn contains(views: &[View], needle: &str) -> bool {
 
 const S: &str = "atkreal-0123456789abcdef";
 
+/// The standard base64 alphabet, for generated runs.
+const BASE64_SYMBOLS: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
 #[test]
 fn each_encoding_is_peeled() {
     use base64::engine::general_purpose::STANDARD;
@@ -195,12 +199,11 @@ fn the_lenient_base64_decoder_agrees_with_a_strict_one_where_that_one_decodes() 
     // a lone last symbol), the lenient one still decodes every whole byte.
     use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
     let mut next = crate::dlp::pseudo_random(0x2545_f491);
-    let standard = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for round in 0..5000 {
         let len = round % 40;
         let url = round % 2 == 0;
         let symbols: Vec<u8> = (0..len)
-            .map(|_| match standard[next() % 64] {
+            .map(|_| match BASE64_SYMBOLS[next() % 64] {
                 b'+' if url => b'-',
                 b'/' if url => b'_',
                 b => b,
@@ -289,8 +292,8 @@ fn keeping_text_keeps_every_long_stretch_of_text_of_each_decoding() {
     // at least `MIN_TEXT` long (joined and ended by NULs),
     // and a decoding with none leaves nothing.
     use base64::engine::general_purpose::STANDARD_NO_PAD;
+    const TEXT: &[u8] = b"abcdefghijklmnopqrstuvwxyz {}\":,.-_0123456789";
     let mut next = crate::dlp::pseudo_random(0xbb67_ae85);
-    let symbols = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for round in 0..400 {
         let len = MIN_RUN + round % 90;
         let run: Vec<u8> = if round % 3 == 0 {
@@ -298,12 +301,12 @@ fn keeping_text_keeps_every_long_stretch_of_text_of_each_decoding() {
                 .map(|_| match next() % 40 {
                     0 => 0xc3,
                     1 => b'\n',
-                    n => b"abcdefghijklmnopqrstuvwxyz {}\":,.-_0123456789"[n % 46],
+                    n => TEXT[n % TEXT.len()],
                 })
                 .collect();
             STANDARD_NO_PAD.encode(text).into_bytes()
         } else {
-            (0..len).map(|_| symbols[next() % 64]).collect()
+            (0..len).map(|_| BASE64_SYMBOLS[next() % 64]).collect()
         };
         let data = [b"{".as_slice(), &run, b"}"].concat();
         let alphabet = alphabet_runs(&data, &[]);
