@@ -92,9 +92,9 @@ impl BodyReport {
     }
 }
 
-/// The scanned body sent upstream.
-pub struct ScannedBody {
-    inner: Incoming,
+/// The scanned body sent upstream (the agent's, `Incoming`, but for tests).
+pub struct ScannedBody<B = Incoming> {
+    inner: B,
     decoder: Option<BodyDecoder>,
     scanner: StreamScanner,
     report: Arc<BodyReport>,
@@ -109,10 +109,14 @@ pub struct ScannedBody {
 /// (measured: 16 KiB pieces ~66 MB/s, 64 KiB ~75 MB/s).
 const GATHER: usize = 64 * 1024;
 
-impl ScannedBody {
+impl<B> ScannedBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     /// Wraps the agent's body.
     pub fn new(
-        inner: Incoming,
+        inner: B,
         decoder: Option<BodyDecoder>,
         scanner: StreamScanner,
         report: Arc<BodyReport>,
@@ -197,7 +201,11 @@ impl ScannedBody {
     }
 }
 
-impl Body for ScannedBody {
+impl<B> Body for ScannedBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = BoxError;
 
@@ -267,7 +275,7 @@ impl Body for ScannedBody {
     }
 }
 
-impl Drop for ScannedBody {
+impl<B> Drop for ScannedBody<B> {
     fn drop(&mut self) {
         self.report.body_done();
     }

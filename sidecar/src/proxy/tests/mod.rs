@@ -1,10 +1,12 @@
 //! The proxy on loopback, end to end: a test upstream (HTTP and HTTPS, its own
 //! test CA), the proxy with a bottle CA, and a client that trusts only the
 //! bottle CA, as an agent does. Loopback only. `traffic`: what the proxy
-//! does with ordinary requests; `boundary`: the attacks of issue 10.
+//! does with ordinary requests; `boundary`: the attacks of issue 10;
+//! `request_body`: the scanned request body alone, without sockets.
 
 mod boundary;
 mod edges;
+mod request_body;
 mod supervise;
 mod traffic;
 
