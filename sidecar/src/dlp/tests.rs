@@ -269,3 +269,57 @@ fn words_are_not_glued_into_tokens_but_wrapped_lines_are_joined() {
         assert!(f.kind.contains("GitHub"), "{wrapped}: {f:?}");
     }
 }
+
+#[test]
+fn finds_a_secret_or_token_re_encoded_as_utf16() {
+    let le = |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+    let be = |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(u16::to_be_bytes).collect() };
+    // The combined peeling (SECRET), the separate one (a secret with a `%`),
+    // and a token format.
+    let odd = "pa%ss-word-0123456789";
+    let with_odd = Scanner::new(
+        &[HeldSecret {
+            name: "odd".into(),
+            value: odd.into(),
+            placeholder: None,
+        }],
+        Needles::SecretsAndTokens,
+    );
+    for (s, value, kind) in [
+        (scanner(), SECRET, "held secret `api`"),
+        (with_odd, odd, "held secret `odd`"),
+        (scanner(), "AKIAIOSFODNN7EXAMPLE", "AWS"),
+    ] {
+        let payload = format!("key={value}");
+        let units_json: String = payload.chars().map(|c| format!("{c}\\u0000")).collect();
+        let units_percent: String = le(&payload).iter().map(|b| format!("%{b:02x}")).collect();
+        let forms: Vec<(&str, Vec<u8>)> = vec![
+            ("raw, little endian", le(&payload)),
+            ("raw, big endian", be(&payload)),
+            ("base64", STANDARD.encode(le(&payload)).into_bytes()),
+            (
+                "base64 at another alignment",
+                STANDARD
+                    .encode([b"x".as_slice(), &le(&payload)].concat())
+                    .into_bytes(),
+            ),
+            (
+                "base64, big endian",
+                STANDARD.encode(be(&payload)).into_bytes(),
+            ),
+            ("hex", hex(&le(&payload)).into_bytes()),
+            (
+                "JSON escapes",
+                format!("{{\"k\":\"{units_json}\"}}").into_bytes(),
+            ),
+            ("percent escapes", units_percent.into_bytes()),
+        ];
+        for (how, form) in forms {
+            let data = [b"powershell -enc ".as_slice(), &form, b" end"].concat();
+            let f = s
+                .first_deep(&data)
+                .unwrap_or_else(|| panic!("{value} as UTF-16, {how}: missed"));
+            assert!(f.kind.contains(kind), "{value} as UTF-16, {how}: {f:?}");
+        }
+    }
+}

