@@ -34,8 +34,9 @@ const MAX_PATTERN_LEN: usize = 512;
 /// Encodings shorter than this are too likely to occur by chance to scan for.
 const MIN_NEEDLE_LEN: usize = 8;
 /// How much longer than its raw form an encoded secret may get before the
-/// views still see it whole (a JSON `\u00XX` escape is six bytes per byte).
-const MAX_EXPANSION: usize = 6;
+/// views still see it whole: UTF-16 in JSON `\u` escapes is twelve bytes a
+/// byte (`\u0073\u0000`; `\u00XX` alone is six).
+const MAX_EXPANSION: usize = 12;
 /// What replaces each byte of a redacted secret (same length keeps framing valid).
 pub const REDACTION_BYTE: u8 = b'*';
 
