@@ -5,10 +5,10 @@
 //! when its trigger is present (a `%`, a `\`, a line break, a long base64 or
 //! hex run, a NUL for UTF-16), views of views are taken up to [`MAX_DEPTH`]
 //! layers, and the total is bounded by a byte budget, so a hostile input
-//! costs a bounded multiple of its own size. A view past the budget is still taken (and
-//! scanned) while a second budget as large lasts, but not peeled further:
-//! filler that inflates the views must fill both budgets before a layer
-//! goes unscanned.
+//! costs a bounded multiple of its own size. A view past the budget is
+//! still taken (and scanned) while a second budget as large lasts, but not
+//! peeled further: filler that inflates the views must fill both budgets
+//! before a layer goes unscanned.
 //!
 //! Every view is scanned in full, so their number is what deep scanning
 //! costs: [`Peeling::Combined`] undoes line breaks, string escapes and

@@ -18,16 +18,21 @@ use super::MIN_TEXT;
 /// long enough are read: text and text joined by NULs cost next to nothing.
 #[inline]
 pub(super) fn narrow_utf16(data: &[u8], out: &mut Vec<u8>) -> bool {
-    may_hold_a_run(data) && narrow_chains(data, out)
+    match first_nul_probed(data) {
+        Some(from) => narrow_chains(data, from, out),
+        None => false,
+    }
 }
 
-/// [`narrow_utf16`] past the probes.
+/// [`narrow_utf16`] past the probes: the chains of NULs from `from` on
+/// (no run starts more than one byte before it).
 #[inline(never)]
-fn narrow_chains(data: &[u8], out: &mut Vec<u8>) -> bool {
+fn narrow_chains(data: &[u8], from: usize, out: &mut Vec<u8>) -> bool {
     let before = out.len();
     // The first and last NUL of the chain so far.
     let mut chain: Option<(usize, usize)> = None;
-    for z in memchr::memchr_iter(0, data) {
+    let nuls = memchr::memchr_iter(0, &data[from..]).map(|z| from + z);
+    for z in nuls {
         chain = match chain {
             Some((first, last)) if z == last + 2 => Some((first, z)),
             Some((first, last)) => {
@@ -43,19 +48,21 @@ fn narrow_chains(data: &[u8], out: &mut Vec<u8>) -> bool {
     out.len() > before
 }
 
-/// Whether `data` may hold a run [`narrow_utf16`] keeps: a NUL in a long
-/// view; in a short one (most calls are on one decoding of a run, ~40
-/// bytes, without a NUL, where a search costs more than a few probes), a
-/// NUL in one of two bytes probed in every [`PROBE_EVERY`].
+/// Where the chains of NULs [`narrow_utf16`] reads may begin (`None` if
+/// `data` cannot hold a run it keeps): the first NUL of a long view; in a
+/// short one (most calls are on one decoding of a run, ~40 bytes, without
+/// a NUL, where a search costs more than a few probes), the start if a NUL
+/// is in one of two bytes probed in every [`PROBE_EVERY`].
 #[inline]
-fn may_hold_a_run(data: &[u8]) -> bool {
+fn first_nul_probed(data: &[u8]) -> Option<usize> {
     if data.len() > 256 {
         // A long view: a vectorised search outruns the probes.
-        return memchr::memchr(0, data).is_some();
+        return memchr::memchr(0, data);
     }
     (0..data.len().saturating_sub(1))
         .step_by(PROBE_EVERY)
         .any(|p| data[p] == 0 || data[p + 1] == 0)
+        .then_some(0)
 }
 
 /// The shortest stretch kept is `MIN_TEXT` text bytes with a NUL between
@@ -78,21 +85,26 @@ fn narrow_chain(data: &[u8], first: usize, last: usize, out: &mut Vec<u8>) {
     let beside = data
         .get(from..=(last + 1).min(data.len() - 1))
         .unwrap_or_default();
-    let mut stretch = Vec::new();
+    // Each stretch is written straight to `out`, then cut back if short.
+    let mut start = out.len();
     for &b in beside.iter().step_by(2) {
         if is_text(b) {
-            stretch.push(b);
+            out.push(b);
             continue;
         }
-        if stretch.len() >= MIN_TEXT {
-            out.extend_from_slice(&stretch);
-            out.push(0);
-        }
-        stretch.clear();
+        end_stretch(out, start);
+        start = out.len();
     }
-    if stretch.len() >= MIN_TEXT {
-        out.extend_from_slice(&stretch);
+    end_stretch(out, start);
+}
+
+/// Ends the stretch written to `out` from `start`: kept, followed by a NUL,
+/// if it holds at least [`MIN_TEXT`] bytes; cut away if not.
+fn end_stretch(out: &mut Vec<u8>, start: usize) {
+    if out.len() - start >= MIN_TEXT {
         out.push(0);
+    } else {
+        out.truncate(start);
     }
 }
 
