@@ -301,12 +301,13 @@ mod widest_encoding {
 mod throughput {
     use super::super::Needles;
     use super::*;
+    use base64::Engine;
     use bottlebar_policy::HeldSecret;
 
-    /// How fast a request body streams through deep scanning, by chunk
-    /// size (`cargo test --release -p bottlebar-sidecar -- --ignored
-    /// request_body_scanning_throughput --nocapture`). The body is the one
-    /// `bottlebar-bench` uploads through the sidecar.
+    /// How fast a request body streams through deep scanning, by kind of
+    /// body and chunk size (`cargo test --release -p bottlebar-sidecar --
+    /// --ignored request_body_scanning_throughput --nocapture`). The first
+    /// body is the one `bottlebar-bench` uploads through the sidecar.
     #[test]
     #[ignore]
     fn request_body_scanning_throughput() {
@@ -318,30 +319,74 @@ mod throughput {
             }],
             Needles::SecretsAndTokens,
         ));
-        let line = br#"{"path":"src/lib.rs","text":"fn main() {\n    println!(\"hello\");\n}\n","digest":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","blob":"aGVsbG8gd29ybGQsIHRoaXMgaXMgYSB0ZXN0IG9mIHRoZSBzY2FubmVy"}
-"#;
-        let body: Vec<u8> = line.iter().copied().cycle().take(16 << 20).collect();
         println!("deep window {} bytes", scanner.deep_window());
-        for chunk in [1024usize, 8192, 16384, 65536] {
-            // Best of three passes over 16 MiB: this machine is noisy.
-            let best = (0..3)
-                .map(|_| {
-                    let started = std::time::Instant::now();
-                    let mut stream =
-                        StreamScanner::new(scanner.clone(), Mode::Redact, Depth::Views);
-                    let mut out = 0;
-                    for c in body.chunks(chunk) {
-                        out += stream.push(c).unwrap().len();
-                    }
-                    out += stream.finish().unwrap().len();
-                    assert_eq!(out, body.len());
-                    started.elapsed().as_secs_f64()
-                })
-                .fold(f64::MAX, f64::min);
-            println!(
-                "chunk {chunk:>6}: {:.1} MB/s",
-                body.len() as f64 / best / 1e6
-            );
+        // `BODY=source` measures only the bodies whose kind starts so.
+        let only = std::env::var("BODY").unwrap_or_default();
+        for (kind, body) in bodies(16 << 20) {
+            if !kind.starts_with(only.as_str()) {
+                continue;
+            }
+            let chunks: &[usize] = if kind.starts_with("bench") {
+                &[1024, 8192, 16384, 65536]
+            } else {
+                &[65536]
+            };
+            for &chunk in chunks {
+                let mb_s = body.len() as f64 / best_of_three(&scanner, &body, chunk) / 1e6;
+                println!("{kind:<44} chunk {chunk:>6}: {mb_s:>6.1} MB/s");
+            }
         }
+    }
+
+    /// Seconds the fastest of three passes of `body` took, in `chunk`s.
+    fn best_of_three(scanner: &Arc<Scanner>, body: &[u8], chunk: usize) -> f64 {
+        (0..3)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                let mut stream = StreamScanner::new(scanner.clone(), Mode::Redact, Depth::Views);
+                let mut out = 0;
+                for c in body.chunks(chunk) {
+                    out += stream.push(c).unwrap().len();
+                }
+                out += stream.finish().unwrap().len();
+                assert_eq!(out, body.len());
+                started.elapsed().as_secs_f64()
+            })
+            .fold(f64::MAX, f64::min)
+    }
+
+    /// Bodies of `len` bytes an agent sends, by kind.
+    fn bodies(len: usize) -> Vec<(&'static str, Vec<u8>)> {
+        let repeat = |unit: &[u8]| -> Vec<u8> { unit.iter().copied().cycle().take(len).collect() };
+        let bench = br#"{"path":"src/lib.rs","text":"fn main() {\n    println!(\"hello\");\n}\n","digest":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","blob":"aGVsbG8gd29ybGQsIHRoaXMgaXMgYSB0ZXN0IG9mIHRoZSBzY2FubmVy"}
+"#;
+        let source = include_bytes!("views/runs.rs");
+        let message = serde_json::json!({
+            "role": "user",
+            "content": String::from_utf8_lossy(source),
+        })
+        .to_string();
+        let noise = noise(len * 3 / 4);
+        let image = base64::engine::general_purpose::STANDARD.encode(&noise);
+        vec![
+            ("bench (JSON, a hex and a base64 run a line)", repeat(bench)),
+            ("source text", repeat(source)),
+            ("source text in a JSON message", repeat(message.as_bytes())),
+            ("base64 of random bytes (an image)", image.into_bytes()),
+            ("random bytes", noise),
+        ]
+    }
+
+    /// `len` bytes of deterministic noise (xorshift64).
+    fn noise(len: usize) -> Vec<u8> {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
     }
 }

@@ -5,42 +5,33 @@ use super::runs::{hex_val, is_text, runs};
 use super::{Decoded, MIN_TEXT};
 use std::ops::Range;
 
-/// The bytes a rewrite may stop at, as a test eight bytes at a time: every
-/// byte below `0x21` (whitespace, with the control bytes the exact test then
-/// turns down) if `low`, and the two `bytes` (the same one twice for one).
+/// The bytes a rewrite stops at (up to four; repeat one to fill), found
+/// eight bytes at a time.
 #[derive(Clone, Copy)]
-struct Stops {
-    low: bool,
-    bytes: [u8; 2],
-}
+struct Stops([u8; 4]);
 
 impl Stops {
     const LOW: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
 
-    /// The first byte at or after `from` that may be a stop (`data.len()`
-    /// if none). Skipping eight bytes a word is what makes text with few
-    /// escapes cheap to copy.
+    /// The first stop at or after `from` (`data.len()` if none). Skipping
+    /// eight bytes a word is what makes text with few escapes cheap to copy.
     fn next(self, data: &[u8], mut from: usize) -> usize {
-        let below = |v: u64, n: u8| v.wrapping_sub(Self::LOW * n as u64) & !v & Self::HIGH;
+        // A flag per zero byte; the lowest flag is exact (a borrow only
+        // ever moves up, to later bytes).
+        let zero = |v: u64| v.wrapping_sub(Self::LOW) & !v & Self::HIGH;
+        let [a, b, c, d] = self.0.map(|s| Self::LOW * s as u64);
         while let Some(word) = data.get(from..from + 8) {
             let v = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-            // A flag per byte that may match; the lowest flag is exact (a
-            // borrow only ever moves up, to later bytes).
-            let mut hits = below(v ^ (Self::LOW * self.bytes[0] as u64), 1)
-                | below(v ^ (Self::LOW * self.bytes[1] as u64), 1);
-            if self.low {
-                hits |= below(v, 0x21);
-            }
+            let hits = zero(v ^ a) | zero(v ^ b) | zero(v ^ c) | zero(v ^ d);
             if hits != 0 {
                 return from + hits.trailing_zeros() as usize / 8;
             }
             from += 8;
         }
-        let is_stop = |b: &u8| (self.low && *b < 0x21) || self.bytes.contains(b);
         data[from..]
             .iter()
-            .position(is_stop)
+            .position(|b| self.0.contains(b))
             .map_or(data.len(), |i| from + i)
     }
 }
@@ -49,17 +40,26 @@ impl Stops {
 /// decoding, if any, pushed to the output), `Err(n)` copies `n` unchanged.
 type Step = Result<usize, usize>;
 
-/// Rewrites `data` left to right: at each byte `special` picks out (each
-/// one a [`Stops`] byte), `step` either consumes some bytes (pushing their
-/// decoding to `out`) or declines (bytes copied). Runs of other bytes are
-/// copied whole. `None` when nothing changed; else the rewritten bytes and
-/// the stretches of them copied unchanged, each from one stretch of `data`
-/// (see `View::kept`).
-fn rewrite(
-    data: &[u8],
+/// How a rewrite reads its input: where it stops, and what it does there.
+#[derive(Clone, Copy)]
+struct Rewriter<F> {
     stops: Stops,
-    special: impl Fn(u8) -> bool,
-    step: impl Fn(&[u8], usize, &mut Vec<u8>) -> Step,
+    /// Whether the whitespace just before a stop is stepped from with it:
+    /// a line break stops the rewrite, and the spaces before it go with
+    /// it, but a space on its own is never looked at (stopping at every
+    /// space, as a byte-by-byte rewrite does, was most of its cost).
+    lead_whitespace: bool,
+    step: F,
+}
+
+/// Rewrites `data` left to right: at each stop, `step` either consumes some
+/// bytes (pushing their decoding to `out`) or declines (bytes copied).
+/// Runs of other bytes are copied whole. `None` when nothing changed; else
+/// the rewritten bytes and the stretches of them copied unchanged, each
+/// from one stretch of `data` (see `View::kept`).
+fn rewrite<F: Fn(&[u8], usize, &mut Vec<u8>) -> Step>(
+    data: &[u8],
+    rewriter: Rewriter<F>,
 ) -> Option<Decoded> {
     let mut out = Vec::with_capacity(data.len());
     // Text breaks into a stretch about every word: sized for that at once.
@@ -68,32 +68,33 @@ fn rewrite(
         track: true,
         cut: false,
     };
-    let changed = rewrite_into(data, stops, special, step, &mut out, &mut kept);
+    let changed = rewrite_into(data, &rewriter, &mut out, &mut kept);
     changed.then_some((out, kept.stretches))
 }
 
 /// [`rewrite`], appending to `out` (and `kept`); whether anything changed.
-fn rewrite_into(
+fn rewrite_into<F: Fn(&[u8], usize, &mut Vec<u8>) -> Step>(
     data: &[u8],
-    stops: Stops,
-    special: impl Fn(u8) -> bool,
-    step: impl Fn(&[u8], usize, &mut Vec<u8>) -> Step,
+    rewriter: &Rewriter<F>,
     out: &mut Vec<u8>,
     kept: &mut Kept,
 ) -> bool {
     let mut changed = false;
     let (mut i, mut copied) = (0, 0);
     loop {
-        i = stops.next(data, i);
+        i = rewriter.stops.next(data, i);
         if i == data.len() {
             break;
         }
-        if !special(data[i]) {
-            i += 1;
-            continue;
+        if rewriter.lead_whitespace {
+            // Never back past what was copied or consumed: whitespace there
+            // was already stepped from.
+            while i > copied && data[i - 1].is_ascii_whitespace() {
+                i -= 1;
+            }
         }
         kept.copy(out, &data[copied..i]);
-        match step(data, i, out) {
+        match (rewriter.step)(data, i, out) {
             Ok(used) => {
                 changed = true;
                 kept.cut();
@@ -200,21 +201,18 @@ pub(super) fn unescape_text(data: &[u8]) -> Option<Decoded> {
         // a vectorised search instead of a byte-by-byte rewrite.
         return None;
     }
-    let special = |b: u8| matches!(b, b'\\' | b'%') || (breaks && b.is_ascii_whitespace());
-    let stops = Stops {
-        low: breaks,
-        bytes: [b'\\', b'%'],
-    };
-    let step = |d: &[u8], i: usize, out: &mut Vec<u8>| match d[i] {
-        b'%' => percent_at(d, i, out),
-        b'\\' => whitespace_at(d, i)
-            .filter(|_| breaks)
-            .unwrap_or_else(|| escape_at(d, i, out).ok_or(1)),
-        _ => whitespace_at(d, i).unwrap_or(Err(1)),
+    let rewriter = Rewriter {
+        stops: if breaks {
+            Stops([b'\\', b'%', b'\n', b'\r'])
+        } else {
+            Stops([b'\\', b'%', b'%', b'%'])
+        },
+        lead_whitespace: breaks,
+        step: |d: &[u8], i: usize, out: &mut Vec<u8>| unescape_at(d, i, out, breaks),
     };
     if data.is_ascii() {
         // Text (the check is vectorised): decoded whole, control bytes and all.
-        return rewrite(data, stops, special, step);
+        return rewrite(data, rewriter);
     }
     // Stretches of text joined by NULs: nothing is kept (every run in it is
     // decoded), which costs little, as binary views are short.
@@ -226,10 +224,22 @@ pub(super) fn unescape_text(data: &[u8]) -> Option<Decoded> {
     };
     let mut changed = false;
     for r in runs(data, MIN_TEXT, is_text) {
-        changed |= rewrite_into(&data[r], stops, special, step, &mut out, &mut untracked);
+        changed |= rewrite_into(&data[r], &rewriter, &mut out, &mut untracked);
         out.push(0);
     }
     changed.then_some((out, Vec::new()))
+}
+
+/// One step of [`unescape_text`] at `i`: a percent escape, a string
+/// escape, or (when `data` has `breaks`) whitespace.
+fn unescape_at(data: &[u8], i: usize, out: &mut Vec<u8>, breaks: bool) -> Step {
+    match data[i] {
+        b'%' => percent_at(data, i, out),
+        b'\\' => whitespace_at(data, i)
+            .filter(|_| breaks)
+            .unwrap_or_else(|| escape_at(data, i, out).ok_or(1)),
+        _ => whitespace_at(data, i).unwrap_or(Err(1)),
+    }
 }
 
 /// Without line breaks (and the escaped ones of JSON strings), so
@@ -239,41 +249,36 @@ pub(super) fn strip_breaks(data: &[u8]) -> Option<Decoded> {
     if !has_breaks(data) {
         return None;
     }
-    let special = |b: u8| b == b'\\' || b.is_ascii_whitespace();
-    let stops = Stops {
-        low: true,
-        bytes: [b'\\'; 2],
+    let rewriter = Rewriter {
+        stops: Stops([b'\\', b'\n', b'\r', b'\r']),
+        lead_whitespace: true,
+        step: |d: &[u8], i: usize, _: &mut Vec<u8>| whitespace_at(d, i).unwrap_or(Err(1)),
     };
-    rewrite(data, stops, special, |d, i, _| {
-        whitespace_at(d, i).unwrap_or(Err(1))
-    })
+    rewrite(data, rewriter)
 }
 
 /// `%XX` escapes decoded wherever they are, so a secret partly encoded
 /// (`%61tk…`) reads whole.
 pub(super) fn percent(data: &[u8]) -> Option<Decoded> {
     memchr::memchr(b'%', data)?;
-    let stops = Stops {
-        low: false,
-        bytes: [b'%'; 2],
+    let rewriter = Rewriter {
+        stops: Stops([b'%'; 4]),
+        lead_whitespace: false,
+        step: percent_at,
     };
-    rewrite(data, stops, |b| b == b'%', percent_at)
+    rewrite(data, rewriter)
 }
 
 /// JSON and JavaScript string escapes: `\uXXXX` (surrogate pairs joined),
 /// `\xXX`, `\/`, `\"`, `\\`, `\'`.
 pub(super) fn escapes(data: &[u8]) -> Option<Decoded> {
     memchr::memchr(b'\\', data)?;
-    let stops = Stops {
-        low: false,
-        bytes: [b'\\'; 2],
+    let rewriter = Rewriter {
+        stops: Stops([b'\\'; 4]),
+        lead_whitespace: false,
+        step: |d: &[u8], i: usize, out: &mut Vec<u8>| escape_at(d, i, out).ok_or(1),
     };
-    rewrite(
-        data,
-        stops,
-        |b| b == b'\\',
-        |d, i, out| escape_at(d, i, out).ok_or(1),
-    )
+    rewrite(data, rewriter)
 }
 
 /// The string escape at `i` (a `\`), decoded into `out`: how many bytes it took.
@@ -327,27 +332,23 @@ fn push_char(out: &mut Vec<u8>, c: u32) {
 
 #[cfg(test)]
 mod tests {
-    use super::Stops;
+    use super::*;
+
+    fn random_bytes(seed: u64) -> impl FnMut() -> u8 {
+        let mut random = crate::dlp::pseudo_random(seed);
+        move || random() as u8
+    }
 
     #[test]
     fn the_word_at_a_time_search_finds_the_first_stop() {
         // Pseudo-random bytes, stops sparse or dense, every offset: the
         // eight-at-a-time search agrees with a byte-by-byte one.
-        let mut random = crate::dlp::pseudo_random(0x51f1_5e5d);
-        let mut next = move || random() as u8;
+        let mut next = random_bytes(0x51f1_5e5d);
         let all = [
-            Stops {
-                low: true,
-                bytes: [b'\\', b'%'],
-            },
-            Stops {
-                low: false,
-                bytes: [b'%'; 2],
-            },
-            Stops {
-                low: false,
-                bytes: [b'\\', b'%'],
-            },
+            Stops([b'\\', b'%', b'\n', b'\r']),
+            Stops([b'%'; 4]),
+            Stops([b'\\', b'%', b'%', b'%']),
+            Stops([0, 0x80, 0xff, 1]),
         ];
         for round in 0..400 {
             let len = round % 70;
@@ -361,11 +362,78 @@ mod tests {
             for stops in all {
                 for from in 0..=len {
                     let want = (from..len)
-                        .find(|&i| (stops.low && data[i] < 0x21) || stops.bytes.contains(&data[i]))
+                        .find(|&i| stops.0.contains(&data[i]))
                         .unwrap_or(len);
                     assert_eq!(stops.next(&data, from), want, "{data:?} from {from}");
                 }
             }
+        }
+    }
+
+    /// What a rewrite makes, reading byte by byte: `step` at every byte
+    /// `special` picks out, every other byte copied.
+    fn byte_by_byte(
+        data: &[u8],
+        special: impl Fn(u8) -> bool,
+        step: impl Fn(&[u8], usize, &mut Vec<u8>) -> Step,
+    ) -> Option<Vec<u8>> {
+        let (mut out, mut i, mut changed) = (Vec::new(), 0, false);
+        while i < data.len() {
+            if !special(data[i]) {
+                out.push(data[i]);
+                i += 1;
+                continue;
+            }
+            match step(data, i, &mut out) {
+                Ok(n) => {
+                    changed = true;
+                    i += n;
+                }
+                Err(n) => {
+                    out.extend_from_slice(&data[i..i + n]);
+                    i += n;
+                }
+            }
+        }
+        changed.then_some(out)
+    }
+
+    #[test]
+    fn stopping_only_at_escapes_and_line_breaks_rewrites_as_reading_every_byte_does() {
+        // Text dense in what the decoders read (whitespace of every kind,
+        // raw and escaped, escapes, percent escapes, before and after one
+        // another): the rewrite that stops only where a step can begin,
+        // taking the whitespace before it along, makes what a rewrite
+        // stepping at every special byte makes.
+        let pieces: [&[u8]; 16] = [
+            b" ", b"  ", b"\t", b"\n", b"\r\n", b"\r", b"\\n", b"\\t", b"\\r", b"\\\"", b"\\\\",
+            b"%41", b"%zz", b"\\u0041", b"word", b"\x0c",
+        ];
+        let mut next = random_bytes(0x7e57_0b0e);
+        for round in 0..3000 {
+            let data: Vec<u8> = (0..round % 24)
+                .flat_map(|_| pieces[next() as usize % pieces.len()].iter().copied())
+                .collect();
+            let breaks = has_breaks(&data);
+            let special = |b: u8| matches!(b, b'\\' | b'%') || (breaks && b.is_ascii_whitespace());
+            let want = byte_by_byte(&data, special, |d, i, out| unescape_at(d, i, out, breaks));
+            let got = unescape_text(&data).map(|(out, _)| out);
+            assert_eq!(got, want, "unescaped {:?}", String::from_utf8_lossy(&data));
+            let special = |b: u8| b == b'\\' || b.is_ascii_whitespace();
+            let want = breaks
+                .then(|| {
+                    byte_by_byte(&data, special, |d, i, _| {
+                        whitespace_at(d, i).unwrap_or(Err(1))
+                    })
+                })
+                .flatten();
+            let got = strip_breaks(&data).map(|(out, _)| out);
+            assert_eq!(
+                got,
+                want,
+                "breaks stripped {:?}",
+                String::from_utf8_lossy(&data)
+            );
         }
     }
 }
