@@ -18,6 +18,7 @@
 //! unchanged ([`View::kept`]), and a run strictly inside one of them is a
 //! run of the view it was peeled from, decoded with that view.
 
+mod masks;
 mod runs;
 #[cfg(test)]
 mod tests;

@@ -83,15 +83,15 @@ fn plain_text_has_no_views_and_budget_bounds_work() {
 }
 
 #[test]
-fn probing_for_runs_finds_what_a_byte_by_byte_scan_finds() {
-    let naive = |data: &[u8]| {
+fn runs_found_by_masks_are_what_a_byte_by_byte_scan_finds() {
+    let naive = |data: &[u8], min: usize, class: &dyn Fn(u8) -> bool| {
         let mut v = Vec::new();
         let mut start = None;
-        for (i, &b) in data.iter().chain(std::iter::once(&b' ')).enumerate() {
-            match (b.is_ascii_hexdigit(), start) {
+        for (i, &b) in data.iter().chain(std::iter::once(&b'\0')).enumerate() {
+            match (class(b), start) {
                 (true, None) => start = Some(i),
                 (false, Some(s)) => {
-                    if i - s >= MIN_RUN {
+                    if i - s >= min {
                         v.push(s..i);
                     }
                     start = None;
@@ -101,24 +101,40 @@ fn probing_for_runs_finds_what_a_byte_by_byte_scan_finds() {
         }
         v
     };
-    // Pseudo-random strings of hex digits and a separator, with runs of
-    // every length around MIN_RUN, at every position.
+    let hex = |b: u8| b.is_ascii_hexdigit();
+    let alphabet = |b: u8| alphabet_runs(&[b; MIN_RUN], &[]).len() == 1;
+    let classes: [(&str, &dyn Fn(u8) -> bool); 3] = [
+        ("hex", &hex),
+        ("text", &runs::is_text),
+        ("base64", &alphabet),
+    ];
+    // Pseudo-random strings of class bytes and others, with runs of every
+    // length around each minimum, at every position and across blocks.
     let mut next = crate::dlp::pseudo_random(0x2545_f491);
-    for len in 0..200 {
-        for _ in 0..20 {
+    for len in (0..300).chain([1000, 4096]) {
+        for round in 0..24 {
+            // Sparse and dense breaks: runs near the minimum, and runs
+            // over several blocks.
+            let every = [5, 9, 17, 23, 70, 301][round % 6];
             let data: Vec<u8> = (0..len)
                 .map(|_| match next() {
-                    r if r.is_multiple_of(23) => b' ',
-                    r => b"0a9F"[(r >> 7) % 4],
+                    r if r.is_multiple_of(every) => b"\x00 \x80.=\x7f\xff\t"[(r >> 9) % 8],
+                    r => b"0a9FzZ+/-_~ "[(r >> 7) % 12],
                 })
                 .collect();
-            assert_eq!(
-                runs(&data, MIN_RUN, |b| b.is_ascii_hexdigit()),
-                naive(&data),
-                "{:?}",
-                String::from_utf8_lossy(&data)
-            );
+            for (name, class) in classes {
+                for min in [MIN_TEXT, MIN_RUN] {
+                    let want = naive(&data, min, class);
+                    let text = String::from_utf8_lossy(&data);
+                    assert_eq!(runs(&data, min, class), want, "{name} {min} {text:?}");
+                }
+            }
         }
+    }
+    // Every byte, each class judged by its definition.
+    for b in 0..=255u8 {
+        let symbol = b.is_ascii_alphanumeric() || b"+/-_".contains(&b);
+        assert_eq!(alphabet(b), symbol, "{b:#x}");
     }
 }
 
