@@ -305,11 +305,12 @@ fn a_view_past_the_budget_is_still_taken_but_not_peeled() {
 fn keeping_text_keeps_every_long_stretch_of_text_of_each_decoding() {
     // Runs of pseudo-random symbols, some of them base64 of text: what
     // `Keep::Text` keeps of each decoding is exactly its stretches of text
-    // at least `MIN_TEXT` long (joined and ended by NULs),
-    // and a decoding with none leaves nothing.
+    // at least `MIN_TEXT` long (joined and ended by NULs), and a decoding
+    // with none leaves nothing; one run at a time and all in one view.
     use base64::engine::general_purpose::STANDARD_NO_PAD;
     const TEXT: &[u8] = b"abcdefghijklmnopqrstuvwxyz {}\":,.-_0123456789";
     let mut next = crate::dlp::pseudo_random(0xbb67_ae85);
+    let (mut all_data, mut all_want) = (Vec::<u8>::new(), Vec::new());
     for round in 0..400 {
         let len = MIN_RUN + round % 90;
         let run: Vec<u8> = if round % 3 == 0 {
@@ -341,11 +342,22 @@ fn keeping_text_keeps_every_long_stretch_of_text_of_each_decoding() {
         }
         assert_eq!(
             runs::base64_runs(&data, &alphabet, Keep::Text),
-            (!want.is_empty()).then_some(want),
+            (!want.is_empty()).then_some(want.clone()),
             "{:?}",
             String::from_utf8_lossy(&run)
         );
+        all_data.push(b',');
+        all_data.extend_from_slice(&run);
+        all_want.extend(want);
     }
+    // All the runs in one view: their decodings (~70 kB) are searched for
+    // text a few kB at a time, and what is kept is the same, in order.
+    let alphabet = alphabet_runs(&all_data, &[]);
+    assert_eq!(alphabet.len(), 400);
+    assert_eq!(
+        runs::base64_runs(&all_data, &alphabet, Keep::Text),
+        Some(all_want)
+    );
 }
 
 #[test]
