@@ -110,6 +110,14 @@ fn attack_3_secret_exfiltration_in_every_scanned_encoding() {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("xy{SECRET}")),
         ),
         ("percent", pct),
+        (
+            "piecewise base64 (two bytes a padded piece)",
+            SECRET
+                .as_bytes()
+                .chunks(2)
+                .map(|c| base64::engine::general_purpose::STANDARD.encode(c))
+                .collect(),
+        ),
     ];
     for (enc, value) in &encodings {
         let base = format!("https://{ALLOWED}/echo");

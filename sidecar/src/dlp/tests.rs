@@ -323,3 +323,44 @@ fn finds_a_secret_or_token_re_encoded_as_utf16() {
         }
     }
 }
+
+/// A secret base64-encoded a few bytes at a time, each piece padded and the
+/// pieces glued (`czM=Y3I=…`): no run between the padding is long enough
+/// to decode, so each piece is decoded where its padding says it ends, and
+/// the pieces' bytes are joined.
+#[test]
+fn base64_cut_into_padded_pieces_is_joined_again() {
+    let s = scanner();
+    let token = "key=AKIAIOSFODNN7EXAMPLE";
+    for (secret, want) in [(SECRET, "held secret"), (token, "AWS")] {
+        for piece in [1, 2, 4, 5, 7] {
+            let pieces: String = secret
+                .as_bytes()
+                .chunks(piece)
+                .map(|c| STANDARD.encode(c))
+                .collect();
+            // Bare, glued after a word (which the first piece's padding
+            // tells apart), in JSON, and URL-safe.
+            for data in [
+                pieces.clone(),
+                format!("token{pieces}"),
+                format!("{{\"data\": \"{pieces}\"}}"),
+                pieces.replace('+', "-").replace('/', "_"),
+            ] {
+                let f = s
+                    .first_deep(data.as_bytes())
+                    .unwrap_or_else(|| panic!("missed {piece}-byte pieces in {data}"));
+                assert!(f.kind.contains(want), "{data}: {f:?}");
+            }
+        }
+    }
+    // Padding in ordinary text, and one padded payload, find nothing new.
+    for clean in [
+        "a=b&c==d&e=f",
+        "x == y; z = w;",
+        "aGVsbG8=d29ybGQ=",
+        "QUJD=REVG==R0hJ=",
+    ] {
+        assert_eq!(s.first_deep(clean.as_bytes()), None, "{clean}");
+    }
+}

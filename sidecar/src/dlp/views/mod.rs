@@ -3,12 +3,12 @@
 //!
 //! A view is never sent anywhere; it is only scanned. Each decoder runs only
 //! when its trigger is present (a `%`, a `\`, a line break, a long base64 or
-//! hex run, a NUL for UTF-16), views of views are taken up to [`MAX_DEPTH`]
-//! layers, and the total is bounded by a byte budget, so a hostile input
-//! costs a bounded multiple of its own size. A view past the budget is
-//! still taken (and scanned) while a second budget as large lasts, but not
-//! peeled further: filler that inflates the views must fill both budgets
-//! before a layer goes unscanned.
+//! hex run, a `=` for base64 in padded pieces, a NUL for UTF-16), views of
+//! views are taken up to [`MAX_DEPTH`] layers, and the total is bounded by
+//! a byte budget, so a hostile input costs a bounded multiple of its own
+//! size. A view past the budget is still taken (and scanned) while a
+//! second budget as large lasts, but not peeled further: filler that
+//! inflates the views must fill both budgets before a layer goes unscanned.
 //!
 //! Every view is scanned in full, so their number is what deep scanning
 //! costs: [`Peeling::Combined`] undoes line breaks, string escapes and
@@ -19,12 +19,14 @@
 //! run of the view it was peeled from, decoded with that view.
 
 mod masks;
+mod pieces;
 mod runs;
 #[cfg(test)]
 mod tests;
 mod text;
 mod utf16;
 
+use pieces::padded_pieces;
 use runs::{alphabet_runs, base64_runs, hex_runs, Keep};
 use std::cell::OnceCell;
 use std::ops::Range;
@@ -123,6 +125,11 @@ impl Peeling {
             Peeling::Combined => &[
                 (|i| unescape_text(i.data), "unescaped", false),
                 (|i| base64_view(i, Keep::Text), "base64-decoded", true),
+                (
+                    |i| pieces_view(i, Keep::Text),
+                    "base64-decoded in pieces",
+                    true,
+                ),
                 (|i| hex_view(i, Keep::Text), "hex-decoded", true),
                 (utf16, "UTF-16 narrowed", false),
             ],
@@ -131,6 +138,11 @@ impl Peeling {
                 (|i| percent(i.data), "percent-decoded", false),
                 (|i| escapes(i.data), "escapes decoded", false),
                 (|i| base64_view(i, Keep::All), "base64-decoded", false),
+                (
+                    |i| pieces_view(i, Keep::All),
+                    "base64-decoded in pieces",
+                    false,
+                ),
                 (|i| hex_view(i, Keep::All), "hex-decoded", false),
                 (utf16, "UTF-16 narrowed", false),
             ],
@@ -147,6 +159,10 @@ fn utf16(i: &Input) -> Option<Decoded> {
 
 fn base64_view(i: &Input, keep: Keep) -> Option<Decoded> {
     base64_runs(i.data, i.alphabet(), keep).map(fresh)
+}
+
+fn pieces_view(i: &Input, keep: Keep) -> Option<Decoded> {
+    padded_pieces(i.data, keep).map(fresh)
 }
 
 fn hex_view(i: &Input, keep: Keep) -> Option<Decoded> {

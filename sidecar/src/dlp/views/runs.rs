@@ -107,7 +107,7 @@ pub(super) enum Keep {
 /// block, a mask, a `Vec`) several times over its bytes. A few KiB stay
 /// in the nearest cache; gathering a whole view's (three times its size)
 /// was slower, for all its fewer instructions.
-struct Decodings {
+pub(super) struct Decodings {
     keep: Keep,
     out: Vec<u8>,
     /// Decodings not yet searched, each followed by a NUL, when only their
@@ -122,7 +122,7 @@ const GATHERED: usize = 4096;
 
 impl Decodings {
     /// Room for `bytes` decoded bytes in `decodings` decodings.
-    fn new(keep: Keep, bytes: usize, decodings: usize) -> Self {
+    pub(super) fn new(keep: Keep, bytes: usize, decodings: usize) -> Self {
         let capacity = match keep {
             Keep::All => bytes + decodings,
             // Noise is dropped; a text payload is usually one alignment of four.
@@ -137,7 +137,7 @@ impl Decodings {
     }
 
     /// Where the next decoding is appended, then [`Decodings::end`].
-    fn next(&mut self) -> &mut Vec<u8> {
+    pub(super) fn next(&mut self) -> &mut Vec<u8> {
         match self.keep {
             Keep::All => &mut self.out,
             Keep::Text => {
@@ -149,7 +149,7 @@ impl Decodings {
     }
 
     /// The decoding appended since [`Decodings::next`] is whole.
-    fn end(&mut self) {
+    pub(super) fn end(&mut self) {
         match self.keep {
             Keep::All => self.out.push(0),
             Keep::Text => {
@@ -181,7 +181,7 @@ impl Decodings {
         self.decodings.clear();
     }
 
-    fn finish(mut self) -> Option<Vec<u8>> {
+    pub(super) fn finish(mut self) -> Option<Vec<u8>> {
         self.keep_text();
         (!self.out.is_empty()).then_some(self.out)
     }
@@ -216,7 +216,7 @@ pub(super) fn base64_runs(data: &[u8], alphabet: &[Range<usize>], keep: Keep) ->
 
 /// A symbol of either base64 alphabet, by ranges (a table lookup does not
 /// vectorise).
-fn is_base64_symbol(b: u8) -> bool {
+pub(super) fn is_base64_symbol(b: u8) -> bool {
     matches!(b, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' | b'-' | b'_')
 }
 
@@ -241,7 +241,6 @@ const NOT_BASE64: u8 = 0xff;
 /// last symbol with stray low bits or a lone trailing symbol would make
 /// one refuse the whole run, and an agent could append one to any
 /// payload. The stray bits, and the lone symbol, are dropped.
-#[cfg(test)]
 pub(super) fn decode_base64(symbols: &[u8], out: &mut Vec<u8>) {
     let whole = out.len() + symbols.len() * 6 / 8;
     pack_base64(symbols, out);
