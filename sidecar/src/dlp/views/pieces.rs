@@ -26,13 +26,10 @@ pub(super) fn padded_pieces(data: &[u8], keep: Keep) -> Option<Vec<u8>> {
         let Some(piece) = padded_piece(data, eq) else {
             continue;
         };
-        if piece.start != chain.end || chain.pieces == 0 {
+        // A piece not glued to the chain's last one starts a new chain.
+        if piece.start != chain.end {
             chain.finish(data, &mut decodings);
-            chain = Chain {
-                bytes: Vec::new(),
-                pieces: 0,
-                end: piece.start,
-            };
+            chain = Chain::default();
         }
         decode_base64(&data[piece.aligned..eq], &mut chain.bytes);
         chain.pieces += 1;
