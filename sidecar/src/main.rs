@@ -90,6 +90,10 @@ fn main() -> Result<()> {
                 .init();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
+                // Request bodies are scanned on blocking threads (a few
+                // pieces at a time a body); past this many, scans wait
+                // their turn.
+                .max_blocking_threads(16)
                 .enable_all()
                 .build()?;
             runtime.block_on(bottlebar_sidecar::proxy::run(&config))

@@ -18,10 +18,12 @@
 //! decoded first ([`decode`]).
 
 pub mod decode;
+pub mod job;
 pub mod stream;
 mod tokens;
 pub mod views;
 
+pub use job::{ScanJob, Scanned};
 pub use stream::{Depth, Mode, StreamScanner};
 
 use aho_corasick::{AhoCorasick, MatchKind};

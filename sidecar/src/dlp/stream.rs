@@ -2,6 +2,7 @@
 //! chunks is seen whole before any of it is released, and nothing is
 //! buffered beyond that window.
 
+use super::job::{ScanJob, Scanned};
 use super::{Finding, Scanner};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
@@ -34,6 +35,9 @@ pub struct StreamScanner {
     held: BytesMut,
     /// Findings redacted so far.
     pub redacted: usize,
+    /// A detached scan (redacting) has yet to bring back the window it
+    /// masked, which goes before what was fed since.
+    window_away: bool,
 }
 
 impl StreamScanner {
@@ -45,16 +49,13 @@ impl StreamScanner {
             depth,
             held: BytesMut::new(),
             redacted: 0,
+            window_away: false,
         }
     }
 
     /// The scanner this stream uses.
     pub fn scanner(&self) -> &Arc<Scanner> {
         &self.scanner
-    }
-
-    fn hold_back(&self) -> usize {
-        self.scanner.deep_window().saturating_sub(1)
     }
 
     /// Takes the next chunk; returns the bytes now safe to send, or the
@@ -74,45 +75,97 @@ impl StreamScanner {
     /// Scans what was fed; returns the bytes now safe to send, or the
     /// finding that blocks the stream.
     pub fn release(&mut self) -> Result<Bytes, Finding> {
+        debug_assert!(!self.window_away, "a detached scan is still away");
         if self.scanner.is_empty() {
             return Ok(self.held.split().freeze());
         }
-        self.scan_held()?;
-        let keep = match self.depth {
-            // Only what could still become a match is held back, so a
-            // stream of small events (SSE) is not delayed.
-            Depth::Direct => self.scanner.open_tail(&self.held),
-            Depth::Views => self.hold_back().min(self.held.len()),
-        };
-        let release = self.held.len() - keep;
+        self.redacted += scan(&self.scanner, self.mode, self.depth, &mut self.held)?;
+        let release = self.held.len() - keep(&self.scanner, self.depth, &self.held);
         Ok(self.held.split_to(release).freeze())
     }
 
     /// The end of the stream: whatever was held back, scanned.
     pub fn finish(&mut self) -> Result<Bytes, Finding> {
-        self.scan_held()?;
+        debug_assert!(!self.window_away, "a detached scan is still away");
+        self.redacted += scan(&self.scanner, self.mode, self.depth, &mut self.held)?;
         Ok(self.held.split().freeze())
     }
 
-    fn scan_held(&mut self) -> Result<(), Finding> {
-        let mut direct_clean = false;
-        if self.mode == Mode::Redact {
-            let masked = self.scanner.redact(&mut self.held);
-            self.redacted += masked;
-            if self.depth == Depth::Direct {
-                // Every direct match is masked; nothing is left to refuse.
-                return Ok(());
-            }
-            // Nothing masked: the held bytes have no direct match, and are
-            // unchanged; only the views are left to look at.
-            direct_clean = masked == 0;
+    /// What was fed, as a scan to run on another thread, or `None` when
+    /// there is nothing to look for or a detached scan must come back
+    /// first. Blocking, the bytes are not changed by a scan, so the window
+    /// held back for the next one is known at once and scans of later
+    /// pieces can run beside it; redacting, the next scan waits for the
+    /// window this one masks ([`StreamScanner::rejoin`]).
+    pub fn detach(&mut self) -> Option<ScanJob> {
+        if self.window_away || self.scanner.is_empty() {
+            return None;
         }
-        let found = match self.depth {
-            Depth::Direct => self.scanner.first(&self.held),
-            Depth::Views if direct_clean => self.scanner.first_in_views(&self.held),
-            Depth::Views => self.scanner.first_deep(&self.held),
-        };
-        found.map_or(Ok(()), Err)
+        let held = self.held.split();
+        if self.mode == Mode::Block {
+            let window = held.len() - keep(&self.scanner, self.depth, &held);
+            self.held.extend_from_slice(&held[window..]);
+        } else {
+            self.window_away = true;
+        }
+        Some(ScanJob::new(
+            self.scanner.clone(),
+            self.mode,
+            self.depth,
+            held,
+        ))
+    }
+
+    /// A detached scan is back, clean: its masks are counted, and the window
+    /// it held back (redacting) goes before what was fed since.
+    pub fn rejoin(&mut self, scanned: &mut Scanned) {
+        self.redacted += scanned.redacted;
+        if let Some(window) = scanned.window.take() {
+            let mut held = BytesMut::with_capacity(window.len() + self.held.len());
+            held.extend_from_slice(&window);
+            held.extend_from_slice(&self.held);
+            self.held = held;
+            self.window_away = false;
+        }
+    }
+}
+
+/// Scans `held` for `mode` at `depth`: direct matches are masked when
+/// redacting (how many is returned); the first finding left refuses it.
+pub(super) fn scan(
+    scanner: &Scanner,
+    mode: Mode,
+    depth: Depth,
+    held: &mut [u8],
+) -> Result<usize, Finding> {
+    let mut masked = 0;
+    let mut direct_clean = false;
+    if mode == Mode::Redact {
+        masked = scanner.redact(held);
+        if depth == Depth::Direct {
+            // Every direct match is masked; nothing is left to refuse.
+            return Ok(masked);
+        }
+        // Nothing masked: the held bytes have no direct match, and are
+        // unchanged; only the views are left to look at.
+        direct_clean = masked == 0;
+    }
+    let found = match depth {
+        Depth::Direct => scanner.first(held),
+        Depth::Views if direct_clean => scanner.first_in_views(held),
+        Depth::Views => scanner.first_deep(held),
+    };
+    found.map_or(Ok(masked), Err)
+}
+
+/// How many of `held`'s last bytes, once scanned, are held back for the
+/// next scan: what could still become a match with more data.
+pub(super) fn keep(scanner: &Scanner, depth: Depth, held: &[u8]) -> usize {
+    match depth {
+        // Only what could still become a match is held back, so a
+        // stream of small events (SSE) is not delayed.
+        Depth::Direct => scanner.open_tail(held),
+        Depth::Views => scanner.deep_window().saturating_sub(1).min(held.len()),
     }
 }
 

@@ -27,6 +27,7 @@ mod reply;
 mod request_body;
 mod response;
 mod rewind;
+mod scan_away;
 mod tunnel;
 
 pub use accept::{Limits, PeerFilter};

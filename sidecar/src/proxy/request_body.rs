@@ -3,6 +3,7 @@
 //! and counted. A block is remembered so the audit line says so, even when
 //! the upstream had already answered.
 
+use super::scan_away::{Away, Back};
 use crate::audit::{AuditLog, Entry};
 use crate::dlp::decode::BodyDecoder;
 use crate::dlp::{Finding, StreamScanner};
@@ -97,17 +98,31 @@ pub struct ScannedBody<B = Incoming> {
     inner: B,
     decoder: Option<BodyDecoder>,
     scanner: StreamScanner,
+    /// Scans of whole pieces under way on blocking threads.
+    away: Away,
     report: Arc<BodyReport>,
     /// Bytes fed to the scanner since its last scan.
     unscanned: usize,
+    /// The agent's body ended, but not yet the scans: what ends ours.
+    tail: Option<Tail>,
     finished: bool,
     trailers: Option<HeaderMap>,
 }
 
+/// How the agent's body ended.
+enum Tail {
+    End,
+    Trailers(Option<HeaderMap>),
+}
+
 /// Bytes of body gathered before a scan while more keeps arriving: each
 /// scan covers the held-back window again, so larger scans cost less
-/// (measured: 16 KiB pieces ~66 MB/s, 64 KiB ~75 MB/s).
+/// (measured: 16 KiB pieces ~66 MB/s, 64 KiB ~75 MB/s). A piece this large
+/// is scanned on a blocking thread while the next one is read; a smaller
+/// one (a body that paused or ended) is scanned at once, here.
 const GATHER: usize = 64 * 1024;
+
+type Out = Option<Result<Frame<Bytes>, BoxError>>;
 
 impl<B> ScannedBody<B>
 where
@@ -125,14 +140,16 @@ where
             inner,
             decoder,
             scanner,
+            away: Away::default(),
             report,
             unscanned: 0,
+            tail: None,
             finished: false,
             trailers: None,
         }
     }
 
-    fn stop(&mut self, why: String) -> Option<Result<Frame<Bytes>, BoxError>> {
+    fn stop(&mut self, why: String) -> Out {
         *self.report.blocked.lock().unwrap() = Some(why.clone());
         self.finished = true;
         self.trailers = None;
@@ -140,9 +157,12 @@ where
         Some(Err(why.into()))
     }
 
-    /// Takes the next piece of (encoded) body, decoded, for the scanner;
-    /// scans once [`GATHER`] bytes wait. `None` when nothing can be sent yet.
-    fn take(&mut self, data: &[u8]) -> Option<Result<Frame<Bytes>, BoxError>> {
+    /// Takes the next piece of (encoded) body, decoded, for the scanner.
+    /// `Some` only when decoding failed.
+    fn take(&mut self, data: &[u8]) -> Out {
+        self.report
+            .bytes_up
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
         let decoded = match &mut self.decoder {
             None => None,
             Some(d) => match d.push(data) {
@@ -151,23 +171,57 @@ where
             },
         };
         let decoded = decoded.as_deref().unwrap_or(data);
-        self.unscanned += decoded.len();
         self.scanner.feed(decoded);
-        if self.unscanned < GATHER {
-            return None;
-        }
-        self.scan_gathered()
+        self.unscanned += decoded.len();
+        None
     }
 
-    /// Scans what was gathered; what is safe goes.
-    fn scan_gathered(&mut self) -> Option<Result<Frame<Bytes>, BoxError>> {
+    /// Sends a whole gathered piece's scan away, if there is room and the
+    /// scanner can part with it; whether it did.
+    fn send_away(&mut self) -> bool {
+        if self.unscanned < GATHER || !self.away.has_room() {
+            return false;
+        }
+        let Some(job) = self.scanner.detach() else {
+            return false;
+        };
+        self.unscanned = 0;
+        self.away.send(job);
+        true
+    }
+
+    /// Scans what was gathered, here (no scan is away); what is safe goes.
+    fn scan_here(&mut self) -> Out {
         self.unscanned = 0;
         let scanned = self.scanner.release();
         self.release(scanned)
     }
 
+    /// The oldest scan away is back: what it cleared goes.
+    fn scan_back(&mut self, back: Back) -> Out {
+        match back {
+            Err(lost) => self.stop(lost.into()),
+            Ok(Err(finding)) => self.release(Err(finding)),
+            Ok(Ok(mut scanned)) => {
+                self.scanner.rejoin(&mut scanned);
+                self.release(Ok(scanned.release))
+            }
+        }
+    }
+
+    /// The agent's body ended, trailers and all, and no scan is away.
+    fn ended(&mut self, tail: Tail) -> Out {
+        let out = self.end();
+        if let Tail::Trailers(trailers) = tail {
+            if self.report.blocked().is_none() {
+                self.trailers = trailers;
+            }
+        }
+        out
+    }
+
     /// The end of the body: what the decoder and the scanner still hold.
-    fn end(&mut self) -> Option<Result<Frame<Bytes>, BoxError>> {
+    fn end(&mut self) -> Out {
         self.finished = true;
         let mut out = bytes::BytesMut::new();
         if let Some(d) = &mut self.decoder {
@@ -189,7 +243,7 @@ where
         }
     }
 
-    fn release(&mut self, out: Result<Bytes, Finding>) -> Option<Result<Frame<Bytes>, BoxError>> {
+    fn release(&mut self, out: Result<Bytes, Finding>) -> Out {
         self.report
             .redacted
             .store(self.scanner.redacted as u64, Ordering::Relaxed);
@@ -197,6 +251,40 @@ where
             Ok(b) if b.is_empty() => None,
             Ok(b) => Some(Ok(Frame::data(b))),
             Err(f) => self.stop(format!("the request body carries {}", f.kind)),
+        }
+    }
+
+    /// What to do before reading the agent's body again: `Some` to return
+    /// (a frame, or `Pending` until the oldest scan away is back), `None`
+    /// to read on.
+    fn before_reading(&mut self, cx: &mut Context<'_>) -> Option<Poll<Out>> {
+        loop {
+            if let Poll::Ready(Some(back)) = self.away.poll_oldest(cx) {
+                match self.scan_back(back) {
+                    Some(out) => return Some(Poll::Ready(Some(out))),
+                    None => continue,
+                }
+            }
+            if self.send_away() {
+                continue;
+            }
+            if !self.away.is_empty() {
+                // The next piece is read meanwhile, but not the one after
+                // it, nor past the end.
+                let wait = self.tail.is_some() || self.unscanned >= GATHER;
+                return wait.then_some(Poll::Pending);
+            }
+            if let Some(tail) = self.tail.take() {
+                return Some(Poll::Ready(self.ended(tail)));
+            }
+            // A whole piece the scanner would not part with (nothing to
+            // look for): scanned here.
+            if self.unscanned >= GATHER {
+                if let Some(out) = self.scan_here() {
+                    return Some(Poll::Ready(Some(out)));
+                }
+            }
+            return None;
         }
     }
 }
@@ -221,41 +309,36 @@ where
                 }
                 return Poll::Ready(t.map(|t| Ok(Frame::trailers(t))));
             }
+            match self.before_reading(cx) {
+                Some(Poll::Ready(None)) => continue,
+                Some(poll) => return poll,
+                None => {}
+            }
             let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
+                // The oldest scan away wakes this task when it is back.
+                Poll::Pending if !self.away.is_empty() => return Poll::Pending,
                 // Nothing more ready now: what was gathered is scanned and
                 // goes (a body that pauses is never held up).
-                Poll::Pending if self.unscanned > 0 => match self.scan_gathered() {
+                Poll::Pending if self.unscanned > 0 => match self.scan_here() {
                     Some(out) => return Poll::Ready(Some(out)),
-                    None => return Poll::Pending,
+                    None => continue,
                 },
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
                 Poll::Ready(Some(Ok(f))) => f,
-                Poll::Ready(None) => match self.end() {
-                    Some(out) => return Poll::Ready(Some(out)),
-                    None => continue,
-                },
+                Poll::Ready(None) => {
+                    self.tail = Some(Tail::End);
+                    continue;
+                }
             };
             match frame.into_data() {
                 Ok(data) => {
-                    self.report
-                        .bytes_up
-                        .fetch_add(data.len() as u64, Ordering::Relaxed);
                     if let Some(out) = self.take(&data) {
                         return Poll::Ready(Some(out));
                     }
                 }
-                Err(frame) => {
-                    // Trailers end the body: release what was held back first.
-                    let trailers = frame.into_trailers().ok();
-                    let out = self.end();
-                    if self.report.blocked().is_none() {
-                        self.trailers = trailers;
-                    }
-                    if let Some(out) = out {
-                        return Poll::Ready(Some(out));
-                    }
-                }
+                // Trailers end the body: what was held back goes first.
+                Err(frame) => self.tail = Some(Tail::Trailers(frame.into_trailers().ok())),
             }
         }
     }

@@ -174,3 +174,29 @@ async fn redacting_masks_every_direct_match_in_every_piece() {
     assert!(sent.data == expected, "the masked body differs");
     assert_eq!(report.redacted.load(Ordering::Relaxed), at.len() as u64);
 }
+
+#[tokio::test]
+async fn a_body_ending_while_a_piece_is_scanned_away_waits_for_that_scan() {
+    // One whole piece (scanned on a blocking thread), then a short rest and
+    // the trailers, which arrive while that scan is away.
+    let mut data = text(64 * 1024 + 500);
+    for secret_in_rest in [false, true] {
+        if secret_in_rest {
+            let at = 64 * 1024 + 100;
+            data[at..at + SECRET.len()].copy_from_slice(SECRET.as_bytes());
+        }
+        let (body, report) = scanned(Frames::new(&data, 64 * 1024, true, false), Mode::Block);
+        let sent = send(body).await;
+        let case = format!("secret in the rest {secret_in_rest}");
+        if secret_in_rest {
+            assert!(sent.error.is_some(), "{case}: not stopped");
+            assert!(sent.data.len() <= 64 * 1024 + 100, "{case}");
+            assert_eq!(sent.trailers, None, "{case}");
+        } else {
+            assert_eq!(sent.error, None, "{case}");
+            assert!(sent.data == data, "{case}: the body changed on the way");
+            assert!(sent.trailers.is_some(), "{case}: the trailers were lost");
+            assert_eq!(report.blocked(), None, "{case}");
+        }
+    }
+}
