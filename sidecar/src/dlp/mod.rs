@@ -91,6 +91,25 @@ fn literal_gate(needles: &[String]) -> Option<regex::bytes::Regex> {
     })
 }
 
+/// Whether any literal needle (ignoring case) or any token format's
+/// literal prefix occurs, as one expression: clean data, nearly all data,
+/// is ruled out in one pass where the literal gate and the token prefixes
+/// took two. Only when there are both (else either one alone is this).
+fn clean_gate(needles: &[String], tokens: bool) -> Option<regex::bytes::Regex> {
+    (tokens && !needles.is_empty()).then(|| {
+        let either = format!(
+            "(?i:{})|{}",
+            alternation(needles),
+            alternation(tokens::TOKEN_PREFIXES)
+        );
+        regex::bytes::RegexBuilder::new(&either)
+            .unicode(false)
+            .size_limit(64 << 20)
+            .build()
+            .expect("escaped literal needles and prefixes compile")
+    })
+}
+
 /// `literals` as one regular expression that matches any of them exactly.
 fn alternation(literals: &[impl AsRef<str>]) -> String {
     literals
@@ -106,6 +125,8 @@ pub struct Scanner {
     tokens: Option<Tokens>,
     /// "Does any literal needle occur at all?" ([`literal_gate`]).
     gate: Option<regex::bytes::Regex>,
+    /// "Could anything match at all?" ([`clean_gate`]).
+    clean_gate: Option<regex::bytes::Regex>,
     /// How the views are peeled (separately only for secrets that need it).
     peeling: views::Peeling,
     /// Longest direct match.
@@ -195,6 +216,7 @@ impl Scanner {
         prefixes.dedup();
         let tokens = (needles == Needles::SecretsAndTokens).then(Tokens::new);
         let gate = literal_gate(&all);
+        let clean_gate = clean_gate(&all, tokens.is_some());
         let peeling = if secrets
             .iter()
             .any(|s| views::Peeling::for_secret(s.value.as_bytes()) == views::Peeling::Separate)
@@ -220,6 +242,7 @@ impl Scanner {
             },
             tokens,
             gate,
+            clean_gate,
             peeling,
             window: longest_needle.max(pattern_len),
             deep_window: longest_needle.max(MAX_EXPANSION * longest_raw.max(pattern_len)),
@@ -260,6 +283,9 @@ impl Scanner {
 
     /// Whether `data` holds any direct match (cheaper than finding them).
     pub fn is_match(&self, data: &[u8]) -> bool {
+        if self.clean_gate.as_ref().is_some_and(|g| !g.is_match(data)) {
+            return false;
+        }
         self.gate.as_ref().is_some_and(|g| g.is_match(data))
             || self.tokens.as_ref().is_some_and(|t| t.is_match(data))
     }

@@ -45,19 +45,23 @@ fn finds_a_held_secret_in_every_encoding_and_alignment() {
     assert!(s.first(b"nothing to see here, just text").is_none());
 }
 
+/// One token of each format, and a word its kind is named by.
+const TOKEN_SAMPLES: &[(&str, &str)] = &[
+    ("AKIAIOSFODNN7EXAMPLE", "AWS"),
+    ("ghp_abcdefghijklmnopqrstuvwxyz0123456789", "GitHub"),
+    ("github_pat_11ABCDEFG0123456789_abcdefghijklmnop", "GitHub"),
+    ("sk-ant-api03-abcdefghijklmnopqrstuvwxyz", "Anthropic"),
+    ("sk-proj-abcdefghijklmnopqrstuvwxyz012345", "OpenAI"),
+    ("xoxb-123456789012-abcdefghij", "Slack"),
+    ("AIzaSyA1234567890abcdefghijklmnopqrstuv", "Google"),
+    ("-----BEGIN RSA PRIVATE KEY-----", "PEM"),
+    ("-----BEGIN PRIVATE KEY-----", "PEM"),
+];
+
 #[test]
 fn finds_token_formats() {
     let s = Scanner::new(&[], Needles::SecretsAndTokens);
-    for (token, kind) in [
-        ("AKIAIOSFODNN7EXAMPLE", "AWS"),
-        ("ghp_abcdefghijklmnopqrstuvwxyz0123456789", "GitHub"),
-        ("sk-ant-api03-abcdefghijklmnopqrstuvwxyz", "Anthropic"),
-        ("sk-proj-abcdefghijklmnopqrstuvwxyz012345", "OpenAI"),
-        ("xoxb-123456789012-abcdefghij", "Slack"),
-        ("AIzaSyA1234567890abcdefghijklmnopqrstuv", "Google"),
-        ("-----BEGIN RSA PRIVATE KEY-----", "PEM"),
-        ("-----BEGIN PRIVATE KEY-----", "PEM"),
-    ] {
+    for (token, kind) in TOKEN_SAMPLES {
         let data = format!("x={token}&y=1");
         let f = s
             .first(data.as_bytes())
@@ -66,6 +70,26 @@ fn finds_token_formats() {
     }
     assert!(s.first(b"-----BEGIN CERTIFICATE-----").is_none());
     assert!(s.first(b"AKIA is a prefix; sk-short").is_none());
+}
+
+#[test]
+fn the_one_pass_gate_lets_through_every_token_and_every_encoding_in_any_case() {
+    // With held secrets and token formats both, clean data is ruled out
+    // by one expression: nothing the needles or the formats find may be.
+    let s = scanner();
+    assert!(s.clean_gate.is_some());
+    for (token, kind) in TOKEN_SAMPLES {
+        let data = format!("x={token}&y=1");
+        let f = s.first(data.as_bytes());
+        assert!(f.is_some_and(|f| f.kind.contains(kind)), "{token}");
+    }
+    for (needle, label) in encodings(SECRET.as_bytes()) {
+        for form in [needle.to_lowercase(), needle.to_uppercase()] {
+            let data = format!("junk {form} junk");
+            assert!(s.is_match(data.as_bytes()), "{label}: {form}");
+        }
+    }
+    assert!(!s.is_match(b"nothing to see here, just text"));
 }
 
 #[test]

@@ -17,7 +17,7 @@ pub(super) struct Tokens {
 }
 
 /// The literal starts of [`TOKEN_PATTERNS`]: no token can occur where none of these does.
-const TOKEN_PREFIXES: &[&str] = &[
+pub(super) const TOKEN_PREFIXES: &[&str] = &[
     "AKIA",
     "ASIA",
     "AGPA",

@@ -20,8 +20,21 @@ const BLOCK: usize = 64;
 /// `min` is a constant and the shifts finding long stretches unrolled.
 #[inline(always)]
 pub(super) fn long_runs(data: &[u8], min: usize, class: impl Fn(u8) -> bool) -> Vec<Range<usize>> {
-    debug_assert!((1..=BLOCK).contains(&min));
     let mut found = Vec::new();
+    long_runs_into(data, min, class, &mut found);
+    found
+}
+
+/// [`long_runs`], appended to `found` (a buffer reused across many short
+/// searches spares an allocation each).
+#[inline(always)]
+pub(super) fn long_runs_into(
+    data: &[u8],
+    min: usize,
+    class: impl Fn(u8) -> bool,
+    found: &mut Vec<Range<usize>>,
+) {
+    debug_assert!((1..=BLOCK).contains(&min));
     let mut blocks = Blocks::new(data, &class);
     // Bits below `from_bit` of the current block lie in a run found.
     let mut from_bit = 0;
@@ -46,7 +59,7 @@ pub(super) fn long_runs(data: &[u8], min: usize, class: impl Fn(u8) -> bool) -> 
             .min(data.len());
             found.push(start..end);
             if end == data.len() {
-                return found;
+                return;
             }
             if end < blocks.start() + BLOCK {
                 starts &= u64::MAX << (end - blocks.start());
@@ -61,7 +74,27 @@ pub(super) fn long_runs(data: &[u8], min: usize, class: impl Fn(u8) -> bool) -> 
             blocks.advance();
         }
     }
-    found
+}
+
+/// Whether `data` holds `count` (`1..=32`) NULs each two bytes after the
+/// one before: the spine of a run of UTF-16 text. One pass of masks rules
+/// out many short decodings at once, where probing each cost more.
+/// Inlined: called on its own, its masks were made several times slower.
+#[inline(always)]
+pub(super) fn has_nul_chain(data: &[u8], count: usize) -> bool {
+    debug_assert!((1..=32).contains(&count));
+    let is_nul = |b: u8| b == 0;
+    let mut blocks = Blocks::new(data, &is_nul);
+    while blocks.start() < data.len() {
+        let window = u128::from(blocks.here) | u128::from(blocks.next) << BLOCK;
+        // Bit `k` stays set where bytes `k`, `k + 2`, … are all NULs.
+        let chain = (1..count).fold(window, |chain, k| chain & window >> (2 * k));
+        if chain as u64 != 0 {
+            return true;
+        }
+        blocks.advance();
+    }
+    false
 }
 
 /// The masks of the current block and the one after it, each made once.
@@ -215,6 +248,45 @@ mod tests {
         assert_eq!(all_set_from(m, 6), 0b0000_0010_0000);
         assert_eq!(all_set_from(m, 7), 0);
         assert_eq!(all_set_from(u128::MAX, 64), u128::MAX >> 63);
+    }
+
+    #[test]
+    fn nul_chains_are_found_wherever_they_lie() {
+        // What a byte-by-byte look finds: `count` NULs two apart.
+        let naive = |data: &[u8], count: usize| {
+            (0..data.len()).any(|k| (0..count).all(|i| data.get(k + 2 * i) == Some(&0)))
+        };
+        let mut next = crate::dlp::pseudo_random(0x0c4a_17b5);
+        for round in 0..3000usize {
+            let len = next() % 300;
+            // Few NULs at random, then now and then a chain planted.
+            let mut data: Vec<u8> = (0..len)
+                .map(|_| {
+                    if next().is_multiple_of(5) {
+                        0
+                    } else {
+                        1 + (next() % 255) as u8
+                    }
+                })
+                .collect();
+            if round.is_multiple_of(3) && len > 20 {
+                let (at, n) = (next() % (len - 14), 5 + next() % 4);
+                for i in 0..n {
+                    if let Some(b) = data.get_mut(at + 2 * i) {
+                        *b = 0;
+                    }
+                }
+            }
+            for count in [2usize, 7, 8] {
+                assert_eq!(
+                    has_nul_chain(&data, count),
+                    naive(&data, count),
+                    "{count} in {data:?}"
+                );
+            }
+        }
+        assert!(!has_nul_chain(b"", 7));
+        assert!(has_nul_chain(&[0u8; 13], 7) && !has_nul_chain(&[0u8; 12], 7));
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use std::ops::Range;
 
-use super::masks::long_runs;
-use super::utf16::narrow_utf16;
+use super::masks::{long_runs, long_runs_into};
+use super::utf16::{may_hold_utf16, narrow_utf16};
 use super::{MIN_RUN, MIN_TEXT};
 
 /// Maximal runs of `pred` bytes at least `min` long, as ranges, found 64
@@ -115,6 +115,9 @@ pub(super) struct Decodings {
     gathered: Vec<u8>,
     /// Where each decoding in `gathered` lies.
     decodings: Vec<Range<usize>>,
+    /// The stretches of text in `gathered` (kept to spare an allocation
+    /// each time).
+    text: Vec<Range<usize>>,
 }
 
 /// Bytes of decodings gathered before their text is searched.
@@ -133,6 +136,7 @@ impl Decodings {
             out: Vec::with_capacity(capacity),
             gathered: Vec::new(),
             decodings: Vec::new(),
+            text: Vec::new(),
         }
     }
 
@@ -167,15 +171,22 @@ impl Decodings {
 
     /// The text of the decodings gathered, kept; then none is gathered.
     fn keep_text(&mut self) {
-        for r in runs(&self.gathered, MIN_TEXT, is_text) {
-            self.out.extend_from_slice(&self.gathered[r]);
+        self.text.clear();
+        long_runs_into(&self.gathered, MIN_TEXT, is_text, &mut self.text);
+        for r in &self.text {
+            self.out.extend_from_slice(&self.gathered[r.clone()]);
             self.out.push(0);
         }
         // UTF-16 text is no text byte by byte (every other one is a NUL),
         // and is read in each decoding alone: the NUL after one could chain
-        // it to the next.
-        for d in &self.decodings {
-            narrow_utf16(&self.gathered[d.clone()], &mut self.out);
+        // it to the next. Nearly always none holds any, which one look
+        // over many short decodings says at once; long ones are searched
+        // faster alone (by `memchr`).
+        let short = self.gathered.len() < 256 * self.decodings.len();
+        if !short || may_hold_utf16(&self.gathered) {
+            for d in &self.decodings {
+                narrow_utf16(&self.gathered[d.clone()], &mut self.out);
+            }
         }
         self.gathered.clear();
         self.decodings.clear();
@@ -303,9 +314,16 @@ pub(super) fn hex_runs(
 ) -> Option<Vec<u8>> {
     let total: usize = alphabet.iter().map(|r| r.len()).sum();
     let mut decodings = Decodings::new(keep, total, 2 * alphabet.len());
-    let mut bits = Vec::new();
+    let (mut bits, mut hex) = (Vec::new(), Vec::new());
     for a in alphabet {
-        for r in runs(&data[a.clone()], MIN_RUN, |b| b.is_ascii_hexdigit()) {
+        hex.clear();
+        long_runs_into(
+            &data[a.clone()],
+            MIN_RUN,
+            |b| b.is_ascii_hexdigit(),
+            &mut hex,
+        );
+        for r in &hex {
             let r = a.start + r.start..a.start + r.end;
             if strictly_inside(kept, &r) {
                 continue;

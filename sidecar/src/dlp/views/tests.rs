@@ -302,6 +302,27 @@ fn a_view_past_the_budget_is_still_taken_but_not_peeled() {
 }
 
 #[test]
+fn utf16_text_of_the_shortest_length_kept_is_kept_with_one_nul_fewer() {
+    // Decodings are ruled out for UTF-16 together, by their chains of
+    // NULs. The shortest text kept, `MIN_TEXT` bytes, can come with one
+    // NUL fewer: its last unit's high byte need not be a NUL (`⁙` is
+    // `Y` and a space, little endian), and must still be looked into.
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    let units: Vec<u8> = "s3cr3tX\u{2059}"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    assert_eq!(units.iter().filter(|&&b| b == 0).count(), MIN_TEXT - 1);
+    let data = STANDARD_NO_PAD.encode(&units).into_bytes();
+    let kept = runs::base64_runs(&data, &alphabet_runs(&data, &[]), Keep::Text).unwrap_or_default();
+    assert!(
+        kept.windows(MIN_TEXT).any(|w| w == b"s3cr3tXY"),
+        "{:?}",
+        String::from_utf8_lossy(&kept)
+    );
+}
+
+#[test]
 fn keeping_text_keeps_every_long_stretch_of_text_of_each_decoding() {
     // Runs of pseudo-random symbols, some of them base64 of text: what
     // `Keep::Text` keeps of each decoding is exactly its stretches of text

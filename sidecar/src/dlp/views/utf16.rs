@@ -5,6 +5,7 @@
 //! `\u0000` escapes — matches no needle, and a decoding keeping only its
 //! text (`runs::Keep::Text`) would drop every one of its bytes.
 
+use super::masks::has_nul_chain;
 use super::runs::is_text;
 use super::MIN_TEXT;
 
@@ -22,6 +23,14 @@ pub(super) fn narrow_utf16(data: &[u8], out: &mut Vec<u8>) -> bool {
         Some(from) => narrow_chains(data, from, out),
         None => false,
     }
+}
+
+/// Whether [`narrow_utf16`] could find anything in `data`: a run of
+/// [`MIN_TEXT`] units has at least `MIN_TEXT - 1` NULs two apart. Asked
+/// once of many decodings gathered together (a NUL between each two can
+/// only add to a chain), it spares probing each one.
+pub(super) fn may_hold_utf16(data: &[u8]) -> bool {
+    has_nul_chain(data, MIN_TEXT - 1)
 }
 
 /// [`narrow_utf16`] past the probes: the chains of NULs from `from` on
