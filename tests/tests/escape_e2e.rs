@@ -258,8 +258,10 @@ fn attack_5_direct_tcp_and_udp_around_the_proxy() {
             .nth(2)
             .and_then(|g| u32::from_str_radix(g, 16).ok())
         {
-            if gw != 0 {
-                host_targets.push(std::net::Ipv4Addr::from(gw.swap_bytes()).to_string());
+            let gw = std::net::Ipv4Addr::from(gw.swap_bytes()).to_string();
+            // A gateway may be one of the host's own addresses: tried once.
+            if gw != "0.0.0.0" && !host_targets.contains(&gw) {
+                host_targets.push(gw);
             }
         }
     }
