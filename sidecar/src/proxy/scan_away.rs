@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 /// Scans away at once for one body, at most. More than the two cores here:
 /// each scan waits on wake-ups and the sends around it, and measured on 1
 /// MiB uploads, two at once gave ~187 MB/s, three ~215, four ~231 (one:
-/// ~175). Bounded so that one body holds at most this many 64 KiB pieces
-/// and does not take every blocking thread.
+/// ~175). Bounded so that one body holds at most this many 64 KiB pieces;
+/// past the blocking threads (one a core), they wait their turn.
 pub(super) const MAX_AWAY: usize = 4;
 
 /// Why a scan sent away did not come back.
