@@ -3,7 +3,7 @@
 use std::ops::Range;
 
 use super::masks::{long_runs, long_runs_into};
-use super::utf16::{may_hold_utf16, narrow_utf16};
+use super::utf16::{may_hold_utf16, narrow_utf16, PROBED_UP_TO};
 use super::{MIN_RUN, MIN_TEXT};
 
 /// Maximal runs of `pred` bytes at least `min` long, as ranges, found 64
@@ -182,7 +182,7 @@ impl Decodings {
         // it to the next. Nearly always none holds any, which one look
         // over many short decodings says at once; long ones are searched
         // faster alone (by `memchr`).
-        let short = self.gathered.len() < 256 * self.decodings.len();
+        let short = self.gathered.len() < PROBED_UP_TO * self.decodings.len();
         if !short || may_hold_utf16(&self.gathered) {
             for d in &self.decodings {
                 narrow_utf16(&self.gathered[d.clone()], &mut self.out);

@@ -64,7 +64,7 @@ fn narrow_chains(data: &[u8], from: usize, out: &mut Vec<u8>) -> bool {
 /// is in one of two bytes probed in every [`PROBE_EVERY`].
 #[inline]
 fn first_nul_probed(data: &[u8]) -> Option<usize> {
-    if data.len() > 256 {
+    if data.len() > PROBED_UP_TO {
         // A long view: a vectorised search outruns the probes.
         return memchr::memchr(0, data);
     }
@@ -73,6 +73,10 @@ fn first_nul_probed(data: &[u8]) -> Option<usize> {
         .any(|p| data[p] == 0 || data[p + 1] == 0)
         .then_some(0)
 }
+
+/// The longest data probed for NULs; longer data is searched (`memchr`),
+/// which outruns the probes there.
+pub(super) const PROBED_UP_TO: usize = 256;
 
 /// The shortest stretch kept is `MIN_TEXT` text bytes with a NUL between
 /// each two (15 bytes), in which every two neighbouring bytes hold a NUL;
