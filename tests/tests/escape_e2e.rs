@@ -257,10 +257,11 @@ fn attack_5_direct_tcp_and_udp_around_the_proxy() {
             .split_whitespace()
             .nth(2)
             .and_then(|g| u32::from_str_radix(g, 16).ok())
+            .filter(|&g| g != 0)
         {
             let gw = std::net::Ipv4Addr::from(gw.swap_bytes()).to_string();
             // A gateway may be one of the host's own addresses: tried once.
-            if gw != "0.0.0.0" && !host_targets.contains(&gw) {
+            if !host_targets.contains(&gw) {
                 host_targets.push(gw);
             }
         }
