@@ -76,6 +76,22 @@ pub(super) fn long_runs_into(
     }
 }
 
+/// Whether `data` holds a run of `class` bytes at least `min` long
+/// (`1..=64`): [`long_runs`] asked only whether it would find one.
+#[inline(always)]
+pub(super) fn has_long_run(data: &[u8], min: usize, class: impl Fn(u8) -> bool) -> bool {
+    debug_assert!((1..=BLOCK).contains(&min));
+    let mut blocks = Blocks::new(data, &class);
+    while blocks.start() < data.len() {
+        let window = u128::from(blocks.here) | u128::from(blocks.next) << BLOCK;
+        if all_set_from(window, min) as u64 != 0 {
+            return true;
+        }
+        blocks.advance();
+    }
+    false
+}
+
 /// Whether `data` holds `count` (`1..=32`) NULs each two bytes after the
 /// one before: the spine of a run of UTF-16 text. One pass of masks rules
 /// out many short decodings at once, where probing each cost more.
@@ -248,6 +264,42 @@ mod tests {
         assert_eq!(all_set_from(m, 6), 0b0000_0010_0000);
         assert_eq!(all_set_from(m, 7), 0);
         assert_eq!(all_set_from(u128::MAX, 64), u128::MAX >> 63);
+    }
+
+    #[test]
+    fn a_long_run_is_found_wherever_it_lies() {
+        // What a byte-by-byte count says: `min` class bytes in a row.
+        let naive = |data: &[u8], min: usize| {
+            let mut streak = 0;
+            data.iter().any(|&b| {
+                streak = if b < 0x80 { streak + 1 } else { 0 };
+                streak >= min
+            })
+        };
+        let mut next = crate::dlp::pseudo_random(0x3c6e_f372);
+        for _ in 0..3000usize {
+            let len = next() % 200;
+            // Short stretches of the class, now and then a longer one,
+            // across block bounds and at either end.
+            let stretch = 1 + next() % 12;
+            let data: Vec<u8> = (0..len)
+                .map(|i| {
+                    let b = (next() % 256) as u8;
+                    if (i / stretch).is_multiple_of(2) {
+                        b & 0x7f
+                    } else {
+                        b
+                    }
+                })
+                .collect();
+            for min in [1usize, 7, 8, 9, 64] {
+                assert_eq!(
+                    has_long_run(&data, min, |b| b < 0x80),
+                    naive(&data, min),
+                    "{min} in {data:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use super::masks::{long_runs, long_runs_into};
+use super::masks::{has_long_run, long_runs, long_runs_into};
 use super::utf16::{may_hold_utf16, narrow_utf16, PROBED_UP_TO};
 use super::{MIN_RUN, MIN_TEXT};
 
@@ -152,6 +152,18 @@ impl Decodings {
         }
     }
 
+    /// Appends the decoding of the `len` bytes that start `bit` bits into
+    /// the packed `bits` (see [`append_shifted`]), unless only text is
+    /// kept and it [cannot hold any](may_hold_text): most alignments of a
+    /// run are noise, and are then neither shifted out nor searched.
+    pub(super) fn push_shifted(&mut self, bits: &[u8], bit: usize, len: usize) {
+        if self.keep == Keep::Text && !may_hold_text(bits, bit, len) {
+            return;
+        }
+        append_shifted(bits, bit, len, self.next());
+        self.end();
+    }
+
     /// The decoding appended since [`Decodings::next`] is whole.
     pub(super) fn end(&mut self) {
         match self.keep {
@@ -198,6 +210,17 @@ impl Decodings {
     }
 }
 
+/// Whether the `len` bytes that start `bit` bits into the packed `bits`
+/// could hold a stretch [`Keep::Text`] keeps: text, and UTF-16 text (its
+/// NULs included), is bytes below 0x80, and a stretch kept is at least
+/// [`MIN_TEXT`] of them in a row (UTF-16's at least `2 * MIN_TEXT - 2`).
+/// Each byte's top bit is one bit of one packed byte, so they are read in
+/// place, a block of 64 at a time, before any byte is shifted out.
+fn may_hold_text(bits: &[u8], bit: usize, len: usize) -> bool {
+    let top = 0x80 >> (bit % 8);
+    has_long_run(&bits[bit / 8..bit / 8 + len], MIN_TEXT, |b| b & top == 0)
+}
+
 /// Printable ASCII and the whitespace of text.
 pub(super) fn is_text(b: u8) -> bool {
     matches!(b, b' '..=b'~' | b'\t' | b'\n' | b'\r')
@@ -218,8 +241,7 @@ pub(super) fn base64_runs(data: &[u8], alphabet: &[Range<usize>], keep: Keep) ->
         pack_base64(&data[r.clone()], &mut bits);
         // Starting `k` symbols in is starting `6k` bits into the same bits.
         for k in 0..4 {
-            append_shifted(&bits, 6 * k, 6 * (r.len() - k) / 8, decodings.next());
-            decodings.end();
+            decodings.push_shifted(&bits, 6 * k, 6 * (r.len() - k) / 8);
         }
     }
     decodings.finish()
@@ -338,8 +360,7 @@ pub(super) fn hex_runs(
             bits.extend(odd);
             // One digit in is four bits in.
             for k in 0..2 {
-                append_shifted(&bits, 4 * k, (r.len() - k) / 2, decodings.next());
-                decodings.end();
+                decodings.push_shifted(&bits, 4 * k, (r.len() - k) / 2);
             }
         }
     }

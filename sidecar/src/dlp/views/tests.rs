@@ -382,6 +382,51 @@ fn keeping_text_keeps_every_long_stretch_of_text_of_each_decoding() {
 }
 
 #[test]
+fn the_shortest_text_is_kept_from_every_alignment_of_base64_and_hex() {
+    // Decodings that cannot hold `MIN_TEXT` bytes below 0x80 in a row are
+    // left out before they are shifted out of the packed bits: text of
+    // exactly that length, between bytes that are no text, is still kept,
+    // whichever alignment it is encoded at and whatever surrounds it.
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    let mut next = crate::dlp::pseudo_random(0xa54f_f53a);
+    let text = b"s3cr3t-X";
+    assert_eq!(text.len(), MIN_TEXT);
+    for round in 0..300usize {
+        // Bytes with their top bit set: never text, nor a NUL.
+        let mut noise = |n: usize| -> Vec<u8> { (0..n).map(|_| 0x80 | next() as u8).collect() };
+        // At least four bytes around it make a base64 run `MIN_RUN` long.
+        let (before, after) = (round % 7, 4 + round % 5);
+        let payload = [noise(before), text.to_vec(), noise(after)].concat();
+        let encoded = [
+            STANDARD_NO_PAD.encode(&payload).into_bytes(),
+            payload
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into_bytes(),
+        ];
+        for (kind, run) in encoded.iter().enumerate() {
+            // Symbols glued before the run shift its alignment.
+            let glued = &b"xyz"[..round % 4 % if kind == 0 { 4 } else { 2 }];
+            let data = [b"{", glued, run.as_slice(), b"}"].concat();
+            let alphabet = alphabet_runs(&data, &[]);
+            let kept = if kind == 0 {
+                runs::base64_runs(&data, &alphabet, Keep::Text)
+            } else {
+                hex_runs(&data, &[], &alphabet, Keep::Text)
+            }
+            .unwrap_or_default();
+            assert!(
+                kept.windows(MIN_TEXT).any(|w| w == text),
+                "{:?} kept {:?}",
+                String::from_utf8_lossy(&data),
+                String::from_utf8_lossy(&kept)
+            );
+        }
+    }
+}
+
+#[test]
 fn a_digest_decoded_at_every_alignment_is_noise_not_kept_by_the_combined_peeling() {
     // A SHA-256 in hex is a hex run and a base64 run: every decoding of it
     // is binary noise. The combined peeling (whose needles are all text)
