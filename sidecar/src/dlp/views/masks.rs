@@ -81,15 +81,7 @@ pub(super) fn long_runs_into(
 #[inline(always)]
 pub(super) fn has_long_run(data: &[u8], min: usize, class: impl Fn(u8) -> bool) -> bool {
     debug_assert!((1..=BLOCK).contains(&min));
-    let mut blocks = Blocks::new(data, &class);
-    while blocks.start() < data.len() {
-        let window = u128::from(blocks.here) | u128::from(blocks.next) << BLOCK;
-        if all_set_from(window, min) as u64 != 0 {
-            return true;
-        }
-        blocks.advance();
-    }
-    false
+    any_window(data, &class, |window| all_set_from(window, min) as u64 != 0)
 }
 
 /// Whether `data` holds `count` (`1..=32`) NULs each two bytes after the
@@ -99,13 +91,21 @@ pub(super) fn has_long_run(data: &[u8], min: usize, class: impl Fn(u8) -> bool) 
 #[inline(always)]
 pub(super) fn has_nul_chain(data: &[u8], count: usize) -> bool {
     debug_assert!((1..=32).contains(&count));
-    let is_nul = |b: u8| b == 0;
-    let mut blocks = Blocks::new(data, &is_nul);
-    while blocks.start() < data.len() {
-        let window = u128::from(blocks.here) | u128::from(blocks.next) << BLOCK;
+    any_window(data, &|b: u8| b == 0, |window| {
         // Bit `k` stays set where bytes `k`, `k + 2`, … are all NULs.
         let chain = (1..count).fold(window, |chain, k| chain & window >> (2 * k));
-        if chain as u64 != 0 {
+        chain as u64 != 0
+    })
+}
+
+/// Whether `found` says yes of any block's window: the block's mask of
+/// `class` in the low 64 bits, the next block's above it, so that what
+/// starts in a block may reach into the next.
+#[inline(always)]
+fn any_window(data: &[u8], class: &impl Fn(u8) -> bool, found: impl Fn(u128) -> bool) -> bool {
+    let mut blocks = Blocks::new(data, class);
+    while blocks.start() < data.len() {
+        if found(u128::from(blocks.here) | u128::from(blocks.next) << BLOCK) {
             return true;
         }
         blocks.advance();

@@ -213,7 +213,7 @@ impl Decodings {
 /// Whether the `len` bytes that start `bit` bits into the packed `bits`
 /// could hold a stretch [`Keep::Text`] keeps: text, and UTF-16 text (its
 /// NULs included), is bytes below 0x80, and a stretch kept is at least
-/// [`MIN_TEXT`] of them in a row (UTF-16's at least `2 * MIN_TEXT - 2`).
+/// [`MIN_TEXT`] of them in a row (UTF-16's at least `2 * MIN_TEXT - 1`).
 /// Each byte's top bit is one bit of one packed byte, so they are read in
 /// place, a block of 64 at a time, before any byte is shifted out.
 fn may_hold_text(bits: &[u8], bit: usize, len: usize) -> bool {
