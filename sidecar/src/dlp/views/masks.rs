@@ -12,7 +12,7 @@
 use std::ops::Range;
 
 /// Bytes a mask covers.
-const BLOCK: usize = 64;
+pub(super) const BLOCK: usize = 64;
 
 /// Every maximal run of `class` bytes in `data` at least `min` long
 /// (`1..=64`), in order. Each block's mask is made once, but for the
@@ -82,6 +82,25 @@ pub(super) fn long_runs_into(
 pub(super) fn has_long_run(data: &[u8], min: usize, class: impl Fn(u8) -> bool) -> bool {
     debug_assert!((1..=BLOCK).contains(&min));
     any_window(data, &class, |window| all_set_from(window, min) as u64 != 0)
+}
+
+/// Whether the first `len` (`..=64`) bytes of `data` hold a run of
+/// `class` bytes at least `min` long (`1..=64`), read in place from `data`,
+/// which holds a whole block: [`has_long_run`] of `data[..len]` without
+/// copying its bytes into a padded block. Each alignment of a run's
+/// decodings is judged so, several per run, and the copies cost more than
+/// the judging.
+#[inline(always)]
+pub(super) fn has_long_run_in_block(
+    data: &[u8],
+    len: usize,
+    min: usize,
+    class: impl Fn(u8) -> bool,
+) -> bool {
+    debug_assert!((1..=BLOCK).contains(&min) && len <= BLOCK);
+    let block = data[..BLOCK].try_into().expect("a block is 64 bytes");
+    let within = !u64::MAX.checked_shl(len as u32).unwrap_or(0);
+    all_set_from(u128::from(mask(block, &class) & within), min) != 0
 }
 
 /// Whether `data` holds `count` (`1..=32`) NULs each two bytes after the
@@ -292,12 +311,25 @@ mod tests {
                     }
                 })
                 .collect();
+            // Up to a block, the same bytes read in place from a whole
+            // block, the rest of it in the class or not: nothing past
+            // them may count.
+            let tail = if next().is_multiple_of(2) { 0 } else { 0xff };
+            let block: Vec<u8> = data.iter().copied().chain([tail; BLOCK]).collect();
             for min in [1usize, 7, 8, 9, 64] {
+                let want = naive(&data, min);
                 assert_eq!(
                     has_long_run(&data, min, |b| b < 0x80),
-                    naive(&data, min),
+                    want,
                     "{min} in {data:?}"
                 );
+                if len <= BLOCK {
+                    assert_eq!(
+                        has_long_run_in_block(&block, len, min, |b| b < 0x80),
+                        want,
+                        "{min} in the {len} first bytes of {block:?}"
+                    );
+                }
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use super::masks::{has_long_run, long_runs, long_runs_into};
+use super::masks::{has_long_run, has_long_run_in_block, long_runs, long_runs_into, BLOCK};
 use super::utf16::{may_hold_utf16, narrow_utf16, PROBED_UP_TO};
 use super::{MIN_RUN, MIN_TEXT};
 
@@ -218,7 +218,21 @@ impl Decodings {
 /// place, a block of 64 at a time, before any byte is shifted out.
 fn may_hold_text(bits: &[u8], bit: usize, len: usize) -> bool {
     let top = 0x80 >> (bit % 8);
-    has_long_run(&bits[bit / 8..bit / 8 + len], MIN_TEXT, |b| b & top == 0)
+    let (from, class) = (bit / 8, |b: u8| b & top == 0);
+    match bits.get(from..from + BLOCK) {
+        // Nearly always: a run's decodings are shorter than a block, and
+        // its bits are padded (`pad_for_reading_in_place`).
+        Some(block) if len <= BLOCK => has_long_run_in_block(block, len, MIN_TEXT, class),
+        _ => has_long_run(&bits[from..from + len], MIN_TEXT, class),
+    }
+}
+
+/// Zeros after a base64 or hex run's packed bits, so that each
+/// alignment's top bits are judged in place ([`may_hold_text`]) rather
+/// than copied into a padded block once per alignment. Decoding reads no
+/// byte past the run's.
+fn pad_for_reading_in_place(bits: &mut Vec<u8>) {
+    bits.extend_from_slice(&[0; BLOCK]);
 }
 
 /// Printable ASCII and the whitespace of text.
@@ -239,6 +253,7 @@ pub(super) fn base64_runs(data: &[u8], alphabet: &[Range<usize>], keep: Keep) ->
     for r in alphabet {
         bits.clear();
         pack_base64(&data[r.clone()], &mut bits);
+        pad_for_reading_in_place(&mut bits);
         // Starting `k` symbols in is starting `6k` bits into the same bits.
         for k in 0..4 {
             decodings.push_shifted(&bits, 6 * k, 6 * (r.len() - k) / 8);
@@ -286,24 +301,31 @@ pub(super) fn decode_base64(symbols: &[u8], out: &mut Vec<u8>) {
 /// with stray low bits or a lone trailing symbol would make one refuse the
 /// whole run, and an agent could append one to any payload.
 fn pack_base64(symbols: &[u8], out: &mut Vec<u8>) {
-    let value = |b: u8| {
-        let v = BASE64_VALUES[b as usize];
-        debug_assert!(v != NOT_BASE64, "{b:#x} is not base64");
-        u32::from(v & 63)
-    };
-    let groups = symbols.chunks_exact(4);
-    let tail = groups.remainder();
-    let start = out.len();
-    out.resize(start + groups.len() * 3, 0);
-    for (bytes, g) in out[start..].chunks_exact_mut(3).zip(groups) {
-        let n = value(g[0]) << 18 | value(g[1]) << 12 | value(g[2]) << 6 | value(g[3]);
-        bytes.copy_from_slice(&n.to_be_bytes()[1..]);
+    // Eight symbols' 48 bits are one word's top six bytes: written as a
+    // whole word, its last two bytes overwritten by the next (or cut).
+    let eights = symbols.chunks_exact(8);
+    let rest = eights.remainder();
+    let mut at = out.len();
+    out.resize(at + eights.len() * 6 + 2, 0);
+    for g in eights {
+        let n = g.iter().fold(0, |n, &b| n << 6 | base64_value(b));
+        out[at..at + 8].copy_from_slice(&(n << 16).to_be_bytes());
+        at += 6;
     }
-    let n = tail
+    out.truncate(at);
+    // Fewer than eight left: their bits, the last byte's at its top.
+    let n = rest
         .iter()
         .enumerate()
-        .fold(0, |n, (i, &b)| n | value(b) << (18 - 6 * i));
-    out.extend_from_slice(&n.to_be_bytes()[1..1 + (tail.len() * 6).div_ceil(8)]);
+        .fold(0, |n, (i, &b)| n | base64_value(b) << (58 - 6 * i));
+    out.extend_from_slice(&n.to_be_bytes()[..(rest.len() * 6).div_ceil(8)]);
+}
+
+/// The six bits of a base64 symbol (of either alphabet), in a word.
+fn base64_value(symbol: u8) -> u64 {
+    let v = BASE64_VALUES[symbol as usize];
+    debug_assert!(v != NOT_BASE64, "{symbol:#x} is not base64");
+    u64::from(v & 63)
 }
 
 /// Appends the `len` bytes that start `bit` bits into `bits` (which holds
@@ -358,6 +380,7 @@ pub(super) fn hex_runs(
                 .map(|&d| HEX_VALUES[d as usize] << 4);
             bits.extend(digits.map(|p| HEX_VALUES[p[0] as usize] << 4 | HEX_VALUES[p[1] as usize]));
             bits.extend(odd);
+            pad_for_reading_in_place(&mut bits);
             // One digit in is four bits in.
             for k in 0..2 {
                 decodings.push_shifted(&bits, 4 * k, (r.len() - k) / 2);
