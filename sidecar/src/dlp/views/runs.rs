@@ -156,10 +156,21 @@ impl Decodings {
     /// the packed `bits` (see [`append_shifted`]), unless only text is
     /// kept and it [cannot hold any](may_hold_text): most alignments of a
     /// run are noise, and are then neither shifted out nor searched.
+    ///
+    /// The look is inlined into each run decoder, which writes its
+    /// alignments out: each bit offset, and so the bit looked at, is then
+    /// a constant. Only a decoding kept is appended out of line.
+    #[inline(always)]
     pub(super) fn push_shifted(&mut self, bits: &[u8], bit: usize, len: usize) {
         if self.keep == Keep::Text && !may_hold_text(bits, bit, len) {
             return;
         }
+        self.append(bits, bit, len);
+    }
+
+    /// [`Decodings::push_shifted`]'s decoding, appended and ended.
+    #[inline(never)]
+    fn append(&mut self, bits: &[u8], bit: usize, len: usize) {
         append_shifted(bits, bit, len, self.next());
         self.end();
     }
@@ -216,6 +227,7 @@ impl Decodings {
 /// [`MIN_TEXT`] of them in a row (UTF-16's at least `2 * MIN_TEXT - 1`).
 /// Each byte's top bit is one bit of one packed byte, so they are read in
 /// place, a block of 64 at a time, before any byte is shifted out.
+#[inline(always)]
 fn may_hold_text(bits: &[u8], bit: usize, len: usize) -> bool {
     let top = 0x80 >> (bit % 8);
     let (from, class) = (bit / 8, |b: u8| b & top == 0);
@@ -254,10 +266,14 @@ pub(super) fn base64_runs(data: &[u8], alphabet: &[Range<usize>], keep: Keep) ->
         bits.clear();
         pack_base64(&data[r.clone()], &mut bits);
         pad_for_reading_in_place(&mut bits);
-        // Starting `k` symbols in is starting `6k` bits into the same bits.
-        for k in 0..4 {
-            decodings.push_shifted(&bits, 6 * k, 6 * (r.len() - k) / 8);
-        }
+        // Starting `k` symbols in is starting `6k` bits into the same bits
+        // (written out: each offset is then a constant where its top bits
+        // are judged, see `Decodings::push_shifted`).
+        let n = r.len();
+        decodings.push_shifted(&bits, 0, 6 * n / 8);
+        decodings.push_shifted(&bits, 6, 6 * (n - 1) / 8);
+        decodings.push_shifted(&bits, 12, 6 * (n - 2) / 8);
+        decodings.push_shifted(&bits, 18, 6 * (n - 3) / 8);
     }
     decodings.finish()
 }
@@ -381,10 +397,9 @@ pub(super) fn hex_runs(
             bits.extend(digits.map(|p| HEX_VALUES[p[0] as usize] << 4 | HEX_VALUES[p[1] as usize]));
             bits.extend(odd);
             pad_for_reading_in_place(&mut bits);
-            // One digit in is four bits in.
-            for k in 0..2 {
-                decodings.push_shifted(&bits, 4 * k, (r.len() - k) / 2);
-            }
+            // One digit in is four bits in (written out, as for base64).
+            decodings.push_shifted(&bits, 0, r.len() / 2);
+            decodings.push_shifted(&bits, 4, (r.len() - 1) / 2);
         }
     }
     decodings.finish()
