@@ -97,10 +97,9 @@ pub(super) fn has_long_run_in_block(
     min: usize,
     class: impl Fn(u8) -> bool,
 ) -> bool {
-    debug_assert!((1..=BLOCK).contains(&min) && len <= BLOCK);
+    debug_assert!((1..=BLOCK).contains(&min));
     let block = data[..BLOCK].try_into().expect("a block is 64 bytes");
-    let within = !u64::MAX.checked_shl(len as u32).unwrap_or(0);
-    all_set_from(u128::from(mask(block, &class) & within), min) != 0
+    all_set_from(u128::from(mask_of_first(block, len, &class)), min) != 0
 }
 
 /// Whether `data` holds `count` (`1..=32`) NULs each two bytes after the
@@ -218,9 +217,17 @@ fn mask_at(data: &[u8], at: usize, class: &impl Fn(u8) -> bool) -> u64 {
             let tail = data.get(at..).unwrap_or_default();
             let mut block = [0u8; BLOCK];
             block[..tail.len()].copy_from_slice(tail);
-            mask(&block, class) & !(u64::MAX << tail.len())
+            mask_of_first(&block, tail.len(), class)
         }
     }
+}
+
+/// The class of the first `len` (`..=64`) bytes of a block as a mask; the
+/// bytes after them (padding, or data read in place) are outside it.
+#[inline(always)]
+fn mask_of_first(block: &[u8; BLOCK], len: usize, class: &impl Fn(u8) -> bool) -> u64 {
+    debug_assert!(len <= BLOCK);
+    mask(block, class) & !u64::MAX.checked_shl(len as u32).unwrap_or(0)
 }
 
 /// The class of a block as a mask: each byte judged to all ones or zero
