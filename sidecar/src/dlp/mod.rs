@@ -39,6 +39,10 @@ const MIN_NEEDLE_LEN: usize = 8;
 /// views still see it whole: UTF-16 in JSON `\u` escapes is twelve bytes a
 /// byte (`\u0073\u0000`; `\u00XX` alone is six).
 const MAX_EXPANSION: usize = 12;
+/// Most a deep scan holds back for the next (see [`Scanner::deep_keep`]):
+/// an encoding with more than this of it before a piece's end is the one
+/// a stream cut into pieces can still miss.
+pub const MAX_DEEP_KEEP: usize = 64 * 1024;
 /// What replaces each byte of a redacted secret (same length keeps framing valid).
 pub const REDACTION_BYTE: u8 = b'*';
 
@@ -133,6 +137,10 @@ pub struct Scanner {
     window: usize,
     /// Longest stretch the views must see whole.
     deep_window: usize,
+    /// Most punctuation ([`views::is_punctuation`]) any needle holds;
+    /// `None` when a held secret has a NUL, which decodings join their
+    /// pieces with (a needle could then span a join, punctuation left out).
+    punctuation: Option<usize>,
 }
 
 /// The encoded forms of `secret` worth scanning for, with a label for each
@@ -227,6 +235,16 @@ impl Scanner {
         };
         let longest_needle = all.iter().map(String::len).max().unwrap_or(0);
         let pattern_len = if tokens.is_some() { MAX_PATTERN_LEN } else { 0 };
+        // Every needle but a raw secret is letters, digits and encoding
+        // symbols; a token is counted as if it were all punctuation.
+        let punctuation = secrets
+            .iter()
+            .map(|s| {
+                let raw = s.value.as_bytes();
+                (!raw.contains(&0))
+                    .then(|| raw.iter().filter(|&&b| views::is_punctuation(b)).count())
+            })
+            .try_fold(pattern_len, |most, n| Some(most.max(n?)));
         Self {
             literals: Literals {
                 needles: automaton(&all),
@@ -246,6 +264,7 @@ impl Scanner {
             peeling,
             window: longest_needle.max(pattern_len),
             deep_window: longest_needle.max(MAX_EXPANSION * longest_raw.max(pattern_len)),
+            punctuation,
         }
     }
 
@@ -263,6 +282,46 @@ impl Scanner {
     /// stream must hold back for [`Scanner::first_deep`] to see it whole).
     pub fn deep_window(&self) -> usize {
         self.deep_window
+    }
+
+    /// How many of `held`'s last bytes a deep scan holds back for the next
+    /// one: what an encoded secret crossing the cut may already have sent.
+    ///
+    /// At least the deep window, and further back until those bytes hold
+    /// more punctuation than any needle: no decoding the views make drops
+    /// or merges a byte of punctuation (see [`views::is_punctuation`]), so
+    /// an encoding of a needle holds no more of it than the needle does,
+    /// and one that began before them would hold them all. Layered
+    /// encodings are wider than any fixed window (`\u` escapes of `\u`
+    /// escapes, line breaks with indentation between a secret's halves);
+    /// one is found however wide, unless more than [`MAX_DEEP_KEEP`] bytes
+    /// of it come before the cut.
+    pub fn deep_keep(&self, held: &[u8]) -> usize {
+        let floor = self.deep_window.saturating_sub(1).min(held.len());
+        let most = MAX_DEEP_KEEP.max(floor).min(held.len());
+        let Some(bound) = self.punctuation else {
+            return most;
+        };
+        let before = |keep: usize, len: usize| &held[held.len() - keep - len..held.len() - keep];
+        let (mut keep, mut seen) = (floor, punctuation_in(before(0, floor)));
+        // Further back a block at a time, counted where the compiler
+        // vectorises it; the block that passes the bound byte by byte.
+        while seen <= bound && keep < most {
+            let block = before(keep, (most - keep).min(4096));
+            let found = punctuation_in(block);
+            if seen + found <= bound {
+                (keep, seen) = (keep + block.len(), seen + found);
+                continue;
+            }
+            for &b in block.iter().rev() {
+                keep += 1;
+                seen += usize::from(views::is_punctuation(b));
+                if seen > bound {
+                    break;
+                }
+            }
+        }
+        keep
     }
 
     /// How many bytes at the end of `data` could still become a direct match
@@ -381,6 +440,19 @@ impl Scanner {
             true,
         )
     }
+}
+
+/// How many bytes of `data` are punctuation ([`views::is_punctuation`]).
+fn punctuation_in(data: &[u8]) -> usize {
+    // Counted 64 bytes at a time into a byte, which vectorises.
+    let blocks = data.chunks_exact(64);
+    let rest = blocks.remainder();
+    let count = |bytes: &[u8]| {
+        bytes
+            .iter()
+            .fold(0u8, |n, &b| n + u8::from(views::is_punctuation(b)))
+    };
+    blocks.map(|block| usize::from(count(block))).sum::<usize>() + usize::from(count(rest))
 }
 
 /// `s` in hex, the case of its digits alternating (`6D0a…`): how the tests

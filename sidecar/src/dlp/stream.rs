@@ -165,7 +165,7 @@ pub(super) fn keep(scanner: &Scanner, depth: Depth, held: &[u8]) -> usize {
         // Only what could still become a match is held back, so a
         // stream of small events (SSE) is not delayed.
         Depth::Direct => scanner.open_tail(held),
-        Depth::Views => scanner.deep_window().saturating_sub(1).min(held.len()),
+        Depth::Views => scanner.deep_keep(held),
     }
 }
 
@@ -307,48 +307,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod widest_encoding {
-    use super::super::Needles;
-    use super::*;
-    use bottlebar_policy::HeldSecret;
-
-    /// The widest encoding the views undo: UTF-16 in JSON `\u` escapes,
-    /// twelve bytes a byte (`\u0073\u0000`), of a secret longer than the
-    /// token window, is seen whole wherever the pieces are cut.
-    #[test]
-    fn a_long_secret_in_utf16_json_escapes_is_blocked_across_any_cut() {
-        let secret: String = (0..600)
-            .map(|i| (b'A' + (i * 7 % 26) as u8) as char)
-            .collect();
-        let scanner = Arc::new(Scanner::new(
-            &[HeldSecret {
-                name: "long".into(),
-                value: secret.clone(),
-                placeholder: None,
-            }],
-            Needles::SecretsAndTokens,
-        ));
-        let escaped: String = secret
-            .chars()
-            .map(|c| format!("\\u{:04x}\\u0000", c as u32))
-            .collect();
-        assert_eq!(escaped.len(), 12 * secret.len());
-        let data = format!(
-            "{{\"a\":\"{}{escaped}{}\"}}",
-            "x".repeat(5000),
-            "y".repeat(3000)
-        );
-        for piece in [1000usize, 4096, 7000, 9001, 64 * 1024] {
-            let mut stream = StreamScanner::new(scanner.clone(), Mode::Block, Depth::Views);
-            let blocked = data
-                .as_bytes()
-                .chunks(piece)
-                .any(|c| stream.push(c).is_err())
-                || stream.finish().is_err();
-            assert!(blocked, "pieces of {piece}");
-        }
-    }
-}
+mod widest_encoding;
 
 #[cfg(test)]
 mod throughput {

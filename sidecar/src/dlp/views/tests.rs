@@ -2,7 +2,7 @@
 
 use base64::Engine as _;
 
-use super::runs::{alphabet_runs, hex_runs, hex_val, new_runs, runs, Keep};
+use super::runs::{alphabet_runs, hex_runs, hex_val, is_base64_symbol, new_runs, runs, Keep};
 use super::*;
 
 fn contains(views: &[View], needle: &str) -> bool {
@@ -438,4 +438,56 @@ fn a_digest_decoded_at_every_alignment_is_noise_not_kept_by_the_combined_peeling
     let separate = decoded(body, 1 << 20, Peeling::Separate);
     assert!(separate.iter().any(|v| v.how == "base64-decoded"));
     assert!(separate.iter().any(|v| v.how == "hex-decoded"));
+}
+
+/// What `Scanner::deep_keep` rests on: every text decoder keeps each byte
+/// of punctuation (making more from escapes is fine), the UTF-16
+/// narrowing keeps a run's, and no run decoder's alphabet has any.
+#[test]
+fn no_decoding_drops_or_merges_punctuation() {
+    let count = |d: &[u8]| d.iter().filter(|&&b| is_punctuation(b)).count();
+    // Escape-heavy text: every escape, half-escapes, whitespace around
+    // line breaks, and punctuation among them.
+    let pieces: &[&str] = &[
+        "\\", "\\u", "\\x", "\\\"", "\\'", "\\/", "\\n", "\\r", "\\t", "%", "%2", "%22", "u00",
+        "5c", "41", "d83d", "\n", " ", "  \r\n", "\"", "'", ",", ".", ":", "{", "}", "a", "Z", "9",
+    ];
+    let mut next = crate::dlp::pseudo_random(0x510e_527f);
+    for _ in 0..3000 {
+        let text: String = (0..next() % 40)
+            .map(|_| pieces[next() % pieces.len()])
+            .collect();
+        let data = text.as_bytes();
+        let decoders: [(&str, Option<Vec<u8>>); 4] = [
+            ("unescaped", unescape_text(data).map(|d| d.0)),
+            ("line breaks removed", strip_breaks(data).map(|d| d.0)),
+            ("percent-decoded", percent(data).map(|d| d.0)),
+            ("escapes decoded", escapes(data).map(|d| d.0)),
+        ];
+        for (how, out) in decoders {
+            if let Some(out) = out {
+                assert!(count(&out) >= count(data), "{how} of {text:?}: {out:?}");
+            }
+        }
+        // The same text as UTF-16 (a run, as every byte is text): narrowed whole.
+        let wide: Vec<u8> = data.iter().flat_map(|&b| [b, 0]).collect();
+        if data.len() >= 8 {
+            let narrowed = utf16_view(&wide).expect("a UTF-16 run");
+            assert!(count(&narrowed) >= count(data), "UTF-16 of {text:?}");
+        }
+    }
+    for b in 0..=255u8 {
+        if is_base64_symbol(b) || b == b'=' || hex_val(b).is_some() {
+            assert!(!is_punctuation(b), "{b:#04x} is in a run's alphabet");
+        }
+    }
+}
+
+#[test]
+fn punctuation_is_printable_ascii_outside_every_encodings_alphabet() {
+    for b in 0..=255u8 {
+        let expected = b.is_ascii_punctuation()
+            && !matches!(b, b'+' | b'/' | b'-' | b'_' | b'=' | b'%' | b'\\');
+        assert_eq!(is_punctuation(b), expected, "byte {b:#04x}");
+    }
 }
