@@ -48,11 +48,17 @@ fn blocked_across_the_cut(
         filler(20_000)
     );
     assert_eq!(&data[PIECE - before..PIECE - before + 8], &encoded[..8]);
-    let mut stream = StreamScanner::new(scanner.clone(), Mode::Block, Depth::Views);
-    data.as_bytes()
-        .chunks(PIECE)
-        .any(|piece| stream.push(piece).is_err())
-        || stream.finish().is_err()
+    // As the proxy scans a body's pieces: detached, blocking and redacting.
+    [Mode::Block, Mode::Redact].into_iter().all(|mode| {
+        let mut stream = StreamScanner::new(scanner.clone(), mode, Depth::Views);
+        data.as_bytes().chunks(PIECE).any(|piece| {
+            stream.feed(piece);
+            let job = stream.detach().expect("nothing away");
+            job.run()
+                .map(|mut scanned| stream.rejoin(&mut scanned))
+                .is_err()
+        }) || stream.finish().is_err()
+    })
 }
 
 /// Encodings wider than twelve bytes a byte, each found whole, then cut at
