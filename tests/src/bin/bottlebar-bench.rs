@@ -61,6 +61,9 @@ struct Args {
     /// Size of each upload's body, in KiB.
     #[arg(long, default_value_t = 1024)]
     upload_kib: usize,
+    /// What each upload's body is.
+    #[arg(long, value_enum, default_value_t = UploadBody::Json)]
+    upload_body: UploadBody,
     /// The `bottlebar-testkit` binary, to measure a bare `CONNECT` relay
     /// too (the floor of any proxy here); none skips it.
     #[arg(long)]
@@ -81,9 +84,34 @@ struct Stats {
     upload_mb_s: f64,
 }
 
-/// A request body an agent might send (source text in JSON, with the hex
-/// and base64 runs that make the scanner look closer), `kib` KiB of it.
-fn upload_body(kib: usize) -> Vec<u8> {
+/// Kinds of upload body.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum UploadBody {
+    /// Source text in JSON, with the hex and base64 runs that make the
+    /// scanner look closer (what the committed figures measure).
+    Json,
+    /// One base64 run, as an image in a JSON message is: no punctuation,
+    /// so the scanner holds back its widest window between pieces.
+    Base64,
+}
+
+/// A request body an agent might send, `kib` KiB of it.
+fn upload_body(kind: UploadBody, kib: usize) -> Vec<u8> {
+    if let UploadBody::Base64 = kind {
+        use base64::Engine as _;
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let noise: Vec<u8> = (0..kib * 768)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        return base64::engine::general_purpose::STANDARD
+            .encode(noise)
+            .into_bytes();
+    }
     let line = br#"{"path":"src/lib.rs","text":"fn main() {\n    println!(\"hello\");\n}\n","digest":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","blob":"aGVsbG8gd29ybGQsIHRoaXMgaXMgYSB0ZXN0IG9mIHRoZSBzY2FubmVy"}
 "#;
     line.iter().copied().cycle().take(kib * 1024).collect()
@@ -94,7 +122,7 @@ async fn uploads(name: &str, client: &Client, url: &str, args: &Args) -> Result<
     if args.uploads == 0 {
         return Ok(0.0);
     }
-    let body = upload_body(args.upload_kib);
+    let body = upload_body(args.upload_body, args.upload_kib);
     let opts = FetchOptions {
         method: Some("POST".into()),
         body: Some(body.clone()),
