@@ -177,3 +177,25 @@ fn a_long_secret_in_utf16_json_escapes_is_blocked_across_any_cut() {
         assert!(blocked, "pieces of {piece}");
     }
 }
+
+/// A scan that starts inside a run of escaped backslashes pairs them from
+/// there: from the wrong byte, the escape after the run reads as a
+/// literal. The window must reach back past the run (it has no
+/// punctuation, so it does), not cut it.
+#[test]
+fn a_token_escaped_after_a_long_run_of_backslashes_is_blocked_across_any_cut() {
+    let scanner = scanner("s3cr3t-Token_value/with+chars");
+    let run = 10_000;
+    let encoded = format!("{}{}", "\\\\".repeat(run / 2), json_escaped(TOKEN));
+    let whole = format!("{{\"a\":\"x {encoded} y\"}}");
+    assert!(scanner.first_deep(whole.as_bytes()).is_some());
+    // Cut inside the escaped token, an odd step apart: the old window's
+    // start fell inside the run at both parities.
+    for before in (run + 1..encoded.len()).step_by(7) {
+        assert!(
+            blocked_across_the_cut(&scanner, &json_lines, &encoded, before),
+            "cut {before} bytes into {} (a run of {run})",
+            encoded.len()
+        );
+    }
+}
