@@ -241,8 +241,7 @@ impl Scanner {
             .iter()
             .map(|s| {
                 let raw = s.value.as_bytes();
-                (!raw.contains(&0))
-                    .then(|| raw.iter().filter(|&&b| views::is_punctuation(b)).count())
+                (!raw.contains(&0)).then(|| punctuation_in(raw))
             })
             .try_fold(pattern_len, |most, n| Some(most.max(n?)));
         Self {

@@ -27,6 +27,13 @@ fn json_escaped(s: &str) -> String {
     s.chars().map(|c| format!("\\u{:04x}", c as u32)).collect()
 }
 
+/// UTF-16 of `s` in JSON `\u` escapes: twelve bytes a byte (`\u0073\u0000`).
+fn utf16_json_escaped(s: &str) -> String {
+    s.chars()
+        .map(|c| format!("\\u{:04x}\\u0000", c as u32))
+        .collect()
+}
+
 /// Lines of JSON an agent sends (punctuation every few bytes).
 fn json_lines(len: usize) -> String {
     let line = r#"{"path":"src/lib.rs","text":"fn main() {}","digest":"9f86d081884c7d65"}"#;
@@ -105,11 +112,10 @@ fn a_long_secret_in_hex_of_utf16_escapes_is_blocked_across_any_cut() {
         .map(|i| (b'a' + (i * 11 % 26) as u8) as char)
         .collect();
     let scanner = scanner(&secret);
-    let utf16: String = secret
-        .chars()
-        .map(|c| format!("\\u{:04x}\\u0000", c as u32))
+    let hex: String = utf16_json_escaped(&secret)
+        .bytes()
+        .map(|b| format!("{b:02x}"))
         .collect();
-    let hex: String = utf16.bytes().map(|b| format!("{b:02x}")).collect();
     assert_eq!(hex.len(), 24 * secret.len());
     assert!(hex.len() > scanner.deep_window());
     assert_blocked_wherever_cut(&scanner, "hex of UTF-16 escapes", &hex);
@@ -149,18 +155,8 @@ fn a_long_secret_in_utf16_json_escapes_is_blocked_across_any_cut() {
     let secret: String = (0..600)
         .map(|i| (b'A' + (i * 7 % 26) as u8) as char)
         .collect();
-    let scanner = Arc::new(Scanner::new(
-        &[HeldSecret {
-            name: "long".into(),
-            value: secret.clone(),
-            placeholder: None,
-        }],
-        Needles::SecretsAndTokens,
-    ));
-    let escaped: String = secret
-        .chars()
-        .map(|c| format!("\\u{:04x}\\u0000", c as u32))
-        .collect();
+    let scanner = scanner(&secret);
+    let escaped = utf16_json_escaped(&secret);
     assert_eq!(escaped.len(), 12 * secret.len());
     let data = format!(
         "{{\"a\":\"{}{escaped}{}\"}}",

@@ -445,7 +445,7 @@ fn a_digest_decoded_at_every_alignment_is_noise_not_kept_by_the_combined_peeling
 /// narrowing keeps a run's, and no run decoder's alphabet has any.
 #[test]
 fn no_decoding_drops_or_merges_punctuation() {
-    let count = |d: &[u8]| d.iter().filter(|&&b| is_punctuation(b)).count();
+    let count = crate::dlp::punctuation_in;
     // Escape-heavy text: every escape, half-escapes, whitespace around
     // line breaks, and punctuation among them.
     let pieces: &[&str] = &[
