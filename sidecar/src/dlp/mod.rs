@@ -18,6 +18,7 @@
 //! decoded first ([`decode`]).
 
 pub mod decode;
+mod gates;
 pub mod job;
 pub mod stream;
 mod tokens;
@@ -29,6 +30,7 @@ pub use stream::{Depth, Mode, StreamScanner};
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine as _;
 use bottlebar_policy::HeldSecret;
+use gates::Gates;
 use tokens::Tokens;
 
 /// Longest token-pattern match considered; patterns are written to stay under it.
@@ -79,58 +81,12 @@ struct Literals {
     prefixes_reversed: Option<AhoCorasick>,
 }
 
-/// Whether any literal needle occurs, as one expression: the `regex`
-/// crate finds literal alternations with vectorised prefilters (Teddy on
-/// the needles' case variants), an order of magnitude faster on text than
-/// an automaton stepping byte by byte. Clean data, which is nearly all
-/// data, costs that one pass.
-fn literal_gate(needles: &[String]) -> Option<regex::bytes::Regex> {
-    (!needles.is_empty()).then(|| {
-        regex::bytes::RegexBuilder::new(&alternation(needles))
-            .unicode(false)
-            .case_insensitive(true)
-            .size_limit(64 << 20)
-            .build()
-            .expect("escaped literal needles compile")
-    })
-}
-
-/// Whether any literal needle (ignoring case) or any token format's
-/// literal prefix occurs, as one expression: clean data, nearly all data,
-/// is ruled out in one pass where the literal gate and the token prefixes
-/// took two. Only when there are both (else either one alone is this).
-fn clean_gate(needles: &[String], tokens: bool) -> Option<regex::bytes::Regex> {
-    (tokens && !needles.is_empty()).then(|| {
-        let either = format!(
-            "(?i:{})|{}",
-            alternation(needles),
-            alternation(tokens::TOKEN_PREFIXES)
-        );
-        regex::bytes::RegexBuilder::new(&either)
-            .unicode(false)
-            .size_limit(64 << 20)
-            .build()
-            .expect("escaped literal needles and prefixes compile")
-    })
-}
-
-/// `literals` as one regular expression that matches any of them exactly.
-fn alternation(literals: &[impl AsRef<str>]) -> String {
-    literals
-        .iter()
-        .map(|l| regex::escape(l.as_ref()))
-        .collect::<Vec<_>>()
-        .join("|")
-}
-
 /// Finds secrets in bytes.
 pub struct Scanner {
     literals: Literals,
     tokens: Option<Tokens>,
-    /// "Does any literal needle occur at all?" ([`literal_gate`]).
-    gate: Option<regex::bytes::Regex>,
-    /// "Could anything match at all?" ([`clean_gate`]).
-    clean_gate: Option<regex::bytes::Regex>,
+    /// What rules out clean data before any needle is looked for.
+    gates: Gates,
     /// How the views are peeled (separately only for secrets that need it).
     peeling: views::Peeling,
     /// Longest direct match.
@@ -199,14 +155,16 @@ fn automaton(needles: &[String]) -> Option<AhoCorasick> {
 impl Scanner {
     /// A scanner for `secrets` (and, with [`Needles::SecretsAndTokens`], token formats).
     pub fn new(secrets: &[HeldSecret], needles: Needles) -> Self {
-        let (mut all, mut kinds) = (Vec::new(), Vec::new());
+        let (mut all, mut kinds, mut each) = (Vec::new(), Vec::new(), Vec::new());
         let mut longest_raw = 0;
         for s in secrets {
             longest_raw = longest_raw.max(s.value.len());
+            let first = all.len();
             for (needle, label) in encodings(s.value.as_bytes()) {
                 all.push(needle);
                 kinds.push(format!("held secret `{}` ({label})", s.name));
             }
+            each.push(first..all.len());
         }
         let mut prefixes: Vec<Vec<u8>> = all
             .iter()
@@ -223,8 +181,11 @@ impl Scanner {
         prefixes.sort();
         prefixes.dedup();
         let tokens = (needles == Needles::SecretsAndTokens).then(Tokens::new);
-        let gate = literal_gate(&all);
-        let clean_gate = clean_gate(&all, tokens.is_some());
+        let by_secret: Vec<&[String]> = each.into_iter().map(|r| &all[r]).collect();
+        let gates = Gates::new(
+            &by_secret,
+            tokens.is_some().then_some(tokens::TOKEN_PREFIXES),
+        );
         let peeling = if secrets
             .iter()
             .any(|s| views::Peeling::for_secret(s.value.as_bytes()) == views::Peeling::Separate)
@@ -258,8 +219,7 @@ impl Scanner {
                 }),
             },
             tokens,
-            gate,
-            clean_gate,
+            gates,
             peeling,
             window: longest_needle.max(pattern_len),
             deep_window: longest_needle.max(MAX_EXPANSION * longest_raw.max(pattern_len)),
@@ -341,11 +301,10 @@ impl Scanner {
 
     /// Whether `data` holds any direct match (cheaper than finding them).
     pub fn is_match(&self, data: &[u8]) -> bool {
-        if self.clean_gate.as_ref().is_some_and(|g| !g.is_match(data)) {
+        if self.gates.rules_out(data) {
             return false;
         }
-        self.gate.as_ref().is_some_and(|g| g.is_match(data))
-            || self.tokens.as_ref().is_some_and(|t| t.is_match(data))
+        self.tokens.as_ref().is_some_and(|t| t.is_match(data)) || self.gates.any_secret(data)
     }
 
     /// Every direct match in `data`, in position order, overlapping ones merged.

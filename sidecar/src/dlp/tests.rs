@@ -73,23 +73,45 @@ fn finds_token_formats() {
 }
 
 #[test]
-fn the_one_pass_gate_lets_through_every_token_and_every_encoding_in_any_case() {
-    // With held secrets and token formats both, clean data is ruled out
-    // by one expression: nothing the needles or the formats find may be.
-    let s = scanner();
-    assert!(s.clean_gate.is_some());
+fn the_gates_let_through_every_token_and_every_encoding_of_every_secret_in_any_case() {
+    // Clean data is ruled out by the token prefixes and one expression a
+    // held secret: nothing the needles or the formats find may be. Several
+    // secrets (API keys beside a held token), so that a gate left out or
+    // built from the wrong secret's needles shows.
+    let values = [
+        SECRET,
+        "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdef",
+        "ghp_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij",
+        "p@ss w0rd%with\\escapes",
+    ];
+    let held: Vec<HeldSecret> = values
+        .iter()
+        .map(|v| HeldSecret {
+            name: "api".into(),
+            value: (*v).into(),
+            placeholder: None,
+        })
+        .collect();
+    let s = Scanner::new(&held, Needles::SecretsAndTokens);
+    assert_eq!(s.gates.secret_expressions(), values.len(), "one a secret");
     for (token, kind) in TOKEN_SAMPLES {
         let data = format!("x={token}&y=1");
         let f = s.first(data.as_bytes());
         assert!(f.is_some_and(|f| f.kind.contains(kind)), "{token}");
     }
-    for (needle, label) in encodings(SECRET.as_bytes()) {
-        for form in [needle.to_lowercase(), needle.to_uppercase()] {
-            let data = format!("junk {form} junk");
-            assert!(s.is_match(data.as_bytes()), "{label}: {form}");
+    for value in values {
+        for (needle, label) in encodings(value.as_bytes()) {
+            for form in [needle.to_lowercase(), needle.to_uppercase()] {
+                let data = format!("junk {form} junk");
+                assert!(s.is_match(data.as_bytes()), "{value} {label}: {form}");
+                assert!(s.first(data.as_bytes()).is_some(), "{value} {label}");
+            }
         }
     }
     assert!(!s.is_match(b"nothing to see here, just text"));
+    let answers = Scanner::new(&held, Needles::SecretsOnly);
+    assert!(!answers.is_match(TOKEN_SAMPLES[0].0.as_bytes()));
+    assert!(answers.is_match(values[3].as_bytes()));
 }
 
 #[test]

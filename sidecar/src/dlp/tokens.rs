@@ -73,7 +73,7 @@ impl Tokens {
             .collect::<Vec<_>>()
             .join("|");
         Tokens {
-            prefixes: Regex::new(&super::alternation(TOKEN_PREFIXES))
+            prefixes: Regex::new(&super::gates::alternation(TOKEN_PREFIXES))
                 .expect("escaped prefixes compile"),
             any: Regex::new(&any).expect("built-in patterns compile"),
             each: TOKEN_PATTERNS
