@@ -64,6 +64,11 @@ struct Args {
     /// What each upload's body is.
     #[arg(long, value_enum, default_value_t = UploadBody::Json)]
     upload_body: UploadBody,
+    /// Secrets the sidecar holds: the bench's own, then (from 2) the kinds
+    /// of key a bottle running a coding agent holds (made-up values of an
+    /// Anthropic key, a GitHub token, an AWS key id), up to 4.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=4))]
+    secrets: u8,
     /// The `bottlebar-testkit` binary, to measure a bare `CONNECT` relay
     /// too (the floor of any proxy here); none skips it.
     #[arg(long)]
@@ -115,6 +120,24 @@ fn upload_body(kind: UploadBody, kib: usize) -> Vec<u8> {
     let line = br#"{"path":"src/lib.rs","text":"fn main() {\n    println!(\"hello\");\n}\n","digest":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","blob":"aGVsbG8gd29ybGQsIHRoaXMgaXMgYSB0ZXN0IG9mIHRoZSBzY2FubmVy"}
 "#;
     line.iter().copied().cycle().take(kib * 1024).collect()
+}
+
+/// The sidecar's secrets file holding the first `count` of the bench's
+/// secrets (see `Args::secrets`).
+fn held_secrets(count: u8) -> serde_json::Value {
+    let values = [
+        "bench-secret-value-0123456789",
+        "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdef",
+        "ghp_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij",
+        "AKIAIOSFODNN7EXAMPLE",
+    ];
+    let held: Vec<_> = values
+        .iter()
+        .take(usize::from(count))
+        .enumerate()
+        .map(|(i, v)| serde_json::json!({"name": format!("k{i}"), "value": v}))
+        .collect();
+    serde_json::json!({ "secrets": held })
 }
 
 /// `args.uploads` uploads on one kept-alive connection: MB/s.
@@ -311,10 +334,7 @@ async fn main() -> Result<()> {
     let bottle_ca = TestCa::new("Bottlebar CA for bottle bench");
     std::fs::write(p("ca.crt"), &bottle_ca.cert_pem)?;
     std::fs::write(p("ca.key"), &bottle_ca.key_pem)?;
-    std::fs::write(
-        p("secrets.json"),
-        r#"{"secrets":[{"name":"k","value":"bench-secret-value-0123456789"}]}"#,
-    )?;
+    std::fs::write(p("secrets.json"), held_secrets(args.secrets).to_string())?;
     let proxy_port = free_port()?;
     let config = serde_json::json!({
         "bottle": "bench", "listen": format!("127.0.0.1:{proxy_port}"),
