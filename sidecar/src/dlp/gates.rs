@@ -8,8 +8,8 @@
 //! letter at the start of a needle two variants, and past a few held
 //! secrets the variants are too many: the expression then falls back to a
 //! search several times slower. Measured on the bench's body (whole deep
-//! scans, `request_body_scanning_throughput`, MB/s): one held secret 473,
-//! an Anthropic key and a GitHub token 175, four secrets 169. So one
+//! scans, `request_body_scanning_throughput`, MB/s): one held secret 480,
+//! an Anthropic key and a GitHub token 195, four secrets 173. So one
 //! expression for everything is kept only while it has a fast prefilter,
 //! and otherwise each held secret gets its own (each as fast as one).
 
@@ -149,7 +149,7 @@ mod tests {
     fn secrets_too_many_for_one_fast_expression_get_one_each_and_each_is_fast() {
         // An Anthropic key and a GitHub token are already too many: as one
         // expression they lose the fast prefilter (the bench's body scanned
-        // at 175 MB/s instead of 473).
+        // at 195 MB/s instead of 480).
         for held in [&HELD[1..3], &HELD[..]] {
             let g = gates(held);
             assert!(!g.is_one_pass(), "{held:?}");

@@ -429,6 +429,19 @@ pub(crate) fn mixed_case_hex(s: &str) -> String {
         .collect()
 }
 
+/// Held secrets of these `values`, each named `api`: what the tests hold.
+#[cfg(test)]
+pub(crate) fn held_secrets(values: &[&str]) -> Vec<HeldSecret> {
+    values
+        .iter()
+        .map(|v| HeldSecret {
+            name: "api".into(),
+            value: (*v).into(),
+            placeholder: None,
+        })
+        .collect()
+}
+
 /// A small deterministic pseudo-random sequence for the tests' generated
 /// inputs: the high 31 bits of a linear congruential generator.
 #[cfg(test)]

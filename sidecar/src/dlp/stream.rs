@@ -314,7 +314,6 @@ mod throughput {
     use super::super::Needles;
     use super::*;
     use base64::Engine;
-    use bottlebar_policy::HeldSecret;
 
     /// How fast a request body streams through deep scanning, by kind of
     /// body and chunk size (`cargo test --release -p bottlebar-sidecar --
@@ -326,14 +325,7 @@ mod throughput {
         // `SECRETS=a,b` holds those instead (a bottle often holds several).
         let values =
             std::env::var("SECRETS").unwrap_or_else(|_| "s3cr3t-Token_value/with+chars".into());
-        let held: Vec<HeldSecret> = values
-            .split(',')
-            .map(|value| HeldSecret {
-                name: "api".into(),
-                value: value.into(),
-                placeholder: None,
-            })
-            .collect();
+        let held = super::super::held_secrets(&values.split(',').collect::<Vec<_>>());
         let scanner = Arc::new(Scanner::new(&held, Needles::SecretsAndTokens));
         println!(
             "{} held secrets, deep window {} bytes",

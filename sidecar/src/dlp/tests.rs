@@ -84,14 +84,7 @@ fn the_gates_let_through_every_token_and_every_encoding_of_every_secret_in_any_c
         "ghp_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij",
         "p@ss w0rd%with\\escapes",
     ];
-    let held: Vec<HeldSecret> = values
-        .iter()
-        .map(|v| HeldSecret {
-            name: "api".into(),
-            value: (*v).into(),
-            placeholder: None,
-        })
-        .collect();
+    let held = held_secrets(&values);
     let s = Scanner::new(&held, Needles::SecretsAndTokens);
     assert_eq!(s.gates.secret_expressions(), values.len(), "one a secret");
     for (token, kind) in TOKEN_SAMPLES {

@@ -82,20 +82,12 @@ impl Away {
 mod tests {
     use super::*;
     use crate::dlp::{Depth, Mode, Needles, Scanner, StreamScanner, REDACTION_BYTE};
-    use bottlebar_policy::HeldSecret;
     use std::sync::Arc;
 
     const SECRET: &str = "held-secret-value-0123456789";
 
     fn stream(secrets: &[&str], mode: Mode) -> StreamScanner {
-        let held: Vec<HeldSecret> = secrets
-            .iter()
-            .map(|v| HeldSecret {
-                name: "api".into(),
-                value: (*v).into(),
-                placeholder: None,
-            })
-            .collect();
+        let held = crate::dlp::held_secrets(secrets);
         let scanner = Arc::new(Scanner::new(&held, Needles::SecretsOnly));
         StreamScanner::new(scanner, mode, Depth::Views)
     }
