@@ -51,6 +51,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Build a bottle's images now, without launching it (a template's
+    /// first build takes minutes; `bottle up` then starts at once).
+    Build {
+        name: String,
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+        /// Build the agent's image afresh (a template fetches its CLI's newest
+        /// release); a running bottle uses it from its next launch.
+        #[arg(long)]
+        rebuild: bool,
+        /// Print progress events as JSON lines, then the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove everything of a bottle: containers, networks, state. Idempotent.
     Down {
         name: String,

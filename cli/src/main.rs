@@ -54,6 +54,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             rebuild,
             json,
         } => cmd::up::run(&home, &name, backend, rebuild, json, runner).await,
+        Command::Build {
+            name,
+            backend,
+            rebuild,
+            json,
+        } => cmd::build::run(&home, &name, backend, rebuild, json, runner).await,
         Command::Down {
             name,
             backend,

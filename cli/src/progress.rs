@@ -23,6 +23,29 @@ where
     Fut: std::future::Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
+    render_events(Renderer::new(json, "launching"), launching, op).await
+}
+
+/// [`with_events`] for `bottle build`, whose plan only builds.
+pub async fn with_build_events<F, Fut, T>(json: bool, op: F) -> Result<T>
+where
+    F: FnOnce(Events) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    render_events(Renderer::new(json, "building the images of"), None, op).await
+}
+
+async fn render_events<F, Fut, T>(
+    mut renderer: Renderer,
+    launching: Option<Arc<AtomicBool>>,
+    op: F,
+) -> Result<T>
+where
+    F: FnOnce(Events) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
     struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
     impl<T> Drop for AbortOnDrop<T> {
         fn drop(&mut self) {
@@ -31,7 +54,6 @@ where
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut task = AbortOnDrop(tokio::spawn(op(Events::new(tx))));
-    let mut renderer = Renderer::new(json);
     while let Some(e) = rx.recv().await {
         if let (Some(flag), Event::PlanStarted { .. }) = (&launching, &e) {
             flag.store(true, Ordering::SeqCst);
@@ -42,7 +64,13 @@ where
     (&mut task.0).await.context("the operation panicked")
 }
 
-enum Renderer {
+struct Renderer {
+    style: Style,
+    /// What a plan's start says it does (`launching`).
+    plan_verb: &'static str,
+}
+
+enum Style {
     Json,
     Plain,
     Live {
@@ -52,28 +80,30 @@ enum Renderer {
 }
 
 impl Renderer {
-    fn new(json: bool) -> Self {
-        if json {
-            Renderer::Json
+    fn new(json: bool, plan_verb: &'static str) -> Self {
+        let style = if json {
+            Style::Json
         } else if std::io::stderr().is_terminal() {
-            Renderer::Live {
+            Style::Live {
                 multi: MultiProgress::new(),
                 bars: HashMap::new(),
             }
         } else {
-            Renderer::Plain
-        }
+            Style::Plain
+        };
+        Renderer { style, plan_verb }
     }
 
     fn render(&mut self, e: &Event) {
-        match self {
-            Renderer::Json => println!("{}", serde_json::to_string(e).expect("events serialize")),
-            Renderer::Plain => {
-                if let Some(line) = plain_line(e) {
+        let verb = self.plan_verb;
+        match &mut self.style {
+            Style::Json => println!("{}", serde_json::to_string(e).expect("events serialize")),
+            Style::Plain => {
+                if let Some(line) = plain_line(e, verb) {
                     eprintln!("{line}");
                 }
             }
-            Renderer::Live { multi, bars } => match e {
+            Style::Live { multi, bars } => match e {
                 Event::StepStarted { step, title, .. } => {
                     let bar = multi.add(ProgressBar::new_spinner());
                     bar.set_style(
@@ -116,7 +146,7 @@ impl Renderer {
                 } => done(bars, step, format!("– {title}  ({reason})")),
                 Event::StepFailed { step, title, .. } => done(bars, step, format!("✗ {title}")),
                 other => {
-                    if let Some(line) = plain_line(other) {
+                    if let Some(line) = plain_line(other, verb) {
                         let _ = multi.println(line);
                     }
                 }
@@ -125,7 +155,7 @@ impl Renderer {
     }
 
     fn finish(&mut self) {
-        if let Renderer::Live { bars, .. } = self {
+        if let Style::Live { bars, .. } = &mut self.style {
             for (_, bar) in bars.drain() {
                 if !bar.is_finished() {
                     bar.finish();
@@ -142,13 +172,16 @@ fn done(bars: &mut HashMap<String, ProgressBar>, step: &str, msg: String) {
     }
 }
 
-fn plain_line(e: &Event) -> Option<String> {
+fn plain_line(e: &Event, plan_verb: &str) -> Option<String> {
     Some(match e {
         Event::PlanStarted {
             bottle,
             backend,
             steps,
-        } => format!("launching `{bottle}` on {backend} ({} steps)", steps.len()),
+        } => format!(
+            "{plan_verb} `{bottle}` on {backend} ({} steps)",
+            steps.len()
+        ),
         Event::StepStarted { title, .. } => format!("  … {title}"),
         Event::StepRetrying { .. } => return None,
         Event::StepOutput { line, .. } => format!("    │ {line}"),

@@ -229,6 +229,26 @@ impl Plan {
         Ok(())
     }
 
+    /// The plan cut down to the steps `ids` and every step they wait for,
+    /// in the plan's order (so it is still a valid serial order). Ids the
+    /// plan lacks are ignored.
+    pub fn only(&self, ids: &[&str]) -> Plan {
+        let mut keep: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        for id in ids {
+            keep.extend(self.ancestors(id));
+        }
+        Plan {
+            bottle: self.bottle.clone(),
+            backend: self.backend,
+            steps: self
+                .steps
+                .iter()
+                .filter(|s| keep.contains(&s.id))
+                .cloned()
+                .collect(),
+        }
+    }
+
     fn ancestors(&self, id: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         let mut todo = vec![id.to_string()];
@@ -331,6 +351,27 @@ mod tests {
         assert_eq!(p.check(), Ok(()));
         p.steps.push(step("a", &[], &["true"]));
         assert!(p.check().unwrap_err().contains("duplicate"));
+    }
+
+    #[test]
+    fn only_keeps_the_steps_named_and_what_they_wait_for_in_order() {
+        let p = Plan {
+            bottle: "x".into(),
+            backend: BackendKind::Apple,
+            steps: vec![
+                step("stop", &[], &["true"]),
+                step("start", &["stop"], &["true"]),
+                step("net", &[], &["true"]),
+                step("build", &["start"], &["true"]),
+                step("run", &["build", "net"], &["true"]),
+            ],
+        };
+        let ids = |p: &Plan| p.steps.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+        let cut = p.only(&["build", "missing"]);
+        assert_eq!(ids(&cut), ["stop", "start", "build"]);
+        assert_eq!(cut.check(), Ok(()));
+        assert_eq!(ids(&p.only(&["net"])), ["net"]);
+        assert!(p.only(&[]).steps.is_empty());
     }
 
     #[test]

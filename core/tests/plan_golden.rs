@@ -86,6 +86,51 @@ fn apple_plan_before_1_2_1_recreates_the_builder_with_the_dns() {
 }
 
 #[test]
+fn the_image_plan_is_the_launch_plans_builds_and_what_they_wait_for() {
+    let ids =
+        |p: &bottlebar_core::plan::Plan| p.steps.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+    for (kind, engine, version, expected) in [
+        (
+            BackendKind::Docker,
+            "docker",
+            None,
+            &["build-sidecar-image", "build-agent-image"][..],
+        ),
+        (
+            BackendKind::Apple,
+            "container",
+            Some((1, 2, 1)),
+            &["build-sidecar-image", "build-agent-image"][..],
+        ),
+        // Before 1.2.1 the builds wait for the builder made again with the DNS.
+        (
+            BackendKind::Apple,
+            "container",
+            Some((1, 2, 0)),
+            &[
+                "stop-builder",
+                "delete-builder",
+                "start-builder",
+                "build-sidecar-image",
+                "build-agent-image",
+            ][..],
+        ),
+    ] {
+        let mut spec = example_spec(kind, engine);
+        spec.engine_version = version;
+        let launch = bottlebar_core::backend::plan(&spec);
+        let builds = bottlebar_core::backend::image_plan(&spec);
+        builds.check().unwrap();
+        assert_eq!(ids(&builds), expected, "{kind} {version:?}");
+        // The very steps of the launch: same argv, same skip probe.
+        for step in &builds.steps {
+            assert_eq!(Some(step), launch.step(&step.id), "{kind}: {}", step.id);
+            assert!(step.undo.is_none(), "a build creates nothing to undo");
+        }
+    }
+}
+
+#[test]
 fn plans_never_leak_secret_paths_into_the_agent() {
     for (kind, engine) in [
         (BackendKind::Docker, "docker"),

@@ -27,7 +27,9 @@ pub mod webdriver;
 pub use attack::{backend_label, gvisor_run, security_results_dir, Attack};
 pub use engine::{docker, docker_stdin, engine, netns_owner, Engine};
 pub use harness::{labelled, Harness};
-pub use images::{debian_base, git_agent_context, machine_roots, testkit_image, upstream_image};
+pub use images::{
+    agents_suite_ca, debian_base, git_agent_context, machine_roots, testkit_image, upstream_image,
+};
 pub use internet::{
     fake_internet, selftest_env, FakeInternet, TlsUpstream, Upstream, OUTSIDE_NAME,
 };

@@ -14,7 +14,6 @@
 //! sign-in, no onboarding, no trust question.
 
 use bottlebar_e2e::testkit::model_api::REPLY;
-use bottlebar_e2e::testkit::pki::TestCa;
 use bottlebar_e2e::*;
 use serde_json::Value;
 
@@ -79,10 +78,7 @@ impl AgentBottle {
         h.bottle(&args).expect_ok("bottle new");
         // A CA that stays the same across runs stands in for the public
         // PKI, so the image (which trusts `tls.extra_roots`) stays cached.
-        let ca = TestCa::cached(
-            &target_dir().join("agents-test-ca"),
-            "Bottlebar agents-suite CA",
-        );
+        let (ca, _) = agents_suite_ca();
         let ca_dir = tempfile::tempdir().unwrap();
         let ca_path = ca_dir.path().join("ca.pem");
         std::fs::write(&ca_path, &ca.cert_pem).unwrap();

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod build;
 pub mod cleanup;
 pub mod doctor;
 pub mod down;

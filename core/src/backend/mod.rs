@@ -35,6 +35,13 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
     }
 }
 
+/// The part of `spec`'s launch plan that builds its images (and, on
+/// Apple's runtime, readies the builder for them): `bottle build`. Each
+/// build is skipped, as in a launch, when its image is there already.
+pub fn image_plan(spec: &LaunchSpec) -> Plan {
+    plan(spec).only(&[shared::BUILD_SIDECAR_IMAGE, shared::BUILD_AGENT_IMAGE])
+}
+
 /// The sidecar's addresses (internal, egress) when the plan gives them
 /// rather than reading them once the sidecar runs: then whatever needs them
 /// (the agent, the self-test) can start before the sidecar has.

@@ -207,6 +207,10 @@ pub(super) const DISCOVER_SIDECAR_IP: &str = "discover-sidecar-ip";
 pub(super) const DISCOVER_SIDECAR_EGRESS_IP: &str = "discover-sidecar-egress-ip";
 /// The step that starts the agent.
 pub const RUN_AGENT: &str = "run-agent";
+/// The step that builds the sidecar's image.
+pub(super) const BUILD_SIDECAR_IMAGE: &str = "build-sidecar-image";
+/// The step that builds the agent's image.
+pub(super) const BUILD_AGENT_IMAGE: &str = "build-agent-image";
 
 /// What the agent's start is called in a launch's timeline.
 pub(super) const RUN_AGENT_TITLE: &str = "Start agent on the internal network";
@@ -216,7 +220,7 @@ pub(super) const RUN_AGENT_TITLE: &str = "Start agent on the internal network";
 pub(super) fn run_agent_step(argv: Vec<String>, undo: Vec<String>) -> Step {
     Step::new(RUN_AGENT, RUN_AGENT_TITLE, argv)
         .after(&[
-            "build-agent-image",
+            BUILD_AGENT_IMAGE,
             "wait-sidecar-healthy",
             DISCOVER_SIDECAR_IP,
         ])

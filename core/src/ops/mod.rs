@@ -1,5 +1,5 @@
 //! The operations the CLI and the app offer, one file each: [`up`]
-//! (launch), [`down`], [`verify`], [`list`]/[`status`], [`cleanup`],
+//! (launch), [`build`] (a launch's images only), [`down`], [`verify`], [`list`]/[`status`], [`cleanup`],
 //! [`exec_argv`], [`doctor`]; `lock` keeps two of them off one bottle, and
 //! `ownership` keeps each home to its own bottles.
 //!
@@ -7,6 +7,7 @@
 //! it changes something, an [`Events`](crate::events::Events) sink, so the
 //! same code serves a terminal, a window and the tests.
 
+mod build;
 mod cleanup;
 mod doctor;
 mod down;
@@ -20,6 +21,7 @@ mod status;
 mod up;
 mod verify;
 
+pub use build::{build, Built};
 pub use cleanup::cleanup;
 pub use doctor::{doctor, DoctorReport};
 pub use down::down;
@@ -104,6 +106,13 @@ pub enum OpError {
     /// A launch step failed (the launch was rolled back).
     #[error(transparent)]
     Launch(#[from] crate::executor::StepFailed),
+    /// `bottle build` failed at a step (it creates nothing to roll back).
+    #[error("bottle `{}`: building its images failed at step `{}`{}\n  command: {}\n{}  nothing was launched",
+        .0.bottle, .0.step,
+        .0.exit_code.map(|c| format!(" (exit code {c})")).unwrap_or_default(),
+        .0.command,
+        if .0.stderr_tail.is_empty() { String::new() } else { format!("  stderr: {}\n", .0.stderr_tail.replace('\n', "\n          ")) })]
+    Build(crate::executor::StepFailed),
     /// The self-test found a direct way out (or no proxy path): the bottle
     /// was removed, nothing runs.
     #[error("bottle `{bottle}`: {summary}\n  the bottle was stopped and removed (fail closed); details: `bottle verify {bottle}` after fixing, or {record}\n  to accept a documented leak class knowingly, see docs/security.md")]

@@ -7,6 +7,7 @@
 //! - `flood`: many half-open tunnels to the proxy, then a real request;
 //! - `rawframe`, `sniff`: crafted Ethernet frames, sent and watched for;
 //! - `idle`: does nothing, forever (a container that only holds a namespace);
+//! - `agents-ca`: the agents suite's CA, made once, its path printed;
 //! - `relay`: a bare `CONNECT` relay to one loopback upstream, for the
 //!   benchmark to measure the sidecar against (two TCP legs, nothing read);
 //! - `mcp`: an MCP client (the official Rust SDK's) for the supervise
@@ -113,6 +114,9 @@ enum Command {
     },
     /// Sleeps forever.
     Idle,
+    /// Prints the path of the agents suite's CA certificate (made the
+    /// first time), for `scripts/warm-images`.
+    AgentsCa,
     /// Relays every `CONNECT` on `listen` to `to` (a loopback address),
     /// copying bytes only; on two runtime threads, as the sidecar runs.
     Relay {
@@ -308,6 +312,11 @@ async fn run(command: Command) -> Result<()> {
             syn_port,
             seconds,
         } => raw::sniff(marker.as_bytes(), syn_port, seconds),
+        Command::AgentsCa => {
+            let (_, cert) = bottlebar_e2e::agents_suite_ca();
+            println!("{}", cert.display());
+            Ok(())
+        }
         Command::Idle => loop {
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         },

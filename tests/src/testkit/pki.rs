@@ -44,7 +44,7 @@ impl TestCa {
     /// has less than a week left): a CA that stays the same across runs, for
     /// tests whose images are built with it and should stay cached.
     pub fn cached(dir: &std::path::Path, name: &str) -> Self {
-        let (cert_path, key_path) = (dir.join("ca.pem"), dir.join("ca.key"));
+        let (cert_path, key_path) = (Self::cached_cert(dir), dir.join("ca.key"));
         let fresh = std::fs::metadata(&cert_path)
             .and_then(|m| m.modified())
             .ok()
@@ -71,6 +71,11 @@ impl TestCa {
         std::fs::write(&cert_path, &ca.cert_pem).expect("writing the test CA");
         std::fs::write(&key_path, &ca.key_pem).expect("writing the test CA's key");
         ca
+    }
+
+    /// Where [`Self::cached`] keeps the certificate of the CA in `dir`.
+    pub fn cached_cert(dir: &std::path::Path) -> std::path::PathBuf {
+        dir.join("ca.pem")
     }
 
     /// A server certificate for `names`: (certificate PEM, key PEM).

@@ -12,6 +12,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 mod bad_input;
+mod build;
 mod demo;
 mod interrupt;
 mod repair;

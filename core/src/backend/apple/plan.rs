@@ -31,7 +31,7 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
         build(
             spec,
             &spec.sidecar_image,
-            "build-sidecar-image",
+            shared::BUILD_SIDECAR_IMAGE,
             "Build sidecar image",
             recreate_builder,
         )
@@ -39,7 +39,7 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
         build(
             spec,
             &spec.agent_image,
-            "build-agent-image",
+            shared::BUILD_AGENT_IMAGE,
             "Build agent image",
             recreate_builder,
         )
@@ -62,7 +62,7 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
             run_sidecar(spec, &n),
         )
         .after(&[
-            "build-sidecar-image",
+            shared::BUILD_SIDECAR_IMAGE,
             "create-internal-network",
             "create-egress-network",
         ])

@@ -31,13 +31,13 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
         build(
             spec,
             &spec.sidecar_image,
-            "build-sidecar-image",
+            shared::BUILD_SIDECAR_IMAGE,
             "Build sidecar image",
         ),
         build(
             spec,
             &spec.agent_image,
-            "build-agent-image",
+            shared::BUILD_AGENT_IMAGE,
             "Build agent image",
         ),
         network(
@@ -58,7 +58,7 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
             create_sidecar(spec, &n),
         )
         .after(&[
-            "build-sidecar-image",
+            shared::BUILD_SIDECAR_IMAGE,
             "create-internal-network",
             "create-egress-network",
         ])
@@ -96,8 +96,8 @@ pub fn plan(spec: &LaunchSpec) -> Plan {
             // agent, runs from the sidecar's.
             Step::new(shared::RUN_AGENT, shared::RUN_AGENT_TITLE, argv)
                 .after(&[
-                    "build-agent-image",
-                    "build-sidecar-image",
+                    shared::BUILD_AGENT_IMAGE,
+                    shared::BUILD_SIDECAR_IMAGE,
                     "create-internal-network",
                 ])
                 .undo(undo_agent)

@@ -56,7 +56,8 @@ pub enum UpOutcome {
     },
 }
 
-/// Options for [`up`].
+/// Options for [`up`], and for [`build`](super::build) (where `rebuild`
+/// builds afresh and leaves a running bottle as it is).
 #[derive(Debug, Clone, Default)]
 pub struct UpOptions {
     /// Overrides the manifest's backend.
@@ -103,15 +104,16 @@ pub async fn up<R: Runner>(
 }
 
 /// What stage 1 found.
-struct Preflight {
-    manifest: Manifest,
-    kind: BackendKind,
-    engine: Engine,
-    version: Option<(u64, u64, u64)>,
-    home_id: HomeId,
+pub(super) struct Preflight {
+    pub manifest: Manifest,
+    pub kind: BackendKind,
+    pub engine: Engine,
+    pub version: Option<(u64, u64, u64)>,
+    pub home_id: HomeId,
 }
 
-async fn preflight<R: Runner>(
+/// Stage 1 (`bottle build`'s too).
+pub(super) async fn preflight<R: Runner>(
     home: &Home,
     name: &str,
     opts: &UpOptions,
@@ -275,14 +277,15 @@ async fn prepare<R: Runner>(
 
 /// Removes a state directory this launch created, unless the launch
 /// succeeded: every way out of `up` (an error, a `?`, a panic) cleans up.
-struct StateGuard {
+/// `bottle build` never keeps the one it writes its build contexts in.
+pub(super) struct StateGuard {
     dirs: StateDirs,
     existed: bool,
     keep: bool,
 }
 
 impl StateGuard {
-    fn new(dirs: &StateDirs) -> Self {
+    pub(super) fn new(dirs: &StateDirs) -> Self {
         StateGuard {
             dirs: dirs.clone(),
             existed: dirs.root.exists(),
