@@ -33,6 +33,10 @@ as_root() {
   fi
 }
 
+# The MCP Inspector's CLI, installed by scripts/test-tools (the supervise
+# conformance test runs it).
+export BOTTLEBAR_MCP_INSPECTOR="${BOTTLEBAR_MCP_INSPECTOR:-${XDG_CACHE_HOME:-$HOME/.cache}/bottlebar/mcp-inspector/node_modules/@modelcontextprotocol/inspector-cli/build/index.js}"
+
 # The Debian image the tests build the agent templates on (made here by
 # scripts/make-debian-base; no registry involved).
 export BOTTLEBAR_DEBIAN_BASE="${BOTTLEBAR_DEBIAN_BASE:-bottlebar-local/debian:bookworm}"
