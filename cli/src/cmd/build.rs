@@ -4,7 +4,7 @@ use crate::args::Backend;
 use crate::progress::with_build_events;
 use anyhow::Result;
 use bottlebar_core::home::Home;
-use bottlebar_core::ops::{self, UpOptions};
+use bottlebar_core::ops;
 use bottlebar_core::runner::ProcessRunner;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,11 +17,7 @@ pub async fn run(
     json: bool,
     runner: Arc<ProcessRunner>,
 ) -> Result<ExitCode> {
-    let opts = UpOptions {
-        backend: backend.map(Into::into),
-        inputs: None,
-        rebuild,
-    };
+    let opts = super::up::options(backend, rebuild);
     let (home2, name2) = (home.clone(), name.to_string());
     let built = with_build_events(json, move |events| async move {
         ops::build(&home2, &name2, opts, runner, &events).await

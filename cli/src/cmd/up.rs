@@ -22,11 +22,7 @@ pub async fn run(
     json: bool,
     runner: Arc<ProcessRunner>,
 ) -> Result<ExitCode> {
-    let opts = UpOptions {
-        backend: backend.map(Into::into),
-        inputs: None,
-        rebuild,
-    };
+    let opts = options(backend, rebuild);
     let (home2, name2, runner2) = (home.clone(), name.to_string(), runner.clone());
     let launching = Arc::new(AtomicBool::new(false));
     let up = with_events(json, Some(launching.clone()), move |events| async move {
@@ -59,6 +55,16 @@ pub async fn run(
         Err(e) => return Err(e.into()),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `up`'s and `build`'s options from their flags (the build inputs found
+/// beside the binary).
+pub(super) fn options(backend: Option<Backend>, rebuild: bool) -> UpOptions {
+    UpOptions {
+        backend: backend.map(Into::into),
+        inputs: None,
+        rebuild,
+    }
 }
 
 /// Ctrl-C during `up`: if a launch had begun, remove what it created (the
