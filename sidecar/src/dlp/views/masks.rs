@@ -34,83 +34,11 @@ pub(super) fn long_runs_into(
     class: impl Fn(u8) -> bool,
     found: &mut Vec<Range<usize>>,
 ) {
-    long_runs_by(data.len(), min, |at| mask_at(data, at, &class), found);
-}
-
-/// The masks of `class` for every block of `data`, in order (bytes past
-/// its end outside it): made once for data whose class is read again,
-/// by [`long_runs_in_masks`] and by views copied from it (see
-/// [`ones_from`]).
-pub(super) fn class_masks(data: &[u8], class: impl Fn(u8) -> bool) -> Vec<u64> {
-    (0..data.len().div_ceil(BLOCK))
-        .map(|i| mask_at(data, i * BLOCK, &class))
-        .collect()
-}
-
-/// [`long_runs_into`] of the `len` bytes whose class `masks` holds
-/// ([`class_masks`]).
-pub(super) fn long_runs_in_masks(
-    masks: &[u64],
-    len: usize,
-    min: usize,
-    found: &mut Vec<Range<usize>>,
-) {
-    long_runs_by(len, min, |at| block_mask(masks, at), found);
-}
-
-/// How many bytes from `at` on, at most `most`, are in the class whose
-/// `masks` ([`class_masks`]) are given: a word at a time.
-pub(super) fn ones_from(masks: &[u64], at: usize, most: usize) -> usize {
-    let mut n = 0;
-    while n < most {
-        let shift = (at + n) % BLOCK;
-        // Bits shifted in from above are outside the class.
-        let ones = (!(block_mask(masks, at + n) >> shift)).trailing_zeros() as usize;
-        n += ones;
-        if ones < BLOCK - shift {
-            break;
-        }
-    }
-    n.min(most)
-}
-
-/// How many bytes before `end`, at most `most`, are in the class whose
-/// `masks` ([`class_masks`]) are given: a word at a time.
-pub(super) fn ones_before(masks: &[u64], end: usize, most: usize) -> usize {
-    let mut n = 0;
-    while n < most.min(end) {
-        let last = end - 1 - n;
-        let shift = BLOCK - 1 - last % BLOCK;
-        // Bits shifted in from below are outside the class.
-        let ones = (!(block_mask(masks, last) << shift)).leading_zeros() as usize;
-        n += ones;
-        if ones < BLOCK - shift {
-            break;
-        }
-    }
-    n.min(most)
-}
-
-/// The mask of the block holding `at` (0 past the last).
-#[inline(always)]
-fn block_mask(masks: &[u64], at: usize) -> u64 {
-    masks.get(at / BLOCK).copied().unwrap_or(0)
-}
-
-/// [`long_runs_into`] of `len` bytes whose block masks `mask_at` gives
-/// (called with where a block starts).
-#[inline(always)]
-fn long_runs_by(
-    len: usize,
-    min: usize,
-    mask_at: impl Fn(usize) -> u64,
-    found: &mut Vec<Range<usize>>,
-) {
     debug_assert!((1..=BLOCK).contains(&min));
-    let mut blocks = Blocks::new(len, &mask_at);
+    let mut blocks = Blocks::new(data, &class);
     // Bits below `from_bit` of the current block lie in a run found.
     let mut from_bit = 0;
-    while blocks.start() < len {
+    while blocks.start() < data.len() {
         let window = u128::from(blocks.here) | u128::from(blocks.next) << BLOCK;
         let long = all_set_from(window, min) as u64;
         // The first long bit past the runs found is a run's start: had the
@@ -128,9 +56,9 @@ fn long_runs_by(
             } else {
                 blocks.first_outside_past_next()
             }
-            .min(len);
+            .min(data.len());
             found.push(start..end);
-            if end == len {
+            if end == data.len() {
                 return;
             }
             if end < blocks.start() + BLOCK {
@@ -193,8 +121,7 @@ pub(super) fn has_nul_chain(data: &[u8], count: usize) -> bool {
 /// starts in a block may reach into the next.
 #[inline(always)]
 fn any_window(data: &[u8], class: &impl Fn(u8) -> bool, found: impl Fn(u128) -> bool) -> bool {
-    let mask_of_block = |at| mask_at(data, at, class);
-    let mut blocks = Blocks::new(data.len(), &mask_of_block);
+    let mut blocks = Blocks::new(data, class);
     while blocks.start() < data.len() {
         if found(u128::from(blocks.here) | u128::from(blocks.next) << BLOCK) {
             return true;
@@ -205,23 +132,21 @@ fn any_window(data: &[u8], class: &impl Fn(u8) -> bool, found: impl Fn(u128) -> 
 }
 
 /// The masks of the current block and the one after it, each made once.
-struct Blocks<'a, M> {
-    /// Bytes the masks cover.
-    len: usize,
-    /// The mask of the block starting at a byte.
-    mask_at: &'a M,
+struct Blocks<'a, C> {
+    data: &'a [u8],
+    class: &'a C,
     /// Index of the current block.
     index: usize,
     here: u64,
     next: u64,
 }
 
-impl<'a, M: Fn(usize) -> u64> Blocks<'a, M> {
-    fn new(len: usize, mask_at: &'a M) -> Self {
-        let (here, next) = (mask_at(0), mask_at(BLOCK));
+impl<'a, C: Fn(u8) -> bool> Blocks<'a, C> {
+    fn new(data: &'a [u8], class: &'a C) -> Self {
+        let (here, next) = (mask_at(data, 0, class), mask_at(data, BLOCK, class));
         Blocks {
-            len,
-            mask_at,
+            data,
+            class,
             index: 0,
             here,
             next,
@@ -236,16 +161,7 @@ impl<'a, M: Fn(usize) -> u64> Blocks<'a, M> {
     fn advance(&mut self) {
         self.index += 1;
         self.here = self.next;
-        self.next = self.mask(self.start() + BLOCK);
-    }
-
-    /// The mask of the block starting at `at`; none past the end.
-    fn mask(&self, at: usize) -> u64 {
-        if at < self.len {
-            (self.mask_at)(at)
-        } else {
-            0
-        }
+        self.next = mask_at(self.data, self.start() + BLOCK, self.class);
     }
 
     /// The first byte outside the class after the next block, which is all
@@ -254,7 +170,7 @@ impl<'a, M: Fn(usize) -> u64> Blocks<'a, M> {
     fn first_outside_past_next(&self) -> usize {
         let mut at = self.start() + 2 * BLOCK;
         loop {
-            let outside = !self.mask(at);
+            let outside = !mask_at(self.data, at, self.class);
             if outside != 0 {
                 return at + outside.trailing_zeros() as usize;
             }
@@ -269,8 +185,8 @@ impl<'a, M: Fn(usize) -> u64> Blocks<'a, M> {
             self.advance();
         } else {
             self.index = index;
-            self.here = self.mask(self.start());
-            self.next = self.mask(self.start() + BLOCK);
+            self.here = mask_at(self.data, self.start(), self.class);
+            self.next = mask_at(self.data, self.start() + BLOCK, self.class);
         }
     }
 }
@@ -420,46 +336,6 @@ mod tests {
                         want,
                         "{min} in the {len} first bytes of {block:?}"
                     );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn runs_and_edges_read_from_masks_made_once_are_those_of_the_bytes() {
-        // Stretches of the class of every length, across block bounds:
-        // the runs found from the masks made once are the runs found
-        // reading the bytes, and the class bytes counted from and before
-        // every byte, up to every bound, are those a byte-by-byte count
-        // gives.
-        let mut next = crate::dlp::pseudo_random(0x6a09_e667);
-        let class = |b: u8| b < 0x80;
-        for _ in 0..400usize {
-            let len = next() % 400;
-            let stretch = 1 + next() % 90;
-            let data: Vec<u8> = (0..len)
-                .map(|i| {
-                    let b = (next() % 256) as u8;
-                    if (i / stretch).is_multiple_of(2) && !next().is_multiple_of(50) {
-                        b & 0x7f
-                    } else {
-                        b | 0x80
-                    }
-                })
-                .collect();
-            let masks = class_masks(&data, class);
-            for min in [1usize, 16, 64] {
-                let mut found = Vec::new();
-                long_runs_in_masks(&masks, len, min, &mut found);
-                assert_eq!(found, long_runs(&data, min, class), "{min} in {data:?}");
-            }
-            for at in 0..=len {
-                for most in [0, 1, 5, 63, 64, 65, 200, len] {
-                    let from = data[at..].iter().take(most).take_while(|&&b| class(b));
-                    assert_eq!(ones_from(&masks, at, most), from.count(), "from {at}");
-                    let before = data[..at].iter().rev().take(most);
-                    let before = before.take_while(|&&b| class(b)).count();
-                    assert_eq!(ones_before(&masks, at, most), before, "before {at}");
                 }
             }
         }

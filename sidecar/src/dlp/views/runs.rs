@@ -2,12 +2,9 @@
 
 use std::ops::Range;
 
-use super::masks::{
-    class_masks, has_long_run, has_long_run_in_block, long_runs, long_runs_in_masks,
-    long_runs_into, ones_before, ones_from, BLOCK,
-};
+use super::masks::{has_long_run, has_long_run_in_block, long_runs, long_runs_into, BLOCK};
 use super::utf16::{may_hold_utf16, narrow_utf16, PROBED_UP_TO};
-use super::{Stretch, MIN_RUN, MIN_TEXT};
+use super::{MIN_RUN, MIN_TEXT};
 
 /// Maximal runs of `pred` bytes at least `min` long, as ranges, found 64
 /// bytes at a time (see `masks`). Even for one base64 run's decoding,
@@ -40,7 +37,7 @@ fn widen(data: &[u8], at: usize, floor: usize, pred: &impl Fn(u8) -> bool) -> Ra
 /// to the run around it, so the kept text is never scanned again.
 pub(super) fn new_runs(
     data: &[u8],
-    kept: &[Stretch],
+    kept: &[Range<usize>],
     pred: impl Fn(u8) -> bool,
 ) -> Vec<Range<usize>> {
     if kept.is_empty() {
@@ -60,7 +57,7 @@ pub(super) fn new_runs(
         }
     };
     let mut decoded_from = 0;
-    for k in kept.iter().map(|k| &k.at) {
+    for k in kept {
         // Decoded bytes before this stretch, then its first and last byte.
         for at in decoded_from..k.start {
             look(at, &mut found, &mut done);
@@ -75,104 +72,12 @@ pub(super) fn new_runs(
     found
 }
 
-/// [`new_runs`] of the base64 alphabet, for a view whose `kept` stretches
-/// were copied from data whose alphabet masks are `parent` (see
-/// [`class_masks`]): how far the runs at a stretch's edges reach into it
-/// is read from those masks, a word at a time, where looking byte by byte
-/// cost as much as finding every run of a whole view (the unescaped view
-/// of JSON or source text has a stretch about every 35 bytes). Only the
-/// decoded bytes between stretches are looked at one by one.
-fn alphabet_runs_through(data: &[u8], kept: &[Stretch], parent: &[u64]) -> Vec<Range<usize>> {
-    let mut runs = RunsAcross::default();
-    let mut decoded_from = 0;
-    for k in kept {
-        runs.decoded(data, decoded_from..k.at.start);
-        decoded_from = k.at.end;
-        let len = k.at.len();
-        let lead = ones_from(parent, k.from, len);
-        if lead > 0 {
-            runs.reach(k.at.start);
-        }
-        if lead == len {
-            continue;
-        }
-        runs.end(k.at.start + lead);
-        // A byte outside the alphabet ends the lead: the trail is another run.
-        let trail = ones_before(parent, k.from + len, len - lead - 1);
-        if trail > 0 {
-            runs.reach(k.at.end - trail);
-        }
-    }
-    runs.decoded(data, decoded_from..data.len());
-    runs.end(data.len());
-    runs.found
-}
-
-/// The long runs found so far, left to right, and where the one reaching
-/// the bytes looked at so far started.
-#[derive(Default)]
-struct RunsAcross {
-    found: Vec<Range<usize>>,
-    open: Option<usize>,
-}
-
-impl RunsAcross {
-    /// Byte `at` is in the class: a run reaches it.
-    fn reach(&mut self, at: usize) {
-        self.open.get_or_insert(at);
-    }
-
-    /// Byte `at` is outside the class: the run reaching it, if any, ends.
-    fn end(&mut self, at: usize) {
-        if let Some(start) = self.open.take() {
-            if at - start >= MIN_RUN {
-                self.found.push(start..at);
-            }
-        }
-    }
-
-    /// The decoded bytes of `data` at `between`, looked at one by one.
-    fn decoded(&mut self, data: &[u8], between: Range<usize>) {
-        for (at, &b) in data
-            .iter()
-            .enumerate()
-            .take(between.end)
-            .skip(between.start)
-        {
-            if is_base64_symbol(b) {
-                self.reach(at);
-            } else {
-                self.end(at);
-            }
-        }
-    }
-}
-
-/// The long runs of base64-alphabet bytes of a view, and the masks they
-/// were found from, when they were.
-pub(super) struct Alphabet {
-    pub(super) runs: Vec<Range<usize>>,
-    /// Empty unless every byte's was made ([`class_masks`]).
-    pub(super) masks: Vec<u64>,
-}
-
 /// The long runs of base64-alphabet bytes in `data` that are not strictly
 /// inside a `kept` stretch: found once per view and read by both run
 /// decoders, as every hex run lies inside one of them (hex digits are
-/// base64 bytes too). `parent` holds the alphabet masks of what `kept`
-/// was copied from, if they were made.
-pub(super) fn alphabet_runs(data: &[u8], kept: &[Stretch], parent: Option<&[u64]>) -> Alphabet {
-    let (runs, masks) = match parent {
-        _ if kept.is_empty() => {
-            let masks = class_masks(data, is_base64_symbol);
-            let mut runs = Vec::new();
-            long_runs_in_masks(&masks, data.len(), MIN_RUN, &mut runs);
-            (runs, masks)
-        }
-        Some(parent) => (alphabet_runs_through(data, kept, parent), Vec::new()),
-        None => (new_runs(data, kept, is_base64_symbol), Vec::new()),
-    };
-    Alphabet { runs, masks }
+/// base64 bytes too).
+pub(super) fn alphabet_runs(data: &[u8], kept: &[Range<usize>]) -> Vec<Range<usize>> {
+    new_runs(data, kept, is_base64_symbol)
 }
 
 /// What a run decoder keeps of each decoding.
@@ -463,7 +368,7 @@ fn append_shifted(bits: &[u8], bit: usize, len: usize, out: &mut Vec<u8>) {
 /// ending with a NUL.
 pub(super) fn hex_runs(
     data: &[u8],
-    kept: &[Stretch],
+    kept: &[Range<usize>],
     alphabet: &[Range<usize>],
     keep: Keep,
 ) -> Option<Vec<u8>> {
@@ -516,9 +421,9 @@ const HEX_VALUES: [u8; 256] = {
 
 /// Whether `r` lies inside one of the (ordered, disjoint) `kept`
 /// stretches without touching its first or last byte.
-fn strictly_inside(kept: &[Stretch], r: &Range<usize>) -> bool {
-    let before = kept.partition_point(|k| k.at.start < r.start);
-    before > 0 && r.end < kept[before - 1].at.end
+fn strictly_inside(kept: &[Range<usize>], r: &Range<usize>) -> bool {
+    let before = kept.partition_point(|k| k.start < r.start);
+    before > 0 && r.end < kept[before - 1].end
 }
 
 /// The value of one hex digit, either case.
