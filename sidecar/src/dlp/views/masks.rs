@@ -34,11 +34,50 @@ pub(super) fn long_runs_into(
     class: impl Fn(u8) -> bool,
     found: &mut Vec<Range<usize>>,
 ) {
+    long_runs_by(data.len(), min, |at| mask_at(data, at, &class), found);
+}
+
+/// The masks of `class` for every block of `data`, in order (bytes past
+/// its end outside it): made once for data whose class is read again,
+/// by [`long_runs_in_masks`] and by views copied from it (see
+/// `alphabet`).
+pub(super) fn class_masks(data: &[u8], class: impl Fn(u8) -> bool) -> Vec<u64> {
+    (0..data.len().div_ceil(BLOCK))
+        .map(|i| mask_at(data, i * BLOCK, &class))
+        .collect()
+}
+
+/// [`long_runs_into`] of the `len` bytes whose class `masks` holds
+/// ([`class_masks`]).
+pub(super) fn long_runs_in_masks(
+    masks: &[u64],
+    len: usize,
+    min: usize,
+    found: &mut Vec<Range<usize>>,
+) {
+    long_runs_by(len, min, |at| block_mask(masks, at), found);
+}
+
+/// The mask of the block holding `at` (0 past the last).
+#[inline(always)]
+pub(super) fn block_mask(masks: &[u64], at: usize) -> u64 {
+    masks.get(at / BLOCK).copied().unwrap_or(0)
+}
+
+/// [`long_runs_into`] of `len` bytes whose block masks `mask_at` gives
+/// (called with where a block starts).
+#[inline(always)]
+fn long_runs_by(
+    len: usize,
+    min: usize,
+    mask_at: impl Fn(usize) -> u64,
+    found: &mut Vec<Range<usize>>,
+) {
     debug_assert!((1..=BLOCK).contains(&min));
-    let mut blocks = Blocks::new(data, &class);
+    let mut blocks = Blocks::new(&mask_at);
     // Bits below `from_bit` of the current block lie in a run found.
     let mut from_bit = 0;
-    while blocks.start() < data.len() {
+    while blocks.start() < len {
         let window = u128::from(blocks.here) | u128::from(blocks.next) << BLOCK;
         let long = all_set_from(window, min) as u64;
         // The first long bit past the runs found is a run's start: had the
@@ -56,9 +95,9 @@ pub(super) fn long_runs_into(
             } else {
                 blocks.first_outside_past_next()
             }
-            .min(data.len());
+            .min(len);
             found.push(start..end);
-            if end == data.len() {
+            if end == len {
                 return;
             }
             if end < blocks.start() + BLOCK {
@@ -121,7 +160,8 @@ pub(super) fn has_nul_chain(data: &[u8], count: usize) -> bool {
 /// starts in a block may reach into the next.
 #[inline(always)]
 fn any_window(data: &[u8], class: &impl Fn(u8) -> bool, found: impl Fn(u128) -> bool) -> bool {
-    let mut blocks = Blocks::new(data, class);
+    let mask_of_block = |at| mask_at(data, at, class);
+    let mut blocks = Blocks::new(&mask_of_block);
     while blocks.start() < data.len() {
         if found(u128::from(blocks.here) | u128::from(blocks.next) << BLOCK) {
             return true;
@@ -132,21 +172,20 @@ fn any_window(data: &[u8], class: &impl Fn(u8) -> bool, found: impl Fn(u128) -> 
 }
 
 /// The masks of the current block and the one after it, each made once.
-struct Blocks<'a, C> {
-    data: &'a [u8],
-    class: &'a C,
+struct Blocks<'a, M> {
+    /// The mask of the block starting at a byte.
+    mask_at: &'a M,
     /// Index of the current block.
     index: usize,
     here: u64,
     next: u64,
 }
 
-impl<'a, C: Fn(u8) -> bool> Blocks<'a, C> {
-    fn new(data: &'a [u8], class: &'a C) -> Self {
-        let (here, next) = (mask_at(data, 0, class), mask_at(data, BLOCK, class));
+impl<'a, M: Fn(usize) -> u64> Blocks<'a, M> {
+    fn new(mask_at: &'a M) -> Self {
+        let (here, next) = (mask_at(0), mask_at(BLOCK));
         Blocks {
-            data,
-            class,
+            mask_at,
             index: 0,
             here,
             next,
@@ -161,7 +200,13 @@ impl<'a, C: Fn(u8) -> bool> Blocks<'a, C> {
     fn advance(&mut self) {
         self.index += 1;
         self.here = self.next;
-        self.next = mask_at(self.data, self.start() + BLOCK, self.class);
+        self.next = self.mask(self.start() + BLOCK);
+    }
+
+    /// The mask of the block starting at `at` (0 past the end: both
+    /// sources, bytes and masks made once, say so themselves).
+    fn mask(&self, at: usize) -> u64 {
+        (self.mask_at)(at)
     }
 
     /// The first byte outside the class after the next block, which is all
@@ -170,7 +215,7 @@ impl<'a, C: Fn(u8) -> bool> Blocks<'a, C> {
     fn first_outside_past_next(&self) -> usize {
         let mut at = self.start() + 2 * BLOCK;
         loop {
-            let outside = !mask_at(self.data, at, self.class);
+            let outside = !self.mask(at);
             if outside != 0 {
                 return at + outside.trailing_zeros() as usize;
             }
@@ -185,8 +230,8 @@ impl<'a, C: Fn(u8) -> bool> Blocks<'a, C> {
             self.advance();
         } else {
             self.index = index;
-            self.here = mask_at(self.data, self.start(), self.class);
-            self.next = mask_at(self.data, self.start() + BLOCK, self.class);
+            self.here = self.mask(self.start());
+            self.next = self.mask(self.start() + BLOCK);
         }
     }
 }

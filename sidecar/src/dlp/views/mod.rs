@@ -18,6 +18,7 @@
 //! unchanged ([`View::kept`]), and a run strictly inside one of them is a
 //! run of the view it was peeled from, decoded with that view.
 
+mod alphabet;
 mod masks;
 mod pieces;
 mod runs;
@@ -26,8 +27,9 @@ mod tests;
 mod text;
 mod utf16;
 
+use alphabet::{alphabet_runs, Alphabet};
 use pieces::padded_pieces;
-use runs::{alphabet_runs, base64_runs, hex_runs, Keep};
+use runs::{base64_runs, hex_runs, Keep};
 use std::cell::OnceCell;
 use std::ops::Range;
 use text::{escapes, percent, strip_breaks, unescape_text};
@@ -77,7 +79,7 @@ pub struct View {
     /// view (or data) this one was peeled from, in order. A base64 or hex
     /// run strictly inside one is, with the bytes around it, a run of that
     /// view too: decoded when it was peeled, at a shallower layer.
-    kept: Vec<Range<usize>>,
+    kept: Vec<Stretch>,
     /// Taken past the budget: scanned, but not peeled.
     leaf: bool,
     /// Stretches of text joined by NULs (a decoding keeping only its text,
@@ -86,9 +88,19 @@ pub struct View {
     joined_text: bool,
 }
 
+/// A stretch of a view copied unchanged from the view (or data) it was
+/// peeled from (see [`View::kept`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stretch {
+    /// Where it lies in the view.
+    at: Range<usize>,
+    /// Where it starts in the view (or data) it was copied from.
+    from: usize,
+}
+
 /// What a decoder made: the decoded bytes, and the stretches of them copied
 /// unchanged from its input (see [`View::kept`]).
-type Decoded = (Vec<u8>, Vec<Range<usize>>);
+type Decoded = (Vec<u8>, Vec<Stretch>);
 
 /// Which decoders peel each layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,15 +128,30 @@ type Step = (Decoder, &'static str, bool);
 /// for both run decoders.
 struct Input<'a> {
     data: &'a [u8],
-    kept: &'a [Range<usize>],
+    kept: &'a [Stretch],
+    /// The base64-alphabet masks of what `kept` was copied from, when they
+    /// were made: the runs at a stretch's edges are then read from them.
+    parent_alphabet: Option<&'a [u64]>,
     joined_text: bool,
-    alphabet: OnceCell<Vec<Range<usize>>>,
+    alphabet: OnceCell<Alphabet>,
 }
 
-impl Input<'_> {
+impl<'a> Input<'a> {
+    fn new(data: &'a [u8], kept: &'a [Stretch], parent_alphabet: Option<&'a [u64]>) -> Self {
+        Input {
+            data,
+            kept,
+            parent_alphabet,
+            joined_text: false,
+            alphabet: OnceCell::new(),
+        }
+    }
+
     fn alphabet(&self) -> &[Range<usize>] {
-        self.alphabet
-            .get_or_init(|| alphabet_runs(self.data, self.kept))
+        &self
+            .alphabet
+            .get_or_init(|| alphabet_runs(self.data, self.kept, self.parent_alphabet))
+            .runs
     }
 }
 
@@ -212,9 +239,12 @@ pub fn decoded(data: &[u8], budget: usize, peeling: Peeling) -> Vec<View> {
         dropped: false,
         peeling,
     };
-    // The first layer decodes `data` itself; later ones the views before them.
-    views.peel(data, &[], false, "");
-    let mut layer = 0..views.out.len();
+    // The first layer decodes `data` itself; later ones the views before
+    // them. The first layer's views copy stretches of `data`, whose
+    // base64-alphabet masks, made once, give the runs at their edges.
+    let data_alphabet = views.peel(Input::new(data, &[], None), "");
+    let first_layer = 0..views.out.len();
+    let mut layer = first_layer.clone();
     for _ in 1..MAX_DEPTH {
         let next_start = views.out.len();
         for i in layer {
@@ -223,7 +253,15 @@ pub fn decoded(data: &[u8], budget: usize, peeling: Peeling) -> Vec<View> {
             }
             // Lent out while its own views are added after it.
             let view = std::mem::take(&mut views.out[i]);
-            views.peel(&view.data, &view.kept, view.joined_text, &view.how);
+            // Only a first-layer view's kept stretches are copies of `data`.
+            let parent_alphabet = data_alphabet
+                .as_deref()
+                .filter(|_| first_layer.contains(&i) && !view.kept.is_empty());
+            let input = Input {
+                joined_text: view.joined_text,
+                ..Input::new(&view.data, &view.kept, parent_alphabet)
+            };
+            views.peel(input, &view.how);
             views.out[i] = view;
         }
         if views.out.len() == next_start {
@@ -250,22 +288,16 @@ struct Views {
 }
 
 impl Views {
-    /// Applies every decoder to `data` (a view with its `kept` stretches,
-    /// text joined by NULs or not, reached by `how`), adding the new views.
-    fn peel(&mut self, data: &[u8], kept: &[Range<usize>], joined_text: bool, how: &str) {
-        let mut input = Input {
-            data,
-            kept,
-            joined_text,
-            alphabet: OnceCell::new(),
-        };
+    /// Applies every decoder to `input` (a view reached by `how`), adding
+    /// the new views; returns `input`'s base64-alphabet masks if they were
+    /// made.
+    fn peel(&mut self, mut input: Input, how: &str) -> Option<Vec<u64>> {
+        let data = input.data;
         for &(decoder, label, makes_joined_text) in self.peeling.decoders() {
             if self.dropped && !input.kept.is_empty() {
                 input = Input {
-                    data,
-                    kept: &[],
-                    joined_text,
-                    alphabet: OnceCell::new(),
+                    joined_text: input.joined_text,
+                    ..Input::new(data, &[], None)
                 };
             }
             let Some((d, d_kept)) = decoder(&input) else {
@@ -297,5 +329,7 @@ impl Views {
                 joined_text: makes_joined_text,
             });
         }
+        let masks = input.alphabet.into_inner().map(|a| a.masks);
+        masks.filter(|m| !m.is_empty())
     }
 }

@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use super::masks::{has_long_run, has_long_run_in_block, long_runs, long_runs_into, BLOCK};
 use super::utf16::{may_hold_utf16, narrow_utf16, PROBED_UP_TO};
-use super::{MIN_RUN, MIN_TEXT};
+use super::{Stretch, MIN_RUN, MIN_TEXT};
 
 /// Maximal runs of `pred` bytes at least `min` long, as ranges, found 64
 /// bytes at a time (see `masks`). Even for one base64 run's decoding,
@@ -13,71 +13,6 @@ use super::{MIN_RUN, MIN_TEXT};
 #[inline(always)]
 pub(super) fn runs(data: &[u8], min: usize, pred: impl Fn(u8) -> bool) -> Vec<Range<usize>> {
     long_runs(data, min, pred)
-}
-
-/// The run of `pred` bytes around `at` (itself one), not reaching back
-/// before `floor`.
-fn widen(data: &[u8], at: usize, floor: usize, pred: &impl Fn(u8) -> bool) -> Range<usize> {
-    let mut start = at;
-    while start > floor && pred(data[start - 1]) {
-        start -= 1;
-    }
-    let mut end = at + 1;
-    while end < data.len() && pred(data[end]) {
-        end += 1;
-    }
-    start..end
-}
-
-/// Runs of `data` that are not strictly inside a `kept` stretch (those were
-/// decoded with the view `data` was peeled from; see `View::kept`).
-///
-/// Such a run holds a byte that is no stretch's inside: a stretch's first
-/// or last byte, or a decoded byte. Only those are looked at, each widened
-/// to the run around it, so the kept text is never scanned again.
-pub(super) fn new_runs(
-    data: &[u8],
-    kept: &[Range<usize>],
-    pred: impl Fn(u8) -> bool,
-) -> Vec<Range<usize>> {
-    if kept.is_empty() {
-        return runs(data, MIN_RUN, pred);
-    }
-    let mut found = Vec::new();
-    // Bytes before `done` are decided.
-    let mut done = 0;
-    let look = |at: usize, found: &mut Vec<Range<usize>>, done: &mut usize| {
-        if at < *done || !pred(data[at]) {
-            return;
-        }
-        let run = widen(data, at, *done, &pred);
-        *done = run.end + 1;
-        if run.len() >= MIN_RUN {
-            found.push(run);
-        }
-    };
-    let mut decoded_from = 0;
-    for k in kept {
-        // Decoded bytes before this stretch, then its first and last byte.
-        for at in decoded_from..k.start {
-            look(at, &mut found, &mut done);
-        }
-        look(k.start, &mut found, &mut done);
-        look(k.end - 1, &mut found, &mut done);
-        decoded_from = k.end;
-    }
-    for at in decoded_from..data.len() {
-        look(at, &mut found, &mut done);
-    }
-    found
-}
-
-/// The long runs of base64-alphabet bytes in `data` that are not strictly
-/// inside a `kept` stretch: found once per view and read by both run
-/// decoders, as every hex run lies inside one of them (hex digits are
-/// base64 bytes too).
-pub(super) fn alphabet_runs(data: &[u8], kept: &[Range<usize>]) -> Vec<Range<usize>> {
-    new_runs(data, kept, is_base64_symbol)
 }
 
 /// What a run decoder keeps of each decoding.
@@ -368,7 +303,7 @@ fn append_shifted(bits: &[u8], bit: usize, len: usize, out: &mut Vec<u8>) {
 /// ending with a NUL.
 pub(super) fn hex_runs(
     data: &[u8],
-    kept: &[Range<usize>],
+    kept: &[Stretch],
     alphabet: &[Range<usize>],
     keep: Keep,
 ) -> Option<Vec<u8>> {
@@ -421,9 +356,9 @@ const HEX_VALUES: [u8; 256] = {
 
 /// Whether `r` lies inside one of the (ordered, disjoint) `kept`
 /// stretches without touching its first or last byte.
-fn strictly_inside(kept: &[Range<usize>], r: &Range<usize>) -> bool {
-    let before = kept.partition_point(|k| k.start < r.start);
-    before > 0 && r.end < kept[before - 1].end
+fn strictly_inside(kept: &[Stretch], r: &Range<usize>) -> bool {
+    let before = kept.partition_point(|k| k.at.start < r.start);
+    before > 0 && r.end < kept[before - 1].at.end
 }
 
 /// The value of one hex digit, either case.

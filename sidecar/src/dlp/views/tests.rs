@@ -2,7 +2,8 @@
 
 use base64::Engine as _;
 
-use super::runs::{alphabet_runs, hex_runs, hex_val, is_base64_symbol, new_runs, runs, Keep};
+use super::alphabet::alphabet_runs;
+use super::runs::{hex_runs, hex_val, is_base64_symbol, runs, Keep};
 use super::*;
 
 fn contains(views: &[View], needle: &str) -> bool {
@@ -14,7 +15,7 @@ fn contains(views: &[View], needle: &str) -> bool {
 const S: &str = "atkreal-0123456789abcdef";
 
 /// The standard base64 alphabet, for generated runs.
-const BASE64_SYMBOLS: &[u8; 64] =
+pub(super) const BASE64_SYMBOLS: &[u8; 64] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 #[test]
@@ -102,7 +103,7 @@ fn runs_found_by_masks_are_what_a_byte_by_byte_scan_finds() {
         v
     };
     let hex = |b: u8| b.is_ascii_hexdigit();
-    let alphabet = |b: u8| alphabet_runs(&[b; MIN_RUN], &[]).len() == 1;
+    let alphabet = |b: u8| alphabet_runs(&[b; MIN_RUN], &[], None).runs.len() == 1;
     let classes: [(&str, &dyn Fn(u8) -> bool); 3] = [
         ("hex", &hex),
         ("text", &runs::is_text),
@@ -145,65 +146,6 @@ fn a_stream_window_cut_mid_group_still_decodes() {
     for cut in 1..4 {
         let views = decoded(&b64.as_bytes()[cut..], 1 << 20, Peeling::Combined);
         assert!(contains(&views, S), "cut {cut}");
-    }
-}
-
-#[test]
-fn only_runs_not_inside_a_kept_stretch_are_new() {
-    // Pseudo-random hex text (with base64 bytes that are not hex) and kept
-    // stretches: `new_runs` (which looks only at the stretches' edges and
-    // the bytes between them) finds just the runs that are not strictly
-    // inside a stretch, and `hex_runs`, looking only inside the base64
-    // runs, decodes just those, at both alignments of their digit pairs.
-    let mut next = crate::dlp::pseudo_random(0x9e37_79b9);
-    for _ in 0..3000 {
-        let len = next() % 300;
-        let data: Vec<u8> = (0..len)
-            .map(|_| {
-                if next().is_multiple_of(29) {
-                    b' '
-                } else {
-                    b"0a9F0a9Fz+"[next() % 10]
-                }
-            })
-            .collect();
-        let mut kept = Vec::new();
-        let mut at = 0;
-        while at < len {
-            let start = at + next() % 40;
-            let end = (start + 1 + next() % 120).min(len);
-            if start >= end {
-                break;
-            }
-            kept.push(start..end);
-            at = end + next() % 3;
-        }
-        let all = runs(&data, MIN_RUN, |b| b.is_ascii_hexdigit());
-        let want: Vec<_> = all
-            .into_iter()
-            .filter(|r| !kept.iter().any(|k| k.start < r.start && r.end < k.end))
-            .collect();
-        assert_eq!(
-            new_runs(&data, &kept, |b| b.is_ascii_hexdigit()),
-            want,
-            "{:?} kept {kept:?}",
-            String::from_utf8_lossy(&data)
-        );
-        let decoded: Vec<u8> = want
-            .iter()
-            .flat_map(|r| [r.start..r.end, r.start + 1..r.end])
-            .flat_map(|r| {
-                let pairs = data[r].chunks_exact(2);
-                let bytes = pairs.map(|p| hex_val(p[0]).unwrap() * 16 + hex_val(p[1]).unwrap());
-                bytes.chain([0])
-            })
-            .collect();
-        assert_eq!(
-            hex_runs(&data, &kept, &alphabet_runs(&data, &kept), Keep::All),
-            (!decoded.is_empty()).then_some(decoded),
-            "{:?} kept {kept:?}",
-            String::from_utf8_lossy(&data)
-        );
     }
 }
 
@@ -266,7 +208,7 @@ fn every_alignment_of_a_base64_run_is_its_own_decoding() {
             want.push(0);
         }
         let data = [b"{".as_slice(), &run, b"}"].concat();
-        let alphabet = alphabet_runs(&data, &[]);
+        let alphabet = alphabet_runs(&data, &[], None).runs;
         assert_eq!(alphabet.len(), 1);
         assert_eq!(alphabet[0], 1..1 + len);
         assert_eq!(
@@ -315,7 +257,8 @@ fn utf16_text_of_the_shortest_length_kept_is_kept_with_one_nul_fewer() {
         .collect();
     assert_eq!(units.iter().filter(|&&b| b == 0).count(), MIN_TEXT - 1);
     let data = STANDARD_NO_PAD.encode(&units).into_bytes();
-    let kept = runs::base64_runs(&data, &alphabet_runs(&data, &[]), Keep::Text).unwrap_or_default();
+    let kept = runs::base64_runs(&data, &alphabet_runs(&data, &[], None).runs, Keep::Text)
+        .unwrap_or_default();
     assert!(
         kept.windows(MIN_TEXT).any(|w| w == b"s3cr3tXY"),
         "{:?}",
@@ -348,7 +291,7 @@ fn keeping_text_keeps_every_long_stretch_of_text_of_each_decoding() {
             (0..len).map(|_| BASE64_SYMBOLS[next() % 64]).collect()
         };
         let data = [b"{".as_slice(), &run, b"}"].concat();
-        let alphabet = alphabet_runs(&data, &[]);
+        let alphabet = alphabet_runs(&data, &[], None).runs;
         let mut want = Vec::new();
         for k in 0..4 {
             let mut decoding = Vec::new();
@@ -374,7 +317,7 @@ fn keeping_text_keeps_every_long_stretch_of_text_of_each_decoding() {
     }
     // All the runs in one view: their decodings (~70 kB) are searched for
     // text a few kB at a time, and what is kept is the same, in order.
-    let alphabet = alphabet_runs(&all_data, &[]);
+    let alphabet = alphabet_runs(&all_data, &[], None).runs;
     assert_eq!(alphabet.len(), 400);
     assert_eq!(
         runs::base64_runs(&all_data, &alphabet, Keep::Text),
@@ -411,7 +354,7 @@ fn the_shortest_text_is_kept_from_every_alignment_of_base64_and_hex() {
             // both a base64 symbol and a hex digit).
             let glued = &b"aaa"[..round % if kind == 0 { 4 } else { 2 }];
             let data = [b"{", glued, run.as_slice(), b"}"].concat();
-            let alphabet = alphabet_runs(&data, &[]);
+            let alphabet = alphabet_runs(&data, &[], None).runs;
             let kept = if kind == 0 {
                 runs::base64_runs(&data, &alphabet, Keep::Text)
             } else {

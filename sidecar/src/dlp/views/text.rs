@@ -2,7 +2,7 @@
 //! alone or all in one pass.
 
 use super::runs::{hex_val, is_text, runs};
-use super::{Decoded, MIN_TEXT};
+use super::{Decoded, Stretch, MIN_TEXT};
 use std::ops::Range;
 
 /// The bytes a rewrite stops at (up to four; repeat one to fill), found
@@ -133,7 +133,7 @@ fn rewrite_into<F: Fn(&[u8], usize, &mut Vec<u8>) -> Step>(
                 i -= 1;
             }
         }
-        kept.copy(out, &data[copied..i]);
+        kept.copy(out, data, copied..i);
         match (rewriter.step)(data, i, out) {
             Ok(used) => {
                 changed = true;
@@ -141,19 +141,19 @@ fn rewrite_into<F: Fn(&[u8], usize, &mut Vec<u8>) -> Step>(
                 i += used;
             }
             Err(unchanged) => {
-                kept.copy(out, &data[i..i + unchanged]);
+                kept.copy(out, data, i..i + unchanged);
                 i += unchanged;
             }
         }
         copied = i;
     }
-    kept.copy(out, &data[copied..]);
+    kept.copy(out, data, copied..data.len());
     changed
 }
 
 /// The stretches of a rewrite's output copied from its input.
 struct Kept {
-    stretches: Vec<Range<usize>>,
+    stretches: Vec<Stretch>,
     /// Whether stretches are recorded at all.
     track: bool,
     /// Input was consumed (and decoded, or dropped) since the last copy:
@@ -162,19 +162,26 @@ struct Kept {
 }
 
 impl Kept {
-    /// Appends `bytes`, copied from the input, to `out`.
-    fn copy(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
-        if bytes.is_empty() {
+    /// Appends the bytes of the input `data` at `from` to `out`.
+    fn copy(&mut self, out: &mut Vec<u8>, data: &[u8], from: Range<usize>) {
+        if from.is_empty() {
             return;
         }
         let start = out.len();
-        out.extend_from_slice(bytes);
+        out.extend_from_slice(&data[from.clone()]);
         if !self.track {
             return;
         }
         match self.stretches.last_mut() {
-            Some(last) if !self.cut && last.end == start => last.end = out.len(),
-            _ => self.stretches.push(start..out.len()),
+            // Nothing consumed since: the input runs on too.
+            Some(last) if !self.cut && last.at.end == start => {
+                debug_assert_eq!(last.from + last.at.len(), from.start);
+                last.at.end = out.len();
+            }
+            _ => self.stretches.push(Stretch {
+                at: start..out.len(),
+                from: from.start,
+            }),
         }
         self.cut = false;
     }
