@@ -88,8 +88,15 @@ fn main() -> Result<()> {
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();
+            // One worker thread: the proxy's own work (TLS, HTTP, policy)
+            // is small a request, and with bodies' scans on threads of
+            // their own a second worker only added wake-ups across
+            // threads (8 connections on two cores: ~25.5 k req/s against
+            // ~23.6 k, every alternated pair; uploads and latency the
+            // same, on a busy machine too; docs/performance.md, the
+            // twenty-seventh round).
             let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
+                .worker_threads(1)
                 // Request bodies are scanned on blocking threads (a few
                 // pieces at a time a body), as many as there are cores:
                 // more only took turns on them, colder (1 MiB uploads on

@@ -118,7 +118,7 @@ enum Command {
     /// first time), for `scripts/warm-images`.
     AgentsCa,
     /// Relays every `CONNECT` on `listen` to `to` (a loopback address),
-    /// copying bytes only; on two runtime threads, as the sidecar runs.
+    /// copying bytes only; on one runtime thread, as the sidecar runs.
     Relay {
         #[arg(long)]
         listen: std::net::SocketAddr,
@@ -153,10 +153,11 @@ enum McpAction {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     // The relay is measured beside the sidecar, so it runs as the sidecar
-    // does (two worker threads); every other tool needs only one thread.
+    // does (one worker thread, the blocking pool beside it); every other
+    // tool needs only one thread.
     let runtime = match cli.command {
         Command::Relay { .. } => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .enable_all()
             .build()?,
         _ => tokio::runtime::Builder::new_current_thread()
