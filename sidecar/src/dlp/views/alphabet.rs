@@ -144,7 +144,7 @@ impl RunsAcross {
 /// were found from, when they were.
 pub(super) struct Alphabet {
     pub(super) runs: Vec<Range<usize>>,
-    /// Empty unless every byte's was made ([`class_masks`]).
+    /// Empty unless the masks of every byte were made ([`class_masks`]).
     pub(super) masks: Vec<u64>,
 }
 
