@@ -253,10 +253,11 @@ pub fn decoded(data: &[u8], budget: usize, peeling: Peeling) -> Vec<View> {
             }
             // Lent out while its own views are added after it.
             let view = std::mem::take(&mut views.out[i]);
-            // Only a first-layer view's kept stretches are copies of `data`.
+            // Only a first-layer view's kept stretches are copies of `data`
+            // (one that kept none has its runs found from its own masks).
             let parent_alphabet = data_alphabet
                 .as_deref()
-                .filter(|_| first_layer.contains(&i) && !view.kept.is_empty());
+                .filter(|_| first_layer.contains(&i));
             let input = Input {
                 joined_text: view.joined_text,
                 ..Input::new(&view.data, &view.kept, parent_alphabet)
