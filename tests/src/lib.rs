@@ -141,12 +141,12 @@ pub fn sidecar_bin() -> PathBuf {
     )
 }
 
-/// The static test kit (`scripts/build-static bottlebar-e2e bottlebar-testkit` makes it).
+/// The static test kit (`scripts/build-static bottlebar-testkit` makes it).
 pub fn testkit_bin() -> PathBuf {
     static_bin(
         "BOTTLEBAR_TESTKIT_BIN",
         "bottlebar-testkit",
-        "run `scripts/build-static bottlebar-e2e bottlebar-testkit`",
+        "run `scripts/build-static bottlebar-testkit`",
     )
 }
 
