@@ -46,7 +46,7 @@ pub fn inspector_of(pid: u32) -> Result<String> {
 }
 
 /// A new session on the app whose inspector is at `inspector`, retried for
-/// up to 20 s (the app may still be starting).
+/// up to 45 s (the app may still be starting).
 pub async fn attach(inspector: &str) -> Result<Attached> {
     let port = crate::free_port()?;
     let driver = Killed(
@@ -72,12 +72,14 @@ pub async fn attach(inspector: &str) -> Result<Attached> {
 }
 
 /// A session from the WebDriver at `url` with `capabilities`, retried for
-/// up to 20 s (the driver, or the app it starts, may still be starting).
+/// up to 45 s (the driver, or the app it starts, may still be starting; a
+/// cold `scripts/test` still compiles in the background, niced, while the
+/// window tests run).
 pub async fn connect(
     url: &str,
     capabilities: serde_json::Map<String, serde_json::Value>,
 ) -> Result<Client> {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(45);
     loop {
         match ClientBuilder::native()
             .capabilities(capabilities.clone())

@@ -31,6 +31,10 @@ pub async fn open_app_with(home: &Path, env: &[(&str, &str)]) -> (Client, Killed
     );
     let port = free_port();
     let native = free_port();
+    // Kept for the failure message: a driver that never answers says why
+    // only here.
+    let log_path = std::env::temp_dir().join(format!("bottlebar-tauri-driver-{port}.log"));
+    let log = std::fs::File::create(&log_path).expect("creating tauri-driver's log");
     let driver = Command::new("tauri-driver")
         .args([
             "--port",
@@ -48,13 +52,13 @@ pub async fn open_app_with(home: &Path, env: &[(&str, &str)]) -> (Client, Killed
             &bottlebar_e2e::fake_internet().targets_file,
         )
         .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(log.try_clone().expect("tauri-driver's log"))
+        .stderr(log)
         .spawn()
         .expect(
             "tauri-driver (cargo install tauri-driver --version ^2 --locked; scripts/test does)",
         );
-    let driver = Killed(driver);
+    let mut driver = Killed(driver);
 
     let mut caps = serde_json::Map::new();
     caps.insert("browserName".into(), json!("wry"));
@@ -62,9 +66,24 @@ pub async fn open_app_with(home: &Path, env: &[(&str, &str)]) -> (Client, Killed
         "tauri:options".into(),
         json!({ "application": app_binary() }),
     );
-    let c = bottlebar_e2e::webdriver::connect(&format!("http://127.0.0.1:{port}"), caps)
-        .await
-        .unwrap_or_else(|e| panic!("no WebDriver session: {e}"));
+    let c = match bottlebar_e2e::webdriver::connect(&format!("http://127.0.0.1:{port}"), caps).await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            let state = match driver.0.try_wait() {
+                Ok(Some(status)) => format!("exited ({status})"),
+                _ => "still running".to_string(),
+            };
+            let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: Vec<&str> = output.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "no WebDriver session: {e}\ntauri-driver (port {port}, native port {native}) {state}; the last of its output:\n{}",
+                tail.join("\n")
+            );
+        }
+    };
+    let _ = std::fs::remove_file(&log_path);
 
     (c, driver)
 }
