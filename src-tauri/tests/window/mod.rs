@@ -75,11 +75,10 @@ pub async fn open_app_with(home: &Path, env: &[(&str, &str)]) -> (Client, Killed
                 _ => "still running".to_string(),
             };
             let output = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let tail: Vec<&str> = output.lines().rev().take(40).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            let lines: Vec<&str> = output.lines().collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
             panic!(
-                "no WebDriver session: {e}\ntauri-driver (port {port}, native port {native}) {state}; the last of its output:\n{}",
-                tail.join("\n")
+                "no WebDriver session: {e}\ntauri-driver (port {port}, native port {native}) {state}; the last of its output:\n{tail}"
             );
         }
     };
