@@ -75,8 +75,7 @@ pub async fn open_app_with(home: &Path, env: &[(&str, &str)]) -> (Client, Killed
                 _ => "still running".to_string(),
             };
             let output = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let lines: Vec<&str> = output.lines().collect();
-            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            let tail = bottlebar_core::runner::tail(&output, 4000);
             panic!(
                 "no WebDriver session: {e}\ntauri-driver (port {port}, native port {native}) {state}; the last of its output:\n{tail}"
             );
