@@ -262,7 +262,7 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
 
     // ⌘W closes the window, and it is released with its web engine: no
     // WebKit web process of the app's is left.
-    let web_processes = || bottlebar_e2e::procs::web_processes(driver.0.id());
+    let web_processes = || bottlebar_e2e::procs::web_processes(driver.process.0.id());
     assert!(web_processes() > 0, "the open window has a web process");
     // (The window may be gone before the keys are let go: that answer is
     // no failure.)
@@ -283,7 +283,8 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
     // Left without a window, the app gives back what the window and its
     // start left behind (`idle_memory`, once settled), WebKit's idle
     // network process included; the window is then made again from there.
-    let app = bottlebar_e2e::procs::named(driver.0.id(), "bottlebar").expect("the app's process");
+    let app =
+        bottlebar_e2e::procs::named(driver.process.0.id(), "bottlebar").expect("the app's process");
     let app_and_children = || bottlebar_e2e::procs::tree(app);
     let pss = || -> u64 {
         app_and_children()

@@ -13,14 +13,109 @@ use crate::procs::Killed;
 use anyhow::{anyhow, Context, Result};
 use fantoccini::{Client, ClientBuilder};
 use serde_json::json;
-use std::process::{Command, Stdio};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A session on a running app, and its driver (ended when dropped).
 pub struct Attached {
     /// The session.
     pub client: Client,
-    _driver: Killed,
+    _driver: Driver,
+}
+
+/// A WebDriver server a test started (tauri-driver, WebKitWebDriver),
+/// killed when dropped. Its output goes to a log file rather than to the
+/// test's: a session that never comes says why only there, so
+/// [`Driver::session`]'s error carries its end.
+pub struct Driver {
+    /// The server's process.
+    pub process: Killed,
+    what: String,
+    url: String,
+    log: PathBuf,
+}
+
+/// How much of a driver's output a failed session's error carries.
+const LOG_TAIL: u64 = 4000;
+
+impl Driver {
+    /// Starts `command`, a WebDriver server listening on `port` (`what`
+    /// names it in errors, with how to install it).
+    pub fn start(mut command: Command, what: &str, port: u16) -> Result<Driver> {
+        let log = std::env::temp_dir().join(format!("bottlebar-webdriver-{port}.log"));
+        let out =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let process = command
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("starting {what}"))?;
+        Ok(Driver {
+            process: Killed(process),
+            what: what.to_string(),
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        })
+    }
+
+    /// A session with `capabilities`, asked for until one comes, for up to
+    /// 45 s (the driver, or the app it starts, may still be starting; a cold
+    /// `scripts/test` still compiles in the background, niced, while the
+    /// window tests run), or until the driver exits. When none comes, the
+    /// error says which, and ends with the last of the driver's output.
+    pub async fn session(
+        &mut self,
+        capabilities: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Client> {
+        let deadline = Instant::now() + Duration::from_secs(45);
+        let error = loop {
+            let asked = ClientBuilder::native()
+                .capabilities(capabilities.clone())
+                .connect(&self.url)
+                .await;
+            match asked {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    if let Ok(Some(status)) = self.process.0.try_wait() {
+                        break format!("{e}; the driver exited ({status})");
+                    }
+                    if Instant::now() >= deadline {
+                        break format!("{e}; the driver still runs, 45 s on");
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        Err(anyhow!(
+            "no WebDriver session from {} at {}: {error}; the last of its output:\n{}",
+            self.what,
+            self.url,
+            self.output_tail()
+        ))
+    }
+
+    /// The last [`LOG_TAIL`] bytes of the server's output (a character cut
+    /// at the start reads as U+FFFD).
+    fn output_tail(&self) -> String {
+        let mut tail = Vec::new();
+        let read = std::fs::File::open(&self.log).and_then(|mut f| {
+            let len = f.metadata()?.len();
+            f.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL)))?;
+            f.read_to_end(&mut tail)
+        });
+        match read {
+            Ok(_) => String::from_utf8_lossy(&tail).into_owned(),
+            Err(e) => format!("(unreadable: {e})"),
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.log);
+    }
 }
 
 /// The environment that makes an app started with it open to [`attach`]:
@@ -49,48 +144,65 @@ pub fn inspector_of(pid: u32) -> Result<String> {
 /// up to 45 s (the app may still be starting).
 pub async fn attach(inspector: &str) -> Result<Attached> {
     let port = crate::free_port()?;
-    let driver = Killed(
-        Command::new("WebKitWebDriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting WebKitWebDriver (webkit2gtk-driver; scripts/setup installs it)")?,
-    );
+    let mut command = Command::new("WebKitWebDriver");
+    command.arg(format!("--port={port}"));
+    let mut driver = Driver::start(
+        command,
+        "WebKitWebDriver (webkit2gtk-driver; scripts/setup installs it)",
+        port,
+    )?;
     let mut caps = serde_json::Map::new();
     caps.insert(
         "webkitgtk:browserOptions".into(),
         json!({ "targetAddress": inspector }),
     );
-    let client = connect(&format!("http://127.0.0.1:{port}"), caps)
+    let client = driver
+        .session(caps)
         .await
-        .with_context(|| format!("no WebDriver session on the app at {inspector}"))?;
+        .with_context(|| format!("attaching to the app whose inspector is at {inspector}"))?;
     Ok(Attached {
         client,
         _driver: driver,
     })
 }
 
-/// A session from the WebDriver at `url` with `capabilities`, retried for
-/// up to 45 s (the driver, or the app it starts, may still be starting; a
-/// cold `scripts/test` still compiles in the background, niced, while the
-/// window tests run).
-pub async fn connect(
-    url: &str,
-    capabilities: serde_json::Map<String, serde_json::Value>,
-) -> Result<Client> {
-    let deadline = Instant::now() + Duration::from_secs(45);
-    loop {
-        match ClientBuilder::native()
-            .capabilities(capabilities.clone())
-            .connect(url)
-            .await
-        {
-            Ok(c) => return Ok(c),
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => return Err(anyhow!("{e}")),
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A driver that dies says so at once, with its last words, instead of
+    /// being asked for a session until the deadline.
+    #[tokio::test]
+    async fn a_driver_that_exits_is_reported_at_once_with_its_output() {
+        let port = crate::free_port().unwrap();
+        let mut command = Command::new("sh");
+        command.args(["-c", "echo starting; echo cannot open display >&2; exit 3"]);
+        let mut driver = Driver::start(command, "a driver that fails", port).unwrap();
+        let started = Instant::now();
+        let e = driver.session(serde_json::Map::new()).await.unwrap_err();
+        let message = format!("{e:#}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{message}");
+        assert!(message.contains("a driver that fails"), "{message}");
+        assert!(message.contains("exited (exit status: 3)"), "{message}");
+        assert!(
+            message.contains("starting\ncannot open display"),
+            "{message}"
+        );
+    }
+
+    /// Only the end of a long output is carried.
+    #[test]
+    fn the_output_tail_is_the_end_of_the_log() {
+        let port = crate::free_port().unwrap();
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            "head -c 10000 /dev/zero | tr '\\0' a; echo; echo the end",
+        ]);
+        let mut driver = Driver::start(command, "a chatty driver", port).unwrap();
+        driver.process.0.wait().unwrap();
+        let tail = driver.output_tail();
+        assert_eq!(tail.len() as u64, LOG_TAIL, "{tail}");
+        assert!(tail.ends_with("a\nthe end\n"), "{tail}");
     }
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses its own share of these
 
 pub use bottlebar_e2e::procs::Killed;
+pub use bottlebar_e2e::webdriver::Driver;
 use fantoccini::{Client, Locator};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -15,12 +16,12 @@ pub mod notifications;
 /// The real app on `home` (Docker backend; its self-tests probe this
 /// process's fake internet), driven through tauri-driver: the WebDriver
 /// session and the driver (killed when dropped).
-pub async fn open_app(home: &Path) -> (Client, Killed) {
+pub async fn open_app(home: &Path) -> (Client, Driver) {
     open_app_with(home, &[]).await
 }
 
 /// [`open_app`] with more environment for the app (a session bus, …).
-pub async fn open_app_with(home: &Path, env: &[(&str, &str)]) -> (Client, Killed) {
+pub async fn open_app_with(home: &Path, env: &[(&str, &str)]) -> (Client, Driver) {
     assert!(
         std::env::var_os("DISPLAY").is_some(),
         "the window test needs a display: run it under xvfb-run (scripts/test does)"
@@ -31,11 +32,8 @@ pub async fn open_app_with(home: &Path, env: &[(&str, &str)]) -> (Client, Killed
     );
     let port = free_port();
     let native = free_port();
-    // Kept for the failure message: a driver that never answers says why
-    // only here.
-    let log_path = std::env::temp_dir().join(format!("bottlebar-tauri-driver-{port}.log"));
-    let log = std::fs::File::create(&log_path).expect("creating tauri-driver's log");
-    let driver = Command::new("tauri-driver")
+    let mut command = Command::new("tauri-driver");
+    command
         .args([
             "--port",
             &port.to_string(),
@@ -51,14 +49,13 @@ pub async fn open_app_with(home: &Path, env: &[(&str, &str)]) -> (Client, Killed
             "BOTTLEBAR_SELFTEST_TARGETS",
             &bottlebar_e2e::fake_internet().targets_file,
         )
-        .envs(env.iter().copied())
-        .stdout(log.try_clone().expect("tauri-driver's log"))
-        .stderr(log)
-        .spawn()
-        .expect(
-            "tauri-driver (cargo install tauri-driver --version ^2 --locked; scripts/test does)",
-        );
-    let mut driver = Killed(driver);
+        .envs(env.iter().copied());
+    let mut driver = Driver::start(
+        command,
+        "tauri-driver (cargo install tauri-driver --version ^2 --locked; scripts/test does)",
+        port,
+    )
+    .unwrap();
 
     let mut caps = serde_json::Map::new();
     caps.insert("browserName".into(), json!("wry"));
@@ -66,23 +63,10 @@ pub async fn open_app_with(home: &Path, env: &[(&str, &str)]) -> (Client, Killed
         "tauri:options".into(),
         json!({ "application": app_binary() }),
     );
-    let c = match bottlebar_e2e::webdriver::connect(&format!("http://127.0.0.1:{port}"), caps).await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            let state = match driver.0.try_wait() {
-                Ok(Some(status)) => format!("exited ({status})"),
-                _ => "still running".to_string(),
-            };
-            let output = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let tail = bottlebar_core::runner::tail(&output, 4000);
-            panic!(
-                "no WebDriver session: {e}\ntauri-driver (port {port}, native port {native}) {state}; the last of its output:\n{tail}"
-            );
-        }
-    };
-    let _ = std::fs::remove_file(&log_path);
-
+    let c = driver
+        .session(caps)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#} (native port {native})"));
     (c, driver)
 }
 
