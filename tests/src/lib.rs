@@ -13,6 +13,7 @@
 //! the upstream's IP (`[hosts]`), so no name is ever looked up outside.
 
 mod attack;
+pub mod bench_inputs;
 pub mod double;
 pub mod double_kit;
 mod engine;

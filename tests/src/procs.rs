@@ -78,6 +78,13 @@ pub fn cpu_ticks(pids: &[u32]) -> u64 {
         .sum()
 }
 
+/// User and system CPU seconds `pid` has used so far (0 when it is gone).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    // SAFETY: sysconf reads a constant of the system and touches no memory.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    cpu_ticks(&[pid]) as f64 / hz
+}
+
 /// The fields of `/proc/PID/stat` after the command name (state first).
 fn stat_fields(pid: u32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -13,11 +13,15 @@
 //!
 //! Latency is measured in rounds in which the paths take turns, so that a
 //! noisy moment on the machine is shared by all of them; throughput and
-//! uploads follow, path by path.
+//! uploads follow, path by path. Beside each path's throughput, the CPU
+//! time a request took in the bench (client and upstream) and in the proxy:
+//! on a machine whose cores are the limit, the proxy's share of it is what
+//! its throughput against direct's follows.
 //!
 //! Every loop is bounded in count and time.
 
 use anyhow::{bail, Context, Result};
+use bottlebar_e2e::bench_inputs::{held_secrets, upload_body, UploadBody};
 use bottlebar_e2e::free_port;
 use bottlebar_e2e::procs::Killed;
 use bottlebar_e2e::testkit::client::{Client, FetchOptions};
@@ -85,59 +89,10 @@ struct Stats {
     mean_us: f64,
     sequential_rps: f64,
     concurrent_rps: f64,
+    /// CPU µs a request took in the bench and in the proxy, concurrently.
+    cpu_us: Cpu,
     /// Upload throughput, MB/s (0 when skipped).
     upload_mb_s: f64,
-}
-
-/// Kinds of upload body.
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum UploadBody {
-    /// Source text in JSON, with the hex and base64 runs that make the
-    /// scanner look closer (what the committed figures measure).
-    Json,
-    /// One base64 run, as an image in a JSON message is: no punctuation,
-    /// so the scanner holds back its widest window between pieces.
-    Base64,
-}
-
-/// A request body an agent might send, `kib` KiB of it.
-fn upload_body(kind: UploadBody, kib: usize) -> Vec<u8> {
-    if let UploadBody::Base64 = kind {
-        use base64::Engine as _;
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let noise: Vec<u8> = (0..kib * 768)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect();
-        return base64::engine::general_purpose::STANDARD
-            .encode(noise)
-            .into_bytes();
-    }
-    let line = br#"{"path":"src/lib.rs","text":"fn main() {\n    println!(\"hello\");\n}\n","digest":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","blob":"aGVsbG8gd29ybGQsIHRoaXMgaXMgYSB0ZXN0IG9mIHRoZSBzY2FubmVy"}
-"#;
-    line.iter().copied().cycle().take(kib * 1024).collect()
-}
-
-/// The sidecar's secrets file holding the first `count` of the bench's
-/// secrets (see `Args::secrets`).
-fn held_secrets(count: u8) -> serde_json::Value {
-    let values = [
-        "bench-secret-value-0123456789",
-        "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdef",
-        "ghp_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij",
-        "AKIAIOSFODNN7EXAMPLE",
-    ];
-    let held: Vec<_> = values
-        .iter()
-        .take(usize::from(count))
-        .enumerate()
-        .map(|(i, v)| serde_json::json!({"name": format!("k{i}"), "value": v}))
-        .collect();
-    serde_json::json!({ "secrets": held })
 }
 
 /// `args.uploads` uploads on one kept-alive connection: MB/s.
@@ -189,6 +144,8 @@ fn small_response(args: &Args) -> String {
 struct Path {
     name: String,
     client: Client,
+    /// The proxy's process, if any.
+    pid: Option<u32>,
 }
 
 /// Sequential request latencies of every path, measured in interleaved
@@ -249,9 +206,39 @@ async fn latencies(paths: &[Path], url: &str, args: &Args) -> Result<Vec<(Vec<Du
         .collect())
 }
 
+/// CPU time a request took, µs.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    /// In the bench's process: the client and the upstream.
+    bench: f64,
+    /// In the proxy's process (0 for direct).
+    proxy: f64,
+}
+
 /// Requests per second on `args.connections` kept-alive connections for
-/// `args.seconds`.
-async fn throughput(client: &Client, url: &str, args: &Args) -> Result<f64> {
+/// `args.seconds`, and the CPU a request took meanwhile.
+async fn throughput(path: &Path, url: &str, args: &Args) -> Result<(f64, Cpu)> {
+    let cpu = || {
+        let bench = bottlebar_e2e::procs::cpu_seconds(std::process::id());
+        (
+            bench,
+            path.pid.map_or(0.0, bottlebar_e2e::procs::cpu_seconds),
+        )
+    };
+    let before = cpu();
+    let rps = requests_per_second(&path.client, url, args).await?;
+    let after = cpu();
+    let per_request = |a: f64, b: f64| (b - a) * 1e6 / (rps * args.seconds as f64);
+    Ok((
+        rps,
+        Cpu {
+            bench: per_request(before.0, after.0),
+            proxy: per_request(before.1, after.1),
+        },
+    ))
+}
+
+async fn requests_per_second(client: &Client, url: &str, args: &Args) -> Result<f64> {
     let target = small_response(args);
     let stop = Instant::now() + Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
@@ -283,6 +270,7 @@ async fn throughput(client: &Client, url: &str, args: &Args) -> Result<f64> {
 async fn measure(paths: &[Path], url: &str, args: &Args) -> Result<Vec<Stats>> {
     let mut out = Vec::new();
     for (p, (samples, sequential_rps)) in paths.iter().zip(latencies(paths, url, args).await?) {
+        let (concurrent_rps, cpu_us) = throughput(p, url, args).await?;
         let mean_us =
             samples.iter().map(|d| d.as_secs_f64()).sum::<f64>() / samples.len() as f64 * 1e6;
         out.push(Stats {
@@ -291,7 +279,8 @@ async fn measure(paths: &[Path], url: &str, args: &Args) -> Result<Vec<Stats>> {
             p99_us: percentile(&samples, 0.99),
             mean_us,
             sequential_rps,
-            concurrent_rps: throughput(&p.client, url, args).await?,
+            concurrent_rps,
+            cpu_us,
             upload_mb_s: uploads(&p.name, &p.client, url, args).await?,
         });
     }
@@ -360,6 +349,7 @@ async fn main() -> Result<()> {
         Path {
             name: "direct".into(),
             client: Client::new(None, internet.cert_pem.as_bytes())?,
+            pid: None,
         },
         Path {
             name: "bottlebar-sidecar".into(),
@@ -367,6 +357,7 @@ async fn main() -> Result<()> {
                 Some(format!("127.0.0.1:{proxy_port}")),
                 bottle_ca.cert_pem.as_bytes(),
             )?,
+            pid: Some(_sidecar.0.id()),
         },
     ];
 
@@ -380,6 +371,7 @@ async fn main() -> Result<()> {
             .stdout(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {} relay", testkit.display()))?;
+        let pid = Some(child.id());
         _relay = Some(Killed(child));
         wait_for_port(port, "the relay").await?;
         paths.push(Path {
@@ -388,6 +380,7 @@ async fn main() -> Result<()> {
                 Some(format!("127.0.0.1:{port}")),
                 internet.cert_pem.as_bytes(),
             )?,
+            pid,
         });
     }
 
@@ -417,6 +410,7 @@ async fn main() -> Result<()> {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()?;
+            let pid = Some(child.id());
             _mitm = Some(Killed(child));
             wait_for_port(port, "mitmdump").await?;
             let ca =
@@ -424,6 +418,7 @@ async fn main() -> Result<()> {
             paths.push(Path {
                 name: "mitmproxy (mitmdump)".into(),
                 client: Client::new(Some(format!("127.0.0.1:{port}")), &ca)?,
+                pid,
             });
             None
         }
@@ -433,7 +428,7 @@ async fn main() -> Result<()> {
     if args.json {
         let rows: Vec<_> = results
             .iter()
-            .map(|s| serde_json::json!({"path": s.name, "p50_us": s.p50_us, "p99_us": s.p99_us, "mean_us": s.mean_us, "sequential_rps": s.sequential_rps, "concurrent_rps": s.concurrent_rps, "upload_mb_s": s.upload_mb_s}))
+            .map(|s| serde_json::json!({"path": s.name, "p50_us": s.p50_us, "p99_us": s.p99_us, "mean_us": s.mean_us, "sequential_rps": s.sequential_rps, "concurrent_rps": s.concurrent_rps, "bench_cpu_us": s.cpu_us.bench, "proxy_cpu_us": s.cpu_us.proxy, "upload_mb_s": s.upload_mb_s}))
             .collect();
         println!(
             "{}",
@@ -464,6 +459,19 @@ async fn main() -> Result<()> {
                 s.name,
                 s.p50_us - base.p50_us,
                 s.p99_us - base.p99_us
+            );
+        }
+        println!(
+            "CPU a request on {} connections (bench: client and upstream):",
+            args.connections
+        );
+        for s in &results {
+            let Cpu { bench, proxy } = s.cpu_us;
+            println!(
+                "{:<22} bench {bench:>6.1} µs + proxy {proxy:>6.1} µs; when the cores are the limit, at most {:.2} of direct's throughput (measured {:.2})",
+                s.name,
+                base.cpu_us.bench / (bench + proxy),
+                s.concurrent_rps / base.concurrent_rps
             );
         }
         if let Some(n) = mitm_note {
