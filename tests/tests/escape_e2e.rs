@@ -205,8 +205,11 @@ fn attack_4_dns_from_the_agent() {
 
 #[test]
 fn attack_5_direct_tcp_and_udp_around_the_proxy() {
-    let f = fixture("e2e-esc5");
-    let other = fixture("e2e-esc5b");
+    // The two bottles launch at once: most of a launch is waiting.
+    let (f, other) = std::thread::scope(|s| {
+        let other = s.spawn(|| fixture("e2e-esc5b"));
+        (fixture("e2e-esc5"), other.join().unwrap())
+    });
     let e = engine();
     let ip = f.upstream.ip.clone();
     let net = fake_internet();
@@ -232,16 +235,20 @@ fn attack_5_direct_tcp_and_udp_around_the_proxy() {
         std::net::TcpStream::connect(("127.0.0.1", net.host_service_port)).is_ok(),
         "the host service (bound to 0.0.0.0) answers on the host",
     );
+    // All at once, as below: each blocked attempt waits out its timeout.
+    let tries = [80, 443, 22]
+        .map(|port| format!("(nc -w 2 {ip} {port} </dev/null && echo OPEN {port}) & "))
+        .concat()
+        + &format!("nslookup {OUTSIDE_NAME} {ip} 2>&1 & wait");
+    let upstream = f.sh(&tries).stdout;
     for port in [80, 443, 22] {
         a.blocked(
-            !tcp_opens(&f, &ip, port),
+            !upstream.contains(&format!("OPEN {port}\n")),
             format!("TCP to the upstream {ip}:{port}"),
         );
     }
     a.blocked(
-        !f.sh(&format!("nslookup {OUTSIDE_NAME} {ip} 2>&1"))
-            .stdout
-            .contains("198.51.100.7"),
+        !upstream.contains("198.51.100.7"),
         format!("UDP to the upstream {ip}:53"),
     );
     // The host: every address of this machine, and the gateway of every
