@@ -8,6 +8,10 @@
 //! window tests drive a window made after WebKit ended the first session
 //! (it does when the network process it began with ends, which the idle
 //! app makes it do).
+//!
+//! [`Driver`] starts a WebDriver server, this WebKitWebDriver or the window
+//! tests' tauri-driver, with its output kept for the error of a session
+//! that never comes.
 
 use crate::procs::Killed;
 use anyhow::{anyhow, Context, Result};
