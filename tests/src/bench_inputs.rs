@@ -35,7 +35,7 @@ pub fn upload_body(kind: UploadBody, kib: usize) -> Vec<u8> {
 }
 
 /// The sidecar's secrets file holding the first `count` of the bench's
-/// secrets (see `Args::secrets`).
+/// secrets (`bottlebar-bench --secrets`).
 pub fn held_secrets(count: u8) -> serde_json::Value {
     let values = [
         "bench-secret-value-0123456789",

@@ -78,11 +78,15 @@ pub fn cpu_ticks(pids: &[u32]) -> u64 {
         .sum()
 }
 
+/// How many of [`cpu_ticks`]' ticks make a second.
+pub fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf reads a constant of the system and touches no memory.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
+
 /// User and system CPU seconds `pid` has used so far (0 when it is gone).
 pub fn cpu_seconds(pid: u32) -> f64 {
-    // SAFETY: sysconf reads a constant of the system and touches no memory.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    cpu_ticks(&[pid]) as f64 / hz
+    cpu_ticks(&[pid]) as f64 / ticks_per_second()
 }
 
 /// The fields of `/proc/PID/stat` after the command name (state first).

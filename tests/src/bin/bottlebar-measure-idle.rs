@@ -10,7 +10,7 @@
 //! and Docker. The bottle's self-test probes this machine's fake internet.
 
 use anyhow::{bail, Context, Result};
-use bottlebar_e2e::procs::{cpu_ticks, pss_kib, tree, wakeups, Killed};
+use bottlebar_e2e::procs::{cpu_ticks, pss_kib, ticks_per_second, tree, wakeups, Killed};
 use bottlebar_e2e::{sidecar_bin, webdriver, Harness};
 use clap::Parser;
 use serde_json::json;
@@ -163,12 +163,11 @@ fn measure(args: &Args, h: &Harness, window: Window) -> Result<Idle> {
     let wakes: u64 = wakes_before.iter().map(|(p, was)| woken(*p, *was)).sum();
     let app_wakes = woken(pid, wakes_before[0].1);
     let ticks = cpu_ticks(&procs).saturating_sub(ticks_before);
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Ok(Idle {
         pss_kib: procs.iter().map(|p| pss_kib(*p)).sum(),
         app_pss_kib: pss_kib(pid),
         processes: procs.len(),
-        cpu_percent: ticks as f64 / hz / args.seconds as f64 * 100.0,
+        cpu_percent: ticks as f64 / ticks_per_second() / args.seconds as f64 * 100.0,
         app_wakeups_per_s: app_wakes as f64 / args.seconds as f64,
         wakeups_per_s: wakes as f64 / args.seconds as f64,
     })
