@@ -1,5 +1,5 @@
 //! New bottle from the Claude Code template in the real window (Xvfb,
-//! tauri-driver, real Docker): a workspace folder and a key → the saved
+//! WebKitWebDriver, real Docker): a workspace folder and a key → the saved
 //! file is the template's, the key is in the keychain and not in the file
 //! → Save & Launch builds the image (on the Debian base made on this
 //! machine, `settings.toml` `[new_bottles]`) and reaches ready; *Start

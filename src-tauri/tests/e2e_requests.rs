@@ -1,4 +1,4 @@
-//! The Requests view in the real app window (Xvfb, tauri-driver, real
+//! The Requests view in the real app window (Xvfb, WebKitWebDriver, real
 //! Docker bottle): an agent asks the supervise MCP server for a host; the
 //! app raises a notification with the four answers as buttons (received by
 //! a freedesktop notification server of the test's own) and shows the

@@ -1,4 +1,4 @@
-//! The terminal view in the real app window (Xvfb, tauri-driver, real
+//! The terminal view in the real app window (Xvfb, WebKitWebDriver, real
 //! Docker bottle): a shell tab computes `$((6*7))`; the bottle's terminal
 //! follows the window's size; a reload of the page (the window's webview
 //! made afresh) finds the tab and its scrollback again, since sessions live

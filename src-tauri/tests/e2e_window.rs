@@ -1,11 +1,11 @@
-//! The real app window under Xvfb, driven through tauri-driver and
-//! WebKitWebDriver, on the real Docker Engine: launch the demo bottle from
+//! The real app window under Xvfb, driven through WebKitWebDriver, on the
+//! real Docker Engine: launch the demo bottle from
 //! the window, watch the timeline reach ready, see the keep-alive and the
 //! egress activity, see an agent killed outside the app noticed, stop it; then a launch made to fail shows the failure
 //! view and records a notification. Screenshots of each view are written to
 //! `$BOTTLEBAR_SCREENSHOTS` (scripts/test: docs/screenshots).
 //!
-//! Needs DISPLAY (scripts/test runs it under xvfb-run), `tauri-driver` and
+//! Needs DISPLAY (scripts/test runs it under xvfb-run), WebKitWebDriver and
 //! Docker; without them it fails rather than pass by not running.
 
 mod window;

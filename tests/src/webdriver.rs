@@ -9,16 +9,20 @@
 //! (it does when the network process it began with ends, which the idle
 //! app makes it do).
 //!
-//! [`Driver`] starts a WebDriver server, this WebKitWebDriver or the window
-//! tests' tauri-driver, with its output kept for the error of a session
-//! that never comes.
+//! [`Driver`] starts a WebDriver server with its output kept for the error
+//! of a session that never comes; [`webkit_driver`] starts Debian's
+//! WebKitWebDriver, which both these sessions and the window tests' (an app
+//! it starts itself, [`launch_capabilities`]) are driven through. No
+//! tauri-driver: on Linux it only renames the capabilities below and
+//! forwards every request to a WebKitWebDriver of its own.
 
 use crate::procs::Killed;
 use anyhow::{anyhow, Context, Result};
 use fantoccini::{Client, ClientBuilder};
-use serde_json::json;
+use serde_json::{json, Map, Value};
+use std::ffi::OsStr;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -29,7 +33,7 @@ pub struct Attached {
     _driver: Driver,
 }
 
-/// A WebDriver server a test started (tauri-driver, WebKitWebDriver),
+/// A WebDriver server a test started (WebKitWebDriver; any server in tests),
 /// killed when dropped. Its output goes to a log file rather than to the
 /// test's: a session that never comes says why only there, so
 /// [`Driver::session`]'s error carries its end.
@@ -69,10 +73,7 @@ impl Driver {
     /// `scripts/test` still compiles in the background, niced, while the
     /// window tests run), or until the driver exits. When none comes, the
     /// error says which, and ends with the last of the driver's output.
-    pub async fn session(
-        &mut self,
-        capabilities: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Client> {
+    pub async fn session(&mut self, capabilities: Map<String, Value>) -> Result<Client> {
         let deadline = Instant::now() + Duration::from_secs(45);
         let error = loop {
             let asked = ClientBuilder::native()
@@ -144,18 +145,41 @@ pub fn inspector_of(pid: u32) -> Result<String> {
         })
 }
 
-/// A new session on the app whose inspector is at `inspector`, retried for
-/// up to 45 s (the app may still be starting).
-pub async fn attach(inspector: &str) -> Result<Attached> {
+/// Debian's WebKitWebDriver on a free loopback port, with `env` for the
+/// app a session starts (it inherits the driver's environment).
+pub fn webkit_driver<'a>(env: impl IntoIterator<Item = (&'a str, &'a OsStr)>) -> Result<Driver> {
     let port = crate::free_port()?;
     let mut command = Command::new("WebKitWebDriver");
-    command.arg(format!("--port={port}"));
-    let mut driver = Driver::start(
+    command
+        .arg(format!("--port={port}"))
+        .arg("--host=local")
+        // What makes a Tauri 2 app's webview take automation.
+        .env("TAURI_WEBVIEW_AUTOMATION", "true")
+        .envs(env);
+    Driver::start(
         command,
         "WebKitWebDriver (webkit2gtk-driver; scripts/setup installs it)",
         port,
-    )?;
-    let mut caps = serde_json::Map::new();
+    )
+}
+
+/// The capabilities of a session that starts the Tauri app `binary` with
+/// `args`: what tauri-driver turns its `tauri:options` into on Linux.
+pub fn launch_capabilities(binary: &Path, args: &[&str]) -> Map<String, Value> {
+    let mut caps = Map::new();
+    caps.insert("browserName".into(), json!("wry"));
+    caps.insert(
+        "webkitgtk:browserOptions".into(),
+        json!({ "binary": binary, "args": args }),
+    );
+    caps
+}
+
+/// A new session on the app whose inspector is at `inspector`, retried for
+/// up to 45 s (the app may still be starting).
+pub async fn attach(inspector: &str) -> Result<Attached> {
+    let mut driver = webkit_driver([])?;
+    let mut caps = Map::new();
     caps.insert(
         "webkitgtk:browserOptions".into(),
         json!({ "targetAddress": inspector }),
@@ -183,7 +207,7 @@ mod tests {
         command.args(["-c", "echo starting; echo cannot open display >&2; exit 3"]);
         let mut driver = Driver::start(command, "a driver that fails", port).unwrap();
         let started = Instant::now();
-        let e = driver.session(serde_json::Map::new()).await.unwrap_err();
+        let e = driver.session(Map::new()).await.unwrap_err();
         let message = format!("{e:#}");
         assert!(started.elapsed() < Duration::from_secs(10), "{message}");
         assert!(message.contains("a driver that fails"), "{message}");

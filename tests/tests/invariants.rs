@@ -1,8 +1,9 @@
 //! The code map's invariants (ARCHITECTURE.md), checked on the source:
 //! no import cycles between a crate's modules, only `runner` spawns
 //! processes in the core, the sidecar never depends on the core, the core
-//! knows nothing of the UI, and no source file grows past 500 lines without
-//! saying why in its header. No engine needed.
+//! knows nothing of the UI, no source file grows past 500 lines without
+//! saying why in its header, and the suites scripts/test runs at once name
+//! no bottle in common. No engine needed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -243,4 +244,119 @@ fn no_source_file_passes_500_lines_without_saying_why() {
         "split these, or say why in their header:\n{}",
         long.join("\n")
     );
+}
+
+/// The words of the bash array `name=(…)` in `script`.
+fn bash_array(script: &str, name: &str) -> Vec<String> {
+    let start = script
+        .find(&format!("\n{name}=("))
+        .unwrap_or_else(|| panic!("no array `{name}` in scripts/test"));
+    let body = &script[start + name.len() + 3..];
+    let body = &body[..body.find(')').expect("the array ends")];
+    body.split_whitespace().map(String::from).collect()
+}
+
+/// The bottle names (`"e2e-…"` literals; one ending in `-` is a prefix the
+/// test completes) in the Rust files under `path`.
+fn bottle_names(path: &Path) -> BTreeSet<String> {
+    let files = if path.is_dir() {
+        rust_files(path)
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut names = BTreeSet::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (at, _) in text.match_indices("\"e2e-") {
+            let rest = &text[at + 1..];
+            let end = rest.find('"').unwrap_or(rest.len());
+            let name = &rest[..end];
+            if name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                names.insert(name.to_string());
+            }
+        }
+    }
+    names
+}
+
+/// The pairs of `a` and `b` that are the same bottle, or a prefix one's
+/// test completes into the other.
+fn clashes(a: &BTreeSet<String>, b: &BTreeSet<String>) -> Vec<(String, String)> {
+    let same = |x: &str, y: &str| x == y || (x.ends_with('-') && y.starts_with(x));
+    let mut out = Vec::new();
+    for x in a {
+        for y in b {
+            if same(x, y) || same(y, x) {
+                out.push((x.clone(), y.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// scripts/test runs the apple backend's suites beside the Docker-only ones,
+/// on one Docker Engine where a bottle's containers are named after it: no
+/// Docker-only suite may launch a bottle of the same name.
+#[test]
+fn no_docker_only_suite_names_a_bottle_the_apple_run_launches_meanwhile() {
+    let script = std::fs::read_to_string(root().join("scripts/test")).unwrap();
+    let both = bash_array(&script, "both_backends");
+    let after = bash_array(&script, "after_apple");
+    let mut apple_run = BTreeSet::new();
+    let mut beside = BTreeSet::new();
+    let mut found = BTreeSet::new();
+    for dir in ["tests/tests", "src-tauri/tests"] {
+        for e in std::fs::read_dir(root().join(dir)).unwrap().flatten() {
+            let path = e.path();
+            let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+            if stem == "invariants" {
+                continue; // this file: its names are examples
+            }
+            if both.contains(&stem) {
+                apple_run.extend(bottle_names(&path));
+            } else if !after.contains(&stem) {
+                beside.extend(bottle_names(&path));
+            }
+            found.insert(stem);
+        }
+    }
+    let missing: Vec<_> = both
+        .iter()
+        .chain(&after)
+        .filter(|s| !found.contains(*s))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "scripts/test names suites that are not there: {missing:?}"
+    );
+    assert!(
+        apple_run.len() > 10 && beside.len() > 10,
+        "{apple_run:?} {beside:?}"
+    );
+    let clashes = clashes(&apple_run, &beside);
+    assert!(
+        clashes.is_empty(),
+        "bottles named both by a suite in scripts/test's `both_backends` and by one run beside \
+         it (apple run's, Docker-only's): {clashes:?}"
+    );
+}
+
+#[test]
+fn the_bottle_name_check_finds_a_clash() {
+    let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(
+        clashes(
+            &set(&["e2e-a", "e2e-many-"]),
+            &set(&["e2e-b", "e2e-many-07"])
+        ),
+        vec![("e2e-many-".to_string(), "e2e-many-07".to_string())]
+    );
+    assert_eq!(clashes(&set(&["e2e-a"]), &set(&["e2e-a"])).len(), 1);
+    assert!(clashes(&set(&["e2e-a"]), &set(&["e2e-ab", "e2e-b"])).is_empty());
+    let script = "x\nboth_backends=(a b\n  c)\nafter_apple=(d)\n";
+    assert_eq!(bash_array(script, "both_backends"), ["a", "b", "c"]);
+    assert_eq!(bash_array(script, "after_apple"), ["d"]);
 }

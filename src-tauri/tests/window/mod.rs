@@ -1,12 +1,13 @@
-//! What the window tests share: starting the app under tauri-driver, and
+//! What the window tests share: starting the app under WebKitWebDriver, and
 //! finding, reading, clicking and photographing what it shows.
 
 #![allow(dead_code)] // each test binary uses its own share of these
 
 pub use bottlebar_e2e::procs::Killed;
-pub use bottlebar_e2e::webdriver::Driver;
+pub use bottlebar_e2e::webdriver::{self, Driver};
 use fantoccini::{Client, Locator};
 use serde_json::json;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 pub mod notifications;
 
 /// The real app on `home` (Docker backend; its self-tests probe this
-/// process's fake internet), driven through tauri-driver: the WebDriver
+/// process's fake internet), driven through WebKitWebDriver: the WebDriver
 /// session and the driver (killed when dropped).
 pub async fn open_app(home: &Path) -> (Client, Driver) {
     open_app_with(home, &[]).await
@@ -30,43 +31,22 @@ pub async fn open_app_with(home: &Path, env: &[(&str, &str)]) -> (Client, Driver
         docker(&["version"]).status.success(),
         "the window test needs Docker (scripts/setup starts it)"
     );
-    let port = free_port();
-    let native = free_port();
-    let mut command = Command::new("tauri-driver");
-    command
-        .args([
-            "--port",
-            &port.to_string(),
-            "--native-port",
-            &native.to_string(),
-        ])
-        .env("BOTTLEBAR_HOME", home)
-        .env("BOTTLEBAR_SIDECAR_BIN", sidecar_bin())
-        .env("BOTTLEBAR_BACKEND", "docker")
+    let sidecar = sidecar_bin();
+    let targets = &bottlebar_e2e::fake_internet().targets_file;
+    let mut app_env: Vec<(&str, &OsStr)> = vec![
+        ("BOTTLEBAR_HOME", home.as_os_str()),
+        ("BOTTLEBAR_SIDECAR_BIN", sidecar.as_os_str()),
+        ("BOTTLEBAR_BACKEND", OsStr::new("docker")),
         // The launch's self-test probes this test's own fake internet.
-        .env("BOTTLEBAR_TEST_RUN", "1")
-        .env(
-            "BOTTLEBAR_SELFTEST_TARGETS",
-            &bottlebar_e2e::fake_internet().targets_file,
-        )
-        .envs(env.iter().copied());
-    let mut driver = Driver::start(
-        command,
-        "tauri-driver (cargo install tauri-driver --version ^2 --locked; scripts/test does)",
-        port,
-    )
-    .unwrap();
-
-    let mut caps = serde_json::Map::new();
-    caps.insert("browserName".into(), json!("wry"));
-    caps.insert(
-        "tauri:options".into(),
-        json!({ "application": app_binary() }),
-    );
+        ("BOTTLEBAR_TEST_RUN", OsStr::new("1")),
+        ("BOTTLEBAR_SELFTEST_TARGETS", targets.as_os_str()),
+    ];
+    app_env.extend(env.iter().map(|(k, v)| (*k, OsStr::new(v))));
+    let mut driver = webdriver::webkit_driver(app_env).unwrap();
     let c = driver
-        .session(caps)
+        .session(webdriver::launch_capabilities(&app_binary(), &[]))
         .await
-        .unwrap_or_else(|e| panic!("{e:#} (native port {native})"));
+        .unwrap_or_else(|e| panic!("{e:#}"));
     (c, driver)
 }
 
@@ -82,8 +62,10 @@ pub async fn attach_to_app(app: u32) -> bottlebar_e2e::webdriver::Attached {
 
 /// The app the window tests drive: this build's, or the one named by
 /// `BOTTLEBAR_TEST_APP` (to time the build people get, `app-release`).
-fn app_binary() -> String {
-    std::env::var("BOTTLEBAR_TEST_APP").unwrap_or_else(|_| env!("CARGO_BIN_EXE_bottlebar").into())
+fn app_binary() -> PathBuf {
+    std::env::var_os("BOTTLEBAR_TEST_APP")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_bottlebar").into())
 }
 
 pub fn free_port() -> u16 {
