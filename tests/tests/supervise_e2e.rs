@@ -209,16 +209,31 @@ fn a_grant_lets_the_agent_through_for_its_time_and_once_means_once() {
     );
     let id = pending_for(&f, DENIED);
     assert_eq!(request(&f, &id)["proposal"]["reason"], "the e2e needs it");
-    f.h.bottle(&["allow", &f.name, &id, "--for", "3s"])
-        .expect_ok("bottle allow --for 3s");
+    // Long enough for the checks inside it on a loaded machine (scripts/test
+    // runs two suites at once; a 3 s grant once ended before `ls` saw it),
+    // short enough to wait out.
+    let grant = Duration::from_secs(10);
+    let asked_to_allow = Instant::now();
+    f.h.bottle(&["allow", &f.name, &id, "--for", "10s"])
+        .expect_ok("bottle allow --for 10s");
+    let allowed = Instant::now();
+    let grants = f.h.ls_entry(&f.name)["grants"].clone();
+    assert_eq!(grants[0]["proposal"], id.as_str(), "{grants:#}");
+    assert!(grants[0]["seconds_left"].as_u64().unwrap() <= 10);
     let reply = parse(&asking.join().unwrap(), "request_egress");
     assert_eq!(reply["value"]["status"], "approved", "{reply:#}");
     assert_eq!(reply["value"]["scope"]["host"], DENIED);
     assert_eq!(status(&f.fetch(&format!("https://{DENIED}/"))), 200);
-    let grants = f.h.ls_entry(&f.name)["grants"].clone();
-    assert_eq!(grants[0]["proposal"], id.as_str(), "{grants:#}");
-    assert!(grants[0]["seconds_left"].as_u64().unwrap() <= 3);
-    std::thread::sleep(Duration::from_millis(3500));
+    // The grant began after `asked_to_allow`: the checks above ran inside it.
+    let inside = asked_to_allow.elapsed();
+    assert!(
+        inside < grant,
+        "the checks inside the grant took {inside:?}"
+    );
+    // It ended by `allowed` + 10 s; the proxy may take a moment to notice.
+    std::thread::sleep(
+        (allowed + grant + Duration::from_millis(1500)).duration_since(Instant::now()),
+    );
     assert!(denied_fetch(&f), "denied again once the grant ended");
     assert_eq!(f.h.ls_entry(&f.name)["grants"], json!([]));
 
