@@ -2,7 +2,6 @@
 //! test kit, an agent with this machine's `git` and `ssh`; and the Debian
 //! base and trust roots the template builds need.
 
-use crate::testkit::pki::TestCa;
 use crate::{docker, engine, testkit_bin};
 use std::path::PathBuf;
 use std::process::Command;
@@ -126,16 +125,6 @@ pub fn debian_base() -> String {
         "no Debian base image {base}: `scripts/make-debian-base` makes it (scripts/test runs it)"
     );
     base
-}
-
-/// The CA that stands in for the public PKI in the agents suite, and where
-/// its certificate is kept: in the target directory, so the template images
-/// that trust it stay cached from run to run (and `scripts/warm-images`
-/// can build them ahead).
-pub fn agents_suite_ca() -> (TestCa, PathBuf) {
-    let dir = crate::target_dir().join("agents-test-ca");
-    let ca = TestCa::cached(&dir, "Bottlebar agents-suite CA");
-    (ca, TestCa::cached_cert(&dir))
 }
 
 /// The CA certificates this machine added to its own trust store (a network

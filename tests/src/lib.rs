@@ -13,7 +13,6 @@
 //! the upstream's IP (`[hosts]`), so no name is ever looked up outside.
 
 mod attack;
-pub mod bench_inputs;
 pub mod double;
 pub mod double_kit;
 mod engine;
@@ -21,21 +20,22 @@ pub mod escape;
 mod harness;
 mod images;
 mod internet;
-pub mod procs;
-pub mod testkit;
 pub mod webdriver;
+
+// The test kit is a crate of its own (the static builds compile only it);
+// the suites reach it as `bottlebar_e2e::testkit`.
+pub use bottlebar_testkit as testkit;
+pub use bottlebar_testkit::{agents_suite_ca, bench_inputs, free_port, procs, target_dir};
 
 pub use attack::{backend_label, gvisor_run, security_results_dir, Attack};
 pub use engine::{docker, docker_stdin, engine, netns_owner, Engine};
 pub use harness::{labelled, Harness};
-pub use images::{
-    agents_suite_ca, debian_base, git_agent_context, machine_roots, testkit_image, upstream_image,
-};
+pub use images::{debian_base, git_agent_context, machine_roots, testkit_image, upstream_image};
 pub use internet::{
     fake_internet, selftest_env, FakeInternet, TlsUpstream, Upstream, OUTSIDE_NAME,
 };
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -96,27 +96,6 @@ pub fn run_stdin(cmd: &mut Command, input: &[u8]) -> Run {
         .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap().into()
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// A loopback port free at the time of asking.
-pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// Where cargo builds (and where the suites keep what outlives a run).
-pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 fn static_bin(var: &str, name: &str, how: &str) -> PathBuf {

@@ -19,6 +19,7 @@
 use crate::procs::Killed;
 use anyhow::{anyhow, Context, Result};
 use fantoccini::{Client, ClientBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Map, Value};
 use std::ffi::OsStr;
 use std::io::{Read, Seek, SeekFrom};
@@ -76,7 +77,8 @@ impl Driver {
     pub async fn session(&mut self, capabilities: Map<String, Value>) -> Result<Client> {
         let deadline = Instant::now() + Duration::from_secs(45);
         let error = loop {
-            let asked = ClientBuilder::native()
+            // Plain HTTP: every driver here listens on loopback.
+            let asked = ClientBuilder::new(HttpConnector::new())
                 .capabilities(capabilities.clone())
                 .connect(&self.url)
                 .await;

@@ -159,6 +159,7 @@ fn no_crate_has_an_import_cycle_between_its_modules() {
         "cli/src",
         "sidecar/src",
         "sidecar/policy/src",
+        "testkit/src",
     ] {
         let graph = module_graph(&root().join(krate));
         assert!(graph.len() > 2, "{krate}: found no modules");
@@ -221,6 +222,39 @@ fn the_sidecar_never_depends_on_the_core_and_the_core_knows_no_ui() {
     }
 }
 
+/// The static builds (on a cold `scripts/test`'s critical path) compile the
+/// test kit and what it depends on: never the suites, the core, the
+/// WebDriver client or a TLS stack of the system's.
+#[test]
+fn the_static_test_kit_depends_on_no_suite_code_and_no_webdriver_client() {
+    let toml = std::fs::read_to_string(root().join("testkit/Cargo.toml")).unwrap();
+    for heavy in [
+        "bottlebar-e2e",
+        "bottlebar-core",
+        "fantoccini",
+        "openssl",
+        "native-tls",
+    ] {
+        assert!(
+            !toml.contains(heavy),
+            "testkit/Cargo.toml depends on {heavy}"
+        );
+    }
+    // Without its default features fantoccini brings no TLS stack (its
+    // default is native-tls, that is OpenSSL) into any build.
+    for toml in ["tests/Cargo.toml", "src-tauri/Cargo.toml"] {
+        let text = std::fs::read_to_string(root().join(toml)).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("fantoccini"))
+            .unwrap_or_else(|| panic!("{toml}: no fantoccini"));
+        assert!(
+            line.contains("default-features = false"),
+            "{toml}: {line}: WebDriver is plain HTTP on loopback"
+        );
+    }
+}
+
 #[test]
 fn no_source_file_passes_500_lines_without_saying_why() {
     let mut long = Vec::new();
@@ -230,6 +264,7 @@ fn no_source_file_passes_500_lines_without_saying_why() {
         "sidecar/policy/src",
         "cli/src",
         "src-tauri/src",
+        "testkit/src",
     ] {
         for f in rust_files(&root().join(dir)) {
             let text = std::fs::read_to_string(&f).unwrap();

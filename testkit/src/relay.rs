@@ -86,8 +86,8 @@ async fn read_connect(agent: &mut TcpStream) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::client::{Client, FetchOptions};
-    use crate::testkit::{pki::TestCa, server};
+    use crate::client::{Client, FetchOptions};
+    use crate::{pki::TestCa, server};
 
     /// A relay in front of an HTTPS server on loopback; its address.
     async fn relay_to_https() -> Result<(String, TestCa, u16)> {

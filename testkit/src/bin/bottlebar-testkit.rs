@@ -14,7 +14,7 @@
 //!   endpoint: `conformance`, or `call NAME --args JSON`, printed as JSON.
 
 use anyhow::{Context, Result};
-use bottlebar_e2e::testkit::{client, mcp, raw, relay, server};
+use bottlebar_testkit::{client, mcp, raw, relay, server};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -314,7 +314,7 @@ async fn run(command: Command) -> Result<()> {
             seconds,
         } => raw::sniff(marker.as_bytes(), syn_port, seconds),
         Command::AgentsCa => {
-            let (_, cert) = bottlebar_e2e::agents_suite_ca();
+            let (_, cert) = bottlebar_testkit::agents_suite_ca();
             println!("{}", cert.display());
             Ok(())
         }

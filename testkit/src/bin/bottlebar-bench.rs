@@ -21,12 +21,12 @@
 //! Every loop is bounded in count and time.
 
 use anyhow::{bail, Context, Result};
-use bottlebar_e2e::bench_inputs::{held_secrets, upload_body, UploadBody};
-use bottlebar_e2e::free_port;
-use bottlebar_e2e::procs::Killed;
-use bottlebar_e2e::testkit::client::{Client, FetchOptions};
-use bottlebar_e2e::testkit::pki::TestCa;
-use bottlebar_e2e::testkit::server;
+use bottlebar_testkit::bench_inputs::{held_secrets, upload_body, UploadBody};
+use bottlebar_testkit::client::{Client, FetchOptions};
+use bottlebar_testkit::free_port;
+use bottlebar_testkit::pki::TestCa;
+use bottlebar_testkit::procs::Killed;
+use bottlebar_testkit::server;
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -219,10 +219,10 @@ struct Cpu {
 /// `args.seconds`, and the CPU a request took meanwhile.
 async fn throughput(path: &Path, url: &str, args: &Args) -> Result<(f64, Cpu)> {
     let cpu = || {
-        let bench = bottlebar_e2e::procs::cpu_seconds(std::process::id());
+        let bench = bottlebar_testkit::procs::cpu_seconds(std::process::id());
         (
             bench,
-            path.pid.map_or(0.0, bottlebar_e2e::procs::cpu_seconds),
+            path.pid.map_or(0.0, bottlebar_testkit::procs::cpu_seconds),
         )
     };
     let before = cpu();
