@@ -25,7 +25,7 @@ pub mod webdriver;
 // The test kit is a crate of its own (the static builds compile only it);
 // the suites reach it as `bottlebar_e2e::testkit`.
 pub use bottlebar_testkit as testkit;
-pub use bottlebar_testkit::{agents_suite_ca, bench_inputs, free_port, procs, target_dir};
+pub use bottlebar_testkit::{agents_suite_ca, free_port, procs, target_dir};
 
 pub use attack::{backend_label, gvisor_run, security_results_dir, Attack};
 pub use engine::{docker, docker_stdin, engine, netns_owner, Engine};
