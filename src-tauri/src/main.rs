@@ -3,7 +3,10 @@
 
 fn main() {
     #[cfg(target_os = "linux")]
-    keep_software_gl_out();
+    {
+        keep_software_gl_out();
+        keep_memory_pressure_monitor_out();
+    }
     bottlebar_app::run()
 }
 
@@ -27,6 +30,22 @@ fn keep_software_gl_out() {
         .unwrap_or_default();
     if gl_would_be_software(&nodes) {
         std::env::set_var("GDK_GL", "disable");
+    }
+}
+
+/// WebKitGTK watches the system's memory from a thread of the app's own
+/// (`PressureMonitor`) once a webview has existed, and keeps it for the
+/// app's life: it reads `/proc` every few seconds, window or not — ~9 ms of
+/// CPU a minute, a sixth of what the idle app may use (`docs/performance.md`).
+/// What it is for, telling web processes to drop caches when the system
+/// runs short, matters little to one small local page; without it each web
+/// process leaves its own handler off too. A value already set is the
+/// user's choice and is kept. Set before GTK or any thread starts.
+#[cfg(target_os = "linux")]
+fn keep_memory_pressure_monitor_out() {
+    const MONITOR_OFF: &str = "WEBKIT_DISABLE_MEMORY_PRESSURE_MONITOR";
+    if std::env::var_os(MONITOR_OFF).is_none() {
+        std::env::set_var(MONITOR_OFF, "1");
     }
 }
 

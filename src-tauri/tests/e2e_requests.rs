@@ -314,6 +314,20 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
         app_and_children().len(),
         started.elapsed().as_secs_f64()
     );
+    // Nothing of the web engine's keeps running in the app without a
+    // window: WebKit's memory-pressure thread, which reads `/proc` every
+    // few seconds for the app's life once a webview has existed, is never
+    // started (`main.rs`).
+    let thread_names: Vec<String> = std::fs::read_dir(format!("/proc/{app}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_string())
+        .collect();
+    assert!(
+        !thread_names.iter().any(|n| n == "PressureMonitor"),
+        "WebKit's memory-pressure thread runs in the idle app: {thread_names:?}"
+    );
     // The next request's notification, clicked, makes the window afresh
     // at the Requests view, which shows the request pending (read from the
     // core: nothing was kept in the page).

@@ -101,10 +101,10 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
     )
 }
 
-/// How many times the threads of `pids` went to sleep and were woken
-/// (their voluntary context switches): an idle process that nothing wakes
-/// does not add to it.
-pub fn wakeups(pids: &[u32]) -> u64 {
+/// How many times each thread of `pids` has gone to sleep and been woken
+/// so far (its voluntary context switches), by thread id: an idle process
+/// that nothing wakes does not add to it.
+pub fn thread_wakeups(pids: &[u32]) -> std::collections::HashMap<u32, u64> {
     pids.iter()
         .flat_map(|p| {
             std::fs::read_dir(format!("/proc/{p}/task"))
@@ -112,13 +112,31 @@ pub fn wakeups(pids: &[u32]) -> u64 {
                 .flatten()
                 .flatten()
         })
-        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
-        .filter_map(|status| {
-            status
+        .filter_map(|task| {
+            let tid = task.file_name().to_str()?.parse().ok()?;
+            let status = std::fs::read_to_string(task.path().join("status")).ok()?;
+            let switches = status
                 .lines()
-                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-                .and_then(|n| n.trim().parse::<u64>().ok())
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?
+                .trim()
+                .parse()
+                .ok()?;
+            Some((tid, switches))
         })
+        .collect()
+}
+
+/// The wakeups between two [`thread_wakeups`] readings: each thread's since
+/// `before`, or all of a thread's that started since. A thread that ended
+/// in between takes its wakeups with it (the kernel keeps no count of
+/// them), so this is a lower bound while threads come and go.
+pub fn wakeups_between(
+    before: &std::collections::HashMap<u32, u64>,
+    after: &std::collections::HashMap<u32, u64>,
+) -> u64 {
+    after
+        .iter()
+        .map(|(tid, n)| n.saturating_sub(before.get(tid).copied().unwrap_or(0)))
         .sum()
 }
 
@@ -129,5 +147,42 @@ impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A thread that ends between two readings takes its count with it,
+    /// and hides none of the others' (summed over the process, its count
+    /// leaving made the others' look like none).
+    #[test]
+    fn wakeups_are_counted_by_thread_so_one_that_ends_hides_none_of_the_others() {
+        let me = std::process::id();
+        let (slept, ended) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let (slept_tx, slept_rx) = slept;
+        let (end_tx, end_rx) = ended;
+        let sleeper = std::thread::spawn(move || {
+            for _ in 0..200 {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            slept_tx.send(()).unwrap();
+            let _ = end_rx.recv();
+        });
+        slept_rx.recv().unwrap();
+        let before = thread_wakeups(&[me]);
+        drop(end_tx);
+        sleeper.join().unwrap();
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let after = thread_wakeups(&[me]);
+        assert!(
+            wakeups_between(&before, &after) >= 20,
+            "this thread's 20 sleeps: {}",
+            wakeups_between(&before, &after)
+        );
     }
 }

@@ -16,10 +16,12 @@
 //! 2. free heap goes back to the system (`malloc_trim`);
 //! 3. the app lets go of the pages of its private read-only file mappings.
 //!    Where that cannot lose anything — mappings with no page of their own
-//!    (none written since mapped) of a file that can never be unmapped
+//!    (none written since mapped, resident or swapped out, as
+//!    `/proc/self/pagemap` tells) of a file that can never be unmapped
 //!    (the executable, or a library made `RTLD_NODELETE` first), so the
-//!    range still holds that file when the advice runs — it drops them
-//!    outright (`MADV_DONTNEED`): they leave the app, shared ones included
+//!    range still holds that file when the advice runs — and where that is
+//!    worth it (a file whose pages weigh [`WORTH_PAGES`] in the app), it
+//!    drops them outright (`MADV_DONTNEED`): they leave the app, shared ones included
 //!    (an X server running Mesa's LLVM shares its code), and stay in the
 //!    page cache, reclaimable, so the next window maps them again from
 //!    memory, not from disk. Everything else (fonts, caches, relocated
@@ -39,7 +41,7 @@ mod mappings;
 #[cfg(target_os = "linux")]
 mod network_process;
 
-pub use mappings::{droppable_mappings, parse_smaps, read_only_file_mappings, Mapping};
+pub use mappings::{parse_maps, to_page_out, worth_dropping, Mapping, Pages, WORTH_PAGES};
 use std::time::Duration;
 use tauri::{AppHandle, Manager, Runtime};
 
@@ -72,11 +74,6 @@ pub fn give_back_when_settled<R: Runtime>(app: &AppHandle<R>) {
 pub fn give_back() {
     #[cfg(target_os = "linux")]
     {
-        let pinned = linux::pinned_segments();
-        linux::give_back(|range| {
-            pinned
-                .iter()
-                .any(|p| p.start <= range.start && range.end <= p.end)
-        });
+        linux::give_back(linux::pin_owners);
     }
 }

@@ -24,8 +24,35 @@ pub fn end_idle() {
     }
 }
 
-/// The processes whose parent is `parent`, from `/proc/*/stat`.
+/// The processes whose parent is `parent`: the kernel's list of each of
+/// its threads' children, or, on a kernel built without that list, every
+/// process's parent (which reads a file per process on the machine).
 fn children(parent: u32) -> Vec<u32> {
+    listed_children(parent).unwrap_or_else(|| scanned_children(parent))
+}
+
+/// The children of `parent`'s threads, from `/proc/PID/task/TID/children`;
+/// `None` if the kernel does not list them (no `CONFIG_PROC_CHILDREN`).
+fn listed_children(parent: u32) -> Option<Vec<u32>> {
+    let tasks = std::fs::read_dir(format!("/proc/{parent}/task")).ok()?;
+    let lists: Vec<String> = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .collect();
+    if lists.is_empty() {
+        return None;
+    }
+    Some(
+        lists
+            .iter()
+            .flat_map(|list| list.split_whitespace())
+            .filter_map(|pid| pid.parse().ok())
+            .collect(),
+    )
+}
+
+/// The processes whose parent is `parent`, from every `/proc/*/stat`.
+fn scanned_children(parent: u32) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return vec![];
     };
@@ -76,7 +103,11 @@ mod tests {
             assert!(started.elapsed().as_secs() < 10, "the fake never started");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        assert!(children(std::process::id()).contains(&network.id()));
+        // Both ways of finding a child find it.
+        let me = std::process::id();
+        assert!(children(me).contains(&network.id()));
+        assert!(listed_children(me).is_some_and(|c| c.contains(&network.id())));
+        assert!(scanned_children(me).contains(&network.id()));
         end_idle();
         let ended = network.wait().unwrap();
         use std::os::unix::process::ExitStatusExt;

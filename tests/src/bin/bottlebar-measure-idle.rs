@@ -10,7 +10,9 @@
 //! and Docker. The bottle's self-test probes this machine's fake internet.
 
 use anyhow::{bail, Context, Result};
-use bottlebar_e2e::procs::{cpu_ticks, pss_kib, ticks_per_second, tree, wakeups, Killed};
+use bottlebar_e2e::procs::{
+    cpu_ticks, pss_kib, thread_wakeups, ticks_per_second, tree, wakeups_between, Killed,
+};
 use bottlebar_e2e::{sidecar_bin, webdriver, Harness};
 use clap::Parser;
 use serde_json::json;
@@ -145,23 +147,22 @@ fn measure(args: &Args, h: &Harness, window: Window) -> Result<Idle> {
         bail!("the app exited while settling");
     }
     let ticks_before = cpu_ticks(&before);
-    let wakes_before: Vec<(u32, u64)> = before.iter().map(|p| (*p, wakeups(&[*p]))).collect();
+    let (app_wakes_before, wakes_before) = (thread_wakeups(&[pid]), thread_wakeups(&before));
     std::thread::sleep(Duration::from_secs(args.seconds));
     let procs = tree(pid);
     if procs.is_empty() {
         bail!("the app exited while idle");
     }
-    // Only processes there throughout: one that came or went would count
-    // its whole life.
-    let woken = |p: u32, was: u64| {
-        if procs.contains(&p) {
-            wakeups(&[p]).saturating_sub(was)
-        } else {
-            0
-        }
-    };
-    let wakes: u64 = wakes_before.iter().map(|(p, was)| woken(*p, *was)).sum();
-    let app_wakes = woken(pid, wakes_before[0].1);
+    // Wakeups of the processes there throughout only: one that came would
+    // count its whole life. Within them, each thread is counted by itself
+    // (one that ended takes its count with it).
+    let stayed: Vec<u32> = before
+        .iter()
+        .copied()
+        .filter(|p| procs.contains(p))
+        .collect();
+    let wakes = wakeups_between(&wakes_before, &thread_wakeups(&stayed));
+    let app_wakes = wakeups_between(&app_wakes_before, &thread_wakeups(&[pid]));
     let ticks = cpu_ticks(&procs).saturating_sub(ticks_before);
     Ok(Idle {
         pss_kib: procs.iter().map(|p| pss_kib(*p)).sum(),
