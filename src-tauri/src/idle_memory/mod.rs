@@ -37,6 +37,8 @@
 
 #[cfg(target_os = "linux")]
 mod linux;
+#[cfg(target_os = "linux")]
+mod loader;
 mod mappings;
 #[cfg(target_os = "linux")]
 mod network_process;
@@ -74,6 +76,6 @@ pub fn give_back_when_settled<R: Runtime>(app: &AppHandle<R>) {
 pub fn give_back() {
     #[cfg(target_os = "linux")]
     {
-        linux::give_back(linux::pin_owners);
+        linux::give_back(loader::pin_owners);
     }
 }
