@@ -1,7 +1,7 @@
 //! The give-back's system calls (Linux): steps 2 and 3 of the module above.
 
 use super::loader::{load_events, page_size};
-use super::mappings::{parse_maps, to_page_out, worth_dropping, Mapping, Pages};
+use super::mappings::{covers, parse_maps, to_page_out, worth_dropping, Mapping, Pages};
 use std::fs::File;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
@@ -42,11 +42,7 @@ pub fn give_back(mapped_for_good: impl FnOnce(&[Range<usize>]) -> Vec<Range<usiz
     let loads_moved = loads_before.is_none() || load_events() != loads_before;
     let dropped: Vec<Range<usize>> = wanted
         .into_iter()
-        .filter(|r| {
-            for_good
-                .iter()
-                .any(|g| g.start <= r.start && r.end <= g.end)
-        })
+        .filter(|r| for_good.iter().any(|g| covers(g, r)))
         .filter(|r| !loads_moved || pagemap.count(r).is_some_and(|p| p.own == 0))
         .collect();
     for range in &dropped {

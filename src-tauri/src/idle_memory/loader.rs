@@ -2,6 +2,7 @@
 //! to their file for the process's life, made so by pinning the libraries
 //! that hold them, and the loader's count of loads and unloads.
 
+use super::mappings::covers;
 use std::ffi::{CStr, CString};
 use std::ops::Range;
 
@@ -13,11 +14,8 @@ use std::ops::Range;
 /// any time. Only the libraries holding `wanted` are pinned: the first
 /// pin of a library costs the loader a look at all it depends on.
 pub fn pin_owners(wanted: &[Range<usize>]) -> Vec<Range<usize>> {
-    let holds = |segments: &[Range<usize>]| {
-        segments
-            .iter()
-            .any(|s| wanted.iter().any(|w| s.start <= w.start && w.end <= s.end))
-    };
+    let holds =
+        |segments: &[Range<usize>]| segments.iter().any(|s| wanted.iter().any(|w| covers(s, w)));
     // Pinned first, then located: a library pinned cannot be unloaded (or
     // loaded again elsewhere) between the two.
     let pinned: std::collections::HashSet<CString> = loaded_objects()
@@ -166,19 +164,13 @@ mod tests {
         } as usize;
         assert_ne!(by_hand, libc::MAP_FAILED as usize);
         let for_good = pin_owners(&[exe_code.clone(), libc_code.clone(), by_hand..by_hand + 4096]);
-        let holds = |r: &Range<usize>| {
-            for_good
-                .iter()
-                .any(|g| g.start <= r.start && r.end <= g.end)
-        };
+        let holds = |r: &Range<usize>| for_good.iter().any(|g| covers(g, r));
         assert!(holds(&exe_code), "the executable's code");
         assert!(holds(&libc_code), "libc's code");
         assert!(!holds(&(by_hand..by_hand + 4096)), "a file mapped by hand");
         let exe_only = pin_owners(std::slice::from_ref(&exe_code));
         assert!(
-            exe_only
-                .iter()
-                .all(|g| !(g.start <= libc_code.start && libc_code.end <= g.end)),
+            exe_only.iter().all(|g| !covers(g, &libc_code)),
             "libc, not wanted"
         );
         // SAFETY: unmapping the mapping made above, no longer used.

@@ -56,6 +56,11 @@ fn parse_line(line: &str) -> Option<Mapping> {
     })
 }
 
+/// Whether `outer` holds all of `inner`.
+pub fn covers(outer: &Range<usize>, inner: &Range<usize>) -> bool {
+    outer.start <= inner.start && inner.end <= outer.end
+}
+
 /// What a mapping's pages are, counted from its `pagemap` entries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pages {
