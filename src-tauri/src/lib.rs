@@ -15,6 +15,8 @@
 //!   change (it listens for `bottles-changed`; nothing calls it);
 //! - `window`: the window, made when opened and released (with its
 //!   webview) when closed or long hidden;
+//! - `desktop_theme`: the desktop's light/dark style, followed through its
+//!   portal's signal (Linux; no thread polls for it);
 //! - `idle_memory`: with no window, once settled, the app gives back the
 //!   memory starting and the released window left behind;
 //! - `watch`: engine events (Docker's event stream; a slow refresh on Apple's
@@ -29,6 +31,8 @@
 
 mod actions;
 pub mod commands;
+#[cfg(target_os = "linux")]
+pub mod desktop_theme;
 pub mod external_terminal;
 mod files;
 pub mod idle_memory;
@@ -232,6 +236,8 @@ pub fn run() {
             #[cfg(target_os = "macos")]
             app.set_activation_policy(tauri::ActivationPolicy::Accessory);
             notices::listen(app.handle(), requests::answer_in_background);
+            #[cfg(target_os = "linux")]
+            desktop_theme::follow(app.handle());
             tray::install(app.handle());
             watch::start(app.handle().clone());
             requests::start(app.handle().clone());

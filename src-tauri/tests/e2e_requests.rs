@@ -4,10 +4,12 @@
 //! a freedesktop notification server of the test's own) and shows the
 //! request, the agent's markup as text; "Allow once" in the window lets the
 //! agent's request through, once; a click on the next notification opens
-//! the Requests view and its "Allow for 1 hour" button answers it; ⌘W
+//! the Requests view and its "Allow for 1 hour" button answers it; the
+//! page follows the desktop's light/dark style (a portal of the test's
+//! own), with the window open and into a window made again; ⌘W
 //! closes the window and releases its web engine, the app then gives back
 //! a quarter of its memory or more and ends WebKit's network process (no
-//! process is left under it), and the next notification's click
+//! process is left under it) and no thread of it wakes on a timer, and the next notification's click
 //! makes the window afresh with the request shown. The
 //! screenshot of the view goes to the README.
 //!
@@ -16,6 +18,7 @@
 
 mod window;
 
+use bottlebar_e2e::desktop_portal::{scheme, DesktopPortal, Version};
 use bottlebar_e2e::{engine, testkit_bin, Harness, Upstream};
 use fantoccini::Locator;
 use serde_json::{json, Value};
@@ -25,6 +28,22 @@ use window::*;
 const NAME: &str = "e2e-win-req";
 const HOST: &str = "pkg.bottlebar.test";
 const REASON: &str = "<img src=x onerror=\"document.title='owned'\"><b>need the package index</b>";
+
+/// How often each thread of process `app` woke since `before` (a
+/// `thread_wakeups` reading), by name, busiest first.
+fn wakeups_by_thread(app: u32, before: &std::collections::HashMap<u32, u64>) -> Vec<(String, u64)> {
+    let mut woken: Vec<(String, u64)> = bottlebar_e2e::procs::thread_wakeups(&[app])
+        .into_iter()
+        .map(|(tid, now)| {
+            let name =
+                std::fs::read_to_string(format!("/proc/{app}/task/{tid}/comm")).unwrap_or_default();
+            let since = now - before.get(&tid).copied().unwrap_or(0);
+            (format!("{} ({tid})", name.trim_end()), since)
+        })
+        .collect();
+    woken.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    woken
+}
 
 /// Fetches `http://HOST/` from the agent through its proxy: the status.
 fn agent_fetch() -> u64 {
@@ -88,11 +107,18 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
     h.pin_hosts(NAME, &manifest, &[(HOST, upstream.ip.as_str())], || true);
     assert_eq!(agent_fetch(), 403, "not allowed before anyone answers");
 
+    // The desktop, on a bus of the test's own: a notification server, and
+    // the portal whose light/dark setting the app follows (dark to start).
     let bus = notifications::Notifications::start();
+    let portal = DesktopPortal::serve(bus.bus(), scheme::DARK, Version::Two);
     let (c, driver) =
         open_app_with(h.home.path(), &[("DBUS_SESSION_BUS_ADDRESS", &bus.address)]).await;
     let _ = c.set_window_size(820, 1000).await;
     wait_css(&c, &format!("#bottles .bottle[data-name='{NAME}']"), 30).await;
+    // The page takes the desktop's style, and follows it when it changes.
+    wait_style(&c, true, 10).await;
+    portal.set_scheme(scheme::LIGHT);
+    wait_style(&c, false, 10).await;
 
     // The agent asks, and waits for the answer.
     let asking = std::thread::spawn(|| {
@@ -328,9 +354,25 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
         !thread_names.iter().any(|n| n == "PressureMonitor"),
         "WebKit's memory-pressure thread runs in the idle app: {thread_names:?}"
     );
+    // Nor does anything wake it on a timer: over 15 s no thread wakes three
+    // times (one woken by a timer of 7.5 s or less would), not tao's
+    // light/dark watcher (5 s; `desktop_theme` replaces it) nor a pool
+    // thread of zbus's (0.5 s).
+    let quiet = Duration::from_secs(15);
+    let before = bottlebar_e2e::procs::thread_wakeups(&[app]);
+    tokio::time::sleep(quiet).await;
+    let woken = wakeups_by_thread(app, &before);
+    println!("the idle app's threads woke over {quiet:?}: {woken:?}");
+    assert!(
+        woken.iter().all(|(_, n)| *n < 3),
+        "a thread of the idle app wakes on a timer: {woken:?} in {quiet:?}"
+    );
     // The next request's notification, clicked, makes the window afresh
     // at the Requests view, which shows the request pending (read from the
     // core: nothing was kept in the page).
+    // The desktop turns dark while the app has no window: the window made
+    // again is dark.
+    portal.set_scheme(scheme::DARK);
     ask_and_leave_pending("third.bottlebar.test", "third");
     let third = bus
         .wait_for(
@@ -378,6 +420,7 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
     }
     let url = c.current_url().await.unwrap();
     assert_eq!(url.fragment(), Some("/requests"), "{url}");
+    wait_style(c, true, 5).await;
     let shown: u64 = wait_css(c, "html[data-shown-in-ms]", 10)
         .await
         .attr("data-shown-in-ms")

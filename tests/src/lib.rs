@@ -13,6 +13,7 @@
 //! the upstream's IP (`[hosts]`), so no name is ever looked up outside.
 
 mod attack;
+pub mod desktop_portal;
 pub mod double;
 pub mod double_kit;
 mod engine;
@@ -20,6 +21,7 @@ pub mod escape;
 mod harness;
 mod images;
 mod internet;
+pub mod session_bus;
 pub mod webdriver;
 
 // The test kit is a crate of its own (the static builds compile only it);

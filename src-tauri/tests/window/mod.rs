@@ -3,7 +3,6 @@
 
 #![allow(dead_code)] // each test binary uses its own share of these
 
-pub use bottlebar_e2e::procs::Killed;
 pub use bottlebar_e2e::webdriver::{self, Driver};
 use fantoccini::{Client, Locator};
 use serde_json::json;
@@ -297,5 +296,30 @@ pub async fn wait_row(c: &Client, what: &str, secs: u64, want: impl Fn(&str) -> 
             );
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+/// Waits up to `secs` for the page to see the desktop's style as dark
+/// (`dark`) or light: what `prefers-color-scheme` says, which the page's
+/// colours follow (`ui/style.css`).
+pub async fn wait_style(c: &Client, dark: bool, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let now = c
+            .execute(
+                "return window.matchMedia('(prefers-color-scheme: dark)').matches;",
+                vec![],
+            )
+            .await
+            .unwrap_or_default();
+        if now == json!(dark) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page's style is not {} after {secs} s: prefers dark = {now}",
+            if dark { "dark" } else { "light" }
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

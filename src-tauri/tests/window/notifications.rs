@@ -4,9 +4,8 @@
 //! sends), so the window tests see what a desktop shows and press its
 //! buttons.
 
+use bottlebar_e2e::session_bus::SessionBus;
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use zbus::zvariant::OwnedValue;
@@ -80,50 +79,39 @@ impl Server {
     }
 }
 
-/// The bus (a `dbus-daemon` of its own) and the server on it; both end
-/// when dropped.
+/// The server on a bus of its own; both end when dropped.
 pub struct Notifications {
     /// The bus address, for `DBUS_SESSION_BUS_ADDRESS`.
     pub address: String,
     shown: Arc<Mutex<Vec<Shown>>>,
     connection: zbus::blocking::Connection,
-    _daemon: super::Killed,
-    _dir: tempfile::TempDir,
+    bus: SessionBus,
 }
 
 impl Notifications {
     /// Starts a session bus and the server on it.
     pub fn start() -> Notifications {
-        let dir = tempfile::tempdir().unwrap();
-        let socket: PathBuf = dir.path().join("bus");
-        let address = format!("unix:path={}", socket.display());
-        let daemon = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", &format!("--address={address}")])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon (Debian's dbus package; scripts/setup installs it)");
-        let daemon = super::Killed(daemon);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "dbus-daemon made no socket");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let bus = SessionBus::start();
         let shown = Arc::new(Mutex::new(Vec::new()));
         let server = Server {
             shown: shown.clone(),
         };
-        let connection = zbus::blocking::connection::Builder::address(address.as_str())
+        let connection = zbus::blocking::connection::Builder::address(bus.address.as_str())
             .and_then(|b| b.name(INTERFACE))
             .and_then(|b| b.serve_at(PATH, server))
             .and_then(|b| b.build())
             .expect("serving the notification server on the test bus");
         Notifications {
-            address,
+            address: bus.address.clone(),
             shown,
             connection,
-            _daemon: daemon,
-            _dir: dir,
+            bus,
         }
+    }
+
+    /// The bus, for other servers a test puts beside this one.
+    pub fn bus(&self) -> &SessionBus {
+        &self.bus
     }
 
     /// Everything shown so far.
