@@ -129,6 +129,7 @@ impl AppState {
                 bottles: vec![],
                 problems: vec![],
                 notes: vec![],
+                adopted: vec![],
             }),
             listing_read: Mutex::default(),
             requests: Mutex::default(),

@@ -357,10 +357,37 @@ async fn a_request_is_notified_shown_as_text_and_approved_from_the_window() {
     // Nor does anything wake it on a timer: over 15 s no thread wakes three
     // times (one woken by a timer of 7.5 s or less would), not tao's
     // light/dark watcher (5 s; `desktop_theme` replaces it) nor a pool
-    // thread of zbus's (0.5 s).
+    // thread of zbus's (0.5 s). Nor do another home's bottles: meanwhile
+    // a container of another home's is made and removed three times (the
+    // other suites running beside this one do as much).
     let quiet = Duration::from_secs(15);
     let before = bottlebar_e2e::procs::thread_wakeups(&[app]);
-    tokio::time::sleep(quiet).await;
+    let started = Instant::now();
+    let image = bottlebar_e2e::docker(&[
+        "inspect",
+        "--format",
+        "{{.Config.Image}}",
+        &format!("bottlebar-{NAME}-sidecar"),
+    ])
+    .expect_ok("the sidecar's image")
+    .stdout;
+    for round in 0..3 {
+        let foreign = format!("bottlebar-test-foreign-{}-{round}", std::process::id());
+        bottlebar_e2e::docker(&[
+            "create",
+            "--name",
+            &foreign,
+            "--label",
+            "bottlebar.bottle=foreign",
+            "--label",
+            "bottlebar.home=another-home",
+            image.trim(),
+        ])
+        .expect_ok("another home's container");
+        bottlebar_e2e::docker(&["rm", &foreign]).expect_ok("removing it");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    tokio::time::sleep(quiet.saturating_sub(started.elapsed())).await;
     let woken = wakeups_by_thread(app, &before);
     println!("the idle app's threads woke over {quiet:?}: {woken:?}");
     assert!(

@@ -218,11 +218,14 @@ impl Engine {
         argv
     }
 
-    /// A stream that tells whenever one of Bottlebar's containers changes,
+    /// A stream that tells whenever one of `scope`'s containers changes,
     /// where the engine has one (Docker; Apple's CLI has no event stream).
-    pub async fn events(&self) -> Option<std::io::Result<docker::EventFeed>> {
+    pub async fn events(
+        &self,
+        scope: &docker::EventScope,
+    ) -> Option<std::io::Result<docker::EventFeed>> {
         match self.kind {
-            BackendKind::Docker => Some(docker::EventFeed::open(&self.program_str()).await),
+            BackendKind::Docker => Some(docker::EventFeed::open(&self.program_str(), scope).await),
             BackendKind::Apple => None,
         }
     }

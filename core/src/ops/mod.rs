@@ -12,6 +12,7 @@ mod cleanup;
 mod doctor;
 mod down;
 mod exec;
+mod listing;
 mod lock;
 mod new;
 mod ownership;
@@ -26,12 +27,11 @@ pub use cleanup::cleanup;
 pub use doctor::{doctor, DoctorReport};
 pub use down::down;
 pub use exec::{exec_argv, terminal_argv, TerminalCommand};
+pub use listing::{list, Listing};
 pub use lock::{lock, lock_waiting, BottleLock, LOCK_WAIT};
 pub use new::{new_bottle, new_bottle_file, KeySource, NewBottle, NewBottleError};
 pub use requests::{decide, requests};
-pub use status::{
-    evaluate, format_uptime, list, status, BottleState, BottleStatus, Listing, SelfTestSummary,
-};
+pub use status::{evaluate, format_uptime, status, BottleState, BottleStatus, SelfTestSummary};
 pub use up::{up, UpOptions, UpOutcome};
 pub use verify::{verify, SELF_TEST_STEP};
 

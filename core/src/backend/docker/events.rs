@@ -1,5 +1,10 @@
 //! Docker's event stream for Bottlebar's containers: what wakes the app.
 //!
+//! It carries one home's containers only (`EventScope::Home`), so another
+//! home's bottles on the same engine (a CLI with its own home, a test
+//! suite) wake nothing; every Bottlebar container only while some of the
+//! home's carry no home label (`EventScope::AllBottles`).
+//!
 //! The app keeps this stream open all the time it runs. Read through a
 //! `docker events` process, that process alone costs ~22 MiB (PSS), a third
 //! of the idle app's budget, so where Docker is the plain local daemon
@@ -7,7 +12,7 @@
 //! overridden) the Engine API's socket is read directly. Anything else
 //! (contexts, TCP, TLS, SSH) keeps the CLI, which knows how to reach it.
 
-use crate::name::LABEL_BOTTLE;
+use crate::name::{LABEL_BOTTLE, LABEL_HOME};
 use crate::runner::LineStream;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -20,6 +25,27 @@ const MAX_LINE: usize = 8 * 1024;
 /// The largest chunk accepted (an event is a few hundred bytes).
 const MAX_CHUNK: usize = 1 << 20;
 
+/// Whose containers' events a stream carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventScope {
+    /// One home's, by its id (`bottlebar.home=ID`).
+    Home(String),
+    /// Every Bottlebar container (`bottlebar.bottle`): for a home some of
+    /// whose bottles' resources carry no home label (made by an older
+    /// Bottlebar, taken as the home's; relaunching them labels them).
+    AllBottles,
+}
+
+impl EventScope {
+    /// The label filter, `key` or `key=value`, for the API and the CLI.
+    pub fn label_filter(&self) -> String {
+        match self {
+            EventScope::Home(id) => format!("{LABEL_HOME}={id}"),
+            EventScope::AllBottles => LABEL_BOTTLE.to_string(),
+        }
+    }
+}
+
 /// A stream that says, each time, that Bottlebar's containers changed.
 pub enum EventFeed {
     /// The Engine API's socket.
@@ -29,10 +55,10 @@ pub enum EventFeed {
 }
 
 impl EventFeed {
-    /// Opens the stream for the `docker` CLI at `program`: through the
-    /// local daemon's socket where that is where the CLI would go, else
-    /// through the CLI.
-    pub async fn open(program: &str) -> std::io::Result<EventFeed> {
+    /// Opens the stream of `scope`'s containers for the `docker` CLI at
+    /// `program`: through the local daemon's socket where that is where the
+    /// CLI would go, else through the CLI.
+    pub async fn open(program: &str, scope: &EventScope) -> std::io::Result<EventFeed> {
         let config = std::env::var_os("HOME")
             .map(|h| Path::new(&h).join(".docker/config.json"))
             .and_then(|p| std::fs::read_to_string(p).ok());
@@ -43,9 +69,9 @@ impl EventFeed {
             cli_overridden: std::env::var_os("BOTTLEBAR_DOCKER").is_some_and(|v| !v.is_empty()),
         });
         match socket {
-            Some(path) => Ok(EventFeed::Socket(EventSocket::connect(&path).await?)),
+            Some(path) => Ok(EventFeed::Socket(EventSocket::connect(&path, scope).await?)),
             None => Ok(EventFeed::Cli(Box::new(LineStream::start(
-                &super::events_argv(program),
+                &super::events_argv(program, scope),
             )?))),
         }
     }
@@ -101,20 +127,20 @@ pub fn local_socket(env: &Environment) -> Option<PathBuf> {
     }
 }
 
-/// `GET /events` on the Engine API, filtered to Bottlebar's containers.
+/// `GET /events` on the Engine API, filtered to a scope's containers.
 pub struct EventSocket {
     body: BufReader<UnixStream>,
     chunked: bool,
 }
 
 impl EventSocket {
-    /// Connects to the daemon at `socket` and asks for the event stream; an
-    /// answer other than 200 is an error naming it.
-    pub async fn connect(socket: &Path) -> std::io::Result<EventSocket> {
+    /// Connects to the daemon at `socket` and asks for the event stream of
+    /// `scope`'s containers; an answer other than 200 is an error naming it.
+    pub async fn connect(socket: &Path, scope: &EventScope) -> std::io::Result<EventSocket> {
         let mut stream = UnixStream::connect(socket).await?;
         let request = format!(
             "GET /events?filters={} HTTP/1.1\r\nHost: docker\r\nUser-Agent: bottlebar\r\n\r\n",
-            percent_encode(&events_filter())
+            percent_encode(&events_filter(scope))
         );
         stream.write_all(request.as_bytes()).await?;
         let mut body = BufReader::new(stream);
@@ -182,10 +208,10 @@ async fn read_line(r: &mut BufReader<UnixStream>) -> std::io::Result<String> {
     String::from_utf8(line).map_err(std::io::Error::other)
 }
 
-/// The API's filter: container events of Bottlebar's labelled containers
-/// (what `events_argv` asks the CLI for).
-fn events_filter() -> String {
-    serde_json::json!({ "type": ["container"], "label": [LABEL_BOTTLE] }).to_string()
+/// The API's filter: container events of `scope`'s containers (what
+/// `events_argv` asks the CLI for).
+fn events_filter(scope: &EventScope) -> String {
+    serde_json::json!({ "type": ["container"], "label": [scope.label_filter()] }).to_string()
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
@@ -276,19 +302,34 @@ mod tests {
             "d\r\n{\"b\":\"stop\"}\n\r\n0\r\n\r\n",
         ])
         .await;
-        let mut events = EventSocket::connect(&path).await.unwrap();
+        let home = EventScope::Home("h-1a2b".into());
+        let mut events = EventSocket::connect(&path, &home).await.unwrap();
         assert_eq!(events.next().await, Some(()));
         assert_eq!(events.next().await, Some(()));
         assert_eq!(events.next().await, None);
         let request = served.await.unwrap();
-        let filter = percent_encode(&events_filter());
+        let filter = percent_encode(&events_filter(&home));
         assert!(
             request.starts_with(&format!("GET /events?filters={filter} HTTP/1.1\r\n")),
             "{request}"
         );
-        assert!(
-            filter.contains("bottlebar.bottle") && !filter.contains('"'),
-            "{filter}"
+        assert!(!filter.contains('"'), "{filter}");
+    }
+
+    #[test]
+    fn a_stream_carries_its_home_s_containers_or_every_bottle_s() {
+        let filter = |scope| serde_json::from_str::<serde_json::Value>(&events_filter(&scope));
+        assert_eq!(
+            filter(EventScope::Home("h-1a2b".into())).unwrap(),
+            serde_json::json!({ "type": ["container"], "label": ["bottlebar.home=h-1a2b"] })
+        );
+        assert_eq!(
+            filter(EventScope::AllBottles).unwrap(),
+            serde_json::json!({ "type": ["container"], "label": ["bottlebar.bottle"] })
+        );
+        assert_eq!(
+            super::super::events_argv("docker", &EventScope::Home("h-1a2b".into()))[6..],
+            ["--filter", "label=bottlebar.home=h-1a2b"]
         );
     }
 
@@ -298,7 +339,11 @@ mod tests {
             "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
         ])
         .await;
-        let err = EventSocket::connect(&path).await.err().unwrap().to_string();
+        let err = EventSocket::connect(&path, &EventScope::AllBottles)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("400 Bad Request"), "{err}");
 
         let (_dir, path, _served) = daemon(vec![
@@ -306,10 +351,14 @@ mod tests {
             "zz\r\nnot a chunk\r\n",
         ])
         .await;
-        let mut events = EventSocket::connect(&path).await.unwrap();
+        let mut events = EventSocket::connect(&path, &EventScope::AllBottles)
+            .await
+            .unwrap();
         assert_eq!(events.next().await, None);
 
         let missing = Path::new("/nonexistent/bottlebar/docker.sock");
-        assert!(EventSocket::connect(missing).await.is_err());
+        assert!(EventSocket::connect(missing, &EventScope::AllBottles)
+            .await
+            .is_err());
     }
 }

@@ -12,7 +12,7 @@ mod events;
 mod parse;
 mod plan;
 
-pub use events::EventFeed;
+pub use events::{EventFeed, EventScope};
 pub use parse::{
     container_ip, parse_containers, parse_networks, parse_runtimes, parse_subnets, parse_version,
 };
@@ -39,10 +39,10 @@ pub fn all_networks_argv(engine: &str) -> Vec<String> {
     s(&[engine, "network", "ls", "--quiet", "--no-trunc"])
 }
 
-/// `docker events` for Bottlebar's containers, a line per event (the app
+/// `docker events` for `scope`'s containers, a line per event (the app
 /// refreshes when a burst of them arrives).
-pub fn events_argv(engine: &str) -> Vec<String> {
-    let filter = format!("label={LABEL_BOTTLE}");
+pub fn events_argv(engine: &str, scope: &EventScope) -> Vec<String> {
+    let filter = format!("label={}", scope.label_filter());
     s(&[
         engine,
         "events",
