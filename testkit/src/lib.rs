@@ -1,6 +1,7 @@
 //! The test kit: the fake internet's server, a proxy-aware client, an MCP
 //! client, a bare `CONNECT` relay (the benchmark's floor), test certificates,
-//! raw packets, the proxy benchmark's inputs, and process facts from `/proc`.
+//! raw packets, the proxy benchmark's inputs, and process facts from `/proc`
+//! (`procs`; `waits`: which threads wait on a timer).
 //!
 //! Its two binaries are built statically (`scripts/build-static`), so they
 //! run in `FROM scratch` containers and beside the sidecar:
@@ -22,6 +23,7 @@ pub mod procs;
 pub mod raw;
 pub mod relay;
 pub mod server;
+pub mod waits;
 
 use std::path::{Path, PathBuf};
 
