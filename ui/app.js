@@ -6,6 +6,7 @@
 import { api, on } from "./api.js";
 import { $, drawInto, showBanner } from "./dom.js";
 import { onRedraw } from "./refresh.js";
+import { addEntry, noActivity } from "./logic.js";
 import { applyEvent, loadActivity, loadDoctor, loadEditor, loadFailure, loadKnownListing, loadNewBottle, loadRequests, loadText, setRequests, store } from "./store.js";
 import { redrawActivity, detailView } from "./views/detail.js";
 import { editorView } from "./views/editor.js";
@@ -124,6 +125,7 @@ async function main() {
 /** Listens to the app's events (all at once): the store and the view follow them. */
 function listen() {
   let outputRedraw = null;
+  let activityRedraw = null;
   return Promise.all([
     on("bottles-changed", (listing) => {
       store.listing = listing;
@@ -141,9 +143,10 @@ function listen() {
       else redraw();
     }),
     on("audit-entry", ({ bottle: name, entry }) => {
-      (store.activity[name] ||= []).push(entry);
+      addEntry(store.activity[name] ||= noActivity(), entry);
       const r = route();
-      if (r.kind === "bottle" && r.name === name) redrawActivity(name);
+      // A busy agent's requests come many a second: drawn at most five times a second.
+      if (r.kind === "bottle" && r.name === name) activityRedraw ||= setTimeout(() => { activityRedraw = null; redrawActivity(route().name); }, 200);
     }),
     on("requests-changed", (requests) => {
       setRequests(requests);

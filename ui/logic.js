@@ -115,8 +115,30 @@ export function reduceTimeline(tl, ev) {
   }
 }
 
-/** Allowed and denied requests in the hour before `nowMs`. */
-export function counters(entries, nowMs) {
+/** How many audit entries the window holds per bottle: the newest, so a
+ * busy agent's window stays small. */
+export const ACTIVITY_HELD = 1000;
+
+/** A bottle's activity before anything is read: no entries, none earlier. */
+export const noActivity = () => ({ entries: [], earlier: false });
+
+/** Adds an entry that arrived to a bottle's activity (`{ entries, earlier }`),
+ * keeping the newest `held`; the ones let go count as earlier. */
+export function addEntry(activity, entry, held = ACTIVITY_HELD) {
+  activity.entries.push(entry);
+  const over = activity.entries.length - held;
+  if (over > 0) {
+    activity.entries.splice(0, over);
+    activity.earlier = true;
+  }
+  return activity;
+}
+
+/** Allowed and denied requests in the hour before `nowMs`, from a bottle's
+ * activity (`{ entries, earlier }`); `atLeast` when the hour began before
+ * the oldest entry held and the log has earlier ones (the counts are then
+ * lower bounds). */
+export function counters({ entries, earlier }, nowMs) {
   const since = nowMs - 3600 * 1000;
   let allowed = 0, denied = 0;
   for (const e of entries) {
@@ -125,7 +147,14 @@ export function counters(entries, nowMs) {
     if (e.decision === "allow") allowed++;
     else if (e.decision === "deny") denied++;
   }
-  return { allowed, denied };
+  const oldest = entries.length ? Date.parse(entries[0].time) : NaN;
+  const atLeast = earlier && !(oldest < since);
+  return { allowed, denied, atLeast };
+}
+
+/** The counters in words. */
+export function countersText({ allowed, denied, atLeast }) {
+  return `${atLeast ? "at least " : ""}${allowed} allowed, ${denied} denied`;
 }
 
 /** Activity rows matching a filter: free text over host/path/method/rule/reason, and a decision. */

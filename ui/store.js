@@ -3,14 +3,14 @@
 // changed, never because something re-rendered.
 
 import { api } from "./api.js";
-import { emptyTimeline, reduceTimeline } from "./logic.js";
+import { emptyTimeline, noActivity, reduceTimeline } from "./logic.js";
 
 export const store = {
   info: null,
   listing: { bottles: [], problems: [] },
   listingAt: 0, // when `listing` was read (grants' seconds_left count from then)
   timelines: {}, // bottle → launch timeline
-  activity: {}, // bottle → audit entries
+  activity: {}, // bottle → { entries: the newest audit entries, earlier: whether the log has more }
   failures: {}, // bottle → last launch failure, or null
   filter: { text: "", decision: "all" },
   busy: new Set(),
@@ -32,7 +32,7 @@ export async function loadKnownListing() {
 }
 
 export async function loadActivity(name) {
-  store.activity[name] = await api.audit(name, 500).catch(() => []);
+  store.activity[name] = await api.audit(name, 500).catch(() => noActivity());
 }
 
 export async function loadFailure(name) {

@@ -91,19 +91,36 @@ pub async fn fix_engine<R: Runtime>(app: AppHandle<R>) -> Result<Vec<String>, St
         .fixed)
 }
 
-/// The most recent audit entries of a bottle (newest last).
+/// The most recent audit entries of a bottle (newest last), and whether the
+/// log holds earlier ones.
 #[tauri::command]
 pub async fn audit<R: Runtime>(
     app: AppHandle<R>,
     name: String,
     limit: Option<usize>,
-) -> Result<Vec<AuditEntry>, String> {
+) -> Result<AuditTail, String> {
     let state = app.state::<AppState>();
     let bottle = BottleName::parse(&name).map_err(|e| e.to_string())?;
-    let all = audit::read_all(&state.home, &bottle).map_err(|e| e.to_string())?;
-    let entries: Vec<AuditEntry> = all.into_iter().filter_map(Result::ok).collect();
-    let keep = limit.unwrap_or(500);
-    Ok(entries[entries.len().saturating_sub(keep)..].to_vec())
+    let limit = limit.unwrap_or(500);
+    // One line more than asked tells whether there are earlier ones.
+    let last = audit::read_last(&state.home, &bottle, limit + 1)
+        .map_err(|e| format!("reading the audit log of `{bottle}`: {e}"))?;
+    let earlier = last.len() > limit;
+    let entries = last
+        .into_iter()
+        .skip(usize::from(earlier))
+        .filter_map(Result::ok)
+        .collect();
+    Ok(AuditTail { entries, earlier })
+}
+
+/// The newest entries of a bottle's audit log, for the window.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditTail {
+    /// The entries, oldest first.
+    pub entries: Vec<AuditEntry>,
+    /// Whether the log holds entries before these.
+    pub earlier: bool,
 }
 
 /// Streams new audit entries of `name` to the window as `audit-entry` events
@@ -123,7 +140,7 @@ pub async fn follow_audit<R: Runtime>(app: AppHandle<R>, name: String) -> Result
             // Watched before reading, so nothing written in between is missed.
             files.watch_only(&audit_dir);
             for line in follower.poll() {
-                if let Ok(entry) = audit::parse_line(&line) {
+                if let Ok(entry) = audit::parse_bytes(&line) {
                     let _ = app2.emit(
                         "audit-entry",
                         BottleEventAudit {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { reduceTimeline, emptyTimeline, counters, filterActivity, keepalive, isolation, formatUptime, diagnostics, activityWhy, countdown, grantLength, outcomeText, scopeText, splitRequests, suggestName, ackNow, endedText, fontSizeOf, openableLink, stepFontSize, tabLabels } from "../logic.js";
+import { reduceTimeline, emptyTimeline, addEntry, counters, countersText, noActivity, filterActivity, keepalive, isolation, formatUptime, diagnostics, activityWhy, countdown, grantLength, outcomeText, scopeText, splitRequests, suggestName, ackNow, endedText, fontSizeOf, openableLink, stepFontSize, tabLabels } from "../logic.js";
 
 const plan = { event: "plan_started", bottle: "demo", backend: "docker", steps: [{ id: "build", title: "Build" }, { id: "run", title: "Run" }] };
 
@@ -51,7 +51,29 @@ test("counters cover the last hour only", () => {
     { time: "2026-11-26T10:00:00Z", decision: "deny" },
     { time: "garbage", decision: "allow" },
   ];
-  assert.deepEqual(counters(e, now), { allowed: 1, denied: 1 });
+  assert.deepEqual(counters({ entries: e, earlier: false }, now), { allowed: 1, denied: 1, atLeast: false });
+  // The entries held reach back past the hour: earlier ones do not count.
+  assert.deepEqual(counters({ entries: e.slice(2).concat(e.slice(0, 2)), earlier: true }, now), { allowed: 1, denied: 1, atLeast: false });
+  assert.equal(countersText(counters({ entries: e, earlier: false }, now)), "1 allowed, 1 denied");
+});
+
+test("counters are lower bounds when the hour began before the entries held", () => {
+  const now = Date.parse("2026-11-26T12:00:00Z");
+  const e = [{ time: "2026-11-26T11:30:00Z", decision: "allow" }, { time: "2026-11-26T11:40:00Z", decision: "deny" }];
+  const c = counters({ entries: e, earlier: true }, now);
+  assert.deepEqual(c, { allowed: 1, denied: 1, atLeast: true });
+  assert.equal(countersText(c), "at least 1 allowed, 1 denied");
+  assert.deepEqual(counters(noActivity(), now), { allowed: 0, denied: 0, atLeast: false });
+  assert.equal(counters({ entries: [], earlier: true }, now).atLeast, true);
+});
+
+test("the window holds a bottle's newest entries only", () => {
+  const a = noActivity();
+  for (let i = 0; i < 5; i++) addEntry(a, { n: i }, 3);
+  assert.deepEqual(a.entries.map((e) => e.n), [2, 3, 4]);
+  assert.equal(a.earlier, true);
+  const b = addEntry(noActivity(), { n: 0 }, 3);
+  assert.equal(b.earlier, false);
 });
 
 test("activity filters by decision and text", () => {

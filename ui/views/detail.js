@@ -2,7 +2,7 @@
 // timeline, isolation, keep-alive and egress activity.
 
 import { $, h, morph, showBanner } from "../dom.js";
-import { activityWhy, countdown, diagnostics, emptyTimeline, filterActivity, formatDuration, formatUptime, isolation, keepalive, scopeText } from "../logic.js";
+import { activityWhy, countdown, diagnostics, emptyTimeline, filterActivity, formatDuration, formatUptime, isolation, keepalive, noActivity, scopeText } from "../logic.js";
 import { bottle, store } from "../store.js";
 import { act, actions, rebuildButton } from "./actions.js";
 
@@ -100,7 +100,7 @@ function keepaliveCard(b) {
 }
 
 function activityCard(name) {
-  const rows = filterActivity(store.activity[name] || [], store.filter).slice(-200).reverse();
+  const rows = filterActivity((store.activity[name] || noActivity()).entries, store.filter).slice(-200).reverse();
   return h("section", { class: "card", id: "activity" },
     h("div", { class: "row" },
       h("h2", {}, "Egress activity"), h("span", { class: "spacer" }),

@@ -1,14 +1,14 @@
 // The bottle list (#/).
 
 import { h } from "../dom.js";
-import { counters, formatUptime } from "../logic.js";
+import { counters, countersText, formatUptime, noActivity } from "../logic.js";
 import { store } from "../store.js";
 import { actions } from "./actions.js";
 
 export function listView() {
   const now = Date.now();
   const cards = store.listing.bottles.map((b) => {
-    const c = counters(store.activity[b.name] || [], now);
+    const c = counters(store.activity[b.name] || noActivity(), now);
     return h("section", { class: "card bottle", dataset: { name: b.name, state: b.state } },
       h("div", { class: "row" },
         h("a", { href: `#/bottle/${encodeURIComponent(b.name)}`, class: "name" }, h("strong", {}, b.name)),
@@ -20,7 +20,7 @@ export function listView() {
       h("dl", { class: "facts" },
         h("dt", {}, "Uptime"), h("dd", {}, formatUptime(b.uptime_secs)),
         h("dt", {}, "Sidecar IP"), h("dd", { class: "mono" }, b.sidecar_ip || "–"),
-        h("dt", {}, "Egress (last hour)"), h("dd", { class: "egress-counters" }, `${c.allowed} allowed, ${c.denied} denied`),
+        h("dt", {}, "Egress (last hour)"), h("dd", { class: "egress-counters" }, countersText(c)),
         b.problem ? [h("dt", {}, "Problem"), h("dd", {}, b.problem)] : null,
       ),
     );

@@ -30,7 +30,10 @@ pub async fn run(home: &Home, name: &str, follow: bool, json: bool) -> Result<Ex
     if let Some(f) = &mut follower {
         loop {
             for line in f.poll() {
-                show(audit::parse_line(&line), Some(&line));
+                show(
+                    audit::parse_bytes(&line),
+                    Some(&String::from_utf8_lossy(&line)),
+                );
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}

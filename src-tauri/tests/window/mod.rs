@@ -323,3 +323,27 @@ pub async fn wait_style(c: &Client, dark: bool, secs: u64) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Gives bottle `name` of `home` the audit history of a busy week: its
+/// five rotated files (the most the sidecar keeps) of 10 MB each, entries
+/// a week old. What the window reads of it is the newest entries only.
+pub fn fill_audit_history(home: &Path, name: &str) {
+    let dir = home.join("state").join(name).join("audit");
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in 1..=5 {
+        let mut text = String::with_capacity(10 << 20);
+        let mut n = 0;
+        while text.len() < 10 << 20 {
+            n += 1;
+            let entry = json!({
+                "time": format!("2026-11-30T12:{:02}:{:02}.000Z", n / 60 % 60, n % 60),
+                "decision": "allow", "method": "GET", "scheme": "https",
+                "host": format!("registry-{file}.bottlebar.test"), "port": 443,
+                "path": format!("/packages/{n}/-/package-{n}.tgz"), "status": 200, "rule": 1,
+            });
+            text.push_str(&entry.to_string());
+            text.push('\n');
+        }
+        std::fs::write(dir.join(format!("egress.jsonl.{file}")), text).unwrap();
+    }
+}
