@@ -99,6 +99,9 @@ pub enum Command {
         /// Print the raw JSON lines.
         #[arg(long)]
         json: bool,
+        /// Print only the newest N entries (read from the log's end).
+        #[arg(long, short = 'n', value_name = "N")]
+        lines: Option<usize>,
     },
     /// Run a command in a bottle's agent: `bottle exec NAME -- CMD...`.
     Exec {

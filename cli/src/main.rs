@@ -72,7 +72,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             engine_version,
             json,
         } => cmd::plan::run(&home, &name, backend, engine_version.as_deref(), json),
-        Command::Logs { name, follow, json } => cmd::logs::run(&home, &name, follow, json).await,
+        Command::Logs {
+            name,
+            follow,
+            json,
+            lines,
+        } => cmd::logs::run(&home, &name, follow, json, lines).await,
         Command::Exec { name, command } => {
             cmd::exec::run(&home, &name, &command, runner.as_ref()).await
         }

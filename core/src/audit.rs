@@ -289,11 +289,7 @@ mod tests {
 
     #[test]
     fn reads_rotated_files_oldest_first_and_follows_across_rotation() {
-        let tmp = tempfile::tempdir().unwrap();
-        let home = Home::at(tmp.path());
-        let name = BottleName::parse("t").unwrap();
-        let dir = StateDirs::new(home.state_dir(&name)).audit;
-        std::fs::create_dir_all(&dir).unwrap();
+        let (_tmp, home, name, dir) = bottle_with_log();
         std::fs::write(dir.join("egress.jsonl.2"), entry("a")).unwrap();
         std::fs::write(dir.join("egress.jsonl.1"), entry("b")).unwrap();
         std::fs::write(dir.join("egress.jsonl"), entry("c") + "not json\n").unwrap();
@@ -339,18 +335,21 @@ mod tests {
             .collect()
     }
 
-    fn audit_dir(home: &Home, name: &BottleName) -> PathBuf {
-        let dir = StateDirs::new(home.state_dir(name)).audit;
+    /// A home in a temporary directory with bottle `t`'s audit directory
+    /// made: the directory (kept while it lives), the home, the bottle, the
+    /// audit directory.
+    fn bottle_with_log() -> (tempfile::TempDir, Home, BottleName, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = Home::at(tmp.path());
+        let name = BottleName::parse("t").unwrap();
+        let dir = StateDirs::new(home.state_dir(&name)).audit;
         std::fs::create_dir_all(&dir).unwrap();
-        dir
+        (tmp, home, name, dir)
     }
 
     #[test]
     fn the_newest_entries_are_the_tail_of_every_entry_across_rotated_files() {
-        let tmp = tempfile::tempdir().unwrap();
-        let home = Home::at(tmp.path());
-        let name = BottleName::parse("t").unwrap();
-        let dir = audit_dir(&home, &name);
+        let (_tmp, home, name, dir) = bottle_with_log();
         std::fs::write(dir.join("egress.jsonl.2"), entry("a") + &entry("b")).unwrap();
         std::fs::write(
             dir.join("egress.jsonl.1"),
@@ -408,10 +407,7 @@ mod tests {
 
     #[test]
     fn the_newest_entries_are_read_without_opening_older_files() {
-        let tmp = tempfile::tempdir().unwrap();
-        let home = Home::at(tmp.path());
-        let name = BottleName::parse("t").unwrap();
-        let dir = audit_dir(&home, &name);
+        let (_tmp, home, name, dir) = bottle_with_log();
         // An old file that cannot even be opened (a link to itself).
         std::os::unix::fs::symlink("egress.jsonl.2", dir.join("egress.jsonl.2")).unwrap();
         std::fs::write(dir.join("egress.jsonl.1"), entry("a")).unwrap();
@@ -425,10 +421,7 @@ mod tests {
 
     #[test]
     fn bytes_that_are_not_utf8_spoil_only_their_line() {
-        let tmp = tempfile::tempdir().unwrap();
-        let home = Home::at(tmp.path());
-        let name = BottleName::parse("t").unwrap();
-        let dir = audit_dir(&home, &name);
+        let (_tmp, home, name, dir) = bottle_with_log();
         let mut text = entry("a").into_bytes();
         text.extend_from_slice(b"{\"host\":\"\xff\xfe\"}\n");
         text.extend_from_slice(b"\n \n"); // blank lines are no entries

@@ -306,6 +306,17 @@ fn the_sidecar_inspects_injects_scans_and_audits_real_traffic() {
         "{}",
         human.stdout
     );
+    // The newest entries only: the whole log's last lines.
+    let every: Vec<&str> = human.stdout.lines().collect();
+    for n in [1, 2] {
+        let last =
+            b.h.bottle(&["logs", BOTTLE, "-n", &n.to_string()])
+                .expect_ok("bottle logs -n");
+        assert_eq!(
+            last.stdout.lines().collect::<Vec<_>>(),
+            every[every.len() - n..]
+        );
+    }
 
     // --- Rules reload live: drop the wildcard rule, `bottle up` again.
     assert_eq!(status(&fetch(&b, "https://other.public.example.com/")), 200);

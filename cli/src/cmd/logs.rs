@@ -1,11 +1,17 @@
-//! `bottle logs NAME [-f]`: the egress audit log.
+//! `bottle logs NAME [-f] [-n N]`: the egress audit log.
 
 use anyhow::{Context, Result};
 use bottlebar_core::home::Home;
 use std::process::ExitCode;
 use std::time::Duration;
 
-pub async fn run(home: &Home, name: &str, follow: bool, json: bool) -> Result<ExitCode> {
+pub async fn run(
+    home: &Home,
+    name: &str,
+    follow: bool,
+    json: bool,
+    lines: Option<usize>,
+) -> Result<ExitCode> {
     use bottlebar_core::audit;
     let bottle = bottlebar_core::name::BottleName::parse(name)?;
     let show = |line: Result<audit::AuditEntry, String>, raw: Option<&str>| match (json, line) {
@@ -19,8 +25,11 @@ pub async fn run(home: &Home, name: &str, follow: bool, json: bool) -> Result<Ex
     };
     // Start following before reading the backlog so nothing falls between.
     let mut follower = follow.then(|| audit::Follower::from_end(home, &bottle));
-    let backlog = audit::read_all(home, &bottle)
-        .with_context(|| format!("reading the audit log of `{name}`"))?;
+    let backlog = match lines {
+        Some(n) => audit::read_last(home, &bottle, n),
+        None => audit::read_all(home, &bottle),
+    }
+    .with_context(|| format!("reading the audit log of `{name}`"))?;
     if backlog.is_empty() && !follow && !home.state_dir(&bottle).exists() {
         anyhow::bail!("bottle `{name}` has no audit log (it has not been launched, or was removed with `bottle down`)");
     }
