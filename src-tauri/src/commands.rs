@@ -103,7 +103,7 @@ pub async fn audit<R: Runtime>(
     let bottle = BottleName::parse(&name).map_err(|e| e.to_string())?;
     let limit = limit.unwrap_or(500);
     // One line more than asked tells whether there are earlier ones.
-    let last = audit::read_last(&state.home, &bottle, limit + 1)
+    let last = audit::read_last(&state.home, &bottle, limit.saturating_add(1))
         .map_err(|e| format!("reading the audit log of `{bottle}`: {e}"))?;
     let earlier = last.len() > limit;
     let entries = last

@@ -101,20 +101,24 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
     )
 }
 
+/// The threads of `pid` now: each one's id and its `/proc/PID/task/TID`
+/// directory (none when the process is gone).
+pub fn threads(pid: u32) -> impl Iterator<Item = (u32, std::path::PathBuf)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|task| Some((task.file_name().to_str()?.parse().ok()?, task.path())))
+}
+
 /// How many times each thread of `pids` has gone to sleep and been woken
 /// so far (its voluntary context switches), by thread id: an idle process
 /// that nothing wakes does not add to it.
 pub fn thread_wakeups(pids: &[u32]) -> std::collections::HashMap<u32, u64> {
     pids.iter()
-        .flat_map(|p| {
-            std::fs::read_dir(format!("/proc/{p}/task"))
-                .into_iter()
-                .flatten()
-                .flatten()
-        })
-        .filter_map(|task| {
-            let tid = task.file_name().to_str()?.parse().ok()?;
-            let status = std::fs::read_to_string(task.path().join("status")).ok()?;
+        .flat_map(|p| threads(*p))
+        .filter_map(|(tid, task)| {
+            let status = std::fs::read_to_string(task.join("status")).ok()?;
             let switches = status
                 .lines()
                 .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?

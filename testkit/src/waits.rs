@@ -29,14 +29,10 @@ pub enum Wait {
 
 /// How each thread of `pid` waits now, by thread id.
 pub fn thread_waits(pid: u32) -> HashMap<u32, Wait> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|task| {
-            let tid = task.file_name().to_str()?.parse().ok()?;
-            let line = std::fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
-            Some((tid, wait_of(&line)))
+    crate::procs::threads(pid)
+        .map(|(tid, task)| {
+            let line = std::fs::read_to_string(task.join("syscall")).unwrap_or_default();
+            (tid, wait_of(&line))
         })
         .collect()
 }

@@ -88,11 +88,7 @@ impl DesktopPortal {
             scheme: shared.clone(),
             version,
         };
-        let connection = zbus::blocking::connection::Builder::address(bus.address.as_str())
-            .and_then(|b| b.name(NAME))
-            .and_then(|b| b.serve_at(PATH, settings))
-            .and_then(|b| b.build())
-            .expect("serving the desktop portal on the test bus");
+        let connection = bus.serve(NAME, PATH, settings, "the desktop portal");
         DesktopPortal {
             scheme: shared,
             connection,

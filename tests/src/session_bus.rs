@@ -42,4 +42,21 @@ impl SessionBus {
             _dir: dir,
         }
     }
+
+    /// Serves `object` at `path` under the well-known `name` on this bus
+    /// (a fake desktop service); it is served while the connection lives.
+    /// Panics naming `what` when it cannot be.
+    pub fn serve<T: zbus::object_server::Interface>(
+        &self,
+        name: &'static str,
+        path: &'static str,
+        object: T,
+        what: &str,
+    ) -> zbus::blocking::Connection {
+        zbus::blocking::connection::Builder::address(self.address.as_str())
+            .and_then(|b| b.name(name))
+            .and_then(|b| b.serve_at(path, object))
+            .and_then(|b| b.build())
+            .unwrap_or_else(|e| panic!("serving {what} on the test bus: {e}"))
+    }
 }

@@ -96,11 +96,7 @@ impl Notifications {
         let server = Server {
             shown: shown.clone(),
         };
-        let connection = zbus::blocking::connection::Builder::address(bus.address.as_str())
-            .and_then(|b| b.name(INTERFACE))
-            .and_then(|b| b.serve_at(PATH, server))
-            .and_then(|b| b.build())
-            .expect("serving the notification server on the test bus");
+        let connection = bus.serve(INTERFACE, PATH, server, "the notification server");
         Notifications {
             address: bus.address.clone(),
             shown,
