@@ -120,7 +120,15 @@ impl Driver {
 }
 
 impl Drop for Driver {
+    /// Ends what the driver started too: killed alone, it would leave its
+    /// app running, which the next suite would find beside its own.
     fn drop(&mut self) {
+        let started = crate::procs::tree(self.process.0.id());
+        for pid in started.iter().skip(1).rev() {
+            // SAFETY: kill has no memory preconditions; a pid gone since
+            // it was read is an error ignored.
+            unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
+        }
         let _ = std::fs::remove_file(&self.log);
     }
 }
