@@ -71,6 +71,26 @@ pub struct Session {
     absolute_form: bool,
 }
 
+/// A TLS client configuration that trusts only the CAs in `roots_pem` and
+/// offers the protocols `alpn`.
+pub fn tls_client_config(
+    roots_pem: &[u8],
+    alpn: Vec<Vec<u8>>,
+) -> Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(roots_pem) {
+        roots.add(cert.context("root PEM")?)?;
+    }
+    let mut c = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    c.alpn_protocols = alpn;
+    Ok(Arc::new(c))
+}
+
 #[derive(Clone)]
 pub struct Client {
     /// `host:port` of the proxy; `None` connects directly.
@@ -82,24 +102,10 @@ pub struct Client {
 impl Client {
     /// `roots_pem`: the CA certificates trusted for HTTPS (the bottle's CA inside a bottle).
     pub fn new(proxy: Option<String>, roots_pem: &[u8]) -> Result<Self> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(roots_pem) {
-            roots.add(cert.context("root PEM")?)?;
-        }
-        let build = |alpn: Vec<Vec<u8>>| -> Result<Arc<rustls::ClientConfig>> {
-            let mut c = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots.clone())
-            .with_no_client_auth();
-            c.alpn_protocols = alpn;
-            Ok(Arc::new(c))
-        };
         Ok(Self {
             proxy,
-            tls: build(vec![b"http/1.1".to_vec()])?,
-            tls_h2: build(vec![b"h2".to_vec(), b"http/1.1".to_vec()])?,
+            tls: tls_client_config(roots_pem, vec![b"http/1.1".to_vec()])?,
+            tls_h2: tls_client_config(roots_pem, vec![b"h2".to_vec(), b"http/1.1".to_vec()])?,
         })
     }
 

@@ -1,5 +1,6 @@
 //! The test kit: the fake internet's server, a proxy-aware client, an MCP
-//! client, a bare `CONNECT` relay (the benchmark's floor), test certificates,
+//! client, a bare `CONNECT` relay and a bare intercepting proxy (the
+//! benchmark's two floors), test certificates,
 //! raw packets, the proxy benchmark's inputs, and process facts from `/proc`
 //! (`procs`; `waits`: which threads wait on a timer).
 //!
@@ -16,6 +17,7 @@
 
 pub mod bench_inputs;
 pub mod client;
+pub mod intercept;
 pub mod mcp;
 pub mod model_api;
 pub mod pki;

@@ -59,7 +59,7 @@ async fn relay(mut agent: TcpStream, upstream: SocketAddr) -> Result<()> {
 }
 
 /// Reads a `CONNECT` request's head; returns any bytes that came after it.
-async fn read_connect(agent: &mut TcpStream) -> Result<Vec<u8>> {
+pub(crate) async fn read_connect(agent: &mut TcpStream) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 2048];
     let end = loop {

@@ -175,6 +175,10 @@ pub fn redact_header_values(
     scanner: &Scanner,
     redact: bool,
 ) -> Result<usize, (String, HeaderName)> {
+    // Most heads hold nothing: say so without copying a name or a value.
+    if !headers.values().any(|v| scanner.is_match(v.as_bytes())) {
+        return Ok(0);
+    }
     let mut redacted = 0;
     let names: Vec<HeaderName> = headers.keys().cloned().collect();
     for name in names {
@@ -277,9 +281,13 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     ] {
         headers.remove(name);
     }
-    headers.remove("proxy-connection");
-    headers.remove("keep-alive");
+    headers.remove(PROXY_CONNECTION);
+    headers.remove(KEEP_ALIVE);
 }
+
+// Named once: a `&str` name is parsed again on every request.
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
 /// Encodings the proxy can undo, offered upstream in place of whatever the
 /// agent asked for, so every response can be scanned.

@@ -15,13 +15,13 @@ use std::sync::Arc;
 impl Proxy {
     /// The rules to decide `request` by: `snap`, or — where the bottle
     /// holds requests and `snap` refuses this one only for its host — the
-    /// rules after the human answered a proposal for `scope`.
+    /// rules after the human answered a proposal for the scope `describe`
+    /// gives (with the words the human reads), made only when held.
     pub(super) async fn hold_unlisted(
         &self,
         snap: Arc<Snapshot>,
         request: PolicyRequest<'_>,
-        scope: Scope,
-        what: &str,
+        describe: impl FnOnce() -> (Scope, String),
     ) -> Arc<Snapshot> {
         let Some(sup) = self.supervisor.as_ref().filter(|s| s.config().hold_denied) else {
             return snap;
@@ -34,7 +34,8 @@ impl Proxy {
         {
             return snap;
         }
-        if sup.hold(scope, what).await {
+        let (scope, what) = describe();
+        if sup.hold(scope, &what).await {
             self.live.current()
         } else {
             snap

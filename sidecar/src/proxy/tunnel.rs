@@ -66,13 +66,15 @@ impl Proxy {
                     port,
                     inspected,
                 },
-                Scope {
-                    host: host.clone(),
-                    port,
-                    methods: Vec::new(),
-                    paths: Vec::new(),
+                || {
+                    let scope = Scope {
+                        host: host.clone(),
+                        port,
+                        methods: Vec::new(),
+                        paths: Vec::new(),
+                    };
+                    (scope, format!("CONNECT {host}:{port}"))
                 },
-                &format!("CONNECT {host}:{port}"),
             )
             .await;
         let (audit_host, _) = snap.scanner.redact_str(&host);

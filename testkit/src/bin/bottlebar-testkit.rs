@@ -10,11 +10,14 @@
 //! - `agents-ca`: the agents suite's CA, made once, its path printed;
 //! - `relay`: a bare `CONNECT` relay to one loopback upstream, for the
 //!   benchmark to measure the sidecar against (two TCP legs, nothing read);
+//! - `intercept`: a bare intercepting proxy to one loopback upstream (TLS
+//!   ended both ways, HTTP parsed and passed on, nothing else), the
+//!   benchmark's second floor;
 //! - `mcp`: an MCP client (the official Rust SDK's) for the supervise
 //!   endpoint: `conformance`, or `call NAME --args JSON`, printed as JSON.
 
 use anyhow::{Context, Result};
-use bottlebar_testkit::{client, mcp, raw, relay, server};
+use bottlebar_testkit::{client, intercept, mcp, raw, relay, server};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -125,6 +128,22 @@ enum Command {
         #[arg(long)]
         to: std::net::SocketAddr,
     },
+    /// Ends every `CONNECT`'s TLS on `listen` with `cert` (PEM, with its
+    /// `key`) and sends each request on to `to` (a loopback address, its
+    /// certificate checked against `roots`, for `localhost`); on one runtime
+    /// thread, as the sidecar runs.
+    Intercept {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        #[arg(long)]
+        to: std::net::SocketAddr,
+        #[arg(long)]
+        cert: std::path::PathBuf,
+        #[arg(long)]
+        key: std::path::PathBuf,
+        #[arg(long)]
+        roots: std::path::PathBuf,
+    },
     /// Talks MCP to the supervise endpoint.
     Mcp {
         /// The endpoint (default: `$MCP_SUPERVISE_URL`).
@@ -156,10 +175,12 @@ fn main() -> Result<()> {
     // does (one worker thread, the blocking pool beside it); every other
     // tool needs only one thread.
     let runtime = match cli.command {
-        Command::Relay { .. } => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()?,
+        Command::Relay { .. } | Command::Intercept { .. } => {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()?
+        }
         _ => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?,
@@ -199,6 +220,27 @@ async fn run(command: Command) -> Result<()> {
                 .await
                 .with_context(|| format!("listening on {listen}"))?;
             relay::serve(listener, to).await
+        }
+        Command::Intercept {
+            listen,
+            to,
+            cert,
+            key,
+            roots,
+        } => {
+            let read = |p: &std::path::Path| {
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+            };
+            let interceptor = intercept::Interceptor::new(
+                &read(&cert)?,
+                &read(&key)?,
+                read(&roots)?.as_bytes(),
+                to,
+            )?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("listening on {listen}"))?;
+            std::sync::Arc::new(interceptor).serve(listener).await
         }
         Command::Serve {
             http_port,

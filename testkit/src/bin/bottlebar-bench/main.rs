@@ -9,6 +9,9 @@
 //! - through a bare `CONNECT` relay (`bottlebar-testkit relay`, with
 //!   `--relay`): a second TCP leg and nothing else, the floor any proxy
 //!   starts from on the machine at hand;
+//! - through a bare intercepting proxy (`bottlebar-testkit intercept`, with
+//!   `--relay` too): TLS ended both ways and HTTP passed on, nothing else,
+//!   the floor any proxy that reads HTTPS starts from;
 //! - through mitmproxy's `mitmdump`, when it is installed.
 //!
 //! Latency is measured in rounds in which the paths take turns, so that a
@@ -28,6 +31,8 @@ use bottlebar_testkit::pki::TestCa;
 use bottlebar_testkit::procs::Killed;
 use bottlebar_testkit::server;
 use clap::Parser;
+
+mod report;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -74,7 +79,8 @@ struct Args {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=4))]
     secrets: u8,
     /// The `bottlebar-testkit` binary, to measure a bare `CONNECT` relay
-    /// too (the floor of any proxy here); none skips it.
+    /// and a bare intercepting proxy too (the floors of any proxy, and of
+    /// any proxy that reads HTTPS, here); none skips them.
     #[arg(long)]
     relay: Option<PathBuf>,
     /// Print the results as JSON.
@@ -300,6 +306,25 @@ async fn wait_for_port(port: u16, what: &str) -> Result<()> {
     bail!("{what} did not start listening on port {port}")
 }
 
+/// Starts `bottlebar-testkit ROLE` on a free loopback port (with the
+/// arguments `more`) and waits until it listens.
+async fn start_floor(
+    testkit: &std::path::Path,
+    role: &str,
+    more: &[&str],
+) -> Result<(Killed, u16)> {
+    let port = free_port()?;
+    let child = Command::new(testkit)
+        .args([role, "--listen", &format!("127.0.0.1:{port}")])
+        .args(more)
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {} {role}", testkit.display()))?;
+    let child = Killed(child);
+    wait_for_port(port, role).await?;
+    Ok((child, port))
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -361,27 +386,42 @@ async fn main() -> Result<()> {
         },
     ];
 
-    // The bare relay: TLS end to end, so the client trusts the upstream's CA.
-    let mut _relay = None;
+    // The two floors. The bare relay: TLS end to end, so the client trusts
+    // the upstream's CA. The bare interceptor: TLS ended with a certificate
+    // of the bottle's CA, as the sidecar ends it.
+    let mut _floors = Vec::new();
     if let Some(testkit) = &args.relay {
-        let port = free_port()?;
-        let child = Command::new(testkit)
-            .args(["relay", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--to", &format!("127.0.0.1:{up_port}")])
-            .stdout(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {} relay", testkit.display()))?;
-        let pid = Some(child.id());
-        _relay = Some(Killed(child));
-        wait_for_port(port, "the relay").await?;
+        let to = format!("127.0.0.1:{up_port}");
+        let (relay, port) = start_floor(testkit, "relay", &["--to", &to]).await?;
         paths.push(Path {
             name: "bare relay".into(),
             client: Client::new(
                 Some(format!("127.0.0.1:{port}")),
                 internet.cert_pem.as_bytes(),
             )?,
-            pid,
+            pid: Some(relay.0.id()),
         });
+        _floors.push(relay);
+        let (cert, key) = bottle_ca.leaf(&["localhost"]);
+        std::fs::write(p("floor.crt"), cert)?;
+        std::fs::write(p("floor.key"), key)?;
+        let (cert, key, roots) = (p("floor.crt"), p("floor.key"), p("internet-ca.pem"));
+        let files = [("--cert", &cert), ("--key", &key), ("--roots", &roots)];
+        let mut more = vec!["--to".to_string(), to];
+        for (flag, file) in files {
+            more.extend([flag.to_string(), file.display().to_string()]);
+        }
+        let more: Vec<&str> = more.iter().map(String::as_str).collect();
+        let (interceptor, port) = start_floor(testkit, "intercept", &more).await?;
+        paths.push(Path {
+            name: "bare interception".into(),
+            client: Client::new(
+                Some(format!("127.0.0.1:{port}")),
+                bottle_ca.cert_pem.as_bytes(),
+            )?,
+            pid: Some(interceptor.0.id()),
+        });
+        _floors.push(interceptor);
     }
 
     // mitmproxy, when installed, configured to verify the upstream the same way.
@@ -424,60 +464,7 @@ async fn main() -> Result<()> {
         }
     };
     let results = measure(&paths, &url, &args).await?;
-
-    if args.json {
-        let rows: Vec<_> = results
-            .iter()
-            .map(|s| serde_json::json!({"path": s.name, "p50_us": s.p50_us, "p99_us": s.p99_us, "mean_us": s.mean_us, "sequential_rps": s.sequential_rps, "concurrent_rps": s.concurrent_rps, "bench_cpu_us": s.cpu_us.bench, "proxy_cpu_us": s.cpu_us.proxy, "upload_mb_s": s.upload_mb_s}))
-            .collect();
-        println!(
-            "{}",
-            serde_json::json!({"requests": args.requests, "connections": args.connections, "size": args.size, "results": rows, "note": mitm_note})
-        );
-    } else {
-        println!("{} sequential requests per path (after {} warm-up) of a {}-byte HTTPS response over one kept-alive connection, in {} rounds taking turns; then {} connections for {} s", args.requests, args.warmup, args.size, args.rounds, args.connections, args.seconds);
-        println!(
-            "{:<22} {:>10} {:>10} {:>10} {:>12} {:>12} {:>12}",
-            "path", "p50 µs", "p99 µs", "mean µs", "seq req/s", "conc req/s", "upload MB/s"
-        );
-        let base = &results[0];
-        for s in &results {
-            println!(
-                "{:<22} {:>10.0} {:>10.0} {:>10.0} {:>12.0} {:>12.0} {:>12.1}",
-                s.name,
-                s.p50_us,
-                s.p99_us,
-                s.mean_us,
-                s.sequential_rps,
-                s.concurrent_rps,
-                s.upload_mb_s
-            );
-        }
-        for s in &results[1..] {
-            println!(
-                "added by {}: p50 +{:.0} µs, p99 +{:.0} µs",
-                s.name,
-                s.p50_us - base.p50_us,
-                s.p99_us - base.p99_us
-            );
-        }
-        println!(
-            "CPU a request on {} connections (bench: client and upstream):",
-            args.connections
-        );
-        for s in &results {
-            let Cpu { bench, proxy } = s.cpu_us;
-            println!(
-                "{:<22} bench {bench:>6.1} µs + proxy {proxy:>6.1} µs; when the cores are the limit, at most {:.2} of direct's throughput (measured {:.2})",
-                s.name,
-                base.cpu_us.bench / (bench + proxy),
-                s.concurrent_rps / base.concurrent_rps
-            );
-        }
-        if let Some(n) = mitm_note {
-            println!("{n}");
-        }
-    }
+    report::print(&results, &args, mitm_note);
     Ok(())
 }
 
