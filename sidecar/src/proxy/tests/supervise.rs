@@ -350,6 +350,30 @@ async fn held_requests_go_when_allowed_in_time_and_fail_otherwise() {
 }
 
 #[tokio::test]
+async fn a_held_plain_request_is_described_by_its_method_and_masked_url() {
+    let fx = bottle(json!({ "hold_denied": true, "hold_seconds": 5 })).await;
+    let url = format!("http://localhost:{}/held/{SECRET}?q=1", fx.http_port);
+    let client = fx.client();
+    let held = tokio::spawn(async move { client.fetch(&url, &opts()).await.unwrap().status });
+    let id = fx.pending_for("localhost").await;
+    let filed = fx.sup().status(&id).unwrap().0;
+    let port = fx.http_port;
+    assert!(
+        filed
+            .reason
+            .starts_with(&format!("held request: GET http://localhost:{port}/held/")),
+        "{}",
+        filed.reason
+    );
+    assert!(!filed.reason.contains(SECRET), "{}", filed.reason);
+    assert_eq!(filed.scope.methods, vec!["GET".to_string()]);
+    assert_eq!(filed.scope.port, port);
+    fx.answer(&id, Answer::Deny { note: None }, filed.scope.clone())
+        .unwrap();
+    assert_eq!(held.await.unwrap(), 403, "refused by the answer");
+}
+
+#[tokio::test]
 async fn limits_refuse_floods_without_bothering_the_human() {
     let fx = bottle(json!({})).await;
     let s = mcp::connect(&fx.mcp_url(), mcp::version("2025-06-18").unwrap())
