@@ -76,7 +76,12 @@ pub async fn run(config_path: &std::path::Path) -> Result<()> {
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
         }
     };
-    accept::serve_on(proxy, listeners, filter, stop).await
+    let audit = proxy.audit.clone();
+    let served = accept::serve_on(proxy, listeners, filter, stop).await;
+    // Whatever the agent's last requests handed over reaches the disk
+    // before the process ends.
+    audit.close();
+    served
 }
 
 /// The listeners for `spec`: one address, or loopback plus every address on

@@ -137,7 +137,7 @@ async fn reflected_credentials_are_masked_in_every_response() {
         (trace.status, trace.header("x-bottlebar-deny")),
         (403, Some("trace_refused"))
     );
-    let audit = std::fs::read_to_string(fx.dir.path().join("egress.jsonl")).unwrap();
+    let audit = fx.audit_text();
     assert!(audit.contains("\"redacted_in_response\""), "{audit}");
 }
 
@@ -302,7 +302,7 @@ async fn secrets_in_any_part_of_the_request_and_any_encoding_are_caught() {
             .unwrap(),
     );
     assert_eq!(e["body"], "hello upstream");
-    let audit = std::fs::read_to_string(fx.dir.path().join("egress.jsonl")).unwrap();
+    let audit = fx.audit_text();
     assert!(
         !audit.contains(SECRET) && !audit.contains(&hex) && !audit.contains(&mixed_hex),
         "{audit}"

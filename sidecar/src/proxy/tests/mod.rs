@@ -32,6 +32,7 @@ struct Fixture {
     https_port: u16,
     http_port: u16,
     bottle_ca: String,
+    audit_log: Arc<AuditLog>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -44,9 +45,14 @@ impl Fixture {
         format!("https://localhost:{}{path}", self.https_port)
     }
 
+    /// The audit log's text, once every line handed to its writer is written.
+    fn audit_text(&self) -> String {
+        self.audit_log.flush();
+        std::fs::read_to_string(self.dir.path().join("egress.jsonl")).unwrap_or_default()
+    }
+
     fn audit(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.dir.path().join("egress.jsonl"))
-            .unwrap_or_default()
+        self.audit_text()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
@@ -132,6 +138,7 @@ async fn fixture_cfg(
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let served = Arc::new(Proxy::new(live.clone()).unwrap().with_limits(limits));
     let supervisor = served.supervisor.clone();
+    let audit_log = served.audit.clone();
     tokio::spawn(async move {
         serve_with(served, listener, async {
             let _ = rx.await;
@@ -147,6 +154,7 @@ async fn fixture_cfg(
         https_port,
         http_port,
         bottle_ca: bottle_ca.cert_pem,
+        audit_log,
         _stop: tx,
     }
 }

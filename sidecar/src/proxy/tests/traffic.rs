@@ -194,7 +194,7 @@ async fn credentials_are_injected_and_placeholders_fail_closed_elsewhere() {
         (403, Some("placeholder")),
         "{other:?}"
     );
-    let audit = std::fs::read_to_string(fx.dir.path().join("egress.jsonl")).unwrap();
+    let audit = fx.audit_text();
     assert!(
         !audit.contains(SECRET),
         "the audit log must never hold a secret"
@@ -271,7 +271,7 @@ async fn secrets_in_path_query_headers_and_body_are_blocked() {
         .await
         .unwrap();
     assert_eq!(got.status, 403, "{}", got.body);
-    let audit = std::fs::read_to_string(fx.dir.path().join("egress.jsonl")).unwrap();
+    let audit = fx.audit_text();
     assert!(!audit.contains(SECRET) && !audit.contains(&hex));
 }
 
