@@ -123,6 +123,7 @@ impl Proxy {
             agent_tls: false,
             upstream_tls,
             tunneled: false,
+            passed: Arc::default(),
         };
         self.pipeline(req, origin, pool).await
     }

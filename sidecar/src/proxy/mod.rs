@@ -22,6 +22,7 @@ mod accept;
 mod agent;
 mod checks;
 mod held;
+mod passed;
 mod pipeline;
 mod reply;
 mod request_body;
@@ -154,6 +155,8 @@ struct Origin {
     upstream_tls: bool,
     /// Reached through a `CONNECT` tunnel, whose authority fixes the host.
     tunneled: bool,
+    /// The destination checks this connection's requests passed.
+    passed: Arc<passed::PassedDestinations>,
 }
 
 impl Origin {

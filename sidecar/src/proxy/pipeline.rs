@@ -161,14 +161,14 @@ impl Proxy {
         mut parts: Parts,
         body: Incoming,
         origin: &Origin,
-        snap: &Snapshot,
+        snap: &Arc<Snapshot>,
         entry: &mut Entry,
     ) -> Result<Prepared, Stop> {
         if let Some(err) = &snap.error {
             return Err(Stop::Closed(err.clone()));
         }
         checks::check_fronting(&parts, origin)?;
-        checks::check_destination(parts.method.as_str(), &origin.host, snap)?;
+        origin.passed.check(&parts.method, &origin.host, snap)?;
         let rule_index = match decide(
             &snap.rules,
             PolicyRequest::Http {

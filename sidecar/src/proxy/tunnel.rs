@@ -105,6 +105,7 @@ impl Proxy {
                 agent_tls: false,
                 upstream_tls: port == TLS_PORT,
                 tunneled: true,
+                passed: Arc::default(),
             };
             admission.slot.set_pending();
             tokio::spawn(async move {
