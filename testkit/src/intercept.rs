@@ -134,15 +134,8 @@ mod tests {
     /// An interceptor in front of an HTTPS server on loopback: its address,
     /// the CA it shows certificates of, and the upstream's port.
     async fn interceptor_to_https() -> Result<(String, TestCa, u16)> {
-        let internet = TestCa::new("Interceptor test upstream CA");
-        let (cert, key) = internet.leaf(&["localhost"]);
-        let https = TcpListener::bind("127.0.0.1:0").await?;
-        let up = https.local_addr()?;
-        tokio::spawn(server::serve_https(
-            https,
-            server::tls_config(&cert, &key)?,
-            "intercept-test".into(),
-        ));
+        let (internet, up) =
+            server::spawn_https_upstream("Interceptor test upstream CA", "intercept-test").await?;
         let own = TestCa::new("Interceptor test CA");
         let (cert, key) = own.leaf(&["localhost"]);
         let interceptor = Interceptor::new(&cert, &key, internet.cert_pem.as_bytes(), up)?;

@@ -91,15 +91,7 @@ mod tests {
 
     /// A relay in front of an HTTPS server on loopback; its address.
     async fn relay_to_https() -> Result<(String, TestCa, u16)> {
-        let ca = TestCa::new("Relay test CA");
-        let (cert, key) = ca.leaf(&["localhost"]);
-        let https = TcpListener::bind("127.0.0.1:0").await?;
-        let up = https.local_addr()?;
-        tokio::spawn(server::serve_https(
-            https,
-            server::tls_config(&cert, &key)?,
-            "relay-test".into(),
-        ));
+        let (ca, up) = server::spawn_https_upstream("Relay test CA", "relay-test").await?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?.to_string();
         tokio::spawn(serve(listener, up));

@@ -216,6 +216,22 @@ pub fn tls_config(cert_pem: &str, key_pem: &str) -> Result<Arc<rustls::ServerCon
     Ok(Arc::new(config))
 }
 
+/// An HTTPS upstream on loopback answering `token`, with a test CA of its
+/// own called `ca_name`: the CA and the upstream's address (for the
+/// proxies' tests in this crate).
+#[cfg(test)]
+pub(crate) async fn spawn_https_upstream(
+    ca_name: &str,
+    token: &str,
+) -> Result<(crate::pki::TestCa, std::net::SocketAddr)> {
+    let ca = crate::pki::TestCa::new(ca_name);
+    let (cert, key) = ca.leaf(&["localhost"]);
+    let https = TcpListener::bind("127.0.0.1:0").await?;
+    let address = https.local_addr()?;
+    tokio::spawn(serve_https(https, tls_config(&cert, &key)?, token.into()));
+    Ok((ca, address))
+}
+
 /// Serves HTTPS on `listener` forever.
 pub async fn serve_https(listener: TcpListener, config: Arc<rustls::ServerConfig>, token: String) {
     let token = Arc::new(token);
