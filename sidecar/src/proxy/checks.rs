@@ -260,6 +260,11 @@ pub fn host_of_header(value: &str) -> String {
 /// Removes the headers that describe one hop, not the message (RFC 9110 §7.6.1),
 /// including any the `Connection` header names and the proxy's own credentials.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most heads hold none: one pass over the names present, where the
+    // removals below look up nine names each (~1 % of the proxy's CPU).
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -270,24 +275,29 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in [
-        header::CONNECTION,
-        header::PROXY_AUTHORIZATION,
-        header::PROXY_AUTHENTICATE,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
-    headers.remove(PROXY_CONNECTION);
-    headers.remove(KEEP_ALIVE);
 }
 
-// Named once: a `&str` name is parsed again on every request.
-const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+/// Whether `name` is one of [`HOP_BY_HOP`].
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name)
+}
+
+/// The headers that describe one hop, named once (a `&str` name is parsed
+/// again on every use).
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+];
 
 /// Encodings the proxy can undo, offered upstream in place of whatever the
 /// agent asked for, so every response can be scanned.
@@ -331,5 +341,13 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+        // Each alone is found, the two named from text among them.
+        for name in ["proxy-connection", "keep-alive", "te", "upgrade"] {
+            let mut h = HeaderMap::new();
+            h.insert(HeaderName::from_static(name), "1".parse().unwrap());
+            h.insert("x-kept", "1".parse().unwrap());
+            strip_hop_by_hop(&mut h);
+            assert!(!h.contains_key(name) && h.contains_key("x-kept"), "{name}");
+        }
     }
 }
