@@ -42,6 +42,8 @@ pub struct AuditLog {
 /// What the proxy's threads and the writer share.
 struct Shared {
     state: Mutex<State>,
+    /// [`MAX_PENDING`] (smaller in tests).
+    max_pending: usize,
     /// The writer waits here for lines (or a hurry, or the close).
     wake: Condvar,
     /// Flushes wait here for lines written.
@@ -75,6 +77,16 @@ impl AuditLog {
     /// Opens (or, with `None`, discards) the log at `path`; its writer
     /// thread starts here.
     pub fn open(path: Option<&str>, max_bytes: u64, keep: u32) -> std::io::Result<Self> {
+        Self::open_holding(path, max_bytes, keep, MAX_PENDING)
+    }
+
+    /// [`AuditLog::open`], holding at most `max_pending` bytes of lines.
+    fn open_holding(
+        path: Option<&str>,
+        max_bytes: u64,
+        keep: u32,
+        max_pending: usize,
+    ) -> std::io::Result<Self> {
         let Some(p) = path else {
             return Ok(Self {
                 shared: None,
@@ -92,6 +104,7 @@ impl AuditLog {
         };
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
+            max_pending,
             wake: Condvar::new(),
             written: Condvar::new(),
         });
@@ -108,9 +121,6 @@ impl AuditLog {
     /// Hands one line over to the writer.
     pub fn record(&self, entry: &Entry) {
         let Some(shared) = &self.shared else { return };
-        if shared.lock().closing {
-            return;
-        }
         let mut line = match serde_json::to_vec(entry) {
             Ok(l) => l,
             Err(e) => {
@@ -120,7 +130,10 @@ impl AuditLog {
         };
         line.push(b'\n');
         let mut state = shared.lock();
-        while state.pending.len() >= MAX_PENDING && !state.closing {
+        if state.closing {
+            return;
+        }
+        while state.pending.len() >= shared.max_pending && !state.closing {
             state = shared.hurry(state);
             state = shared
                 .written

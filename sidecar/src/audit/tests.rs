@@ -147,3 +147,21 @@ fn a_discarded_log_takes_lines_and_flushes_at_once() {
     log.flush();
     log.close();
 }
+
+#[test]
+fn lines_past_the_memory_bound_wait_for_the_writer_and_are_all_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("egress.jsonl");
+    // A bound of four lines.
+    let log = AuditLog::open_holding(Some(path.to_str().unwrap()), 64 << 20, 2, 4_000).unwrap();
+    let long = "/".repeat(1_000);
+    // Forty lines are handed over in far less than the writer's 2 ms of
+    // gathering: without the bound all would be held at once.
+    for _ in 0..40 {
+        log.record(&entry(&long));
+        let held = log.shared.as_ref().unwrap().lock().pending.len();
+        assert!(held < 4_000 + 1_200, "{held} bytes held past the bound");
+    }
+    log.flush();
+    assert_eq!(paths_logged(dir.path()).len(), 40);
+}
