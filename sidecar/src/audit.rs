@@ -130,15 +130,16 @@ impl AuditLog {
         };
         line.push(b'\n');
         let mut state = shared.lock();
-        if state.closing {
-            return;
-        }
-        while state.pending.len() >= shared.max_pending && !state.closing {
-            state = shared.hurry(state);
-            state = shared
-                .written
-                .wait(state)
-                .unwrap_or_else(|p| p.into_inner());
+        loop {
+            // Checked after every wait too: the writer may have ended
+            // meanwhile, and a line it will never write must not be counted.
+            if state.closing {
+                return;
+            }
+            if state.pending.len() < shared.max_pending {
+                break;
+            }
+            state = shared.wait_for_writer(state);
         }
         state.pending.extend_from_slice(&line);
         state.queued += 1;
@@ -154,11 +155,7 @@ impl AuditLog {
         let mut state = shared.lock();
         let target = state.queued;
         while state.done < target {
-            state = shared.hurry(state);
-            state = shared
-                .written
-                .wait(state)
-                .unwrap_or_else(|p| p.into_inner());
+            state = shared.wait_for_writer(state);
         }
     }
 
@@ -186,12 +183,13 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Asks the writer to write now, without gathering.
-    fn hurry<'a>(&self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    /// Asks the writer to write now, without gathering, and waits until it
+    /// has written a batch.
+    fn wait_for_writer<'a>(&self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         state.hurry = true;
         state.asleep = false;
         self.wake.notify_one();
-        state
+        self.written.wait(state).unwrap_or_else(|p| p.into_inner())
     }
 }
 
