@@ -7,6 +7,7 @@
 //! other refusal; so is a request hyper cannot parse.
 
 use super::accept::Admission;
+use super::passed::PassedDestinations;
 use super::reply::{json, RespBody, Stop};
 use super::{Origin, Proxy, MAX_REQUEST_HEAD_BYTES};
 use crate::audit::now_rfc3339;
@@ -38,11 +39,15 @@ impl Proxy {
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         // Plain HTTP/1.1 from the agent (`http://` through the proxy).
+        // The connection's upstream connections and passed destination
+        // checks, kept from one of its requests to the next.
         let pool = Arc::new(Pool::new(AgentHttp::H1));
+        let passed = Arc::new(PassedDestinations::default());
         let proxy = self.clone();
         let svc = service_fn(move |req| {
-            let (proxy, pool, admission) = (proxy.clone(), pool.clone(), admission.clone());
-            async move { Ok::<_, Infallible>(proxy.handle(req, local, pool, admission).await) }
+            let (proxy, admission) = (proxy.clone(), admission.clone());
+            let (pool, passed) = (pool.clone(), passed.clone());
+            async move { Ok::<_, Infallible>(proxy.handle(req, local, pool, passed, admission).await) }
         });
         // Half-close: clients such as busybox wget shut their write side
         // once the request is sent, and still expect the response.
@@ -81,6 +86,7 @@ impl Proxy {
         req: Request<Incoming>,
         local: Option<SocketAddr>,
         pool: Arc<Pool>,
+        passed: Arc<PassedDestinations>,
         admission: Arc<Admission>,
     ) -> Response<RespBody> {
         admission.slot.activate();
@@ -123,7 +129,7 @@ impl Proxy {
             agent_tls: false,
             upstream_tls,
             tunneled: false,
-            passed: Arc::default(),
+            passed,
         };
         self.pipeline(req, origin, pool).await
     }

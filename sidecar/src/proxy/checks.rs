@@ -275,7 +275,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }
@@ -286,8 +286,8 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 }
 
 /// The headers that describe one hop, named once (a `&str` name is parsed
-/// again on every use).
-const HOP_BY_HOP: [HeaderName; 9] = [
+/// again on every use; a `const` array would be made again on every use).
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     header::PROXY_AUTHORIZATION,
     header::PROXY_AUTHENTICATE,

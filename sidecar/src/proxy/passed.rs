@@ -1,11 +1,12 @@
-//! The destination checks a connection's requests passed, so that the next
-//! request of a tunnel is not scanned again for the same answer.
+//! The destination checks a connection's requests passed, so that its next
+//! request to the same destination is not scanned again for the same answer.
 //!
 //! [`check_destination`] is a function of the method, the host and the
-//! rules' scanner alone, and inside a tunnel the host never changes: every
-//! request of an agent's connection asked the same question, at ~2 % of the
-//! proxy's CPU a request on 8 connections (docs/performance.md, the
-//! thirty-fifth round). A pass is kept with the rules it was decided by (the
+//! rules' scanner alone. Inside a tunnel the host never changes, and an
+//! agent's plain HTTP connection mostly asks one host (the last one passed
+//! is kept): every request of a connection asked the same question, at
+//! ~2 % of the proxy's CPU a request on 8 connections (docs/performance.md,
+//! the thirty-fifth round). A pass is kept with the rules it was decided by (the
 //! snapshot itself, held, so a freed one's address can never be mistaken for
 //! new rules) and is asked again under any other rules, host or method.
 //! Only passes are kept: a refusal is decided afresh every time.
