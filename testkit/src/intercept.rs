@@ -14,7 +14,6 @@
 
 use crate::relay::read_connect;
 use anyhow::{ensure, Context, Result};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper::{Request, Response, Uri};
@@ -112,17 +111,16 @@ impl Interceptor {
 async fn forward(
     sender: &Mutex<http1::SendRequest<Incoming>>,
     req: Request<Incoming>,
-) -> Result<Response<http_body_util::combinators::BoxBody<bytes::Bytes, hyper::Error>>> {
+) -> Result<Response<Incoming>> {
     let (mut parts, body) = req.into_parts();
     if let Some(path) = parts.uri.path_and_query().cloned() {
         parts.uri = Uri::from(path);
     }
     let mut sender = sender.lock().await;
     sender.ready().await?;
-    let response = sender
+    Ok(sender
         .send_request(Request::from_parts(parts, body))
-        .await?;
-    Ok(response.map(BodyExt::boxed))
+        .await?)
 }
 
 #[cfg(test)]

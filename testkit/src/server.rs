@@ -217,10 +217,9 @@ pub fn tls_config(cert_pem: &str, key_pem: &str) -> Result<Arc<rustls::ServerCon
 }
 
 /// An HTTPS upstream on loopback answering `token`, with a test CA of its
-/// own called `ca_name`: the CA and the upstream's address (for the
-/// proxies' tests in this crate).
-#[cfg(test)]
-pub(crate) async fn spawn_https_upstream(
+/// own called `ca_name`: the CA and the upstream's address (the fake
+/// internet of the benchmark and of the floors' tests).
+pub async fn spawn_https_upstream(
     ca_name: &str,
     token: &str,
 ) -> Result<(crate::pki::TestCa, std::net::SocketAddr)> {

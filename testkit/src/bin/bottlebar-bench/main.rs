@@ -2,7 +2,7 @@
 //! loopback only.
 //!
 //! One small HTTPS request (`GET /bytes?n=SIZE`), over a kept-alive
-//! connection, three ways side by side in one run:
+//! connection, several ways side by side in one run:
 //! - direct to the upstream;
 //! - through the real `bottlebar-sidecar` binary (TLS interception, rules,
 //!   secret scanning and audit all on, as in a bottle);
@@ -31,11 +31,11 @@ use bottlebar_testkit::pki::TestCa;
 use bottlebar_testkit::procs::Killed;
 use bottlebar_testkit::server;
 use clap::Parser;
-
-mod report;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod report;
 
 #[derive(Parser)]
 #[command(name = "bottlebar-bench")]
@@ -332,15 +332,8 @@ async fn main() -> Result<()> {
     let p = |f: &str| dir.path().join(f);
 
     // The upstream, with its own test CA.
-    let internet = TestCa::new("Bench Internet CA");
-    let (cert, key) = internet.leaf(&["localhost"]);
-    let https = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let up_port = https.local_addr()?.port();
-    tokio::spawn(server::serve_https(
-        https,
-        server::tls_config(&cert, &key)?,
-        "bench".into(),
-    ));
+    let (internet, upstream) = server::spawn_https_upstream("Bench Internet CA", "bench").await?;
+    let up_port = upstream.port();
     std::fs::write(p("internet-ca.pem"), &internet.cert_pem)?;
     let url = format!("https://localhost:{up_port}/");
 
@@ -405,13 +398,11 @@ async fn main() -> Result<()> {
         let (cert, key) = bottle_ca.leaf(&["localhost"]);
         std::fs::write(p("floor.crt"), cert)?;
         std::fs::write(p("floor.key"), key)?;
-        let (cert, key, roots) = (p("floor.crt"), p("floor.key"), p("internet-ca.pem"));
-        let files = [("--cert", &cert), ("--key", &key), ("--roots", &roots)];
-        let mut more = vec!["--to".to_string(), to];
-        for (flag, file) in files {
-            more.extend([flag.to_string(), file.display().to_string()]);
-        }
-        let more: Vec<&str> = more.iter().map(String::as_str).collect();
+        let [cert, key, roots] =
+            ["floor.crt", "floor.key", "internet-ca.pem"].map(|f| p(f).display().to_string());
+        let more = [
+            "--to", &to, "--cert", &cert, "--key", &key, "--roots", &roots,
+        ];
         let (interceptor, port) = start_floor(testkit, "intercept", &more).await?;
         paths.push(Path {
             name: "bare interception".into(),
