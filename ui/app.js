@@ -6,8 +6,7 @@
 import { api, on } from "./api.js";
 import { $, drawInto, showBanner } from "./dom.js";
 import { onRedraw } from "./refresh.js";
-import { addEntry, noActivity } from "./logic.js";
-import { applyEvent, loadActivity, loadDoctor, loadEditor, loadFailure, loadKnownListing, loadNewBottle, loadRequests, loadText, setRequests, store } from "./store.js";
+import { applyEvent, entryArrived, followRunning, loadActivity, loadDoctor, loadEditor, loadFailure, loadKnownListing, loadNewBottle, loadRequests, loadText, setRequests, store } from "./store.js";
 import { redrawActivity, detailView } from "./views/detail.js";
 import { editorView } from "./views/editor.js";
 import { listView } from "./views/list.js";
@@ -41,6 +40,14 @@ function redraw({ navigated = false } = {}) {
   drawRequestCount();
 }
 
+/** Draws the audit entries that arrived: the list's counters, or the
+ * shown bottle's activity. */
+function redrawEntries() {
+  const r = route();
+  if (r.kind === "list") redraw();
+  else if (r.kind === "bottle") redrawActivity(r.name);
+}
+
 /** The number of requests waiting, beside "Requests" in the navigation. */
 function drawRequestCount() {
   const n = store.requests.filter((r) => r.pending).length;
@@ -54,10 +61,8 @@ function drawRequestCount() {
 async function onRoute({ fresh = false } = {}) {
   const r = route();
   if (r.kind === "bottle") {
-    // A running bottle's activity was read at the start already.
-    const activityRead = fresh && r.name in store.activity;
-    await Promise.all([activityRead || loadActivity(r.name), loadFailure(r.name)]);
-    api.followAudit(r.name);
+    // A running bottle's activity is followed; another's is read afresh.
+    await Promise.all([store.followed.has(r.name) || loadActivity(r.name), loadFailure(r.name)]);
   } else if (r.kind === "edit") {
     await loadEditor(r.name);
   } else if (r.kind === "text") {
@@ -103,9 +108,9 @@ async function main() {
   await listening;
   marks.push(["listening", Date.now()]);
   // What the app knows already, all read at once (the running bottles'
-  // activity as soon as the listing names them): the window shows it at once.
-  const running = () => store.listing.bottles.filter((b) => b.state === "running");
-  const listingAndActivity = loadKnownListing().then(() => Promise.all(running().map((b) => loadActivity(b.name))));
+  // activity, followed from then on, as soon as the listing names them):
+  // the window shows it at once.
+  const listingAndActivity = loadKnownListing().then(followRunning);
   await Promise.all([listingAndActivity, loadRequests(), loadSessions()]);
   marks.push(["state", Date.now()]);
   await onRoute({ fresh: true });
@@ -130,9 +135,10 @@ function listen() {
     on("bottles-changed", (listing) => {
       store.listing = listing;
       store.listingAt = Date.now();
+      // A bottle that started is followed (its activity read), one that
+      // stopped no longer.
       const r = route();
-      if (r.kind === "bottle") loadFailure(r.name).then(() => redraw());
-      else redraw();
+      Promise.all([followRunning(), r.kind === "bottle" && loadFailure(r.name)]).then(() => redraw());
     }),
     on("bottle-event", ({ bottle: name, event }) => {
       applyEvent(name, event);
@@ -143,10 +149,13 @@ function listen() {
       else redraw();
     }),
     on("audit-entry", ({ bottle: name, entry }) => {
-      addEntry(store.activity[name] ||= noActivity(), entry);
+      entryArrived(name, entry);
       const r = route();
-      // A busy agent's requests come many a second: drawn at most five times a second.
-      if (r.kind === "bottle" && r.name === name) activityRedraw ||= setTimeout(() => { activityRedraw = null; redrawActivity(route().name); }, 200);
+      // A busy agent's requests come many a second: drawn at most five
+      // times a second, in the list (every running bottle's counters) or
+      // in the bottle's own activity.
+      const shown = r.kind === "list" || (r.kind === "bottle" && r.name === name);
+      if (shown) activityRedraw ||= setTimeout(() => { activityRedraw = null; redrawEntries(); }, 200);
     }),
     on("requests-changed", (requests) => {
       setRequests(requests);

@@ -134,6 +134,16 @@ export function addEntry(activity, entry, held = ACTIVITY_HELD) {
   return activity;
 }
 
+/** The activity of a bottle just followed: the newest entries read with
+ * it (`tail`: `{ entries, earlier, problem }`), then those that arrived as
+ * events while they were read (the app sends each entry one way, never
+ * both), the newest `held` kept. */
+export function followedActivity(tail, arrived, held = ACTIVITY_HELD) {
+  const activity = { entries: [...(tail?.entries ?? [])], earlier: Boolean(tail?.earlier), problem: tail?.problem ?? null };
+  for (const entry of arrived) addEntry(activity, entry, held);
+  return activity;
+}
+
 /** Allowed and denied requests in the hour before `nowMs`, from a bottle's
  * activity (`{ entries, earlier }`); `atLeast` when the hour began before
  * the oldest entry held and the log has earlier ones (the counts are then

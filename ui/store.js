@@ -3,14 +3,16 @@
 // changed, never because something re-rendered.
 
 import { api } from "./api.js";
-import { emptyTimeline, noActivity, reduceTimeline } from "./logic.js";
+import { addEntry, emptyTimeline, followedActivity, noActivity, reduceTimeline } from "./logic.js";
 
 export const store = {
   info: null,
   listing: { bottles: [], problems: [] },
   listingAt: 0, // when `listing` was read (grants' seconds_left count from then)
   timelines: {}, // bottle → launch timeline
-  activity: {}, // bottle → { entries: the newest audit entries, earlier: whether the log has more }
+  activity: {}, // bottle → { entries: the newest audit entries, earlier: whether the log has more, problem }
+  followed: new Set(), // the running bottles, whose new audit entries the app sends as they are written
+  arriving: {}, // bottle → entries sent while its newest ones were still being read
   failures: {}, // bottle → last launch failure, or null
   filter: { text: "", decision: "all" },
   busy: new Set(),
@@ -31,8 +33,41 @@ export async function loadKnownListing() {
   if (age > 0) api.listBottles().catch(() => {});
 }
 
+/** A bottle's newest audit entries, read once (one that is not running). */
 export async function loadActivity(name) {
-  store.activity[name] = await api.audit(name, 500).catch(() => noActivity());
+  store.activity[name] = await api.audit(name, 500).catch((e) => ({ ...noActivity(), problem: String(e) }));
+}
+
+/** Follows the running bottles' audit logs, and only theirs: each one
+ * followed anew has its newest entries read with it; every entry written
+ * after them arrives as an event ([`entryArrived`]), so the counters stay
+ * live and exact without anything polling. */
+export async function followRunning() {
+  const names = store.listing.bottles.filter((b) => b.state === "running").map((b) => b.name);
+  const fresh = names.filter((n) => !store.followed.has(n));
+  if (!fresh.length && names.length === store.followed.size) return;
+  store.followed = new Set(names);
+  for (const n of fresh) store.arriving[n] = [];
+  let tails;
+  try {
+    tails = await api.followAudits(names, fresh, 500);
+  } catch (e) {
+    // Nothing changed in the app: every running bottle is read afresh
+    // with the next states.
+    store.followed = new Set();
+    tails = Object.fromEntries(fresh.map((n) => [n, { problem: String(e) }]));
+  }
+  // The app answers for every bottle it followed afresh (all of `fresh`).
+  for (const n of new Set([...fresh, ...Object.keys(tails)])) {
+    store.activity[n] = followedActivity(tails[n], store.arriving[n] || []);
+    delete store.arriving[n];
+  }
+}
+
+/** An audit entry the app sent as it was written. */
+export function entryArrived(name, entry) {
+  if (store.arriving[name]) store.arriving[name].push(entry);
+  else addEntry(store.activity[name] ||= noActivity(), entry);
 }
 
 export async function loadFailure(name) {

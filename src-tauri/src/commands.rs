@@ -1,19 +1,15 @@
 //! The window's commands: thin wrappers over `bottlebar_core` (the
-//! operations, the editor, the audit log) and the app's `actions`. Long
-//! operations report through the `bottle-event` event (`{bottle, event}`),
-//! so a launch started from the tray shows in the window too.
+//! operations, the editor) and the app's `actions`; the audit log's are in
+//! `activity`, the terminals' in `terminals`. Long operations report
+//! through the `bottle-event` event (`{bottle, event}`), so a launch
+//! started from the tray shows in the window too.
 
 use crate::actions::{self, Action, Done};
-use crate::files::DirWatch;
 use crate::{external_terminal, new_bottle, refresh, requests, AppState, FailureRecord};
-use bottlebar_core::audit::{self, AuditEntry};
 use bottlebar_core::editor::{self, BottleForm, BottleText, FieldError};
-use bottlebar_core::name::BottleName;
 use bottlebar_core::ops::{self, DoctorReport, Listing};
-use bottlebar_core::state::StateDirs;
 use serde::Serialize;
-use std::collections::BTreeSet;
-use tauri::{AppHandle, Emitter, Manager, Runtime};
+use tauri::{AppHandle, Manager, Runtime};
 
 /// Every bottle of this home and its state (and refreshes the tray).
 #[tauri::command]
@@ -89,83 +85,6 @@ pub async fn fix_engine<R: Runtime>(app: AppHandle<R>) -> Result<Vec<String>, St
     Ok(ops::doctor(app.state::<AppState>().runner.as_ref(), true)
         .await
         .fixed)
-}
-
-/// The most recent audit entries of a bottle (newest last), and whether the
-/// log holds earlier ones.
-#[tauri::command]
-pub async fn audit<R: Runtime>(
-    app: AppHandle<R>,
-    name: String,
-    limit: Option<usize>,
-) -> Result<AuditTail, String> {
-    let state = app.state::<AppState>();
-    let bottle = BottleName::parse(&name).map_err(|e| e.to_string())?;
-    let limit = limit.unwrap_or(500);
-    // One line more than asked tells whether there are earlier ones.
-    let last = audit::read_last(&state.home, &bottle, limit.saturating_add(1))
-        .map_err(|e| format!("reading the audit log of `{bottle}`: {e}"))?;
-    let earlier = last.len() > limit;
-    let entries = last
-        .into_iter()
-        .skip(usize::from(earlier))
-        .filter_map(Result::ok)
-        .collect();
-    Ok(AuditTail { entries, earlier })
-}
-
-/// The newest entries of a bottle's audit log, for the window.
-#[derive(Debug, Clone, Serialize)]
-pub struct AuditTail {
-    /// The entries, oldest first.
-    pub entries: Vec<AuditEntry>,
-    /// Whether the log holds entries before these.
-    pub earlier: bool,
-}
-
-/// Streams new audit entries of `name` to the window as `audit-entry` events
-/// until another bottle is followed or the window closes. Reads the file
-/// when its directory changes (file notifications: nothing polls).
-#[tauri::command]
-pub async fn follow_audit<R: Runtime>(app: AppHandle<R>, name: String) -> Result<(), String> {
-    let state = app.state::<AppState>();
-    let bottle = BottleName::parse(&name).map_err(|e| e.to_string())?;
-    let home = state.home.clone();
-    let app2 = app.clone();
-    let task = tauri::async_runtime::spawn(async move {
-        let mut follower = audit::Follower::from_end(&home, &bottle);
-        let audit_dir = BTreeSet::from([StateDirs::new(home.state_dir(&bottle)).audit]);
-        let mut files = DirWatch::new();
-        loop {
-            // Watched before reading, so nothing written in between is missed.
-            files.watch_only(&audit_dir);
-            for line in follower.poll() {
-                if let Ok(entry) = audit::parse_bytes(&line) {
-                    let _ = app2.emit(
-                        "audit-entry",
-                        BottleEventAudit {
-                            bottle: bottle.to_string(),
-                            entry,
-                        },
-                    );
-                }
-            }
-            files.changed().await;
-        }
-    });
-    if let Some(old) = state.follow.lock().unwrap().replace(task) {
-        old.abort();
-    }
-    Ok(())
-}
-
-/// An audit entry, for the window's `audit-entry` event.
-#[derive(Debug, Clone, Serialize)]
-pub struct BottleEventAudit {
-    /// The bottle.
-    pub bottle: String,
-    /// The entry.
-    pub entry: AuditEntry,
 }
 
 /// The editor's form for a bottle (a new one when `name` is empty). A file

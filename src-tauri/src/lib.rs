@@ -2,6 +2,9 @@
 //!
 //! - `commands`: what the window may call; each one is a wrapper over
 //!   `bottlebar_core` or `actions` (no engine logic lives here);
+//! - `activity`: the window's egress activity — a bottle's newest audit
+//!   entries, and every running bottle's new ones as they are written,
+//!   followed while the window is open;
 //! - `actions`: one runner for a bottle's actions from the window or the
 //!   tray (busy → events to the window → the operation → failure kept and
 //!   notified → states refreshed);
@@ -30,6 +33,7 @@
 #![warn(missing_docs)]
 
 mod actions;
+pub mod activity;
 pub mod commands;
 #[cfg(target_os = "linux")]
 pub mod desktop_theme;
@@ -88,8 +92,8 @@ pub struct AppState {
     pub running: Mutex<BTreeSet<String>>,
     /// Told when `running` changes (the requests watcher follows it).
     pub running_changed: tokio::sync::Notify,
-    /// The audit follower for the bottle the window shows.
-    pub follow: Mutex<Option<tauri::async_runtime::JoinHandle<()>>>,
+    /// The running bottles' audit logs, followed while the window is open.
+    pub following: Mutex<Option<activity::Following>>,
     /// Why there is no tray icon, when there is none.
     pub tray_problem: Mutex<Option<String>>,
     /// The states at the last refresh (the tray draws its menu from them).
@@ -123,7 +127,7 @@ impl AppState {
             busy: Mutex::default(),
             running: Mutex::default(),
             running_changed: tokio::sync::Notify::new(),
-            follow: Mutex::default(),
+            following: Mutex::default(),
             tray_problem: Mutex::default(),
             listing: Mutex::new(Listing {
                 bottles: vec![],
@@ -198,8 +202,8 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>, home: Home) -> tauri::B
             commands::verify_bottle,
             commands::doctor,
             commands::fix_engine,
-            commands::audit,
-            commands::follow_audit,
+            activity::audit,
+            activity::follow_audits,
             commands::load_bottle,
             commands::save_bottle,
             commands::load_bottle_text,
@@ -264,8 +268,9 @@ pub fn run() {
             }
             // Nothing is followed for a window that is gone.
             if let tauri::WindowEvent::Destroyed = event {
-                if let Some(task) = window.state::<AppState>().follow.lock().unwrap().take() {
-                    task.abort();
+                let following = window.state::<AppState>().following.lock().unwrap().take();
+                if let Some(following) = following {
+                    following.stop();
                 }
                 window::cancel_release(window.app_handle());
                 idle_memory::give_back_when_settled(window.app_handle());

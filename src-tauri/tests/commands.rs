@@ -406,3 +406,106 @@ fn a_hidden_window_is_released_later_unless_shown_again() {
     assert!(!pending(), "showing calls the release off");
     assert!(app.get_webview_window("main").is_some());
 }
+
+#[test]
+fn the_running_bottles_logs_are_followed_each_entry_once() {
+    let a = app();
+    let home = Home::at(a.home.path());
+    let log = |name: &str| {
+        let name = bottlebar_core::name::BottleName::parse(name).unwrap();
+        let dir = bottlebar_core::state::StateDirs::new(home.state_dir(&name)).audit;
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("egress.jsonl")
+    };
+    let write = |path: &std::path::Path, host: &str| {
+        use std::io::Write;
+        let line = json!({"time": "2026-12-08T00:00:00Z", "decision": "allow", "method": "GET",
+            "scheme": "https", "host": host, "port": 443, "path": "/", "status": 200});
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .unwrap();
+        writeln!(f, "{line}").unwrap();
+    };
+    let (log_a, log_b) = (log("a"), log("b"));
+    for host in ["a0", "a1", "a2"] {
+        write(&log_a, host);
+    }
+    write(&log_b, "b0");
+    let (sent, seen) = std::sync::mpsc::channel();
+    a.window.listen_any("audit-entry", move |e| {
+        let v: Value = serde_json::from_str(e.payload()).unwrap();
+        let _ = sent.send(format!(
+            "{}:{}",
+            v["bottle"].as_str().unwrap(),
+            v["entry"]["host"].as_str().unwrap()
+        ));
+    });
+    let arrived = |want: &[&str]| {
+        let got: Vec<String> = want
+            .iter()
+            .map(|w| {
+                seen.recv_timeout(std::time::Duration::from_secs(10))
+                    .unwrap_or_else(|_| panic!("{w} never came"))
+            })
+            .collect();
+        assert_eq!(got, want);
+    };
+    let hosts = |tail: &Value| -> Vec<String> {
+        tail["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["host"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let follow = |names: Value, read: Value| {
+        call(
+            &a.window,
+            "follow_audits",
+            json!({ "names": names, "read": read, "limit": 2 }),
+        )
+    };
+
+    // `a`: its newest two, then what its sidecar writes after them.
+    let tails = follow(json!(["a"]), json!(["a"])).unwrap();
+    assert_eq!(hosts(&tails["a"]), ["a1", "a2"]);
+    assert_eq!(tails["a"]["earlier"], true);
+    write(&log_a, "a3");
+    arrived(&["a:a3"]);
+
+    // `b` starts: only it is read; `a` goes on being followed.
+    let tails = follow(json!(["a", "b"]), json!(["b"])).unwrap();
+    assert_eq!(tails.as_object().unwrap().keys().collect::<Vec<_>>(), ["b"]);
+    assert_eq!(
+        (hosts(&tails["b"]), &tails["b"]["earlier"]),
+        (vec!["b0".to_string()], &json!(false))
+    );
+    write(&log_b, "b1");
+    arrived(&["b:b1"]);
+
+    // A name that is no bottle's changes nothing.
+    let err = follow(json!(["b", "../etc"]), json!([])).unwrap_err();
+    assert!(err.as_str().unwrap().contains("../etc"), "{err}");
+    // `a` stops: no longer followed, `b` still is.
+    assert!(follow(json!(["b"]), json!([]))
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .is_empty());
+    write(&log_a, "a4");
+    write(&log_b, "b2");
+    arrived(&["b:b2"]);
+    assert!(
+        seen.recv_timeout(std::time::Duration::from_millis(500))
+            .is_err(),
+        "`a` is not followed"
+    );
+
+    // Asked to read `b` afresh: from its newest entries on, again.
+    let tails = follow(json!(["b"]), json!(["b"])).unwrap();
+    assert_eq!(hosts(&tails["b"]), ["b1", "b2"]);
+    write(&log_b, "b3");
+    arrived(&["b:b3"]);
+}

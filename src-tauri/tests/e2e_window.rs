@@ -98,6 +98,37 @@ async fn the_window_launches_watches_stops_and_reports_failure() {
     assert!(row.contains("example.org") && row.contains("deny"), "{row}");
     shot_of(&c, "activity", "#activity").await;
 
+    // The list follows every running bottle's activity live too: a request
+    // made while it shows is counted there without the window reading again.
+    go(&c, "#/").await;
+    let counters = "#bottles .bottle[data-name='demo'] .egress-counters";
+    let denied = |t: &str| {
+        t.split(", ")
+            .nth(1)?
+            .strip_suffix(" denied")?
+            .parse::<u32>()
+            .ok()
+    };
+    let before = denied(&text(&c, counters).await).expect("counters shown");
+    assert!(before >= 1, "the denied request is counted");
+    // Made a while after `docker exec` starts, which is an engine event
+    // (the app reads the states again then, and the list is drawn anew):
+    // only the entry itself can draw the new count.
+    let later = "sleep 3; wget -q -O - http://example.org/again; sleep 60";
+    let out = docker(&["exec", "-d", "bottlebar-demo-agent", "sh", "-c", later]);
+    assert!(out.status.success(), "{out:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while denied(&text(&c, counters).await) != Some(before + 1) {
+        let now = text(&c, counters).await;
+        assert!(
+            Instant::now() < deadline,
+            "the list never counted it: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    go(&c, "#/bottle/demo").await;
+    wait_css(&c, "#activity tr.entry", 10).await;
+
     // An engine event redraws the page over itself: the elements it keeps
     // are the same elements, so a click under way (pressed before the
     // redraw, released after) still lands, and the focus stays put.

@@ -317,6 +317,7 @@ fn the_sidecar_inspects_injects_scans_and_audits_real_traffic() {
             every[every.len() - n..]
         );
     }
+    follows_the_log_from_its_newest_entry(&b, every.len());
 
     // --- Rules reload live: drop the wildcard rule, `bottle up` again.
     assert_eq!(status(&fetch(&b, "https://other.public.example.com/")), 200);
@@ -357,4 +358,43 @@ fn a_missing_secret_fails_the_launch_before_anything_exists() {
     );
     assert_eq!(labelled("e2e-nosecret"), (vec![], vec![]));
     assert!(!h.state_dir("e2e-nosecret").exists());
+}
+
+/// `bottle logs --follow -n 1`: the newest of the log's `entries`, then a
+/// request made after it, each once.
+fn follows_the_log_from_its_newest_entry(b: &Bottle, entries: usize) {
+    use std::io::BufRead;
+    let json =
+        b.h.bottle(&["logs", BOTTLE, "--json"])
+            .expect_ok("bottle logs --json");
+    let newest = json.stdout.lines().last().expect("entries").to_string();
+    assert_eq!(json.stdout.lines().count(), entries);
+    let mut follow =
+        b.h.bottle_cmd(&["logs", BOTTLE, "--follow", "--json", "-n", "1"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("bottle logs --follow");
+    let out = follow.stdout.take().unwrap();
+    let (sent, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = sent.send(line);
+        }
+    });
+    let next = || lines.recv_timeout(std::time::Duration::from_secs(20));
+    assert_eq!(next().expect("the newest entry"), newest);
+    assert_eq!(
+        status(&fetch(b, "https://other.public.example.com/followed")),
+        200
+    );
+    let followed: Value = serde_json::from_str(&next().expect("the request, followed")).unwrap();
+    assert_eq!(followed["path"], "/followed", "{followed}");
+    assert!(
+        lines
+            .recv_timeout(std::time::Duration::from_millis(500))
+            .is_err(),
+        "each entry once"
+    );
+    let _ = follow.kill();
+    let _ = follow.wait();
 }

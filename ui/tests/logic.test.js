@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { reduceTimeline, emptyTimeline, addEntry, counters, countersText, noActivity, filterActivity, keepalive, isolation, formatUptime, diagnostics, activityWhy, countdown, grantLength, outcomeText, scopeText, splitRequests, suggestName, ackNow, endedText, fontSizeOf, openableLink, stepFontSize, tabLabels } from "../logic.js";
+import { reduceTimeline, emptyTimeline, addEntry, followedActivity, counters, countersText, noActivity, filterActivity, keepalive, isolation, formatUptime, diagnostics, activityWhy, countdown, grantLength, outcomeText, scopeText, splitRequests, suggestName, ackNow, endedText, fontSizeOf, openableLink, stepFontSize, tabLabels } from "../logic.js";
 
 const plan = { event: "plan_started", bottle: "demo", backend: "docker", steps: [{ id: "build", title: "Build" }, { id: "run", title: "Run" }] };
 
@@ -219,4 +219,17 @@ test("a session's end is told in words", () => {
 test("drawn output is acknowledged at once only far past the last ack", () => {
   assert.equal(ackNow(100, 0), false);
   assert.equal(ackNow(70000, 0), true);
+});
+
+test("a bottle followed anew: the entries read, then those that arrived meanwhile", () => {
+  const tail = { entries: [{ n: 0 }, { n: 1 }], earlier: true, problem: null };
+  const a = followedActivity(tail, [{ n: 2 }, { n: 3 }], 3);
+  assert.deepEqual(a.entries.map((e) => e.n), [1, 2, 3]);
+  assert.equal(a.earlier, true);
+  assert.deepEqual(tail.entries.map((e) => e.n), [0, 1], "the reply is not changed");
+  const none = followedActivity(undefined, [{ n: 5 }]);
+  assert.deepEqual(none, { entries: [{ n: 5 }], earlier: false, problem: null });
+  const unreadable = followedActivity({ problem: "reading the audit log of `x`: denied" }, []);
+  assert.equal(unreadable.problem, "reading the audit log of `x`: denied");
+  assert.deepEqual(unreadable.entries, []);
 });

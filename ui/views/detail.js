@@ -100,7 +100,8 @@ function keepaliveCard(b) {
 }
 
 function activityCard(name) {
-  const rows = filterActivity((store.activity[name] || noActivity()).entries, store.filter).slice(-200).reverse();
+  const activity = store.activity[name] || noActivity();
+  const rows = filterActivity(activity.entries, store.filter).slice(-200).reverse();
   return h("section", { class: "card", id: "activity" },
     h("div", { class: "row" },
       h("h2", {}, "Egress activity"), h("span", { class: "spacer" }),
@@ -117,7 +118,9 @@ function activityCard(name) {
             h("td", {}, e.method), h("td", {}, e.host), h("td", { class: "mono" }, e.path),
             h("td", {}, e.rule == null ? "" : `#${e.rule}`), h("td", {}, activityWhy(e)),
           ))))
-      : h("p", { class: "muted" }, "No requests yet."),
+      : activity.problem
+        ? h("p", { class: "field-error" }, activity.problem)
+        : h("p", { class: "muted" }, "No requests yet."),
   );
 }
 

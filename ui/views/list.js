@@ -8,7 +8,8 @@ import { actions } from "./actions.js";
 export function listView() {
   const now = Date.now();
   const cards = store.listing.bottles.map((b) => {
-    const c = counters(store.activity[b.name] || noActivity(), now);
+    const activity = store.activity[b.name] || noActivity();
+    const c = counters(activity, now);
     return h("section", { class: "card bottle", dataset: { name: b.name, state: b.state } },
       h("div", { class: "row" },
         h("a", { href: `#/bottle/${encodeURIComponent(b.name)}`, class: "name" }, h("strong", {}, b.name)),
@@ -20,7 +21,7 @@ export function listView() {
       h("dl", { class: "facts" },
         h("dt", {}, "Uptime"), h("dd", {}, formatUptime(b.uptime_secs)),
         h("dt", {}, "Sidecar IP"), h("dd", { class: "mono" }, b.sidecar_ip || "–"),
-        h("dt", {}, "Egress (last hour)"), h("dd", { class: "egress-counters" }, countersText(c)),
+        h("dt", {}, "Egress (last hour)"), h("dd", { class: "egress-counters" }, activity.problem ? "audit log unreadable" : countersText(c)),
         b.problem ? [h("dt", {}, "Problem"), h("dd", {}, b.problem)] : null,
       ),
     );

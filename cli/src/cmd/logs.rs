@@ -23,13 +23,19 @@ pub async fn run(
         (false, Ok(e)) => println!("{}", audit::render(&e)),
         (_, Err(bad)) => eprintln!("warning: {bad}"),
     };
-    // Start following before reading the backlog so nothing falls between.
-    let mut follower = follow.then(|| audit::Follower::from_end(home, &bottle));
-    let backlog = match lines {
-        Some(n) => audit::read_last(home, &bottle, n),
-        None => audit::read_all(home, &bottle),
-    }
-    .with_context(|| format!("reading the audit log of `{name}`"))?;
+    // Followed from where the backlog ends: no entry shown twice or missed.
+    let (mut follower, backlog) = if follow {
+        let (follower, backlog) =
+            audit::Follower::with_last(home, &bottle, lines.unwrap_or(usize::MAX));
+        (Some(follower), backlog)
+    } else {
+        let backlog = match lines {
+            Some(n) => audit::read_last(home, &bottle, n),
+            None => audit::read_all(home, &bottle),
+        };
+        (None, backlog)
+    };
+    let backlog = backlog.with_context(|| format!("reading the audit log of `{name}`"))?;
     if backlog.is_empty() && !follow && !home.state_dir(&bottle).exists() {
         anyhow::bail!("bottle `{name}` has no audit log (it has not been launched, or was removed with `bottle down`)");
     }
