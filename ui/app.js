@@ -97,6 +97,11 @@ async function main() {
   if (store.info.open_at) location.hash = store.info.open_at;
   if (store.info.tray_problem) showBanner(`No menu-bar icon: ${store.info.tray_problem}. Close this window to quit.`);
   window.addEventListener("hashchange", () => onRoute());
+  // What ages (uptimes, the last hour's counters, grants' time left) is
+  // drawn again when the user comes back to the window: nothing ticks
+  // while it is left alone.
+  window.addEventListener("focus", () => redraw());
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) redraw(); });
   // ⌘W (and ⌥⌘W, "close all") closes the window, as in any Mac window;
   // seen before a terminal would take it.
   window.addEventListener("keydown", (e) => {

@@ -20,6 +20,13 @@ export function formatUptime(secs) {
   return `${s}s`;
 }
 
+/** A bottle's uptime at `nowMs`: what the states said when they were read
+ * (at `listingAtMs`), plus the time since; `null` for a bottle without one. */
+export function uptimeAt(uptimeSecs, listingAtMs, nowMs) {
+  if (uptimeSecs == null) return null;
+  return uptimeSecs + Math.max(0, Math.floor((nowMs - listingAtMs) / 1000));
+}
+
 export function formatDuration(ms) {
   if (ms == null) return "";
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;

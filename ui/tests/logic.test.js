@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { reduceTimeline, emptyTimeline, addEntry, followedActivity, counters, countersText, noActivity, filterActivity, keepalive, isolation, formatUptime, diagnostics, activityWhy, countdown, grantLength, outcomeText, scopeText, splitRequests, suggestName, ackNow, endedText, fontSizeOf, openableLink, stepFontSize, tabLabels } from "../logic.js";
+import { reduceTimeline, emptyTimeline, addEntry, followedActivity, uptimeAt, counters, countersText, noActivity, filterActivity, keepalive, isolation, formatUptime, diagnostics, activityWhy, countdown, grantLength, outcomeText, scopeText, splitRequests, suggestName, ackNow, endedText, fontSizeOf, openableLink, stepFontSize, tabLabels } from "../logic.js";
 
 const plan = { event: "plan_started", bottle: "demo", backend: "docker", steps: [{ id: "build", title: "Build" }, { id: "run", title: "Run" }] };
 
@@ -232,4 +232,11 @@ test("a bottle followed anew: the entries read, then those that arrived meanwhil
   const unreadable = followedActivity({ problem: "reading the audit log of `x`: denied" }, []);
   assert.equal(unreadable.problem, "reading the audit log of `x`: denied");
   assert.deepEqual(unreadable.entries, []);
+});
+
+test("an uptime counts on from when the states were read", () => {
+  assert.equal(uptimeAt(60, 1_000_000, 1_000_000 + 5_500), 65);
+  assert.equal(uptimeAt(60, 1_000_000, 999_000), 60, "a clock that stepped back adds nothing");
+  assert.equal(uptimeAt(null, 0, 5_000), null);
+  assert.equal(formatUptime(uptimeAt(3590, 0, 20_000)), "1h 0m");
 });

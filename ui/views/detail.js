@@ -2,7 +2,7 @@
 // timeline, isolation, keep-alive and egress activity.
 
 import { $, h, morph, showBanner } from "../dom.js";
-import { activityWhy, countdown, diagnostics, emptyTimeline, filterActivity, formatDuration, formatUptime, isolation, keepalive, noActivity, scopeText } from "../logic.js";
+import { activityWhy, countdown, diagnostics, emptyTimeline, filterActivity, formatDuration, formatUptime, isolation, keepalive, noActivity, scopeText, uptimeAt } from "../logic.js";
 import { bottle, store } from "../store.js";
 import { act, actions, rebuildButton } from "./actions.js";
 
@@ -13,7 +13,7 @@ export function detailView(name) {
       h("div", { class: "row" }, h("h2", {}, name), h("span", { class: `badge ${b.state}`, id: "detail-state" }, b.state_label), h("span", { class: "spacer" }), actions(b), rebuildButton(b), h("button", { dataset: { action: "external", name }, disabled: b.state !== "running", title: "Open a shell in your own terminal app", onclick: () => act("external", name) }, "Open in Terminal"), h("a", { href: `#/edit/${encodeURIComponent(name)}` }, "Edit")),
       h("dl", { class: "facts" },
         h("dt", {}, "Backend"), h("dd", {}, b.backend || "–"),
-        h("dt", {}, "Uptime"), h("dd", {}, formatUptime(b.uptime_secs)),
+        h("dt", {}, "Uptime"), h("dd", {}, formatUptime(uptimeAt(b.uptime_secs, store.listingAt, Date.now()))),
         h("dt", {}, "Sidecar IP"), h("dd", { class: "mono", id: "sidecar-ip" }, b.sidecar_ip || "–"),
         h("dt", {}, "Manifest"), h("dd", { class: "mono" }, b.manifest || "–"),
       ),

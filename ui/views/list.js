@@ -1,7 +1,7 @@
 // The bottle list (#/).
 
 import { h } from "../dom.js";
-import { counters, countersText, formatUptime, noActivity } from "../logic.js";
+import { counters, countersText, formatUptime, noActivity, uptimeAt } from "../logic.js";
 import { store } from "../store.js";
 import { actions } from "./actions.js";
 
@@ -19,7 +19,7 @@ export function listView() {
         actions(b),
       ),
       h("dl", { class: "facts" },
-        h("dt", {}, "Uptime"), h("dd", {}, formatUptime(b.uptime_secs)),
+        h("dt", {}, "Uptime"), h("dd", {}, formatUptime(uptimeAt(b.uptime_secs, store.listingAt, now))),
         h("dt", {}, "Sidecar IP"), h("dd", { class: "mono" }, b.sidecar_ip || "–"),
         h("dt", {}, "Egress (last hour)"), h("dd", { class: "egress-counters" }, activity.problem ? "audit log unreadable" : countersText(c)),
         b.problem ? [h("dt", {}, "Problem"), h("dd", {}, b.problem)] : null,
