@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod backend;
 pub mod boundary;
+pub mod dir_watch;
 pub mod editor;
 pub mod events;
 pub mod executor;

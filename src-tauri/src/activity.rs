@@ -4,9 +4,9 @@
 //! them all, woken by file notifications: nothing polls, and nothing is
 //! followed once the window is gone.
 
-use crate::files::DirWatch;
 use crate::AppState;
 use bottlebar_core::audit::{self, AuditEntry, Follower};
+use bottlebar_core::dir_watch::DirWatch;
 use bottlebar_core::name::BottleName;
 use bottlebar_core::state::StateDirs;
 use serde::Serialize;

@@ -11,8 +11,6 @@
 //! - `new_bottle`: New bottle from a template (choices; file and keychain);
 //! - `requests`: supervise requests — a watcher while bottles run
 //!   (`requests-changed`, notifications), and answering them;
-//! - `files`: file notifications, so that the requests watcher and the
-//!   audit follower wait for changes instead of polling;
 //! - `terminal`: the user's terminal on a bottle's shell or agent;
 //! - `tray`: the menu-bar icon and its menu, rebuilt whenever the states
 //!   change (it listens for `bottles-changed`; nothing calls it);
@@ -38,7 +36,6 @@ pub mod commands;
 #[cfg(target_os = "linux")]
 pub mod desktop_theme;
 pub mod external_terminal;
-mod files;
 pub mod idle_memory;
 pub mod new_bottle;
 pub mod notices;

@@ -11,9 +11,9 @@
 //! ([`notices`]); several new at once are one notification that opens the
 //! Requests view.
 
-use crate::files::DirWatch;
 use crate::notices::{self, About};
 use crate::{notify, AppState};
+use bottlebar_core::dir_watch::DirWatch;
 use bottlebar_core::home::Home;
 use bottlebar_core::name::BottleName;
 use bottlebar_core::ops;

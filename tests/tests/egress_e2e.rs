@@ -383,6 +383,16 @@ fn follows_the_log_from_its_newest_entry(b: &Bottle, entries: usize) {
     });
     let next = || lines.recv_timeout(std::time::Duration::from_secs(20));
     assert_eq!(next().expect("the newest entry"), newest);
+    // Waiting, it waits for the sidecar to write (file notifications): no
+    // thread of it wakes on a timer (it looked every 250 ms before).
+    let pid = follow.id();
+    let before = procs::thread_wakeups(&[pid]);
+    let every = std::time::Duration::from_millis(250);
+    let timers = testkit::waits::timer_threads(pid, 8, every, &before);
+    assert!(
+        timers.is_empty(),
+        "`bottle logs --follow` polls: {timers:?}"
+    );
     assert_eq!(
         status(&fetch(b, "https://other.public.example.com/followed")),
         200

@@ -1,9 +1,11 @@
 //! `bottle logs NAME [-f] [-n N]`: the egress audit log.
 
 use anyhow::{Context, Result};
+use bottlebar_core::dir_watch::DirWatch;
 use bottlebar_core::home::Home;
+use bottlebar_core::state::StateDirs;
+use std::collections::BTreeSet;
 use std::process::ExitCode;
-use std::time::Duration;
 
 pub async fn run(
     home: &Home,
@@ -43,7 +45,12 @@ pub async fn run(
         show(entry, None);
     }
     if let Some(f) = &mut follower {
+        // Woken when the sidecar writes (file notifications), not on a timer.
+        let dirs = BTreeSet::from([StateDirs::new(home.state_dir(&bottle)).audit]);
+        let mut files = DirWatch::new();
         loop {
+            // Watched before reading, so nothing written in between is missed.
+            files.watch_only(&dirs);
             for line in f.poll() {
                 show(
                     audit::parse_bytes(&line),
@@ -51,7 +58,7 @@ pub async fn run(
                 );
             }
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = files.changed() => {}
                 _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
             }
         }

@@ -1,5 +1,6 @@
-//! File notifications for the app's watchers, so that none of them polls:
-//! a task waits on [`DirWatch::changed`] (inotify on Linux, FSEvents on
+//! File notifications for what waits on files the sidecar writes (the
+//! app's watchers, `bottle logs --follow`), so that none of them polls: a
+//! task waits on [`DirWatch::changed`] (inotify on Linux, FSEvents on
 //! macOS, through the `notify` crate) and says which directories it cares
 //! about now with [`DirWatch::watch_only`].
 //!
