@@ -12,7 +12,10 @@
 //! - through a bare intercepting proxy (`bottlebar-testkit intercept`, with
 //!   `--relay` too): TLS ended both ways and HTTP passed on, nothing else,
 //!   the floor any proxy that reads HTTPS starts from;
-//! - through mitmproxy's `mitmdump`, when it is installed.
+//! - through mitmproxy's `mitmdump`, when it is installed;
+//! - through nginx with one worker, when it is installed: a widely used C
+//!   proxy ending TLS and sending each request on over TLS of its own, in
+//!   the upstream's place (a reverse proxy: no `CONNECT`).
 //!
 //! Latency is measured in rounds in which the paths take turns, so that a
 //! noisy moment on the machine is shared by all of them; throughput and
@@ -35,6 +38,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod peers;
 mod report;
 
 #[derive(Parser)]
@@ -150,6 +154,9 @@ fn small_response(args: &Args) -> String {
 struct Path {
     name: String,
     client: Client,
+    /// The upstream's address as this path's client asks for it (a
+    /// reverse proxy is asked in the upstream's place).
+    url: String,
     /// The proxy's process, if any.
     pid: Option<u32>,
 }
@@ -157,12 +164,12 @@ struct Path {
 /// Sequential request latencies of every path, measured in interleaved
 /// rounds over one kept-alive connection per path (after a warm-up), each
 /// list sorted; with each path's sequential requests per second.
-async fn latencies(paths: &[Path], url: &str, args: &Args) -> Result<Vec<(Vec<Duration>, f64)>> {
+async fn latencies(paths: &[Path], args: &Args) -> Result<Vec<(Vec<Duration>, f64)>> {
     let target = small_response(args);
     let opts = FetchOptions::default();
     let mut sessions = Vec::new();
     for p in paths {
-        let mut session = p.client.session(url, &opts).await?.map_err(|refused| {
+        let mut session = p.client.session(&p.url, &opts).await?.map_err(|refused| {
             anyhow::anyhow!("{}: refused: {} {}", p.name, refused.status, refused.body)
         })?;
         for _ in 0..args.warmup {
@@ -223,7 +230,7 @@ struct Cpu {
 
 /// Requests per second on `args.connections` kept-alive connections for
 /// `args.seconds`, and the CPU a request took meanwhile.
-async fn throughput(path: &Path, url: &str, args: &Args) -> Result<(f64, Cpu)> {
+async fn throughput(path: &Path, args: &Args) -> Result<(f64, Cpu)> {
     let cpu = || {
         let bench = bottlebar_testkit::procs::cpu_seconds(std::process::id());
         (
@@ -232,7 +239,7 @@ async fn throughput(path: &Path, url: &str, args: &Args) -> Result<(f64, Cpu)> {
         )
     };
     let before = cpu();
-    let rps = requests_per_second(&path.client, url, args).await?;
+    let rps = requests_per_second(&path.client, &path.url, args).await?;
     let after = cpu();
     let per_request = |a: f64, b: f64| (b - a) * 1e6 / (rps * args.seconds as f64);
     Ok((
@@ -273,10 +280,10 @@ async fn requests_per_second(client: &Client, url: &str, args: &Args) -> Result<
 
 /// Every figure of every path: latency in interleaved rounds, then each
 /// path's throughput and uploads in turn.
-async fn measure(paths: &[Path], url: &str, args: &Args) -> Result<Vec<Stats>> {
+async fn measure(paths: &[Path], args: &Args) -> Result<Vec<Stats>> {
     let mut out = Vec::new();
-    for (p, (samples, sequential_rps)) in paths.iter().zip(latencies(paths, url, args).await?) {
-        let (concurrent_rps, cpu_us) = throughput(p, url, args).await?;
+    for (p, (samples, sequential_rps)) in paths.iter().zip(latencies(paths, args).await?) {
+        let (concurrent_rps, cpu_us) = throughput(p, args).await?;
         let mean_us =
             samples.iter().map(|d| d.as_secs_f64()).sum::<f64>() / samples.len() as f64 * 1e6;
         out.push(Stats {
@@ -287,7 +294,7 @@ async fn measure(paths: &[Path], url: &str, args: &Args) -> Result<Vec<Stats>> {
             sequential_rps,
             concurrent_rps,
             cpu_us,
-            upload_mb_s: uploads(&p.name, &p.client, url, args).await?,
+            upload_mb_s: uploads(&p.name, &p.client, &p.url, args).await?,
         });
     }
     Ok(out)
@@ -367,6 +374,7 @@ async fn main() -> Result<()> {
         Path {
             name: "direct".into(),
             client: Client::new(None, internet.cert_pem.as_bytes())?,
+            url: url.clone(),
             pid: None,
         },
         Path {
@@ -375,6 +383,7 @@ async fn main() -> Result<()> {
                 Some(format!("127.0.0.1:{proxy_port}")),
                 bottle_ca.cert_pem.as_bytes(),
             )?,
+            url: url.clone(),
             pid: Some(_sidecar.0.id()),
         },
     ];
@@ -392,6 +401,7 @@ async fn main() -> Result<()> {
                 Some(format!("127.0.0.1:{port}")),
                 internet.cert_pem.as_bytes(),
             )?,
+            url: url.clone(),
             pid: Some(relay.0.id()),
         });
         _floors.push(relay);
@@ -410,59 +420,29 @@ async fn main() -> Result<()> {
                 Some(format!("127.0.0.1:{port}")),
                 bottle_ca.cert_pem.as_bytes(),
             )?,
+            url: url.clone(),
             pid: Some(interceptor.0.id()),
         });
         _floors.push(interceptor);
     }
 
-    // mitmproxy, when installed, configured to verify the upstream the same way.
-    let mut _mitm = None;
-    let mitm_note = match which("mitmdump") {
-        None => Some("mitmdump not installed (pip install mitmproxy) — skipped".to_string()),
-        Some(mitmdump) => {
-            let port = free_port()?;
-            let confdir = p("mitmproxy");
-            std::fs::create_dir_all(&confdir)?;
-            let child = Command::new(mitmdump)
-                .args([
-                    "--quiet",
-                    "--listen-host",
-                    "127.0.0.1",
-                    "--listen-port",
-                    &port.to_string(),
-                    "--set",
-                ])
-                .arg(format!("confdir={}", confdir.display()))
-                .arg("--set")
-                .arg(format!(
-                    "ssl_verify_upstream_trusted_ca={}",
-                    p("internet-ca.pem").display()
-                ))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?;
-            let pid = Some(child.id());
-            _mitm = Some(Killed(child));
-            wait_for_port(port, "mitmdump").await?;
-            let ca =
-                std::fs::read(confdir.join("mitmproxy-ca-cert.pem")).context("mitmproxy's CA")?;
-            paths.push(Path {
-                name: "mitmproxy (mitmdump)".into(),
-                client: Client::new(Some(format!("127.0.0.1:{port}")), &ca)?,
-                pid,
-            });
-            None
+    // Other proxies, when installed, verifying the upstream the same way.
+    let mut notes = Vec::new();
+    let mut _peers = Vec::new();
+    let internet_ca = p("internet-ca.pem");
+    for peer in [
+        peers::mitmproxy(dir.path(), &internet_ca, &url).await?,
+        peers::nginx(dir.path(), &bottle_ca, &internet_ca, up_port).await?,
+    ] {
+        match peer {
+            peers::Peer::Running(path, child) => {
+                paths.push(path);
+                _peers.push(child);
+            }
+            peers::Peer::Skipped(why) => notes.push(why),
         }
-    };
-    let results = measure(&paths, &url, &args).await?;
-    report::print(&results, &args, mitm_note);
+    }
+    let results = measure(&paths, &args).await?;
+    report::print(&results, &args, &notes);
     Ok(())
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(program))
-            .find(|p| p.is_file())
-    })
 }

@@ -3,7 +3,7 @@
 use crate::{Args, Cpu, Stats};
 
 /// Prints `results` (direct's first) as `args` asks.
-pub fn print(results: &[Stats], args: &Args, mitm_note: Option<String>) {
+pub fn print(results: &[Stats], args: &Args, notes: &[String]) {
     if args.json {
         let rows: Vec<_> = results
         .iter()
@@ -11,7 +11,7 @@ pub fn print(results: &[Stats], args: &Args, mitm_note: Option<String>) {
         .collect();
         println!(
             "{}",
-            serde_json::json!({"requests": args.requests, "connections": args.connections, "size": args.size, "results": rows, "note": mitm_note})
+            serde_json::json!({"requests": args.requests, "connections": args.connections, "size": args.size, "results": rows, "note": (!notes.is_empty()).then(|| notes.join("; "))})
         );
     } else {
         println!("{} sequential requests per path (after {} warm-up) of a {}-byte HTTPS response over one kept-alive connection, in {} rounds taking turns; then {} connections for {} s", args.requests, args.warmup, args.size, args.rounds, args.connections, args.seconds);
@@ -53,8 +53,8 @@ pub fn print(results: &[Stats], args: &Args, mitm_note: Option<String>) {
             s.concurrent_rps / base.concurrent_rps
         );
         }
-        if let Some(n) = mitm_note {
-            println!("{n}");
+        for note in notes {
+            println!("{note}");
         }
     }
 }
