@@ -103,6 +103,11 @@ pub async fn follow_audits<R: Runtime>(
     let limit = limit.unwrap_or(DEFAULT_LIMIT);
     let state = app.state::<AppState>();
     let mut following = state.following.lock().unwrap();
+    // A call that raced its window's close follows nothing: the closed
+    // app must not wake for what a bottle's sidecar writes.
+    if app.webview_windows().is_empty() {
+        return Err("no window to follow the audit logs for".into());
+    }
     let following = following.get_or_insert_with(|| Following::start(&app));
     Ok(following.follow_only(&state.home, &bottles, &read, limit))
 }
@@ -196,6 +201,13 @@ async fn follow<R: Runtime>(
         tokio::select! {
             _ = files.changed() => {}
             _ = changed.notified() => {}
+        }
+        // The window went while this was being set up (the close stops
+        // what it finds; this was not there yet): nothing more is read.
+        if app.webview_windows().is_empty() {
+            let state = app.state::<AppState>();
+            state.following.lock().unwrap().take();
+            return;
         }
     }
 }
