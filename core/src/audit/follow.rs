@@ -43,7 +43,7 @@ impl Follower {
                         end,
                         path: &path,
                     };
-                    let older = older_than(&files(home, bottle), ino, &path);
+                    let older = older_than(&files(home, bottle), Some(ino), &path);
                     (
                         Some((reader, ino)),
                         last_entries(Some(newest), &older, limit),
@@ -55,11 +55,7 @@ impl Follower {
             // the follower will read from its start.
             Ok(None) => (
                 None,
-                last_entries(
-                    None,
-                    &older_than(&files(home, bottle), u64::MAX, &path),
-                    limit,
-                ),
+                last_entries(None, &older_than(&files(home, bottle), None, &path), limit),
             ),
             Err(e) => (None, Err(e)),
         };
@@ -110,9 +106,10 @@ impl Follower {
 /// The files of `listed` (oldest first) older than the one whose inode is
 /// `ino`, opened at `current`: those before it. It may have been rotated
 /// since it was opened, and the files after it are then newer, which the
-/// follower reads. Not listed at all, it is taken to be `current`.
-pub(super) fn older_than(listed: &[PathBuf], ino: u64, current: &Path) -> Vec<PathBuf> {
-    let same = |p: &PathBuf| std::fs::metadata(p).is_ok_and(|m| m.ino() == ino);
+/// follower reads. With none opened (`None`), or the one opened no longer
+/// listed, every file but `current` is older.
+pub(super) fn older_than(listed: &[PathBuf], ino: Option<u64>, current: &Path) -> Vec<PathBuf> {
+    let same = |p: &PathBuf| std::fs::metadata(p).is_ok_and(|m| Some(m.ino()) == ino);
     match listed.iter().position(same) {
         Some(at) => listed[..at].to_vec(),
         None => listed.iter().filter(|p| *p != current).cloned().collect(),
