@@ -161,6 +161,19 @@ struct Path {
     pid: Option<u32>,
 }
 
+impl Path {
+    /// A path through the `CONNECT` proxy on loopback `port` (process
+    /// `pid`), whose client trusts `roots`.
+    fn through_proxy(name: &str, port: u16, roots: &[u8], url: &str, pid: u32) -> Result<Self> {
+        Ok(Path {
+            name: name.into(),
+            client: Client::new(Some(format!("127.0.0.1:{port}")), roots)?,
+            url: url.into(),
+            pid: Some(pid),
+        })
+    }
+}
+
 /// Sequential request latencies of every path, measured in interleaved
 /// rounds over one kept-alive connection per path (after a warm-up), each
 /// list sorted; with each path's sequential requests per second.
@@ -377,34 +390,32 @@ async fn main() -> Result<()> {
             url: url.clone(),
             pid: None,
         },
-        Path {
-            name: "bottlebar-sidecar".into(),
-            client: Client::new(
-                Some(format!("127.0.0.1:{proxy_port}")),
-                bottle_ca.cert_pem.as_bytes(),
-            )?,
-            url: url.clone(),
-            pid: Some(_sidecar.0.id()),
-        },
+        Path::through_proxy(
+            "bottlebar-sidecar",
+            proxy_port,
+            bottle_ca.cert_pem.as_bytes(),
+            &url,
+            _sidecar.0.id(),
+        )?,
     ];
 
     // The two floors. The bare relay: TLS end to end, so the client trusts
     // the upstream's CA. The bare interceptor: TLS ended with a certificate
     // of the bottle's CA, as the sidecar ends it.
-    let mut _floors = Vec::new();
+    // The proxies' processes beside the sidecar, ended when dropped.
+    let mut _proxies = Vec::new();
     if let Some(testkit) = &args.relay {
         let to = format!("127.0.0.1:{up_port}");
         let (relay, port) = start_floor(testkit, "relay", &["--to", &to]).await?;
-        paths.push(Path {
-            name: "bare relay".into(),
-            client: Client::new(
-                Some(format!("127.0.0.1:{port}")),
-                internet.cert_pem.as_bytes(),
-            )?,
-            url: url.clone(),
-            pid: Some(relay.0.id()),
-        });
-        _floors.push(relay);
+        let roots = internet.cert_pem.as_bytes();
+        paths.push(Path::through_proxy(
+            "bare relay",
+            port,
+            roots,
+            &url,
+            relay.0.id(),
+        )?);
+        _proxies.push(relay);
         let (cert, key) = bottle_ca.leaf(&["localhost"]);
         std::fs::write(p("floor.crt"), cert)?;
         std::fs::write(p("floor.key"), key)?;
@@ -414,21 +425,19 @@ async fn main() -> Result<()> {
             "--to", &to, "--cert", &cert, "--key", &key, "--roots", &roots,
         ];
         let (interceptor, port) = start_floor(testkit, "intercept", &more).await?;
-        paths.push(Path {
-            name: "bare interception".into(),
-            client: Client::new(
-                Some(format!("127.0.0.1:{port}")),
-                bottle_ca.cert_pem.as_bytes(),
-            )?,
-            url: url.clone(),
-            pid: Some(interceptor.0.id()),
-        });
-        _floors.push(interceptor);
+        let (roots, pid) = (bottle_ca.cert_pem.as_bytes(), interceptor.0.id());
+        paths.push(Path::through_proxy(
+            "bare interception",
+            port,
+            roots,
+            &url,
+            pid,
+        )?);
+        _proxies.push(interceptor);
     }
 
     // Other proxies, when installed, verifying the upstream the same way.
     let mut notes = Vec::new();
-    let mut _peers = Vec::new();
     let internet_ca = p("internet-ca.pem");
     for peer in [
         peers::mitmproxy(dir.path(), &internet_ca, &url).await?,
@@ -437,7 +446,7 @@ async fn main() -> Result<()> {
         match peer {
             peers::Peer::Running(path, child) => {
                 paths.push(path);
-                _peers.push(child);
+                _proxies.push(child);
             }
             peers::Peer::Skipped(why) => notes.push(why),
         }

@@ -48,12 +48,7 @@ pub async fn mitmproxy(dir: &FsPath, internet_ca: &FsPath, url: &str) -> Result<
     let child = Killed(child);
     wait_for_port(port, "mitmdump").await?;
     let ca = std::fs::read(confdir.join("mitmproxy-ca-cert.pem")).context("mitmproxy's CA")?;
-    let path = Path {
-        name: "mitmproxy (mitmdump)".into(),
-        client: Client::new(Some(format!("127.0.0.1:{port}")), &ca)?,
-        url: url.into(),
-        pid: Some(child.0.id()),
-    };
+    let path = Path::through_proxy("mitmproxy (mitmdump)", port, &ca, url, child.0.id())?;
     Ok(Peer::Running(path, child))
 }
 
