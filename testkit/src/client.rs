@@ -354,3 +354,24 @@ async fn read_head(tcp: &mut TcpStream) -> Result<(u16, Vec<(String, String)>, V
     }
     Ok((status, headers, rest))
 }
+
+/// A session through the `CONNECT` proxy at `proxy` to the loopback
+/// upstream on `port`, its client trusting `roots`, that has fetched a
+/// small body and one larger than a TLS record: what the test kit's own
+/// proxies are first checked with.
+#[cfg(test)]
+pub(crate) async fn session_through(proxy: String, roots: &[u8], port: u16) -> Result<Session> {
+    let client = Client::new(Some(proxy), roots)?;
+    let url = format!("https://localhost:{port}/");
+    let mut session = client
+        .session(&url, &FetchOptions::default())
+        .await?
+        .map_err(|r| anyhow!("refused {}", r.status))?;
+    for n in [5usize, 70_000] {
+        let r = session
+            .request(&format!("/bytes?n={n}"), &FetchOptions::default())
+            .await?;
+        assert_eq!((r.status, r.body.len()), (200, n));
+    }
+    Ok(session)
+}

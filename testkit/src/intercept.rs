@@ -126,7 +126,7 @@ async fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::{Client, FetchOptions};
+    use crate::client::{session_through, Client, FetchOptions};
     use crate::{pki::TestCa, server};
 
     /// An interceptor in front of an HTTPS server on loopback: its address,
@@ -147,18 +147,7 @@ mod tests {
     async fn requests_and_uploads_go_through_decrypted() -> Result<()> {
         let (proxy, own, port) = interceptor_to_https().await?;
         // The client trusts only the interceptor's CA: TLS is ended there.
-        let client = Client::new(Some(proxy), own.cert_pem.as_bytes())?;
-        let url = format!("https://localhost:{port}/");
-        let mut session = client
-            .session(&url, &FetchOptions::default())
-            .await?
-            .map_err(|r| anyhow::anyhow!("refused {}", r.status))?;
-        for n in [5usize, 70_000] {
-            let r = session
-                .request(&format!("/bytes?n={n}"), &FetchOptions::default())
-                .await?;
-            assert_eq!((r.status, r.body.len()), (200, n));
-        }
+        let mut session = session_through(proxy, own.cert_pem.as_bytes(), port).await?;
         let body = vec![b'x'; 300_000];
         let upload = FetchOptions {
             method: Some("POST".into()),

@@ -86,7 +86,7 @@ pub(crate) async fn read_connect(agent: &mut TcpStream) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::{Client, FetchOptions};
+    use crate::client::session_through;
     use crate::{pki::TestCa, server};
 
     /// A relay in front of an HTTPS server on loopback; its address.
@@ -103,20 +103,7 @@ mod tests {
         let (relay, ca, port) = relay_to_https().await?;
         // The client trusts only the upstream's own CA: the relay
         // terminates nothing.
-        let client = Client::new(Some(relay), ca.cert_pem.as_bytes())?;
-        let mut session = client
-            .session(
-                &format!("https://localhost:{port}/"),
-                &FetchOptions::default(),
-            )
-            .await?
-            .map_err(|r| anyhow::anyhow!("refused {}", r.status))?;
-        for n in [5usize, 70_000] {
-            let r = session
-                .request(&format!("/bytes?n={n}"), &FetchOptions::default())
-                .await?;
-            assert_eq!((r.status, r.body.len()), (200, n));
-        }
+        session_through(relay, ca.cert_pem.as_bytes(), port).await?;
         Ok(())
     }
 
