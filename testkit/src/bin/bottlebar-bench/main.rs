@@ -17,9 +17,10 @@
 //!   proxy ending TLS and sending each request on over TLS of its own, in
 //!   the upstream's place (a reverse proxy: no `CONNECT`).
 //!
-//! Latency is measured in rounds in which the paths take turns, so that a
-//! noisy moment on the machine is shared by all of them; throughput and
-//! uploads follow, path by path. Beside each path's throughput, the CPU
+//! Latency, throughput and uploads are each measured in rounds in which the
+//! paths take turns, so that a noisy moment on the machine is shared by all
+//! of them (`measure`); the spread of a path's ratio to direct over the
+//! rounds says how steady the machine was. Beside each path's throughput, the CPU
 //! time a request took in the bench (client and upstream) and in the proxy:
 //! on a machine whose cores are the limit, the proxy's share of it is what
 //! its throughput against direct's follows.
@@ -27,17 +28,19 @@
 //! Every loop is bounded in count and time.
 
 use anyhow::{bail, Context, Result};
-use bottlebar_testkit::bench_inputs::{held_secrets, upload_body, UploadBody};
-use bottlebar_testkit::client::{Client, FetchOptions};
+use bottlebar_testkit::bench_inputs::{held_secrets, UploadBody};
+use bottlebar_testkit::client::Client;
 use bottlebar_testkit::free_port;
 use bottlebar_testkit::pki::TestCa;
 use bottlebar_testkit::procs::Killed;
 use bottlebar_testkit::server;
 use clap::Parser;
+use measure::{percentile, Throughput, Uploads};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+mod measure;
 mod peers;
 mod report;
 
@@ -61,15 +64,19 @@ struct Args {
     /// Concurrent connections for the throughput run.
     #[arg(long, default_value_t = 8)]
     connections: usize,
-    /// Seconds the throughput run lasts.
+    /// Seconds the throughput run lasts, per path.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// Rounds the throughput run and the uploads are split into, the paths
+    /// taking turns in each (as the latency rounds do).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    throughput_rounds: u16,
     /// Response body size in bytes.
     #[arg(long, default_value_t = 256)]
     size: usize,
     /// Uploads measured per path (a request body of `--upload-kib`, through
     /// the sidecar's secret scanning); 0 skips them.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 100)]
     uploads: usize,
     /// Size of each upload's body, in KiB.
     #[arg(long, default_value_t = 1024)]
@@ -98,56 +105,10 @@ struct Stats {
     p99_us: f64,
     mean_us: f64,
     sequential_rps: f64,
-    concurrent_rps: f64,
-    /// CPU µs a request took in the bench and in the proxy, concurrently.
-    cpu_us: Cpu,
-    /// Upload throughput, MB/s (0 when skipped).
-    upload_mb_s: f64,
-}
-
-/// `args.uploads` uploads on one kept-alive connection: MB/s.
-async fn uploads(name: &str, client: &Client, url: &str, args: &Args) -> Result<f64> {
-    if args.uploads == 0 {
-        return Ok(0.0);
-    }
-    let body = upload_body(args.upload_body, args.upload_kib);
-    let opts = FetchOptions {
-        method: Some("POST".into()),
-        body: Some(body.clone()),
-        ..FetchOptions::default()
-    };
-    let mut session = client
-        .session(url, &FetchOptions::default())
-        .await?
-        .map_err(|r| anyhow::anyhow!("{name}: refused {}", r.status))?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let started = Instant::now();
-    let mut sent = 0usize;
-    for _ in 0..args.uploads {
-        let r = session.request("/sink", &opts).await?;
-        let got: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
-        anyhow::ensure!(
-            r.status == 200 && got["bytes"] == body.len(),
-            "{name}: upload answered {} {}",
-            r.status,
-            r.body
-        );
-        sent += body.len();
-        if Instant::now() > deadline {
-            break;
-        }
-    }
-    Ok(sent as f64 / started.elapsed().as_secs_f64() / 1e6)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1e6
-}
-
-/// The request every latency and throughput figure is made of.
-fn small_response(args: &Args) -> String {
-    format!("/bytes?n={}", args.size)
+    /// On several connections, with the CPU a request took.
+    throughput: Throughput,
+    /// 1 MiB uploads (0 MB/s when skipped).
+    uploads: Uploads,
 }
 
 /// One path under measurement: where its requests go.
@@ -174,143 +135,31 @@ impl Path {
     }
 }
 
-/// Sequential request latencies of every path, measured in interleaved
-/// rounds over one kept-alive connection per path (after a warm-up), each
-/// list sorted; with each path's sequential requests per second.
-async fn latencies(paths: &[Path], args: &Args) -> Result<Vec<(Vec<Duration>, f64)>> {
-    let target = small_response(args);
-    let opts = FetchOptions::default();
-    let mut sessions = Vec::new();
-    for p in paths {
-        let mut session = p.client.session(&p.url, &opts).await?.map_err(|refused| {
-            anyhow::anyhow!("{}: refused: {} {}", p.name, refused.status, refused.body)
-        })?;
-        for _ in 0..args.warmup {
-            let r = session.request(&target, &opts).await?;
-            anyhow::ensure!(
-                r.status == 200 && r.body.len() == args.size,
-                "{}: unexpected response {} ({} bytes)",
-                p.name,
-                r.status,
-                r.body.len()
-            );
-        }
-        sessions.push(session);
-    }
-    let rounds = usize::from(args.rounds);
-    let per_round = args.requests.div_ceil(rounds);
-    let mut samples = vec![Vec::with_capacity(args.requests); paths.len()];
-    let mut busy = vec![Duration::ZERO; paths.len()];
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for round in 0..rounds {
-        let mut order: Vec<usize> = (0..paths.len()).collect();
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        for i in order {
-            let started = Instant::now();
-            for _ in 0..per_round {
-                let t = Instant::now();
-                let r = sessions[i].request(&target, &opts).await?;
-                samples[i].push(t.elapsed());
-                anyhow::ensure!(r.status == 200, "{}: status {}", paths[i].name, r.status);
-            }
-            busy[i] += started.elapsed();
-        }
-        if Instant::now() > deadline {
-            break;
-        }
-    }
-    Ok(samples
-        .into_iter()
-        .zip(busy)
-        .map(|(mut s, busy)| {
-            let rps = s.len() as f64 / busy.as_secs_f64();
-            s.sort();
-            (s, rps)
-        })
-        .collect())
-}
-
-/// CPU time a request took, µs.
-#[derive(Clone, Copy, Default)]
-struct Cpu {
-    /// In the bench's process: the client and the upstream.
-    bench: f64,
-    /// In the proxy's process (0 for direct).
-    proxy: f64,
-}
-
-/// Requests per second on `args.connections` kept-alive connections for
-/// `args.seconds`, and the CPU a request took meanwhile.
-async fn throughput(path: &Path, args: &Args) -> Result<(f64, Cpu)> {
-    let cpu = || {
-        let bench = bottlebar_testkit::procs::cpu_seconds(std::process::id());
-        (
-            bench,
-            path.pid.map_or(0.0, bottlebar_testkit::procs::cpu_seconds),
-        )
-    };
-    let before = cpu();
-    let rps = requests_per_second(&path.client, &path.url, args).await?;
-    let after = cpu();
-    let per_request = |a: f64, b: f64| (b - a) * 1e6 / (rps * args.seconds as f64);
-    Ok((
-        rps,
-        Cpu {
-            bench: per_request(before.0, after.0),
-            proxy: per_request(before.1, after.1),
-        },
-    ))
-}
-
-async fn requests_per_second(client: &Client, url: &str, args: &Args) -> Result<f64> {
-    let target = small_response(args);
-    let stop = Instant::now() + Duration::from_secs(args.seconds);
-    let mut tasks = Vec::new();
-    for _ in 0..args.connections {
-        let (client, url, target) = (client.clone(), url.to_string(), target.clone());
-        tasks.push(tokio::spawn(async move {
-            let opts = FetchOptions::default();
-            let mut s = client
-                .session(&url, &opts)
-                .await?
-                .map_err(|r| anyhow::anyhow!("refused {}", r.status))?;
-            let mut n = 0u64;
-            while Instant::now() < stop {
-                s.request(&target, &opts).await?;
-                n += 1;
-            }
-            Ok::<u64, anyhow::Error>(n)
-        }));
-    }
-    let mut total = 0;
-    for t in tasks {
-        total += t.await??;
-    }
-    Ok(total as f64 / args.seconds as f64)
-}
-
-/// Every figure of every path: latency in interleaved rounds, then each
-/// path's throughput and uploads in turn.
+/// Every figure of every path, each measurement in rounds taking turns
+/// (see `measure`).
 async fn measure(paths: &[Path], args: &Args) -> Result<Vec<Stats>> {
-    let mut out = Vec::new();
-    for (p, (samples, sequential_rps)) in paths.iter().zip(latencies(paths, args).await?) {
-        let (concurrent_rps, cpu_us) = throughput(p, args).await?;
-        let mean_us =
-            samples.iter().map(|d| d.as_secs_f64()).sum::<f64>() / samples.len() as f64 * 1e6;
-        out.push(Stats {
-            name: p.name.clone(),
-            p50_us: percentile(&samples, 0.50),
-            p99_us: percentile(&samples, 0.99),
-            mean_us,
-            sequential_rps,
-            concurrent_rps,
-            cpu_us,
-            upload_mb_s: uploads(&p.name, &p.client, &p.url, args).await?,
-        });
-    }
-    Ok(out)
+    let latencies = measure::latencies(paths, args).await?;
+    let throughputs = measure::throughput(paths, args).await?;
+    let uploads = measure::uploads(paths, args).await?;
+    let stats = paths
+        .iter()
+        .zip(latencies)
+        .zip(throughputs.into_iter().zip(uploads))
+        .map(|((p, (samples, sequential_rps)), (throughput, uploads))| {
+            let mean_us =
+                samples.iter().map(|d| d.as_secs_f64()).sum::<f64>() / samples.len() as f64 * 1e6;
+            Stats {
+                name: p.name.clone(),
+                p50_us: percentile(&samples, 0.50),
+                p99_us: percentile(&samples, 0.99),
+                mean_us,
+                sequential_rps,
+                throughput,
+                uploads,
+            }
+        })
+        .collect();
+    Ok(stats)
 }
 
 async fn wait_for_port(port: u16, what: &str) -> Result<()> {

@@ -1,0 +1,313 @@
+//! The three measurements, each in rounds in which the paths take turns
+//! (forwards, then backwards), so that a noisy moment on this machine lands
+//! on every path alike instead of on whichever was measuring then:
+//! sequential latency, throughput on several kept-alive connections, and
+//! uploads. Each path's connections are opened once and kept across its
+//! turns. Every loop is bounded in count and time.
+
+use crate::{Args, Path};
+use anyhow::{Context, Result};
+use bottlebar_testkit::bench_inputs::upload_body;
+use bottlebar_testkit::client::{FetchOptions, Session};
+use bottlebar_testkit::procs::cpu_seconds;
+use std::time::{Duration, Instant};
+
+/// The request every latency and throughput figure is made of.
+fn small_response(args: &Args) -> String {
+    format!("/bytes?n={}", args.size)
+}
+
+/// The order in which the paths take their turns in `round`: forwards in
+/// even rounds, backwards in odd ones, so that no path always follows the
+/// same one.
+pub fn turn_order(paths: usize, round: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..paths).collect();
+    if round % 2 == 1 {
+        order.reverse();
+    }
+    order
+}
+
+/// One kept-alive session to `path`'s upstream.
+async fn open(path: &Path) -> Result<Session> {
+    let opts = FetchOptions::default();
+    path.client
+        .session(&path.url, &opts)
+        .await
+        .with_context(|| format!("{}: connecting", path.name))?
+        .map_err(|refused| {
+            anyhow::anyhow!(
+                "{}: refused: {} {}",
+                path.name,
+                refused.status,
+                refused.body
+            )
+        })
+}
+
+/// The `p` quantile of `sorted`, in µs.
+pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e6
+}
+
+/// Sequential request latencies of every path, measured in rounds over one
+/// kept-alive connection per path (after a warm-up), each list sorted;
+/// with each path's sequential requests per second.
+pub async fn latencies(paths: &[Path], args: &Args) -> Result<Vec<(Vec<Duration>, f64)>> {
+    let target = small_response(args);
+    let opts = FetchOptions::default();
+    let mut sessions = Vec::new();
+    for p in paths {
+        let mut session = open(p).await?;
+        for _ in 0..args.warmup {
+            let r = session.request(&target, &opts).await?;
+            anyhow::ensure!(
+                r.status == 200 && r.body.len() == args.size,
+                "{}: unexpected response {} ({} bytes)",
+                p.name,
+                r.status,
+                r.body.len()
+            );
+        }
+        sessions.push(session);
+    }
+    let rounds = usize::from(args.rounds);
+    let per_round = args.requests.div_ceil(rounds);
+    let mut samples = vec![Vec::with_capacity(args.requests); paths.len()];
+    let mut busy = vec![Duration::ZERO; paths.len()];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for round in 0..rounds {
+        for i in turn_order(paths.len(), round) {
+            let started = Instant::now();
+            for _ in 0..per_round {
+                let t = Instant::now();
+                let r = sessions[i].request(&target, &opts).await?;
+                samples[i].push(t.elapsed());
+                anyhow::ensure!(r.status == 200, "{}: status {}", paths[i].name, r.status);
+            }
+            busy[i] += started.elapsed();
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+    }
+    Ok(samples
+        .into_iter()
+        .zip(busy)
+        .map(|(mut s, busy)| {
+            let rps = s.len() as f64 / busy.as_secs_f64();
+            s.sort();
+            (s, rps)
+        })
+        .collect())
+}
+
+/// CPU time a request took, µs.
+#[derive(Clone, Copy, Default)]
+pub struct Cpu {
+    /// In the bench's process: the client and the upstream.
+    pub bench: f64,
+    /// In the proxy's process (0 for direct).
+    pub proxy: f64,
+}
+
+/// A path's throughput on several connections.
+pub struct Throughput {
+    /// Requests a second over all its turns.
+    pub rps: f64,
+    /// Requests a second in each of its turns, in order.
+    pub by_round: Vec<f64>,
+    /// The CPU a request took over all its turns.
+    pub cpu: Cpu,
+}
+
+/// Every path's throughput on `args.connections` kept-alive connections:
+/// `args.seconds` each, split into `args.throughput_rounds` turns.
+pub async fn throughput(paths: &[Path], args: &Args) -> Result<Vec<Throughput>> {
+    let target = small_response(args);
+    let mut sessions = Vec::new();
+    for p in paths {
+        let mut mine = Vec::new();
+        for _ in 0..args.connections {
+            mine.push(open(p).await?);
+        }
+        sessions.push(mine);
+    }
+    let rounds = usize::from(args.throughput_rounds);
+    let turn = Duration::from_secs_f64(args.seconds as f64 / rounds as f64);
+    let mut out: Vec<Throughput> = paths
+        .iter()
+        .map(|_| Throughput {
+            rps: 0.0,
+            by_round: Vec::new(),
+            cpu: Cpu::default(),
+        })
+        .collect();
+    // Per path: requests, seconds, and CPU seconds (bench, proxy) so far.
+    let mut totals = vec![(0u64, 0.0f64, 0.0f64, 0.0f64); paths.len()];
+    for round in 0..rounds {
+        for i in turn_order(paths.len(), round) {
+            let cpu = || {
+                let proxy = paths[i].pid.map_or(0.0, cpu_seconds);
+                (cpu_seconds(std::process::id()), proxy)
+            };
+            let before = cpu();
+            let started = Instant::now();
+            let (requests, back) =
+                requests_for(std::mem::take(&mut sessions[i]), &target, turn).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            let after = cpu();
+            sessions[i] = back;
+            out[i].by_round.push(requests as f64 / seconds);
+            let t = &mut totals[i];
+            *t = (
+                t.0 + requests,
+                t.1 + seconds,
+                t.2 + after.0 - before.0,
+                t.3 + after.1 - before.1,
+            );
+        }
+    }
+    for (o, (requests, seconds, bench, proxy)) in out.iter_mut().zip(totals) {
+        let per_request = |cpu: f64| cpu * 1e6 / requests.max(1) as f64;
+        o.rps = requests as f64 / seconds;
+        o.cpu = Cpu {
+            bench: per_request(bench),
+            proxy: per_request(proxy),
+        };
+    }
+    Ok(out)
+}
+
+/// Requests made for `turn` on every one of `sessions` at once, each on
+/// its own task; the sessions are handed back for the next turn.
+async fn requests_for(
+    sessions: Vec<Session>,
+    target: &str,
+    turn: Duration,
+) -> Result<(u64, Vec<Session>)> {
+    let stop = Instant::now() + turn;
+    let tasks: Vec<_> = sessions
+        .into_iter()
+        .map(|mut s| {
+            let target = target.to_string();
+            tokio::spawn(async move {
+                let opts = FetchOptions::default();
+                let mut n = 0u64;
+                while Instant::now() < stop {
+                    s.request(&target, &opts).await?;
+                    n += 1;
+                }
+                Ok::<_, anyhow::Error>((n, s))
+            })
+        })
+        .collect();
+    let (mut total, mut back) = (0, Vec::new());
+    for t in tasks {
+        let (n, s) = t.await??;
+        total += n;
+        back.push(s);
+    }
+    Ok((total, back))
+}
+
+/// A path's uploads.
+pub struct Uploads {
+    /// MB/s over all its turns (0 when skipped).
+    pub mb_s: f64,
+    /// MB/s in each of its turns, in order.
+    pub by_round: Vec<f64>,
+}
+
+/// Every path's `args.uploads` uploads of a body of `args.upload_kib` (each
+/// answered with its length checked), on one kept-alive connection a path,
+/// split into `args.throughput_rounds` turns. A path still uploading after
+/// a minute in all stops there.
+pub async fn uploads(paths: &[Path], args: &Args) -> Result<Vec<Uploads>> {
+    let mut out: Vec<Uploads> = paths
+        .iter()
+        .map(|_| Uploads {
+            mb_s: 0.0,
+            by_round: Vec::new(),
+        })
+        .collect();
+    if args.uploads == 0 {
+        return Ok(out);
+    }
+    let body = upload_body(args.upload_body, args.upload_kib);
+    let opts = FetchOptions {
+        method: Some("POST".into()),
+        body: Some(body.clone()),
+        ..FetchOptions::default()
+    };
+    let mut sessions = Vec::new();
+    for p in paths {
+        sessions.push(open(p).await?);
+    }
+    let rounds = usize::from(args.throughput_rounds);
+    let per_round = args.uploads.div_ceil(rounds);
+    // Per path: bytes sent, seconds taken.
+    let mut totals = vec![(0usize, 0.0f64); paths.len()];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for round in 0..rounds {
+        for i in turn_order(paths.len(), round) {
+            let started = Instant::now();
+            let mut sent = 0;
+            for _ in 0..per_round {
+                let r = sessions[i].request("/sink", &opts).await?;
+                let got: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+                anyhow::ensure!(
+                    r.status == 200 && got["bytes"] == body.len(),
+                    "{}: upload answered {} {}",
+                    paths[i].name,
+                    r.status,
+                    r.body
+                );
+                sent += body.len();
+                if Instant::now() > deadline {
+                    break;
+                }
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            out[i].by_round.push(sent as f64 / seconds / 1e6);
+            totals[i] = (totals[i].0 + sent, totals[i].1 + seconds);
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+    }
+    for (o, (sent, seconds)) in out.iter_mut().zip(totals) {
+        o.mb_s = sent as f64 / seconds / 1e6;
+    }
+    Ok(out)
+}
+
+/// `path`'s figure over direct's (the first) in each round they both had,
+/// sorted: their spread says how steady the machine was.
+pub fn ratios_by_round(path: &[f64], direct: &[f64]) -> Vec<f64> {
+    let mut r: Vec<f64> = path.iter().zip(direct).map(|(p, d)| p / d).collect();
+    r.sort_by(f64::total_cmp);
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_takes_every_turn_and_the_order_alternates() {
+        assert_eq!(turn_order(3, 0), [0, 1, 2]);
+        assert_eq!(turn_order(3, 1), [2, 1, 0]);
+        assert_eq!(turn_order(3, 2), [0, 1, 2]);
+        assert!(turn_order(0, 1).is_empty());
+    }
+
+    #[test]
+    fn ratios_by_round_pair_each_round_with_direct_s_own() {
+        let r = ratios_by_round(&[40.0, 30.0, 45.0], &[100.0, 100.0, 90.0]);
+        assert_eq!(r, [0.3, 0.4, 0.5]);
+        // A path with fewer rounds (stopped at the deadline) pairs only those.
+        assert_eq!(ratios_by_round(&[50.0], &[100.0, 100.0]), [0.5]);
+    }
+}
