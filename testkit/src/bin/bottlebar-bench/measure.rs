@@ -2,8 +2,10 @@
 //! (forwards, then backwards), so that a noisy moment on this machine lands
 //! on every path alike instead of on whichever was measuring then:
 //! sequential latency, throughput on several kept-alive connections, and
-//! uploads. Each path's connections are opened once and kept across its
-//! turns. Every loop is bounded in count and time.
+//! uploads. A path's connections are opened afresh for each of its turns,
+//! before the turn is timed: kept from one turn to the next, they would
+//! sit idle through the other paths' turns, and a proxy may close an idle
+//! connection. Every loop is bounded in count and time.
 
 use crate::{Args, Path};
 use anyhow::{Context, Result};
@@ -126,14 +128,6 @@ pub struct Throughput {
 /// `args.seconds` each, split into `args.throughput_rounds` turns.
 pub async fn throughput(paths: &[Path], args: &Args) -> Result<Vec<Throughput>> {
     let target = small_response(args);
-    let mut sessions = Vec::new();
-    for p in paths {
-        let mut mine = Vec::new();
-        for _ in 0..args.connections {
-            mine.push(open(p).await?);
-        }
-        sessions.push(mine);
-    }
     let rounds = usize::from(args.throughput_rounds);
     let turn = Duration::from_secs_f64(args.seconds as f64 / rounds as f64);
     let mut out: Vec<Throughput> = paths
@@ -148,17 +142,19 @@ pub async fn throughput(paths: &[Path], args: &Args) -> Result<Vec<Throughput>> 
     let mut totals = vec![(0u64, 0.0f64, 0.0f64, 0.0f64); paths.len()];
     for round in 0..rounds {
         for i in turn_order(paths.len(), round) {
+            let mut sessions = Vec::new();
+            for _ in 0..args.connections {
+                sessions.push(open(&paths[i]).await?);
+            }
             let cpu = || {
                 let proxy = paths[i].pid.map_or(0.0, cpu_seconds);
                 (cpu_seconds(std::process::id()), proxy)
             };
             let before = cpu();
             let started = Instant::now();
-            let (requests, back) =
-                requests_for(std::mem::take(&mut sessions[i]), &target, turn).await?;
+            let requests = requests_for(sessions, &target, turn).await?;
             let seconds = started.elapsed().as_secs_f64();
             let after = cpu();
-            sessions[i] = back;
             out[i].by_round.push(requests as f64 / seconds);
             let t = &mut totals[i];
             *t = (
@@ -181,12 +177,8 @@ pub async fn throughput(paths: &[Path], args: &Args) -> Result<Vec<Throughput>> 
 }
 
 /// Requests made for `turn` on every one of `sessions` at once, each on
-/// its own task; the sessions are handed back for the next turn.
-async fn requests_for(
-    sessions: Vec<Session>,
-    target: &str,
-    turn: Duration,
-) -> Result<(u64, Vec<Session>)> {
+/// its own task.
+async fn requests_for(sessions: Vec<Session>, target: &str, turn: Duration) -> Result<u64> {
     let stop = Instant::now() + turn;
     let tasks: Vec<_> = sessions
         .into_iter()
@@ -199,17 +191,15 @@ async fn requests_for(
                     s.request(&target, &opts).await?;
                     n += 1;
                 }
-                Ok::<_, anyhow::Error>((n, s))
+                Ok::<_, anyhow::Error>(n)
             })
         })
         .collect();
-    let (mut total, mut back) = (0, Vec::new());
+    let mut total = 0;
     for t in tasks {
-        let (n, s) = t.await??;
-        total += n;
-        back.push(s);
+        total += t.await??;
     }
-    Ok((total, back))
+    Ok(total)
 }
 
 /// A path's uploads.
@@ -241,10 +231,6 @@ pub async fn uploads(paths: &[Path], args: &Args) -> Result<Vec<Uploads>> {
         body: Some(body.clone()),
         ..FetchOptions::default()
     };
-    let mut sessions = Vec::new();
-    for p in paths {
-        sessions.push(open(p).await?);
-    }
     let rounds = usize::from(args.throughput_rounds);
     let per_round = args.uploads.div_ceil(rounds);
     // Per path: bytes sent, seconds taken.
@@ -252,10 +238,11 @@ pub async fn uploads(paths: &[Path], args: &Args) -> Result<Vec<Uploads>> {
     let deadline = Instant::now() + Duration::from_secs(60);
     for round in 0..rounds {
         for i in turn_order(paths.len(), round) {
+            let mut session = open(&paths[i]).await?;
             let started = Instant::now();
             let mut sent = 0;
             for _ in 0..per_round {
-                let r = sessions[i].request("/sink", &opts).await?;
+                let r = session.request("/sink", &opts).await?;
                 let got: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
                 anyhow::ensure!(
                     r.status == 200 && got["bytes"] == body.len(),
