@@ -124,6 +124,16 @@ pub struct Throughput {
     pub cpu: Cpu,
 }
 
+/// What a path's throughput turns added up to.
+#[derive(Clone, Default)]
+struct TurnSums {
+    requests: u64,
+    seconds: f64,
+    /// CPU seconds in the bench's process and in the proxy's.
+    bench_cpu: f64,
+    proxy_cpu: f64,
+}
+
 /// Every path's throughput on `args.connections` kept-alive connections:
 /// `args.seconds` each, split into `args.throughput_rounds` turns.
 pub async fn throughput(paths: &[Path], args: &Args) -> Result<Vec<Throughput>> {
@@ -138,8 +148,7 @@ pub async fn throughput(paths: &[Path], args: &Args) -> Result<Vec<Throughput>> 
             cpu: Cpu::default(),
         })
         .collect();
-    // Per path: requests, seconds, and CPU seconds (bench, proxy) so far.
-    let mut totals = vec![(0u64, 0.0f64, 0.0f64, 0.0f64); paths.len()];
+    let mut sums = vec![TurnSums::default(); paths.len()];
     for round in 0..rounds {
         for i in turn_order(paths.len(), round) {
             let mut sessions = Vec::new();
@@ -156,21 +165,19 @@ pub async fn throughput(paths: &[Path], args: &Args) -> Result<Vec<Throughput>> 
             let seconds = started.elapsed().as_secs_f64();
             let after = cpu();
             out[i].by_round.push(requests as f64 / seconds);
-            let t = &mut totals[i];
-            *t = (
-                t.0 + requests,
-                t.1 + seconds,
-                t.2 + after.0 - before.0,
-                t.3 + after.1 - before.1,
-            );
+            let sum = &mut sums[i];
+            sum.requests += requests;
+            sum.seconds += seconds;
+            sum.bench_cpu += after.0 - before.0;
+            sum.proxy_cpu += after.1 - before.1;
         }
     }
-    for (o, (requests, seconds, bench, proxy)) in out.iter_mut().zip(totals) {
-        let per_request = |cpu: f64| cpu * 1e6 / requests.max(1) as f64;
-        o.rps = requests as f64 / seconds;
+    for (o, sum) in out.iter_mut().zip(sums) {
+        let per_request = |cpu: f64| cpu * 1e6 / sum.requests.max(1) as f64;
+        o.rps = sum.requests as f64 / sum.seconds;
         o.cpu = Cpu {
-            bench: per_request(bench),
-            proxy: per_request(proxy),
+            bench: per_request(sum.bench_cpu),
+            proxy: per_request(sum.proxy_cpu),
         };
     }
     Ok(out)
