@@ -124,7 +124,7 @@ pub struct Throughput {
     pub cpu: Cpu,
 }
 
-/// What a path's throughput turns added up to.
+/// What a path's turns added up to.
 #[derive(Clone, Default)]
 struct TurnSums {
     requests: u64,
@@ -132,6 +132,33 @@ struct TurnSums {
     /// CPU seconds in the bench's process and in the proxy's.
     bench_cpu: f64,
     proxy_cpu: f64,
+}
+
+/// CPU seconds used so far by the bench's process and by `path`'s proxy
+/// (0 for direct).
+fn cpu_now(path: &Path) -> (f64, f64) {
+    let proxy = path.pid.map_or(0.0, cpu_seconds);
+    (cpu_seconds(std::process::id()), proxy)
+}
+
+impl TurnSums {
+    /// A turn of `requests` in `seconds`, the CPU used `before` and `after`
+    /// it ([`cpu_now`]).
+    fn add(&mut self, requests: u64, seconds: f64, before: (f64, f64), after: (f64, f64)) {
+        self.requests += requests;
+        self.seconds += seconds;
+        self.bench_cpu += after.0 - before.0;
+        self.proxy_cpu += after.1 - before.1;
+    }
+
+    /// The CPU a request took over every turn.
+    fn cpu_per_request(&self) -> Cpu {
+        let per_request = |cpu: f64| cpu * 1e6 / self.requests.max(1) as f64;
+        Cpu {
+            bench: per_request(self.bench_cpu),
+            proxy: per_request(self.proxy_cpu),
+        }
+    }
 }
 
 /// Every path's throughput on `args.connections` kept-alive connections:
@@ -155,30 +182,17 @@ pub async fn throughput(paths: &[Path], args: &Args) -> Result<Vec<Throughput>> 
             for _ in 0..args.connections {
                 sessions.push(open(&paths[i]).await?);
             }
-            let cpu = || {
-                let proxy = paths[i].pid.map_or(0.0, cpu_seconds);
-                (cpu_seconds(std::process::id()), proxy)
-            };
-            let before = cpu();
+            let before = cpu_now(&paths[i]);
             let started = Instant::now();
             let requests = requests_for(sessions, &target, turn).await?;
             let seconds = started.elapsed().as_secs_f64();
-            let after = cpu();
+            sums[i].add(requests, seconds, before, cpu_now(&paths[i]));
             out[i].by_round.push(requests as f64 / seconds);
-            let sum = &mut sums[i];
-            sum.requests += requests;
-            sum.seconds += seconds;
-            sum.bench_cpu += after.0 - before.0;
-            sum.proxy_cpu += after.1 - before.1;
         }
     }
     for (o, sum) in out.iter_mut().zip(sums) {
-        let per_request = |cpu: f64| cpu * 1e6 / sum.requests.max(1) as f64;
         o.rps = sum.requests as f64 / sum.seconds;
-        o.cpu = Cpu {
-            bench: per_request(sum.bench_cpu),
-            proxy: per_request(sum.proxy_cpu),
-        };
+        o.cpu = sum.cpu_per_request();
     }
     Ok(out)
 }
@@ -215,6 +229,8 @@ pub struct Uploads {
     pub mb_s: f64,
     /// MB/s in each of its turns, in order.
     pub by_round: Vec<f64>,
+    /// The CPU an upload took over all its turns.
+    pub cpu: Cpu,
 }
 
 /// Every path's `args.uploads` uploads of a body of `args.upload_kib` (each
@@ -227,6 +243,7 @@ pub async fn uploads(paths: &[Path], args: &Args) -> Result<Vec<Uploads>> {
         .map(|_| Uploads {
             mb_s: 0.0,
             by_round: Vec::new(),
+            cpu: Cpu::default(),
         })
         .collect();
     if args.uploads == 0 {
@@ -240,12 +257,12 @@ pub async fn uploads(paths: &[Path], args: &Args) -> Result<Vec<Uploads>> {
     };
     let rounds = usize::from(args.throughput_rounds);
     let per_round = args.uploads.div_ceil(rounds);
-    // Per path: bytes sent, seconds taken.
-    let mut totals = vec![(0usize, 0.0f64); paths.len()];
+    let mut sums = vec![TurnSums::default(); paths.len()];
     let deadline = Instant::now() + Duration::from_secs(60);
     for round in 0..rounds {
         for i in turn_order(paths.len(), round) {
             let mut session = open(&paths[i]).await?;
+            let before = cpu_now(&paths[i]);
             let started = Instant::now();
             let mut sent = 0;
             for _ in 0..per_round {
@@ -264,15 +281,17 @@ pub async fn uploads(paths: &[Path], args: &Args) -> Result<Vec<Uploads>> {
                 }
             }
             let seconds = started.elapsed().as_secs_f64();
+            let uploads = (sent / body.len()) as u64;
+            sums[i].add(uploads, seconds, before, cpu_now(&paths[i]));
             out[i].by_round.push(sent as f64 / seconds / 1e6);
-            totals[i] = (totals[i].0 + sent, totals[i].1 + seconds);
         }
         if Instant::now() > deadline {
             break;
         }
     }
-    for (o, (sent, seconds)) in out.iter_mut().zip(totals) {
-        o.mb_s = sent as f64 / seconds / 1e6;
+    for (o, sum) in out.iter_mut().zip(sums) {
+        o.mb_s = (sum.requests as usize * body.len()) as f64 / sum.seconds / 1e6;
+        o.cpu = sum.cpu_per_request();
     }
     Ok(out)
 }

@@ -15,6 +15,7 @@ pub fn print(results: &[Stats], args: &Args, notes: &[String]) {
                 "sequential_rps": s.sequential_rps, "concurrent_rps": t.rps,
                 "concurrent_rps_by_round": t.by_round, "bench_cpu_us": t.cpu.bench,
                 "proxy_cpu_us": t.cpu.proxy, "upload_mb_s": u.mb_s, "upload_mb_s_by_round": u.by_round,
+                "upload_bench_cpu_us": u.cpu.bench, "upload_proxy_cpu_us": u.cpu.proxy,
             })
         })
         .collect();
@@ -61,6 +62,20 @@ pub fn print(results: &[Stats], args: &Args, notes: &[String]) {
             base.throughput.cpu.bench / (bench + proxy),
             s.throughput.rps / base.throughput.rps
         );
+        }
+        if args.uploads > 0 {
+            println!("CPU an upload took (bench: client and upstream):");
+            for s in results {
+                let Cpu { bench, proxy } = s.uploads.cpu;
+                println!(
+                "{:<22} bench {:>6.2} ms + proxy {:>6.2} ms; when the cores are the limit, at most {:.2} of direct's MB/s (measured {:.2})",
+                s.name,
+                bench / 1e3,
+                proxy / 1e3,
+                base.uploads.cpu.bench / (bench + proxy),
+                s.uploads.mb_s / base.uploads.mb_s
+            );
+            }
         }
         println!(
             "÷ direct in each round (lowest to highest): on {} connections | uploads",
