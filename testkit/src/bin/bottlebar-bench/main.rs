@@ -35,7 +35,7 @@ use bottlebar_testkit::pki::TestCa;
 use bottlebar_testkit::procs::Killed;
 use bottlebar_testkit::server;
 use clap::Parser;
-use measure::{percentile, Throughput, Uploads};
+use measure::{percentile, Figure};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -105,10 +105,10 @@ struct Stats {
     p99_us: f64,
     mean_us: f64,
     sequential_rps: f64,
-    /// On several connections, with the CPU a request took.
-    throughput: Throughput,
-    /// 1 MiB uploads (0 MB/s when skipped).
-    uploads: Uploads,
+    /// Requests a second on several connections, with the CPU a request took.
+    throughput: Figure,
+    /// MB/s of uploads (0 when skipped), with the CPU an upload took.
+    uploads: Figure,
 }
 
 /// One path under measurement: where its requests go.

@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use bottlebar_testkit::bench_inputs::upload_body;
 use bottlebar_testkit::client::{FetchOptions, Session};
 use bottlebar_testkit::procs::cpu_seconds;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// The request every latency and throughput figure is made of.
@@ -105,7 +106,7 @@ pub async fn latencies(paths: &[Path], args: &Args) -> Result<Vec<(Vec<Duration>
         .collect())
 }
 
-/// CPU time a request took, µs.
+/// CPU time a request (an upload) took, µs.
 #[derive(Clone, Copy, Default)]
 pub struct Cpu {
     /// In the bench's process: the client and the upstream.
@@ -114,24 +115,29 @@ pub struct Cpu {
     pub proxy: f64,
 }
 
-/// A path's throughput on several connections.
-pub struct Throughput {
-    /// Requests a second over all its turns.
-    pub rps: f64,
-    /// Requests a second in each of its turns, in order.
+/// A path's figure over its turns: requests a second on several
+/// connections, or MB/s of uploads.
+#[derive(Default)]
+pub struct Figure {
+    /// Over all its turns (0 when not measured).
+    pub total: f64,
+    /// In each of its turns, in order.
     pub by_round: Vec<f64>,
-    /// The CPU a request took over all its turns.
+    /// The CPU a request (an upload) took over all its turns.
     pub cpu: Cpu,
 }
 
-/// What a path's turns added up to.
-#[derive(Clone, Default)]
-struct TurnSums {
+/// A path's turns so far, each request counting `unit` (1 a request, or
+/// an upload's MB).
+#[derive(Clone)]
+struct Turns {
+    unit: f64,
     requests: u64,
     seconds: f64,
     /// CPU seconds in the bench's process and in the proxy's.
     bench_cpu: f64,
     proxy_cpu: f64,
+    by_round: Vec<f64>,
 }
 
 /// CPU seconds used so far by the bench's process and by `path`'s proxy
@@ -141,60 +147,66 @@ fn cpu_now(path: &Path) -> (f64, f64) {
     (cpu_seconds(std::process::id()), proxy)
 }
 
-impl TurnSums {
-    /// A turn of `requests` in `seconds`, the CPU used `before` and `after`
-    /// it ([`cpu_now`]).
-    fn add(&mut self, requests: u64, seconds: f64, before: (f64, f64), after: (f64, f64)) {
+impl Turns {
+    fn counting(unit: f64) -> Self {
+        Turns {
+            unit,
+            requests: 0,
+            seconds: 0.0,
+            bench_cpu: 0.0,
+            proxy_cpu: 0.0,
+            by_round: Vec::new(),
+        }
+    }
+
+    /// Times `work`, one of `path`'s turns, which says how many requests
+    /// it made; its connections are opened before, untimed.
+    async fn time(&mut self, path: &Path, work: impl Future<Output = Result<u64>>) -> Result<()> {
+        let before = cpu_now(path);
+        let started = Instant::now();
+        let requests = work.await?;
+        let seconds = started.elapsed().as_secs_f64();
+        let after = cpu_now(path);
         self.requests += requests;
         self.seconds += seconds;
         self.bench_cpu += after.0 - before.0;
         self.proxy_cpu += after.1 - before.1;
+        self.by_round.push(requests as f64 * self.unit / seconds);
+        Ok(())
     }
 
-    /// The CPU a request took over every turn.
-    fn cpu_per_request(&self) -> Cpu {
+    /// The figure over every turn.
+    fn figure(self) -> Figure {
         let per_request = |cpu: f64| cpu * 1e6 / self.requests.max(1) as f64;
-        Cpu {
-            bench: per_request(self.bench_cpu),
-            proxy: per_request(self.proxy_cpu),
+        Figure {
+            total: self.requests as f64 * self.unit / self.seconds,
+            cpu: Cpu {
+                bench: per_request(self.bench_cpu),
+                proxy: per_request(self.proxy_cpu),
+            },
+            by_round: self.by_round,
         }
     }
 }
 
 /// Every path's throughput on `args.connections` kept-alive connections:
 /// `args.seconds` each, split into `args.throughput_rounds` turns.
-pub async fn throughput(paths: &[Path], args: &Args) -> Result<Vec<Throughput>> {
+pub async fn throughput(paths: &[Path], args: &Args) -> Result<Vec<Figure>> {
     let target = small_response(args);
     let rounds = usize::from(args.throughput_rounds);
     let turn = Duration::from_secs_f64(args.seconds as f64 / rounds as f64);
-    let mut out: Vec<Throughput> = paths
-        .iter()
-        .map(|_| Throughput {
-            rps: 0.0,
-            by_round: Vec::new(),
-            cpu: Cpu::default(),
-        })
-        .collect();
-    let mut sums = vec![TurnSums::default(); paths.len()];
+    let mut turns = vec![Turns::counting(1.0); paths.len()];
     for round in 0..rounds {
         for i in turn_order(paths.len(), round) {
             let mut sessions = Vec::new();
             for _ in 0..args.connections {
                 sessions.push(open(&paths[i]).await?);
             }
-            let before = cpu_now(&paths[i]);
-            let started = Instant::now();
-            let requests = requests_for(sessions, &target, turn).await?;
-            let seconds = started.elapsed().as_secs_f64();
-            sums[i].add(requests, seconds, before, cpu_now(&paths[i]));
-            out[i].by_round.push(requests as f64 / seconds);
+            let work = requests_for(sessions, &target, turn);
+            turns[i].time(&paths[i], work).await?;
         }
     }
-    for (o, sum) in out.iter_mut().zip(sums) {
-        o.rps = sum.requests as f64 / sum.seconds;
-        o.cpu = sum.cpu_per_request();
-    }
-    Ok(out)
+    Ok(turns.into_iter().map(Turns::figure).collect())
 }
 
 /// Requests made for `turn` on every one of `sessions` at once, each on
@@ -223,31 +235,13 @@ async fn requests_for(sessions: Vec<Session>, target: &str, turn: Duration) -> R
     Ok(total)
 }
 
-/// A path's uploads.
-pub struct Uploads {
-    /// MB/s over all its turns (0 when skipped).
-    pub mb_s: f64,
-    /// MB/s in each of its turns, in order.
-    pub by_round: Vec<f64>,
-    /// The CPU an upload took over all its turns.
-    pub cpu: Cpu,
-}
-
 /// Every path's `args.uploads` uploads of a body of `args.upload_kib` (each
 /// answered with its length checked), on one kept-alive connection a path,
-/// split into `args.throughput_rounds` turns. A path still uploading after
-/// a minute in all stops there.
-pub async fn uploads(paths: &[Path], args: &Args) -> Result<Vec<Uploads>> {
-    let mut out: Vec<Uploads> = paths
-        .iter()
-        .map(|_| Uploads {
-            mb_s: 0.0,
-            by_round: Vec::new(),
-            cpu: Cpu::default(),
-        })
-        .collect();
+/// split into `args.throughput_rounds` turns: MB/s. A path still uploading
+/// after a minute in all stops there.
+pub async fn uploads(paths: &[Path], args: &Args) -> Result<Vec<Figure>> {
     if args.uploads == 0 {
-        return Ok(out);
+        return Ok(paths.iter().map(|_| Figure::default()).collect());
     }
     let body = upload_body(args.upload_body, args.upload_kib);
     let opts = FetchOptions {
@@ -257,43 +251,38 @@ pub async fn uploads(paths: &[Path], args: &Args) -> Result<Vec<Uploads>> {
     };
     let rounds = usize::from(args.throughput_rounds);
     let per_round = args.uploads.div_ceil(rounds);
-    let mut sums = vec![TurnSums::default(); paths.len()];
+    let mut turns = vec![Turns::counting(body.len() as f64 / 1e6); paths.len()];
     let deadline = Instant::now() + Duration::from_secs(60);
     for round in 0..rounds {
         for i in turn_order(paths.len(), round) {
-            let mut session = open(&paths[i]).await?;
-            let before = cpu_now(&paths[i]);
-            let started = Instant::now();
-            let mut sent = 0;
-            for _ in 0..per_round {
-                let r = session.request("/sink", &opts).await?;
-                let got: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
-                anyhow::ensure!(
-                    r.status == 200 && got["bytes"] == body.len(),
-                    "{}: upload answered {} {}",
-                    paths[i].name,
-                    r.status,
-                    r.body
-                );
-                sent += body.len();
-                if Instant::now() > deadline {
-                    break;
+            let path = &paths[i];
+            let mut session = open(path).await?;
+            let work = async {
+                let mut uploaded = 0;
+                for _ in 0..per_round {
+                    let r = session.request("/sink", &opts).await?;
+                    let got: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+                    anyhow::ensure!(
+                        r.status == 200 && got["bytes"] == body.len(),
+                        "{}: upload answered {} {}",
+                        path.name,
+                        r.status,
+                        r.body
+                    );
+                    uploaded += 1;
+                    if Instant::now() > deadline {
+                        break;
+                    }
                 }
-            }
-            let seconds = started.elapsed().as_secs_f64();
-            let uploads = (sent / body.len()) as u64;
-            sums[i].add(uploads, seconds, before, cpu_now(&paths[i]));
-            out[i].by_round.push(sent as f64 / seconds / 1e6);
+                Ok(uploaded)
+            };
+            turns[i].time(path, work).await?;
         }
         if Instant::now() > deadline {
             break;
         }
     }
-    for (o, sum) in out.iter_mut().zip(sums) {
-        o.mb_s = (sum.requests as usize * body.len()) as f64 / sum.seconds / 1e6;
-        o.cpu = sum.cpu_per_request();
-    }
-    Ok(out)
+    Ok(turns.into_iter().map(Turns::figure).collect())
 }
 
 /// `path`'s figure over direct's (the first) in each round they both had,

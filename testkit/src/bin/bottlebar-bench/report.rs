@@ -1,6 +1,6 @@
 //! The benchmark's results, as a table with the CPU each path took, or as JSON.
 
-use crate::measure::{ratios_by_round, Cpu};
+use crate::measure::{ratios_by_round, Cpu, Figure};
 use crate::{Args, Stats};
 
 /// Prints `results` (direct's first) as `args` asks.
@@ -12,9 +12,9 @@ pub fn print(results: &[Stats], args: &Args, notes: &[String]) {
             let (t, u) = (&s.throughput, &s.uploads);
             serde_json::json!({
                 "path": s.name, "p50_us": s.p50_us, "p99_us": s.p99_us, "mean_us": s.mean_us,
-                "sequential_rps": s.sequential_rps, "concurrent_rps": t.rps,
+                "sequential_rps": s.sequential_rps, "concurrent_rps": t.total,
                 "concurrent_rps_by_round": t.by_round, "bench_cpu_us": t.cpu.bench,
-                "proxy_cpu_us": t.cpu.proxy, "upload_mb_s": u.mb_s, "upload_mb_s_by_round": u.by_round,
+                "proxy_cpu_us": t.cpu.proxy, "upload_mb_s": u.total, "upload_mb_s_by_round": u.by_round,
                 "upload_bench_cpu_us": u.cpu.bench, "upload_proxy_cpu_us": u.cpu.proxy,
             })
         })
@@ -38,8 +38,8 @@ pub fn print(results: &[Stats], args: &Args, notes: &[String]) {
                 s.p99_us,
                 s.mean_us,
                 s.sequential_rps,
-                s.throughput.rps,
-                s.uploads.mb_s
+                s.throughput.total,
+                s.uploads.total
             );
         }
         for s in &results[1..] {
@@ -54,28 +54,10 @@ pub fn print(results: &[Stats], args: &Args, notes: &[String]) {
             "CPU a request on {} connections (bench: client and upstream):",
             args.connections
         );
-        for s in results {
-            let Cpu { bench, proxy } = s.throughput.cpu;
-            println!(
-            "{:<22} bench {bench:>6.1} µs + proxy {proxy:>6.1} µs; when the cores are the limit, at most {:.2} of direct's throughput (measured {:.2})",
-            s.name,
-            base.throughput.cpu.bench / (bench + proxy),
-            s.throughput.rps / base.throughput.rps
-        );
-        }
+        print_cpu(results, |s| &s.throughput, Unit::Micros, "throughput");
         if args.uploads > 0 {
             println!("CPU an upload took (bench: client and upstream):");
-            for s in results {
-                let Cpu { bench, proxy } = s.uploads.cpu;
-                println!(
-                "{:<22} bench {:>6.2} ms + proxy {:>6.2} ms; when the cores are the limit, at most {:.2} of direct's MB/s (measured {:.2})",
-                s.name,
-                bench / 1e3,
-                proxy / 1e3,
-                base.uploads.cpu.bench / (bench + proxy),
-                s.uploads.mb_s / base.uploads.mb_s
-            );
-            }
+            print_cpu(results, |s| &s.uploads, Unit::Millis, "MB/s");
         }
         println!(
             "÷ direct in each round (lowest to highest): on {} connections | uploads",
@@ -99,5 +81,36 @@ pub fn print(results: &[Stats], args: &Args, notes: &[String]) {
         for note in notes {
             println!("{note}");
         }
+    }
+}
+
+/// How a CPU time is printed.
+enum Unit {
+    Micros,
+    Millis,
+}
+
+/// Each path's CPU a request of `figure` took, in the bench and in the
+/// proxy, and the share of direct's `what` that allows when the cores are
+/// the limit, beside the share measured.
+fn print_cpu(results: &[Stats], figure: impl Fn(&Stats) -> &Figure, unit: Unit, what: &str) {
+    let base = figure(&results[0]);
+    let (scale, name, places) = match unit {
+        Unit::Micros => (1.0, "µs", 1),
+        Unit::Millis => (1e-3, "ms", 2),
+    };
+    for s in results {
+        let f = figure(s);
+        let Cpu { bench, proxy } = f.cpu;
+        println!(
+            "{:<22} bench {:>6.*} {name} + proxy {:>6.*} {name}; when the cores are the limit, at most {:.2} of direct's {what} (measured {:.2})",
+            s.name,
+            places,
+            bench * scale,
+            places,
+            proxy * scale,
+            base.cpu.bench / (bench + proxy),
+            f.total / base.total
+        );
     }
 }
