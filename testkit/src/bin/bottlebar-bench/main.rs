@@ -175,6 +175,18 @@ async fn wait_for_port(port: u16, what: &str) -> Result<()> {
     bail!("{what} did not start listening on port {port}")
 }
 
+/// Starts `command` (its output dropped), which is to listen on loopback
+/// `port`, and waits until it does; the process ends when dropped.
+async fn start_listening(command: &mut Command, port: u16, what: &str) -> Result<Killed> {
+    let child = command
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {what}"))?;
+    let child = Killed(child);
+    wait_for_port(port, what).await?;
+    Ok(child)
+}
+
 /// Starts `bottlebar-testkit ROLE` on a free loopback port (with the
 /// arguments `more`) and waits until it listens.
 async fn start_floor(
@@ -183,15 +195,12 @@ async fn start_floor(
     more: &[&str],
 ) -> Result<(Killed, u16)> {
     let port = free_port()?;
-    let child = Command::new(testkit)
+    let mut command = Command::new(testkit);
+    command
         .args([role, "--listen", &format!("127.0.0.1:{port}")])
-        .args(more)
-        .stdout(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {} {role}", testkit.display()))?;
-    let child = Killed(child);
-    wait_for_port(port, role).await?;
-    Ok((child, port))
+        .args(more);
+    let what = format!("{} {role}", testkit.display());
+    Ok((start_listening(&mut command, port, &what).await?, port))
 }
 
 #[tokio::main]

@@ -4,7 +4,7 @@
 //! request on over TLS of its own. Both check the upstream's certificate
 //! against the same CA the sidecar does, and listen on loopback only.
 
-use super::{wait_for_port, Path};
+use super::{start_listening, Path};
 use anyhow::{Context, Result};
 use bottlebar_testkit::client::Client;
 use bottlebar_testkit::free_port;
@@ -31,7 +31,8 @@ pub async fn mitmproxy(dir: &FsPath, internet_ca: &FsPath, url: &str) -> Result<
     let port = free_port()?;
     let confdir = dir.join("mitmproxy");
     std::fs::create_dir_all(&confdir)?;
-    let child = Command::new(mitmdump)
+    let mut command = Command::new(mitmdump);
+    command
         .args(["--quiet", "--listen-host", "127.0.0.1", "--listen-port"])
         .arg(port.to_string())
         .arg("--set")
@@ -41,12 +42,8 @@ pub async fn mitmproxy(dir: &FsPath, internet_ca: &FsPath, url: &str) -> Result<
             "ssl_verify_upstream_trusted_ca={}",
             internet_ca.display()
         ))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting mitmdump")?;
-    let child = Killed(child);
-    wait_for_port(port, "mitmdump").await?;
+        .stderr(Stdio::null());
+    let child = start_listening(&mut command, port, "mitmdump").await?;
     let ca = std::fs::read(confdir.join("mitmproxy-ca-cert.pem")).context("mitmproxy's CA")?;
     let path = Path::through_proxy("mitmproxy (mitmdump)", port, &ca, url, child.0.id())?;
     Ok(Peer::Running(path, child))
@@ -71,19 +68,16 @@ pub async fn nginx(dir: &FsPath, ca: &TestCa, internet_ca: &FsPath, up_port: u16
     let port = free_port()?;
     let config = nginx_config(&home, internet_ca, port, up_port);
     std::fs::write(home.join("nginx.conf"), config)?;
-    let child = Command::new(nginx)
+    let mut command = Command::new(nginx);
+    command
         .arg("-p")
         .arg(&home)
         .arg("-e")
         .arg(home.join("error.log"))
         .arg("-c")
         .arg(home.join("nginx.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting nginx")?;
-    let child = Killed(child);
-    wait_for_port(port, "nginx").await?;
+        .stderr(Stdio::null());
+    let child = start_listening(&mut command, port, "nginx").await?;
     let path = Path {
         name: "nginx (one worker)".into(),
         client: Client::new(None, ca.cert_pem.as_bytes())?,
